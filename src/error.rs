@@ -1,0 +1,204 @@
+//! One error type for the whole crate, with one mapping to errno (for FUSE replies) and one
+//! mapping to process exit codes (for the CLI). Variants say what happened; none carries a
+//! plaintext name or path, so an error can always be logged.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // --- filesystem-level conditions (mostly straight from the backing store) ---
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("file exists")]
+    Exists,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("name too long")]
+    NameTooLong,
+    #[error("invalid argument")]
+    Invalid,
+    #[error("operation not supported")]
+    NotSupported,
+    #[error("permission denied")]
+    PermissionDenied,
+    #[error("operation not permitted")]
+    NotPermitted,
+    #[error("read-only file system")]
+    ReadOnly,
+    #[error("no such attribute")]
+    NoAttr,
+    #[error("result does not fit the buffer")]
+    Range,
+    #[error("file too large")]
+    TooBig,
+    #[error("cross-device link")]
+    CrossDevice,
+    #[error("stale inode")]
+    Stale,
+
+    // --- cryptographic / format damage ---
+    /// Ciphertext failed authentication. `what` names the kind of object (block, name,
+    /// header, ...) and never its plaintext.
+    #[error("authentication failed: {what}")]
+    AuthFailed { what: &'static str },
+    #[error("corrupt data: {what}")]
+    Corrupt { what: &'static str },
+
+    // --- vault-level conditions, used by the CLI ---
+    #[error("wrong passphrase or recovery key")]
+    WrongPassphrase,
+    #[error("{path} is not a tutela vault (no tutela.conf)")]
+    NotAVault { path: String },
+    #[error("the vault config is damaged or was tampered with: {why}")]
+    ConfigCorrupt { why: String },
+    #[error("the vault has format version {found}; this tutela reads version {supported} only: upgrade tutela")]
+    UnsupportedVersion { found: u16, supported: u16 },
+    #[error("{path} is not empty: use an empty or missing directory for a new vault")]
+    VaultDirNotEmpty { path: String },
+    #[error("{0}")]
+    Mountpoint(String),
+    #[error("mount failed: {0}")]
+    MountFailed(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0} is not a mounted filesystem")]
+    NotMounted(String),
+    #[error("{0}")]
+    Passphrase(String),
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Documented process exit codes (README "Exit codes"). Stable: scripts depend on them.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const GENERIC: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const WRONG_PASSPHRASE: i32 = 10;
+    pub const NOT_A_VAULT: i32 = 11;
+    pub const CONFIG_CORRUPT: i32 = 12;
+    pub const UNSUPPORTED_VERSION: i32 = 13;
+    pub const MOUNTPOINT: i32 = 14;
+    pub const VAULT_NOT_EMPTY: i32 = 15;
+    pub const MOUNT_FAILED: i32 = 16;
+    pub const BUSY: i32 = 17;
+    pub const NOT_MOUNTED: i32 = 18;
+    pub const PASSPHRASE_INPUT: i32 = 19;
+    pub const DATA_DAMAGED: i32 = 20;
+}
+
+impl Error {
+    /// The single mapping from error to errno used by every FUSE reply.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::NotFound => libc::ENOENT,
+            Error::Exists => libc::EEXIST,
+            Error::NotDir => libc::ENOTDIR,
+            Error::IsDir => libc::EISDIR,
+            Error::NotEmpty => libc::ENOTEMPTY,
+            Error::NameTooLong => libc::ENAMETOOLONG,
+            Error::Invalid => libc::EINVAL,
+            Error::NotSupported => libc::EOPNOTSUPP,
+            Error::PermissionDenied => libc::EACCES,
+            Error::NotPermitted => libc::EPERM,
+            Error::ReadOnly => libc::EROFS,
+            Error::NoAttr => libc::ENODATA,
+            Error::Range => libc::ERANGE,
+            Error::TooBig => libc::EFBIG,
+            Error::CrossDevice => libc::EXDEV,
+            Error::Stale => libc::ESTALE,
+            Error::AuthFailed { .. } | Error::Corrupt { .. } => libc::EIO,
+            Error::Busy(_) => libc::EBUSY,
+            Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            Error::WrongPassphrase
+            | Error::NotAVault { .. }
+            | Error::ConfigCorrupt { .. }
+            | Error::UnsupportedVersion { .. }
+            | Error::VaultDirNotEmpty { .. }
+            | Error::Mountpoint(_)
+            | Error::MountFailed(_)
+            | Error::NotMounted(_)
+            | Error::Passphrase(_)
+            | Error::Usage(_) => libc::EIO,
+        }
+    }
+
+    /// The single mapping from error to the CLI's documented exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::WrongPassphrase => exit::WRONG_PASSPHRASE,
+            Error::NotAVault { .. } => exit::NOT_A_VAULT,
+            Error::ConfigCorrupt { .. } => exit::CONFIG_CORRUPT,
+            Error::UnsupportedVersion { .. } => exit::UNSUPPORTED_VERSION,
+            Error::VaultDirNotEmpty { .. } => exit::VAULT_NOT_EMPTY,
+            Error::Mountpoint(_) => exit::MOUNTPOINT,
+            Error::MountFailed(_) => exit::MOUNT_FAILED,
+            Error::Busy(_) => exit::BUSY,
+            Error::NotMounted(_) => exit::NOT_MOUNTED,
+            Error::Passphrase(_) => exit::PASSPHRASE_INPUT,
+            Error::Usage(_) => exit::USAGE,
+            Error::AuthFailed { .. } | Error::Corrupt { .. } => exit::DATA_DAMAGED,
+            _ => exit::GENERIC,
+        }
+    }
+
+    /// Builds an error from a raw errno returned by a syscall, keeping well-known cases typed.
+    pub fn from_errno(errno: i32) -> Error {
+        match errno {
+            libc::ENOENT => Error::NotFound,
+            libc::EEXIST => Error::Exists,
+            libc::ENOTDIR => Error::NotDir,
+            libc::EISDIR => Error::IsDir,
+            libc::ENOTEMPTY => Error::NotEmpty,
+            libc::ENAMETOOLONG => Error::NameTooLong,
+            libc::EINVAL => Error::Invalid,
+            libc::EACCES => Error::PermissionDenied,
+            libc::EPERM => Error::NotPermitted,
+            libc::EROFS => Error::ReadOnly,
+            libc::ENODATA => Error::NoAttr,
+            libc::ERANGE => Error::Range,
+            libc::EXDEV => Error::CrossDevice,
+            other => Error::Io(io::Error::from_raw_os_error(other)),
+        }
+    }
+
+    /// The last OS error as a typed error.
+    pub fn last_os() -> Error {
+        Error::from_errno(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_round_trips_for_common_codes() {
+        for e in [
+            libc::ENOENT,
+            libc::EEXIST,
+            libc::ENOTDIR,
+            libc::EISDIR,
+            libc::ENOTEMPTY,
+            libc::EACCES,
+            libc::EXDEV,
+            libc::ENOSPC,
+        ] {
+            assert_eq!(Error::from_errno(e).errno(), e);
+        }
+    }
+
+    #[test]
+    fn damage_maps_to_eio() {
+        assert_eq!(Error::AuthFailed { what: "block" }.errno(), libc::EIO);
+    }
+}

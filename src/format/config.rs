@@ -1,0 +1,203 @@
+//! `tutela.conf`: the vault config. Layout (all integers little-endian; FORMAT.md has the table):
+//!
+//! magic "TUTELAVC" | version u16 | flags u16 | block size u32 | vault id [16] | root dir id [16]
+//! | slot count u8 | slots... | zone blob length u32 | zone blob | HMAC-SHA256 [32]
+//!
+//! slot: kind u8 | label length u8 | label | m_cost KiB u32 | t_cost u32 | lanes u32
+//!       | salt [16] | wrapped master key: nonce [12] ciphertext [32] tag [16]
+
+use super::Reader;
+use crate::crypto::Id;
+
+pub const MAGIC: &[u8; 8] = b"TUTELAVC";
+pub const VERSION: u16 = 1;
+pub const FILE_NAME: &str = "tutela.conf";
+pub const MAC_LEN: usize = 32;
+pub const WRAPPED_LEN: usize = 12 + 32 + 16;
+pub const SALT_LEN: usize = 16;
+/// Flag bit 0: the slots use the insecure test-only KDF parameters (TUTELA_TEST_INSECURE_KDF).
+pub const FLAG_TEST_KDF: u16 = 1;
+pub const SLOT_KIND_PASSPHRASE: u8 = 1;
+/// Upper bounds a parser enforces so a hostile config cannot make unlock allocate or spin
+/// without end.
+pub const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
+pub const MAX_T_COST: u32 = 64;
+pub const MAX_LANES: u32 = 16;
+pub const MAX_SLOTS: usize = 32;
+pub const MAX_ZONE_BLOB: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub kind: u8,
+    pub label: Vec<u8>,
+    pub m_cost_kib: u32,
+    pub t_cost: u32,
+    pub lanes: u32,
+    pub salt: [u8; SALT_LEN],
+    pub wrapped: [u8; WRAPPED_LEN],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub version: u16,
+    pub flags: u16,
+    pub block_size: u32,
+    pub vault_id: Id,
+    pub root_dir_id: Id,
+    pub slots: Vec<Slot>,
+    pub zone_blob: Vec<u8>,
+}
+
+/// Why a config could not be parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParseError {
+    NotAConfig,
+    UnsupportedVersion(u16),
+    Damaged(String),
+}
+
+impl Config {
+    /// The bytes the MAC covers (everything but the MAC itself).
+    pub fn encode_unsigned(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.zone_blob.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&self.flags.to_le_bytes());
+        out.extend_from_slice(&self.block_size.to_le_bytes());
+        out.extend_from_slice(&self.vault_id);
+        out.extend_from_slice(&self.root_dir_id);
+        out.push(self.slots.len() as u8);
+        for s in &self.slots {
+            out.push(s.kind);
+            out.push(s.label.len() as u8);
+            out.extend_from_slice(&s.label);
+            out.extend_from_slice(&s.m_cost_kib.to_le_bytes());
+            out.extend_from_slice(&s.t_cost.to_le_bytes());
+            out.extend_from_slice(&s.lanes.to_le_bytes());
+            out.extend_from_slice(&s.salt);
+            out.extend_from_slice(&s.wrapped);
+        }
+        out.extend_from_slice(&(self.zone_blob.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.zone_blob);
+        out
+    }
+
+    /// Parses a whole config file. Returns the config, the unsigned prefix and the MAC; the
+    /// caller checks the MAC once it has the master key.
+    pub fn parse(bytes: &[u8]) -> Result<(Config, &[u8], [u8; MAC_LEN]), ParseError> {
+        if bytes.len() < 10 || &bytes[..8] != MAGIC {
+            return Err(ParseError::NotAConfig);
+        }
+        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        if version != VERSION {
+            return Err(ParseError::UnsupportedVersion(version));
+        }
+        Self::parse_v1(bytes).map_err(ParseError::Damaged)
+    }
+
+    fn parse_v1(bytes: &[u8]) -> Result<(Config, &[u8], [u8; MAC_LEN]), String> {
+        let mut r = Reader::new(bytes);
+        r.take(8, "magic")?;
+        let version = r.u16("version")?;
+        let flags = r.u16("flags")?;
+        if flags & !FLAG_TEST_KDF != 0 {
+            return Err(format!("unknown flags {flags:#x}"));
+        }
+        let block_size = r.u32("block size")?;
+        if block_size as u64 != crate::crypto::content::BLOCK {
+            return Err(format!("unsupported block size {block_size}"));
+        }
+        let vault_id = r.array::<16>("vault id")?;
+        let root_dir_id = r.array::<16>("root dir id")?;
+        let n = r.u8("slot count")? as usize;
+        if n == 0 || n > MAX_SLOTS {
+            return Err(format!("slot count {n} out of range"));
+        }
+        let mut slots = Vec::with_capacity(n);
+        for _ in 0..n {
+            let kind = r.u8("slot kind")?;
+            if kind != SLOT_KIND_PASSPHRASE {
+                return Err(format!("unknown key slot kind {kind}"));
+            }
+            let len = r.u8("slot label length")? as usize;
+            let label = r.take(len, "slot label")?.to_vec();
+            let m_cost_kib = r.u32("slot m_cost")?;
+            let t_cost = r.u32("slot t_cost")?;
+            let lanes = r.u32("slot lanes")?;
+            if m_cost_kib > MAX_M_COST_KIB || t_cost == 0 || t_cost > MAX_T_COST || lanes == 0 || lanes > MAX_LANES
+            {
+                return Err("key slot KDF parameters out of range".into());
+            }
+            let salt = r.array::<SALT_LEN>("slot salt")?;
+            let wrapped = r.array::<WRAPPED_LEN>("slot wrapped key")?;
+            slots.push(Slot { kind, label, m_cost_kib, t_cost, lanes, salt, wrapped });
+        }
+        let zlen = r.u32("zone blob length")? as usize;
+        if zlen > MAX_ZONE_BLOB {
+            return Err("zone blob too large".into());
+        }
+        let zone_blob = r.take(zlen, "zone blob")?.to_vec();
+        let unsigned_len = r.pos();
+        let mac = r.array::<MAC_LEN>("mac")?;
+        if r.remaining() != 0 {
+            return Err("trailing bytes after mac".into());
+        }
+        let cfg = Config { version, flags, block_size, vault_id, root_dir_id, slots, zone_blob };
+        Ok((cfg, &bytes[..unsigned_len], mac))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Config {
+        Config {
+            version: VERSION,
+            flags: 0,
+            block_size: 4096,
+            vault_id: [1; 16],
+            root_dir_id: [2; 16],
+            slots: vec![Slot {
+                kind: SLOT_KIND_PASSPHRASE,
+                label: b"alice".to_vec(),
+                m_cost_kib: 65536,
+                t_cost: 3,
+                lanes: 4,
+                salt: [3; 16],
+                wrapped: [4; WRAPPED_LEN],
+            }],
+            zone_blob: vec![5; 70],
+        }
+    }
+
+    #[test]
+    fn encode_parse_round_trip() {
+        let c = sample();
+        let mut bytes = c.encode_unsigned();
+        bytes.extend_from_slice(&[9; 32]);
+        let (p, unsigned, mac) = Config::parse(&bytes).unwrap();
+        assert_eq!(p, c);
+        assert_eq!(unsigned, &bytes[..bytes.len() - 32]);
+        assert_eq!(mac, [9; 32]);
+    }
+
+    #[test]
+    fn every_truncation_is_a_clean_error() {
+        let mut bytes = sample().encode_unsigned();
+        bytes.extend_from_slice(&[9; 32]);
+        for n in 0..bytes.len() {
+            assert!(Config::parse(&bytes[..n]).is_err(), "prefix {n}");
+        }
+    }
+
+    #[test]
+    fn unknown_version_and_magic_are_named() {
+        let mut bytes = sample().encode_unsigned();
+        bytes.extend_from_slice(&[9; 32]);
+        bytes[8] = 2;
+        assert_eq!(Config::parse(&bytes).unwrap_err(), ParseError::UnsupportedVersion(2));
+        bytes[0] = b'X';
+        assert_eq!(Config::parse(&bytes).unwrap_err(), ParseError::NotAConfig);
+    }
+}

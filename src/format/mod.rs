@@ -1,0 +1,52 @@
+//! The bytes on disk. Strict, versioned parsers written by hand to match FORMAT.md; no
+//! serializer defines the format. Pure: parsing and encoding only, no I/O.
+
+pub mod config;
+pub mod dirfile;
+pub mod recovery;
+pub mod vectors;
+pub mod zones;
+
+/// A little cursor for strict parsing: every read is bounds-checked and fails with the name
+/// of the field, so a damaged file is reported precisely and never panics.
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+    pub fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(n).ok_or_else(|| format!("{field}: length overflow"))?;
+        if end > self.buf.len() {
+            return Err(format!("{field}: file ends early"));
+        }
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    pub fn u8(&mut self, field: &str) -> Result<u8, String> {
+        Ok(self.take(1, field)?[0])
+    }
+    pub fn u16(&mut self, field: &str) -> Result<u16, String> {
+        let b = self.take(2, field)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    pub fn u32(&mut self, field: &str) -> Result<u32, String> {
+        let b = self.take(4, field)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    pub fn array<const N: usize>(&mut self, field: &str) -> Result<[u8; N], String> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N, field)?);
+        Ok(a)
+    }
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+}

@@ -1,0 +1,158 @@
+//! Attributes: stat of the backing entry with sizes converted to plaintext; setattr
+//! (chmod, chown, truncate, utimens); statfs; readlink.
+
+use super::inode::{Kind, ROOT_INO};
+use super::{Fs, Subject};
+use crate::crypto::content;
+use crate::error::{Error, Result};
+use crate::sys::{self, TimeSpec};
+use std::os::fd::AsFd;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub size: u64,
+    pub blocks: u64,
+    pub atime: (i64, i64),
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+    pub kind: Kind,
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    pub blksize: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: TimeSpec,
+    pub mtime: TimeSpec,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Statfs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+    pub frsize: u32,
+}
+
+impl Fs {
+    /// Converts a backing stat into plaintext attributes. `symlink_len` is the plaintext
+    /// target length for symlinks (the caller decrypts).
+    pub(super) fn to_attr(&self, st: &libc::stat, symlink_len: Option<u64>) -> Attr {
+        let kind = Kind::from_mode(st.st_mode);
+        let size = match kind {
+            // A damaged size (no valid file has it) shows as the largest plausible one, and
+            // the read of the damaged tail fails with EIO.
+            Kind::File => content::plain_size(st.st_size as u64).unwrap_or_else(|| {
+                content::plain_size(st.st_size as u64 / content::CT_BLOCK * content::CT_BLOCK + content::HEADER_LEN)
+                    .unwrap_or(0)
+            }),
+            Kind::Symlink => symlink_len.unwrap_or(st.st_size as u64),
+            _ => st.st_size as u64,
+        };
+        Attr {
+            ino: self.fuse_ino(st.st_ino),
+            size,
+            blocks: st.st_blocks as u64,
+            atime: (st.st_atime, st.st_atime_nsec),
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+            kind,
+            perm: (st.st_mode & 0o7777) as u16,
+            nlink: st.st_nlink as u32,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: st.st_rdev as u32,
+            blksize: content::BLOCK as u32,
+        }
+    }
+
+    /// Attributes of an entry in an already-open parent directory.
+    pub(super) fn attr_at(&self, dir: &std::os::fd::OwnedFd, name: &std::ffi::OsStr, zone: usize) -> Result<Attr> {
+        let st = sys::fstatat(dir.as_fd(), name)?;
+        let link_len = if Kind::from_mode(st.st_mode) == Kind::Symlink {
+            let raw = sys::readlinkat(dir.as_fd(), name)?;
+            self.zone(zone)?.names.decrypt_symlink(&raw).ok().map(|t| t.len() as u64)
+        } else {
+            None
+        };
+        Ok(self.to_attr(&st, link_len))
+    }
+
+    pub fn getattr(&self, ino: u64, fh: Option<u64>) -> Result<Attr> {
+        if let Some(fh) = fh {
+            if let Some(h) = self.files.handle(fh) {
+                let st = sys::fstat(h.fd.as_fd())?;
+                return Ok(self.to_attr(&st, None));
+            }
+        }
+        if ino == ROOT_INO {
+            return Ok(self.to_attr(&sys::fstat(self.root.as_fd())?, None));
+        }
+        let (dir, name) = self.parent_of(ino)?;
+        let zone = self.node_info(ino)?.2;
+        let a = self.attr_at(&dir, &name, zone)?;
+        if a.ino != ino {
+            // The name now points at another backing inode (replaced behind our back).
+            return Err(Error::Stale);
+        }
+        Ok(a)
+    }
+
+    pub fn setattr(&self, _who: &Subject, ino: u64, set: &SetAttr, fh: Option<u64>) -> Result<Attr> {
+        self.check_writable()?;
+        if let Some(size) = set.size {
+            self.truncate(ino, fh, size)?;
+        }
+        let (dir, name) = if ino == ROOT_INO {
+            (sys::open_beneath(self.root.as_fd(), b"", libc::O_PATH | libc::O_DIRECTORY, 0)?, ".".into())
+        } else {
+            self.parent_of(ino)?
+        };
+        if let Some(mode) = set.mode {
+            sys::fchmodat(dir.as_fd(), &name, mode & 0o7777)?;
+        }
+        if set.uid.is_some() || set.gid.is_some() {
+            sys::fchownat(dir.as_fd(), &name, set.uid, set.gid)?;
+        }
+        if set.atime.is_some() || set.mtime.is_some() {
+            sys::utimensat(dir.as_fd(), &name, set.atime, set.mtime)?;
+        }
+        self.getattr(ino, fh)
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let (dir, name) = self.parent_of(ino)?;
+        let zone = self.node_info(ino)?.2;
+        let raw = sys::readlinkat(dir.as_fd(), &name)?;
+        self.zone(zone)?.names.decrypt_symlink(&raw).inspect_err(|_| {
+            log::warn!("inode {ino}: symlink target does not authenticate");
+        })
+    }
+
+    pub fn statfs(&self) -> Result<Statfs> {
+        let s = sys::fstatvfs(self.root.as_fd())?;
+        Ok(Statfs {
+            blocks: s.f_blocks,
+            bfree: s.f_bfree,
+            bavail: s.f_bavail,
+            files: s.f_files,
+            ffree: s.f_ffree,
+            bsize: s.f_bsize as u32,
+            namelen: crate::crypto::names::NAME_MAX as u32,
+            frsize: s.f_frsize as u32,
+        })
+    }
+}

@@ -1,0 +1,282 @@
+//! Directories: directory IDs, lookup, listing, mkdir and rmdir.
+
+use super::inode::{Kind, ROOT_INO};
+use super::{lock, Attr, Fs, Subject};
+use crate::crypto::names::{self, Stored};
+use crate::crypto::Id;
+use crate::error::{Error, Result};
+use crate::format::{config, dirfile};
+use crate::sys;
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct DirEntryOut {
+    pub ino: u64,
+    pub kind: Kind,
+    pub name: OsString,
+}
+
+/// Reads a directory's ID from `.tutela.dir`, falling back to the xattr copy; when one copy is
+/// missing and `heal` is set, restores it from the other.
+pub(super) fn read_dir_id(dir: BorrowedFd<'_>, heal: bool) -> Result<Id> {
+    let from_file = sys::openat(dir, OsStr::new(dirfile::FILE_NAME), libc::O_RDONLY, 0)
+        .ok()
+        .and_then(|fd| {
+            let mut buf = Vec::new();
+            std::fs::File::from(fd).take(64).read_to_end(&mut buf).ok()?;
+            dirfile::parse(&buf)
+        });
+    let from_xattr = sys::fgetxattr(dir, dirfile::XATTR_NAME).ok().and_then(|b| dirfile::parse(&b));
+    match (from_file, from_xattr) {
+        (Some(a), Some(b)) if a == b => Ok(a),
+        (Some(a), Some(_)) => {
+            // Two different IDs: the file is what names were written with since its last
+            // write; trust it and say so.
+            log::warn!("directory ID copies disagree; using .tutela.dir");
+            Ok(a)
+        }
+        (Some(a), None) => {
+            if heal {
+                let _ = sys::fsetxattr(dir, dirfile::XATTR_NAME, &dirfile::encode(&a), 0);
+            }
+            Ok(a)
+        }
+        (None, Some(b)) => {
+            log::warn!("directory ID file missing or damaged; restored from its xattr copy");
+            if heal {
+                let _ = write_dir_id_file(dir, &b);
+            }
+            Ok(b)
+        }
+        (None, None) => Err(Error::Corrupt { what: "directory ID (both copies lost)" }),
+    }
+}
+
+fn write_dir_id_file(dir: BorrowedFd<'_>, id: &Id) -> Result<()> {
+    let name = OsStr::new(dirfile::FILE_NAME);
+    let _ = sys::unlinkat(dir, name, false);
+    let fd = sys::openat(dir, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o444)?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(&dirfile::encode(id))?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Names in a backing directory that are tutela's own, never shown.
+fn is_internal(name: &[u8], in_root: bool) -> bool {
+    name == dirfile::FILE_NAME.as_bytes()
+        || (name.starts_with(b"~") && name.ends_with(names::LONG_SUFFIX.as_bytes()))
+        || (name.starts_with(b".tutela.") && !name.starts_with(b"~"))
+        || (in_root && (name == config::FILE_NAME.as_bytes() || name.starts_with(b".tutela.conf")))
+}
+
+impl Fs {
+    /// The full encoded name behind a backing name (reads the long-name record if needed).
+    pub(super) fn full_encoded(&self, dir: BorrowedFd<'_>, backing: &[u8]) -> Result<Vec<u8>> {
+        if !backing.starts_with(names::LONG_PREFIX.as_bytes()) {
+            return Ok(backing.to_vec());
+        }
+        let rec = names::long_record_name(std::str::from_utf8(backing).map_err(|_| Error::Corrupt {
+            what: "long name entry",
+        })?);
+        let fd = sys::openat(dir, OsStr::new(&rec), libc::O_RDONLY, 0)
+            .map_err(|_| Error::Corrupt { what: "long name record missing" })?;
+        let mut full = Vec::new();
+        std::fs::File::from(fd).take(4096).read_to_end(&mut full)?;
+        let s = std::str::from_utf8(&full).map_err(|_| Error::Corrupt { what: "long name record" })?;
+        if names::long_hash_name(s).as_bytes() != backing {
+            return Err(Error::Corrupt { what: "long name record does not match its entry" });
+        }
+        Ok(full)
+    }
+
+    /// Writes the long-name record for a hashed entry (before the entry itself exists).
+    pub(super) fn write_long_record(&self, dir: &OwnedFd, stored: &Stored) -> Result<()> {
+        if let Stored::Long { hashed, full } = stored {
+            let rec = names::long_record_name(hashed);
+            let fd = sys::openat(dir.as_fd(), OsStr::new(&rec), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o444)?;
+            std::fs::File::from(fd).write_all(full.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn remove_long_record(&self, dir: &OwnedFd, stored: &Stored) {
+        if let Stored::Long { hashed, .. } = stored {
+            let _ = sys::unlinkat(dir.as_fd(), OsStr::new(&names::long_record_name(hashed)), false);
+        }
+    }
+
+    pub fn lookup(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<Attr> {
+        let stored = self.seal_child(parent, name)?;
+        let dir = self.dir_fd(parent)?;
+        let zone = self.child_zone(parent, name.as_bytes())?;
+        let backing = OsStr::new(stored.backing_name());
+        let attr = self.attr_at(&dir, backing, zone)?;
+        lock(&self.inodes).remember(attr.ino, parent, backing.to_os_string(), name.as_bytes().to_vec(), attr.kind, zone, true);
+        Ok(attr)
+    }
+
+    pub fn forget(&self, ino: u64, n: u64) {
+        lock(&self.inodes).forget(ino, n);
+    }
+
+    /// Snapshot of a directory's plaintext entries, taken at opendir (offsets stay stable).
+    pub fn opendir(&self, ino: u64) -> Result<u64> {
+        let list = self.list_dir(ino)?;
+        let fh = self.new_fh();
+        lock(&self.dirs).insert(fh, Arc::new(list));
+        Ok(fh)
+    }
+
+    pub fn readdir(&self, fh: u64) -> Result<Arc<Vec<DirEntryOut>>> {
+        lock(&self.dirs).get(&fh).cloned().ok_or(Error::Invalid)
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        lock(&self.dirs).remove(&fh);
+    }
+
+    /// Decrypts every entry; undecryptable ones (stray files from sync tools, damage) are
+    /// skipped with a warning that names only the backing (ciphertext) name.
+    pub fn list_dir(&self, ino: u64) -> Result<Vec<DirEntryOut>> {
+        let (zone, dir_id) = self.dir_keys(ino)?;
+        let fd = self.open_ino(ino, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let parent_ino = if ino == ROOT_INO { ROOT_INO } else { lock(&self.inodes).get(ino).map(|n| n.parent).unwrap_or(ROOT_INO) };
+        let mut out = vec![
+            DirEntryOut { ino, kind: Kind::Dir, name: ".".into() },
+            DirEntryOut { ino: parent_ino, kind: Kind::Dir, name: "..".into() },
+        ];
+        let names = &self.zone(zone)?.names;
+        for e in sys::read_dir(fd.as_fd())? {
+            let b = e.name.as_bytes();
+            if is_internal(b, ino == ROOT_INO) {
+                continue;
+            }
+            let plain = self.full_encoded(fd.as_fd(), b).and_then(|full| names.decrypt(&dir_id, &full));
+            match plain {
+                Ok(p) => {
+                    let kind = Kind::from_dtype(e.dtype).unwrap_or(Kind::File);
+                    out.push(DirEntryOut { ino: self.fuse_ino(e.ino), kind, name: OsString::from(std::ffi::OsStr::from_bytes(&p)) });
+                }
+                Err(_) => log::warn!("skipping backing entry {:?}: its name does not decrypt (stray file or damage)", e.name),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn mkdir(&self, who: &Subject, parent: u64, name: &OsStr, mode: u32, umask: u32) -> Result<Attr> {
+        self.check_writable()?;
+        let stored = self.seal_child(parent, name)?;
+        let dir = self.dir_fd(parent)?;
+        let (gid, sgid) = self.new_gid(parent, who)?;
+        let mode = (mode & !umask & 0o7777) | if sgid { libc::S_ISGID } else { 0 };
+        // Build the directory under a temporary name with its ID inside, then rename it into
+        // place: a crash never leaves a directory without an ID.
+        let mut rnd = [0u8; 8];
+        crate::crypto::random_bytes(&mut rnd)?;
+        let tmp = OsString::from(format!(".tutela.tmp.{}", u64::from_le_bytes(rnd)));
+        sys::mkdirat(dir.as_fd(), &tmp, 0o700)?;
+        let result = (|| {
+            let sub = sys::openat(dir.as_fd(), &tmp, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+            let id = crate::crypto::random_id()?;
+            write_dir_id_file(sub.as_fd(), &id)?;
+            let _ = sys::fsetxattr(sub.as_fd(), dirfile::XATTR_NAME, &dirfile::encode(&id), 0);
+            sys::fchmodat(dir.as_fd(), &tmp, mode)?;
+            self.give_to(&dir, &tmp, who, gid)?;
+            self.write_long_record(&dir, &stored)?;
+            sys::renameat2(dir.as_fd(), &tmp, dir.as_fd(), OsStr::new(stored.backing_name()), libc::RENAME_NOREPLACE)
+        })();
+        if let Err(e) = result {
+            let _ = sys::openat(dir.as_fd(), &tmp, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                .and_then(|sub| sys::unlinkat(sub.as_fd(), OsStr::new(dirfile::FILE_NAME), false));
+            let _ = sys::unlinkat(dir.as_fd(), &tmp, true);
+            return Err(e);
+        }
+        self.lookup(who, parent, name)
+    }
+
+    pub fn rmdir(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
+        self.check_writable()?;
+        let stored = self.seal_child(parent, name)?;
+        let dir = self.dir_fd(parent)?;
+        let bname = OsStr::new(stored.backing_name());
+        let st = sys::fstatat(dir.as_fd(), bname)?;
+        if Kind::from_mode(st.st_mode) != Kind::Dir {
+            return Err(Error::NotDir);
+        }
+        self.remove_backing_dir(&dir, bname)?;
+        self.remove_long_record(&dir, &stored);
+        Ok(())
+    }
+
+    /// Removes an (apparently) empty backing directory: only its ID file may remain.
+    pub(super) fn remove_backing_dir(&self, dir: &OwnedFd, bname: &OsStr) -> Result<()> {
+        let sub = sys::openat(dir.as_fd(), bname, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        if sys::read_dir(sub.as_fd())?.iter().any(|e| e.name.as_bytes() != dirfile::FILE_NAME.as_bytes()) {
+            return Err(Error::NotEmpty);
+        }
+        let saved = read_dir_id(sub.as_fd(), false).ok();
+        let _ = sys::unlinkat(sub.as_fd(), OsStr::new(dirfile::FILE_NAME), false);
+        if let Err(e) = sys::unlinkat(dir.as_fd(), bname, true) {
+            if let Some(id) = saved {
+                let _ = write_dir_id_file(sub.as_fd(), &id);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{new_fs, ME};
+    use super::*;
+
+    #[test]
+    fn mkdir_lookup_list_rmdir() {
+        let (_t, fs) = new_fs();
+        let a = fs.mkdir(&ME, ROOT_INO, OsStr::new("clients"), 0o755, 0o022).unwrap();
+        assert_eq!(a.kind, Kind::Dir);
+        assert_eq!(a.perm, 0o755);
+        let sub = fs.mkdir(&ME, a.ino, OsStr::new("acme"), 0o700, 0).unwrap();
+        let l = fs.list_dir(a.ino).unwrap();
+        assert!(l.iter().any(|e| e.name == "acme" && e.ino == sub.ino));
+        assert!(matches!(fs.rmdir(&ME, ROOT_INO, OsStr::new("clients")), Err(Error::NotEmpty)));
+        fs.rmdir(&ME, a.ino, OsStr::new("acme")).unwrap();
+        fs.rmdir(&ME, ROOT_INO, OsStr::new("clients")).unwrap();
+        assert!(matches!(fs.lookup(&ME, ROOT_INO, OsStr::new("clients")), Err(Error::NotFound)));
+    }
+
+    #[test]
+    fn lost_dir_id_file_is_restored_from_xattr() {
+        let (t, fs) = new_fs();
+        let a = fs.mkdir(&ME, ROOT_INO, OsStr::new("d"), 0o755, 0).unwrap();
+        fs.mkdir(&ME, a.ino, OsStr::new("inner"), 0o755, 0).unwrap();
+        let vault = t.path().join("vault");
+        let backing_dir = std::fs::read_dir(&vault)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.is_dir())
+            .unwrap();
+        if xattrs_unsupported(&backing_dir) {
+            eprintln!("SKIP: backing filesystem has no user xattrs");
+            return;
+        }
+        std::fs::remove_file(backing_dir.join(".tutela.dir")).unwrap();
+        // A fresh Fs has no cached ID.
+        let v = crate::vault::Vault::unlock(&vault, &crate::vault::Unlock::Passphrase(crate::secret::Passphrase::new(b"pw".to_vec()))).unwrap();
+        let fs2 = Fs::new(&v, Default::default()).unwrap();
+        let d = fs2.lookup(&ME, ROOT_INO, OsStr::new("d")).unwrap();
+        assert!(fs2.list_dir(d.ino).unwrap().iter().any(|e| e.name == "inner"));
+        assert!(backing_dir.join(".tutela.dir").exists(), "the file copy is restored");
+    }
+
+    fn xattrs_unsupported(p: &std::path::Path) -> bool {
+        let fd = sys::open_dir(p).unwrap();
+        sys::fgetxattr(fd.as_fd(), dirfile::XATTR_NAME).is_err()
+    }
+}

@@ -1,0 +1,472 @@
+//! File contents: open/create, block-wise read and write (read-modify-write only for partial
+//! blocks at the edges of a request), truncate, fallocate, fsync. Per-inode state (the file's
+//! cipher, derived once) is shared by every handle of the inode and guarded by one RwLock, so
+//! concurrent readers and writers of one file see consistent data.
+
+use super::{lock, Attr, Fs, Subject};
+use crate::crypto::content::{self, FileCipher, BLOCK, CT_BLOCK, HEADER_LEN, OVERHEAD};
+use crate::crypto::kdf;
+use crate::error::{Error, Result};
+use crate::sys;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex, RwLock};
+
+pub(super) enum Content {
+    /// No header yet: the file is empty.
+    Empty,
+    Ready(FileCipher),
+    /// The header does not parse: reads and writes fail with EIO until truncated to 0.
+    Damaged,
+}
+
+pub(super) struct FileNode {
+    zone: usize,
+    content: RwLock<Content>,
+}
+
+pub(super) struct Handle {
+    pub ino: u64,
+    pub fd: OwnedFd,
+    node: Arc<FileNode>,
+}
+
+#[derive(Default)]
+pub(super) struct OpenFiles {
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    nodes: Mutex<HashMap<u64, (Arc<FileNode>, usize)>>,
+}
+
+impl OpenFiles {
+    pub fn handle(&self, fh: u64) -> Option<Arc<Handle>> {
+        lock(&self.handles).get(&fh).cloned()
+    }
+}
+
+fn pread_full(f: &File, buf: &mut [u8], off: u64) -> Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match f.read_at(&mut buf[done..], off + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    Ok(done)
+}
+
+fn as_file<R>(fd: &OwnedFd, f: impl FnOnce(&File) -> R) -> R {
+    sys::borrow_file(fd.as_fd(), f)
+}
+
+fn ct_len(fd: &OwnedFd) -> Result<u64> {
+    Ok(sys::fstat(fd.as_fd())?.st_size as u64)
+}
+
+fn plain_len(fd: &OwnedFd) -> Result<u64> {
+    content::plain_size(ct_len(fd)?).ok_or(Error::Corrupt { what: "ciphertext size" })
+}
+
+/// Decrypts the ciphertext of consecutive blocks starting at `first` into `out`.
+fn open_blocks(c: &FileCipher, first: u64, ct: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    for (i, chunk) in ct.chunks(CT_BLOCK as usize).enumerate() {
+        if chunk.len() as u64 <= OVERHEAD {
+            return Err(Error::Corrupt { what: "content block (truncated)" });
+        }
+        let start = out.len();
+        out.resize(start + chunk.len() - OVERHEAD as usize, 0);
+        c.open_block(first + i as u64, chunk, &mut out[start..])?;
+    }
+    Ok(())
+}
+
+/// Reads and decrypts one block (empty when past EOF).
+fn read_block(fd: &OwnedFd, c: &FileCipher, blk: u64) -> Result<Vec<u8>> {
+    let mut ct = vec![0u8; CT_BLOCK as usize];
+    let n = as_file(fd, |f| pread_full(f, &mut ct, content::block_offset(blk)))?;
+    ct.truncate(n);
+    let mut out = Vec::with_capacity(BLOCK as usize);
+    open_blocks(c, blk, &ct, &mut out)?;
+    Ok(out)
+}
+
+fn write_block(fd: &OwnedFd, c: &FileCipher, blk: u64, plain: &[u8]) -> Result<()> {
+    let mut ct = vec![0u8; plain.len() + OVERHEAD as usize];
+    c.seal_block(blk, plain, &mut ct)?;
+    as_file(fd, |f| f.write_all_at(&ct, content::block_offset(blk)))?;
+    Ok(())
+}
+
+/// Grows a file from `old` to `new` plaintext bytes: the old partial last block is padded
+/// with zeros, and the rest becomes a hole (zero ciphertext reads as zero plaintext).
+fn extend(fd: &OwnedFd, c: &FileCipher, old: u64, new: u64) -> Result<()> {
+    if old % BLOCK != 0 {
+        let blk = old / BLOCK;
+        let mut b = read_block(fd, c, blk)?;
+        b.resize((new - blk * BLOCK).min(BLOCK) as usize, 0);
+        write_block(fd, c, blk, &b)?;
+    }
+    as_file(fd, |f| f.set_len(content::cipher_size(new)))?;
+    Ok(())
+}
+
+fn shrink(fd: &OwnedFd, c: &FileCipher, new: u64) -> Result<()> {
+    if new % BLOCK != 0 {
+        let blk = new / BLOCK;
+        let mut b = read_block(fd, c, blk)?;
+        b.truncate((new % BLOCK) as usize);
+        write_block(fd, c, blk, &b)?;
+    }
+    as_file(fd, |f| f.set_len(content::cipher_size(new)))?;
+    Ok(())
+}
+
+impl Fs {
+    fn node_for(&self, ino: u64, zone: usize, fd: &OwnedFd) -> Result<Arc<FileNode>> {
+        let mut nodes = lock(&self.files.nodes);
+        if let Some((n, count)) = nodes.get_mut(&ino) {
+            *count += 1;
+            return Ok(n.clone());
+        }
+        let content = self.load_content(fd, zone)?;
+        let n = Arc::new(FileNode { zone, content: RwLock::new(content) });
+        nodes.insert(ino, (n.clone(), 1));
+        Ok(n)
+    }
+
+    fn unref_node(&self, ino: u64) {
+        let mut nodes = lock(&self.files.nodes);
+        if let Some((_, count)) = nodes.get_mut(&ino) {
+            *count -= 1;
+            if *count == 0 {
+                nodes.remove(&ino);
+            }
+        }
+    }
+
+    fn load_content(&self, fd: &OwnedFd, zone: usize) -> Result<Content> {
+        let mut h = [0u8; HEADER_LEN as usize];
+        let n = as_file(fd, |f| pread_full(f, &mut h, 0))?;
+        if n == 0 {
+            return Ok(Content::Empty);
+        }
+        match content::decode_header(&h[..n]) {
+            Ok(id) => Ok(Content::Ready(self.cipher_for(zone, id)?)),
+            Err(_) => {
+                log::warn!("file header does not parse (damaged file)");
+                Ok(Content::Damaged)
+            }
+        }
+    }
+
+    fn cipher_for(&self, zone: usize, id: crate::crypto::Id) -> Result<FileCipher> {
+        let z = self.zone(zone)?;
+        Ok(FileCipher::new(&kdf::content_key(&z.key, &id), id))
+    }
+
+    fn open_handle(&self, ino: u64, fd: OwnedFd) -> Result<u64> {
+        let zone = self.node_info(ino)?.2;
+        let node = self.node_for(ino, zone, &fd)?;
+        let fh = self.new_fh();
+        lock(&self.files.handles).insert(fh, Arc::new(Handle { ino, fd, node }));
+        Ok(fh)
+    }
+
+    /// Opens the backing file read-write where possible (partial-block writes must read),
+    /// falling back to the access mode asked for.
+    fn open_backing(&self, ino: u64, flags: i32) -> Result<OwnedFd> {
+        let acc = flags & libc::O_ACCMODE;
+        let want = if self.opts.read_only { libc::O_RDONLY } else { libc::O_RDWR };
+        match self.open_ino(ino, want) {
+            Err(Error::PermissionDenied) if want != acc => self.open_ino(ino, acc),
+            other => other,
+        }
+    }
+
+    pub fn open(&self, _who: &Subject, ino: u64, flags: i32) -> Result<u64> {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
+            self.check_writable()?;
+        }
+        let fd = self.open_backing(ino, flags)?;
+        let fh = self.open_handle(ino, fd)?;
+        if flags & libc::O_TRUNC != 0 {
+            self.truncate(ino, Some(fh), 0)?;
+        }
+        Ok(fh)
+    }
+
+    pub fn create(&self, who: &Subject, parent: u64, name: &OsStr, mode: u32, umask: u32, flags: i32) -> Result<(Attr, u64)> {
+        self.check_writable()?;
+        let stored = self.seal_child(parent, name)?;
+        let dir = self.dir_fd(parent)?;
+        let (gid, _) = self.new_gid(parent, who)?;
+        let bname = OsStr::new(stored.backing_name());
+        self.write_long_record(&dir, &stored)?;
+        let created = match sys::openat(dir.as_fd(), bname, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, mode & !umask & 0o7777) {
+            Ok(fd) => {
+                drop(fd);
+                true
+            }
+            Err(Error::Exists) if flags & libc::O_EXCL == 0 => false,
+            Err(e) => {
+                if !matches!(e, Error::Exists) {
+                    self.remove_long_record(&dir, &stored);
+                }
+                return Err(e);
+            }
+        };
+        if created {
+            self.give_to(&dir, bname, who, gid)?;
+        }
+        let attr = self.lookup(who, parent, name)?;
+        let fh = self.open(who, attr.ino, flags & !libc::O_CREAT & !libc::O_EXCL)?;
+        Ok((self.getattr(attr.ino, Some(fh))?, fh))
+    }
+
+    pub fn release(&self, fh: u64) {
+        if let Some(h) = lock(&self.files.handles).remove(&fh) {
+            self.unref_node(h.ino);
+        }
+    }
+
+    fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
+        self.files.handle(fh).ok_or(Error::Invalid)
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let h = self.handle(fh)?;
+        let content = h.node.content.read().unwrap_or_else(|p| p.into_inner());
+        let c = match &*content {
+            Content::Empty => return Ok(Vec::new()),
+            Content::Damaged => return Err(Error::Corrupt { what: "file header" }),
+            Content::Ready(c) => c,
+        };
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let first = offset / BLOCK;
+        let last = (offset + size as u64 - 1) / BLOCK;
+        let mut ct = vec![0u8; ((last - first + 1) * CT_BLOCK) as usize];
+        let n = as_file(&h.fd, |f| pread_full(f, &mut ct, content::block_offset(first)))?;
+        ct.truncate(n);
+        let mut plain = Vec::with_capacity(ct.len());
+        open_blocks(c, first, &ct, &mut plain).inspect_err(|_| {
+            log::warn!("inode {}: block in {}..={} does not authenticate", h.ino, first, last);
+        })?;
+        let skip = (offset - first * BLOCK) as usize;
+        if skip >= plain.len() {
+            return Ok(Vec::new());
+        }
+        let end = (skip + size as usize).min(plain.len());
+        plain.truncate(end);
+        plain.drain(..skip);
+        Ok(plain)
+    }
+
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8], _append: bool) -> Result<u32> {
+        self.check_writable()?;
+        let h = self.handle(fh)?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        offset.checked_add(data.len() as u64).filter(|e| *e < (1 << 62)).ok_or(Error::TooBig)?;
+        let mut content = h.node.content.write().unwrap_or_else(|p| p.into_inner());
+        self.ensure_header(&h, &mut content)?;
+        let Content::Ready(c) = &*content else { return Err(Error::Corrupt { what: "file header" }) };
+        let mut size = plain_len(&h.fd)?;
+        if offset > size {
+            extend(&h.fd, c, size, offset)?;
+            size = offset;
+        }
+        let end = offset + data.len() as u64;
+        let first = offset / BLOCK;
+        let last = (end - 1) / BLOCK;
+        let mut ct = Vec::with_capacity(((last - first + 1) * CT_BLOCK) as usize);
+        for blk in first..=last {
+            let bstart = blk * BLOCK;
+            let lo = offset.max(bstart);
+            let hi = end.min(bstart + BLOCK);
+            let existing = size.saturating_sub(bstart).min(BLOCK);
+            let new_len = existing.max(hi - bstart) as usize;
+            let src = &data[(lo - offset) as usize..(hi - offset) as usize];
+            let start = ct.len();
+            ct.resize(start + new_len + OVERHEAD as usize, 0);
+            if lo == bstart && hi - bstart >= existing {
+                c.seal_block(blk, src, &mut ct[start..])?;
+            } else {
+                let mut b = read_block(&h.fd, c, blk)?;
+                b.resize(new_len, 0);
+                b[(lo - bstart) as usize..(hi - bstart) as usize].copy_from_slice(src);
+                c.seal_block(blk, &b, &mut ct[start..])?;
+            }
+        }
+        as_file(&h.fd, |f| f.write_all_at(&ct, content::block_offset(first)))?;
+        Ok(data.len() as u32)
+    }
+
+    fn ensure_header(&self, h: &Handle, content: &mut Content) -> Result<()> {
+        if let Content::Empty = content {
+            if ct_len(&h.fd)? != 0 {
+                *content = self.load_content(&h.fd, h.node.zone)?;
+                return Ok(());
+            }
+            let id = crate::crypto::random_id()?;
+            as_file(&h.fd, |f| f.write_all_at(&content::encode_header(&id), 0))?;
+            *content = Content::Ready(self.cipher_for(h.node.zone, id)?);
+        }
+        Ok(())
+    }
+
+    /// Truncates (or extends) to `size`, through an open handle when one is given.
+    pub(super) fn truncate(&self, ino: u64, fh: Option<u64>, size: u64) -> Result<()> {
+        self.check_writable()?;
+        let (h, temp) = match fh.and_then(|f| self.files.handle(f)) {
+            Some(h) => (h, None),
+            None => {
+                let fh = self.open_handle(ino, self.open_backing(ino, libc::O_WRONLY)?)?;
+                (self.handle(fh)?, Some(fh))
+            }
+        };
+        let result = self.truncate_handle(&h, size);
+        if let Some(t) = temp {
+            self.release(t);
+        }
+        result
+    }
+
+    fn truncate_handle(&self, h: &Handle, size: u64) -> Result<()> {
+        let mut content = h.node.content.write().unwrap_or_else(|p| p.into_inner());
+        if size == 0 {
+            as_file(&h.fd, |f| f.set_len(0))?;
+            *content = Content::Empty;
+            return Ok(());
+        }
+        self.ensure_header(h, &mut content)?;
+        let Content::Ready(c) = &*content else { return Err(Error::Corrupt { what: "file header" }) };
+        let old = plain_len(&h.fd)?;
+        match size.cmp(&old) {
+            std::cmp::Ordering::Greater => extend(&h.fd, c, old, size),
+            std::cmp::Ordering::Less => shrink(&h.fd, c, size),
+            std::cmp::Ordering::Equal => Ok(()),
+        }
+    }
+
+    pub fn fallocate(&self, fh: u64, mode: i32, offset: u64, len: u64) -> Result<()> {
+        self.check_writable()?;
+        let h = self.handle(fh)?;
+        let end = offset.checked_add(len).ok_or(Error::TooBig)?;
+        match mode {
+            0 => {
+                if end > plain_len(&h.fd)? {
+                    self.truncate_handle(&h, end)?;
+                }
+                Ok(())
+            }
+            libc::FALLOC_FL_KEEP_SIZE => Ok(()),
+            _ => Err(Error::NotSupported),
+        }
+    }
+
+    pub fn fsync(&self, fh: u64, datasync: bool) -> Result<()> {
+        let h = self.handle(fh)?;
+        sys::fsync(h.fd.as_fd(), datasync)
+    }
+
+    pub fn fsyncdir(&self, ino: u64, datasync: bool) -> Result<()> {
+        let fd = self.open_ino(ino, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        sys::fsync(fd.as_fd(), datasync)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::inode::ROOT_INO;
+    use super::super::testutil::{new_fs, ME};
+    use super::*;
+
+    fn pattern(n: usize, seed: u8) -> Vec<u8> {
+        (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    #[test]
+    fn write_read_at_block_boundaries() {
+        let (_t, fs) = new_fs();
+        for (i, n) in [0usize, 1, 4095, 4096, 4097, 10000, 65536 + 3].into_iter().enumerate() {
+            let name = format!("f{i}");
+            let (_, fh) = fs.create(&ME, ROOT_INO, OsStr::new(&name), 0o644, 0, libc::O_RDWR).unwrap();
+            let data = pattern(n, i as u8);
+            fs.write(fh, 0, &data, false).unwrap();
+            assert_eq!(fs.read(fh, 0, n as u32 + 100).unwrap(), data, "size {n}");
+            let a = fs.getattr(0, Some(fh)).unwrap();
+            assert_eq!(a.size, n as u64);
+            fs.release(fh);
+        }
+    }
+
+    #[test]
+    fn overwrite_in_the_middle_and_past_eof_with_holes() {
+        let (_t, fs) = new_fs();
+        let (_, fh) = fs.create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR).unwrap();
+        let mut model = pattern(9000, 1);
+        fs.write(fh, 0, &model, false).unwrap();
+        let patch = pattern(5000, 7);
+        fs.write(fh, 3000, &patch, false).unwrap();
+        model[3000..8000].copy_from_slice(&patch);
+        // Past EOF: a hole of zeros, then data.
+        fs.write(fh, 20000, b"tail", false).unwrap();
+        model.resize(20000, 0);
+        model.extend_from_slice(b"tail");
+        assert_eq!(fs.read(fh, 0, 30000).unwrap(), model);
+        assert_eq!(fs.read(fh, 12000, 10).unwrap(), vec![0; 10]);
+        fs.release(fh);
+    }
+
+    #[test]
+    fn truncate_down_and_up() {
+        let (_t, fs) = new_fs();
+        let (a, fh) = fs.create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR).unwrap();
+        let data = pattern(10000, 3);
+        fs.write(fh, 0, &data, false).unwrap();
+        fs.truncate(a.ino, Some(fh), 5000).unwrap();
+        assert_eq!(fs.read(fh, 0, 20000).unwrap(), data[..5000]);
+        fs.truncate(a.ino, None, 9000).unwrap();
+        let mut want = data[..5000].to_vec();
+        want.resize(9000, 0);
+        assert_eq!(fs.read(fh, 0, 20000).unwrap(), want);
+        fs.truncate(a.ino, Some(fh), 0).unwrap();
+        assert_eq!(fs.read(fh, 0, 100).unwrap(), Vec::<u8>::new());
+        fs.write(fh, 0, b"again", false).unwrap();
+        assert_eq!(fs.read(fh, 0, 100).unwrap(), b"again");
+        fs.release(fh);
+    }
+
+    #[test]
+    fn flipped_ciphertext_bit_gives_eio_and_other_files_still_read() {
+        let (t, fs) = new_fs();
+        let (_, fh) = fs.create(&ME, ROOT_INO, OsStr::new("victim"), 0o644, 0, libc::O_RDWR).unwrap();
+        fs.write(fh, 0, &pattern(8192, 1), false).unwrap();
+        fs.release(fh);
+        let (_, fh2) = fs.create(&ME, ROOT_INO, OsStr::new("other"), 0o644, 0, libc::O_RDWR).unwrap();
+        fs.write(fh2, 0, b"fine", false).unwrap();
+        // Find the victim's backing file by size and flip a bit in its second block.
+        let vault = t.path().join("vault");
+        let victim = std::fs::read_dir(&vault)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| std::fs::metadata(p).unwrap().len() == content::cipher_size(8192))
+            .unwrap();
+        let mut b = std::fs::read(&victim).unwrap();
+        let off = content::block_offset(1) as usize + 100;
+        b[off] ^= 0x01;
+        std::fs::write(&victim, &b).unwrap();
+        let a = fs.lookup(&ME, ROOT_INO, OsStr::new("victim")).unwrap();
+        let fh = fs.open(&ME, a.ino, libc::O_RDONLY).unwrap();
+        assert_eq!(fs.read(fh, 0, 4096).unwrap(), pattern(8192, 1)[..4096]);
+        assert!(matches!(fs.read(fh, 4096, 4096), Err(Error::AuthFailed { .. })));
+        assert_eq!(fs.read(fh2, 0, 10).unwrap(), b"fine");
+    }
+}

@@ -1,0 +1,295 @@
+//! The inode table: which backing entry each kernel inode number stands for. Entries live while
+//! the kernel holds a lookup reference or a child entry still names them as parent, and are
+//! evicted on FORGET, so memory does not grow with the number of files ever seen.
+
+use crate::crypto::Id;
+use std::collections::HashMap;
+use std::ffi::OsString;
+
+pub const ROOT_INO: u64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDev,
+    BlockDev,
+}
+
+impl Kind {
+    pub fn from_mode(mode: u32) -> Kind {
+        match mode & libc::S_IFMT {
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFLNK => Kind::Symlink,
+            libc::S_IFIFO => Kind::Fifo,
+            libc::S_IFSOCK => Kind::Socket,
+            libc::S_IFCHR => Kind::CharDev,
+            libc::S_IFBLK => Kind::BlockDev,
+            _ => Kind::File,
+        }
+    }
+
+    pub fn from_dtype(t: u8) -> Option<Kind> {
+        Some(match t {
+            libc::DT_DIR => Kind::Dir,
+            libc::DT_LNK => Kind::Symlink,
+            libc::DT_FIFO => Kind::Fifo,
+            libc::DT_SOCK => Kind::Socket,
+            libc::DT_CHR => Kind::CharDev,
+            libc::DT_BLK => Kind::BlockDev,
+            libc::DT_REG => Kind::File,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub parent: u64,
+    /// Name in the backing directory (ciphertext, or the hashed long form).
+    pub backing: OsString,
+    /// Plaintext name (for zone membership, policy and audit; never logged).
+    pub plain: Vec<u8>,
+    pub kind: Kind,
+    /// Index into the filesystem's zone list: the zone this entry belongs to.
+    pub zone: usize,
+    /// Cached directory ID (directories only).
+    pub dir_id: Option<Id>,
+    nlookup: u64,
+    children: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct InodeTable {
+    nodes: HashMap<u64, Node>,
+}
+
+impl InodeTable {
+    pub fn new(root_dir_id: Id) -> InodeTable {
+        let mut nodes = HashMap::new();
+        nodes.insert(
+            ROOT_INO,
+            Node {
+                parent: 0,
+                backing: OsString::new(),
+                plain: Vec::new(),
+                kind: Kind::Dir,
+                zone: 0,
+                dir_id: Some(root_dir_id),
+                nlookup: 1,
+                children: 0,
+            },
+        );
+        InodeTable { nodes }
+    }
+
+    pub fn get(&self, ino: u64) -> Option<&Node> {
+        self.nodes.get(&ino)
+    }
+
+    pub fn get_mut(&mut self, ino: u64) -> Option<&mut Node> {
+        self.nodes.get_mut(&ino)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Records that the kernel learnt `ino` as (`parent`, name); counts one lookup unless
+    /// `count` is false (for entries reported without a lookup reference).
+    #[allow(clippy::too_many_arguments)]
+    pub fn remember(
+        &mut self,
+        ino: u64,
+        parent: u64,
+        backing: OsString,
+        plain: Vec<u8>,
+        kind: Kind,
+        zone: usize,
+        count: bool,
+    ) {
+        if ino == ROOT_INO {
+            return;
+        }
+        let add = u64::from(count);
+        let old_parent = match self.nodes.get_mut(&ino) {
+            Some(n) => {
+                n.nlookup += add;
+                if n.kind != kind {
+                    n.dir_id = None;
+                }
+                n.kind = kind;
+                n.zone = zone;
+                n.backing = backing;
+                n.plain = plain;
+                let old = n.parent;
+                n.parent = parent;
+                Some(old)
+            }
+            None => {
+                self.nodes.insert(
+                    ino,
+                    Node { parent, backing, plain, kind, zone, dir_id: None, nlookup: add, children: 0 },
+                );
+                None
+            }
+        };
+        if old_parent != Some(parent) {
+            if let Some(p) = self.nodes.get_mut(&parent) {
+                p.children += 1;
+            }
+            if let Some(old) = old_parent {
+                self.release_child(old);
+            }
+        }
+        if !count {
+            self.maybe_evict(ino);
+        }
+    }
+
+    /// Moves an entry after a rename (no change in lookup count).
+    pub fn moved(&mut self, ino: u64, parent: u64, backing: OsString, plain: Vec<u8>) {
+        let old = match self.nodes.get_mut(&ino) {
+            Some(n) => {
+                n.backing = backing;
+                n.plain = plain;
+                let old = n.parent;
+                n.parent = parent;
+                old
+            }
+            None => return,
+        };
+        if old != parent {
+            if let Some(p) = self.nodes.get_mut(&parent) {
+                p.children += 1;
+            }
+            self.release_child(old);
+        }
+    }
+
+    pub fn forget(&mut self, ino: u64, n: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.nlookup = node.nlookup.saturating_sub(n);
+        }
+        self.maybe_evict(ino);
+    }
+
+    fn release_child(&mut self, parent: u64) {
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.children = p.children.saturating_sub(1);
+        }
+        self.maybe_evict(parent);
+    }
+
+    fn maybe_evict(&mut self, ino: u64) {
+        let mut cur = ino;
+        while cur != ROOT_INO {
+            let parent = match self.nodes.get(&cur) {
+                Some(n) if n.nlookup == 0 && n.children == 0 => n.parent,
+                _ => return,
+            };
+            self.nodes.remove(&cur);
+            match self.nodes.get_mut(&parent) {
+                Some(p) => p.children = p.children.saturating_sub(1),
+                None => return,
+            }
+            cur = parent;
+        }
+    }
+
+    /// The chain of backing names from the root to `ino` ("" for the root).
+    pub fn backing_path(&self, ino: u64) -> Option<Vec<u8>> {
+        let mut parts: Vec<&OsString> = Vec::new();
+        let mut cur = ino;
+        let mut guard = 0;
+        while cur != ROOT_INO {
+            let n = self.nodes.get(&cur)?;
+            parts.push(&n.backing);
+            cur = n.parent;
+            guard += 1;
+            if guard > 4096 {
+                return None;
+            }
+        }
+        let mut out = Vec::new();
+        for p in parts.iter().rev() {
+            if !out.is_empty() {
+                out.push(b'/');
+            }
+            out.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()));
+        }
+        Some(out)
+    }
+
+    /// The plaintext path of `ino` ("/" for the root), for zone/policy/audit decisions.
+    pub fn plain_path(&self, ino: u64) -> Option<Vec<u8>> {
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut cur = ino;
+        let mut guard = 0;
+        while cur != ROOT_INO {
+            let n = self.nodes.get(&cur)?;
+            parts.push(&n.plain);
+            cur = n.parent;
+            guard += 1;
+            if guard > 4096 {
+                return None;
+            }
+        }
+        let mut out = Vec::new();
+        for p in parts.iter().rev() {
+            out.push(b'/');
+            out.extend_from_slice(p);
+        }
+        if out.is_empty() {
+            out.push(b'/');
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(s: &str) -> OsString {
+        OsString::from(s)
+    }
+
+    #[test]
+    fn forget_evicts_leaf_then_unreferenced_parents() {
+        let mut t = InodeTable::new([1; 16]);
+        t.remember(10, ROOT_INO, os("A"), b"a".to_vec(), Kind::Dir, 0, true);
+        t.remember(11, 10, os("B"), b"b".to_vec(), Kind::File, 0, true);
+        assert_eq!(t.backing_path(11).unwrap(), b"A/B");
+        assert_eq!(t.plain_path(11).unwrap(), b"/a/b");
+        t.forget(10, 1);
+        assert!(t.get(10).is_some(), "parent stays while a child names it");
+        t.forget(11, 1);
+        assert!(t.get(11).is_none());
+        assert!(t.get(10).is_none());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn move_updates_paths() {
+        let mut t = InodeTable::new([1; 16]);
+        t.remember(10, ROOT_INO, os("A"), b"a".to_vec(), Kind::Dir, 0, true);
+        t.remember(11, ROOT_INO, os("B"), b"b".to_vec(), Kind::File, 0, true);
+        t.moved(11, 10, os("C"), b"c".to_vec());
+        assert_eq!(t.backing_path(11).unwrap(), b"A/C");
+        t.forget(10, 1);
+        assert!(t.get(10).is_some());
+        t.forget(11, 1);
+        assert_eq!(t.len(), 1);
+    }
+}

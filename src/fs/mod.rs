@@ -1,0 +1,245 @@
+//! The filesystem core: plaintext operations over the encrypted backing directory. No fuser
+//! types here: every operation takes plain values and returns `Result`, so the whole core is
+//! testable without a kernel mount (see the tests at the bottom of each file).
+
+mod attr;
+mod dir;
+mod entry;
+mod file;
+pub mod inode;
+mod xattr;
+
+use crate::crypto::names::{NameCipher, Stored};
+use crate::crypto::{kdf, Id};
+use crate::error::{Error, Result};
+use crate::secret::Key32;
+use crate::sys;
+use crate::vault::Vault;
+use inode::{InodeTable, Kind, ROOT_INO};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use attr::{Attr, SetAttr, Statfs};
+pub use dir::DirEntryOut;
+pub use entry::RenameFlags;
+
+/// Who is asking: the identity the kernel gives each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub read_only: bool,
+    /// Give new files to the caller (possible when the daemon runs as root).
+    pub chown_new: bool,
+}
+
+/// A zone's keys, unlocked.
+pub struct Zone {
+    pub id: Id,
+    pub key: Key32,
+    pub names: NameCipher,
+    /// Plaintext path of the zone's top directory.
+    pub path: Vec<u8>,
+}
+
+pub struct Fs {
+    root: OwnedFd,
+    root_backing_ino: u64,
+    zones: Vec<Zone>,
+    inodes: Mutex<InodeTable>,
+    files: file::OpenFiles,
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntryOut>>>>,
+    next_fh: AtomicU64,
+    opts: Options,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these tables half-updated in a way that
+    // matters more than refusing service, so recover the guard instead of propagating.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Fs {
+    pub fn new(vault: &Vault, opts: Options) -> Result<Fs> {
+        let root = sys::open_dir(&vault.dir)?;
+        let st = sys::fstat(root.as_fd())?;
+        let zones = vault
+            .zones
+            .iter()
+            .map(|z| Zone {
+                id: z.id,
+                key: z.key.duplicate(),
+                names: NameCipher::new(&kdf::name_key(&z.key, &z.id), &kdf::xattr_key(&z.key, &z.id)),
+                path: z.path.as_bytes().to_vec(),
+            })
+            .collect();
+        Ok(Fs {
+            root,
+            root_backing_ino: st.st_ino,
+            zones,
+            inodes: Mutex::new(InodeTable::new(vault.config.root_dir_id)),
+            files: file::OpenFiles::default(),
+            dirs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            opts,
+        })
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.opts.read_only
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.opts.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn new_fh(&self) -> u64 {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Kernel inode number for a backing inode number: the backing root is 1, and a backing
+    /// entry that happens to have number 1 takes the root's backing number instead.
+    fn fuse_ino(&self, backing_ino: u64) -> u64 {
+        if backing_ino == self.root_backing_ino {
+            ROOT_INO
+        } else if backing_ino == ROOT_INO {
+            self.root_backing_ino
+        } else {
+            backing_ino
+        }
+    }
+
+    /// Number of inodes currently tracked (for memory tests).
+    pub fn tracked_inodes(&self) -> usize {
+        lock(&self.inodes).len()
+    }
+
+    fn node_info(&self, ino: u64) -> Result<(Vec<u8>, Kind, usize)> {
+        let t = lock(&self.inodes);
+        let n = t.get(ino).ok_or(Error::Stale)?;
+        let path = t.backing_path(ino).ok_or(Error::Stale)?;
+        Ok((path, n.kind, n.zone))
+    }
+
+    /// Opens the backing object of `ino` itself.
+    fn open_ino(&self, ino: u64, flags: i32) -> Result<OwnedFd> {
+        let (path, _, _) = self.node_info(ino)?;
+        sys::open_beneath(self.root.as_fd(), &path, flags, 0)
+    }
+
+    /// The directory holding `ino` and its backing name there. The root has no parent.
+    fn parent_of(&self, ino: u64) -> Result<(OwnedFd, std::ffi::OsString)> {
+        if ino == ROOT_INO {
+            return Err(Error::Invalid);
+        }
+        let (ppath, name) = {
+            let t = lock(&self.inodes);
+            let n = t.get(ino).ok_or(Error::Stale)?;
+            (t.backing_path(n.parent).ok_or(Error::Stale)?, n.backing.clone())
+        };
+        let fd = sys::open_beneath(self.root.as_fd(), &ppath, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        Ok((fd, name))
+    }
+
+    fn dir_fd(&self, ino: u64) -> Result<OwnedFd> {
+        self.open_ino(ino, libc::O_PATH | libc::O_DIRECTORY)
+    }
+
+    fn stat_ino(&self, ino: u64) -> Result<libc::stat> {
+        if ino == ROOT_INO {
+            return sys::fstat(self.root.as_fd());
+        }
+        let (dir, name) = self.parent_of(ino)?;
+        sys::fstatat(dir.as_fd(), &name)
+    }
+
+    /// The zone a new child `name` of directory `parent` belongs to.
+    fn child_zone(&self, parent: u64, name: &[u8]) -> Result<usize> {
+        let t = lock(&self.inodes);
+        let p = t.get(parent).ok_or(Error::Stale)?;
+        let mut path = t.plain_path(parent).ok_or(Error::Stale)?;
+        if path != b"/" {
+            path.push(b'/');
+        }
+        path.extend_from_slice(name);
+        Ok(self.zones.iter().position(|z| z.path == path).unwrap_or(p.zone))
+    }
+
+    fn zone(&self, idx: usize) -> Result<&Zone> {
+        self.zones.get(idx).ok_or(Error::Corrupt { what: "zone index" })
+    }
+
+    /// Seals `name` for a child of directory `parent`.
+    fn seal_child(&self, parent: u64, name: &OsStr) -> Result<Stored> {
+        let (zone, dir_id) = self.dir_keys(parent)?;
+        self.zone(zone)?.names.encrypt(&dir_id, name.as_bytes())
+    }
+
+    /// The zone and directory ID that seal children names of directory `ino`.
+    fn dir_keys(&self, ino: u64) -> Result<(usize, Id)> {
+        {
+            let t = lock(&self.inodes);
+            let n = t.get(ino).ok_or(Error::Stale)?;
+            if n.kind != Kind::Dir {
+                return Err(Error::NotDir);
+            }
+            if let Some(id) = n.dir_id {
+                return Ok((n.zone, id));
+            }
+        }
+        let fd = self.open_ino(ino, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let id = dir::read_dir_id(fd.as_fd(), !self.opts.read_only)?;
+        let mut t = lock(&self.inodes);
+        let n = t.get_mut(ino).ok_or(Error::Stale)?;
+        n.dir_id = Some(id);
+        Ok((n.zone, id))
+    }
+
+    /// Sets owner of a new backing entry to the caller, when the daemon may.
+    fn give_to(&self, dir: &OwnedFd, name: &OsStr, who: &Subject, gid: u32) -> Result<()> {
+        if self.opts.chown_new {
+            sys::fchownat(dir.as_fd(), name, Some(who.uid), Some(gid))?;
+        }
+        Ok(())
+    }
+
+    /// The group a new entry gets: the parent's for setgid directories, else the caller's.
+    fn new_gid(&self, parent: u64, who: &Subject) -> Result<(u32, bool)> {
+        let st = self.stat_ino(parent)?;
+        if st.st_mode & libc::S_ISGID != 0 {
+            Ok((st.st_gid, true))
+        } else {
+            Ok((who.gid, false))
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+    use crate::secret::Passphrase;
+    use crate::vault::{Vault, KDF_TEST};
+
+    pub const ME: Subject = Subject { uid: 0, gid: 0, pid: 1 };
+
+    pub fn new_fs() -> (tempfile::TempDir, Fs) {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("vault");
+        let (v, _) = Vault::create(&dir, &Passphrase::new(b"pw".to_vec()), "default", KDF_TEST).unwrap();
+        let fs = Fs::new(&v, Options::default()).unwrap();
+        (t, fs)
+    }
+}

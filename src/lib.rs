@@ -1,0 +1,15 @@
+//! tutela: an encrypted FUSE filesystem. Layers, bottom up: `crypto` and `format` (pure),
+//! `sys` (the only unsafe code), `vault` (keys from passphrases), `fs` (the filesystem core,
+//! no FUSE types), `fuse` (the thin fuser adapter), `mount` (sessions, daemon, signals), and
+//! the CLI in `main.rs`/`cli.rs`.
+
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod fs;
+pub mod fuse;
+pub mod mount;
+pub mod passphrase;
+pub mod secret;
+pub mod sys;
+pub mod vault;

@@ -1,0 +1,427 @@
+//! The only module with `unsafe`: thin wrappers over the *at() syscalls (never following a
+//! symlink planted in the backing directory), directory reading, xattrs, mlock, process
+//! hygiene and daemon plumbing. Every function returns a typed error; none panics.
+
+use crate::error::{Error, Result};
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+
+fn cstr(b: &[u8]) -> Result<CString> {
+    CString::new(b).map_err(|_| Error::Invalid)
+}
+
+fn check(rc: libc::c_int) -> Result<libc::c_int> {
+    if rc < 0 {
+        Err(Error::last_os())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Locks a secret's pages in memory (out of swap), best effort: failure is only logged once.
+pub fn mlock_best_effort(ptr: *mut u8, len: usize) {
+    // SAFETY: mlock only pins pages; ptr/len describe memory owned by the caller.
+    let rc = unsafe { libc::mlock(ptr as *const libc::c_void, len) };
+    if rc != 0 {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| log::debug!("mlock failed; keys may be swapped out (raise RLIMIT_MEMLOCK)"));
+    }
+}
+
+/// Keeps key material out of core dumps and away from ptrace by other users.
+pub fn disable_core_dumps() {
+    // SAFETY: plain syscalls with constant arguments.
+    unsafe {
+        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
+/// Opens `rel` (relative, no leading slash; "." for the root itself) beneath `root`, refusing
+/// to cross any symlink or leave the tree (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS).
+pub fn open_beneath(root: BorrowedFd<'_>, rel: &[u8], flags: i32, mode: u32) -> Result<OwnedFd> {
+    let path = cstr(if rel.is_empty() { b"." } else { rel })?;
+    // SAFETY: open_how is plain old data; all-zero is valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
+    how.mode = if flags & libc::O_CREAT != 0 { mode as u64 } else { 0 };
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: `how` is a valid open_how of the size passed; path is NUL-terminated.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        // A symlink where a directory or file should be is damage (or an attack), not a path.
+        return Err(if e == libc::ELOOP || e == libc::EXDEV { Error::PermissionDenied } else { Error::from_errno(e) });
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Opens a directory (any path, following symlinks) for use as a root.
+pub fn open_dir(path: &Path) -> Result<OwnedFd> {
+    let c = cstr(path.as_os_str().as_bytes())?;
+    // SAFETY: NUL-terminated path.
+    let fd = check(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+    // SAFETY: fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn fstatat(dir: BorrowedFd<'_>, name: &OsStr) -> Result<libc::stat> {
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: zeroed stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd, NUL-terminated name, valid out pointer.
+    check(unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+pub fn fstat(fd: BorrowedFd<'_>) -> Result<libc::stat> {
+    // SAFETY: as above.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out pointer.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+/// Opens `name` in `dir` without following a symlink.
+pub fn openat(dir: BorrowedFd<'_>, name: &OsStr, flags: i32, mode: u32) -> Result<OwnedFd> {
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: valid fd and NUL-terminated name.
+    let fd = check(unsafe {
+        libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode as libc::c_uint)
+    })?;
+    // SAFETY: fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> Result<()> {
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: valid fd and NUL-terminated name.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t) }).map(|_| ())
+}
+
+pub fn mknodat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32, rdev: u64) -> Result<()> {
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: valid fd and NUL-terminated name.
+    check(unsafe { libc::mknodat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) }).map(|_| ())
+}
+
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> Result<()> {
+    let c = cstr(name.as_bytes())?;
+    let flags = if is_dir { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: valid fd and NUL-terminated name.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) }).map(|_| ())
+}
+
+pub fn renameat2(from_dir: BorrowedFd<'_>, from: &OsStr, to_dir: BorrowedFd<'_>, to: &OsStr, flags: u32) -> Result<()> {
+    let a = cstr(from.as_bytes())?;
+    let b = cstr(to.as_bytes())?;
+    // SAFETY: valid fds and NUL-terminated names.
+    check(unsafe { libc::renameat2(from_dir.as_raw_fd(), a.as_ptr(), to_dir.as_raw_fd(), b.as_ptr(), flags) })
+        .map(|_| ())
+}
+
+pub fn linkat(from_dir: BorrowedFd<'_>, from: &OsStr, to_dir: BorrowedFd<'_>, to: &OsStr) -> Result<()> {
+    let a = cstr(from.as_bytes())?;
+    let b = cstr(to.as_bytes())?;
+    // SAFETY: valid fds and NUL-terminated names; flags 0 never follows a symlink.
+    check(unsafe { libc::linkat(from_dir.as_raw_fd(), a.as_ptr(), to_dir.as_raw_fd(), b.as_ptr(), 0) }).map(|_| ())
+}
+
+pub fn symlinkat(target: &[u8], dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+    let t = cstr(target)?;
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: NUL-terminated strings, valid fd.
+    check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), c.as_ptr()) }).map(|_| ())
+}
+
+pub fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Vec<u8>> {
+    let c = cstr(name.as_bytes())?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: buffer of the length passed.
+    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if n < 0 {
+        return Err(Error::last_os());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+pub fn fchmodat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> Result<()> {
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: valid fd and NUL-terminated name.
+    check(unsafe { libc::fchmodat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t, libc::AT_SYMLINK_NOFOLLOW) })
+        .map(|_| ())
+}
+
+pub fn fchownat(dir: BorrowedFd<'_>, name: &OsStr, uid: Option<u32>, gid: Option<u32>) -> Result<()> {
+    let c = cstr(name.as_bytes())?;
+    let u = uid.unwrap_or(u32::MAX);
+    let g = gid.unwrap_or(u32::MAX);
+    // SAFETY: valid fd and NUL-terminated name; -1 keeps an id unchanged.
+    check(unsafe { libc::fchownat(dir.as_raw_fd(), c.as_ptr(), u, g, libc::AT_SYMLINK_NOFOLLOW) }).map(|_| ())
+}
+
+/// A timestamp for utimensat: `None` leaves it, `Some(None)` is now, `Some(Some(t))` sets it.
+pub type TimeSpec = Option<Option<(i64, i64)>>;
+
+pub fn utimensat(dir: BorrowedFd<'_>, name: &OsStr, atime: TimeSpec, mtime: TimeSpec) -> Result<()> {
+    let c = cstr(name.as_bytes())?;
+    let conv = |t: TimeSpec| match t {
+        None => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+        Some(None) => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
+        Some(Some((s, ns))) => libc::timespec { tv_sec: s, tv_nsec: ns },
+    };
+    let ts = [conv(atime), conv(mtime)];
+    // SAFETY: two valid timespecs.
+    check(unsafe { libc::utimensat(dir.as_raw_fd(), c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }).map(|_| ())
+}
+
+/// One entry of a backing directory.
+pub struct DirEntry {
+    pub name: OsString,
+    pub ino: u64,
+    pub dtype: u8,
+}
+
+/// Reads all entries of an open directory (the fd is duplicated, the caller keeps its own).
+pub fn read_dir(dir: BorrowedFd<'_>) -> Result<Vec<DirEntry>> {
+    // SAFETY: dup of a valid fd; fdopendir takes ownership of the duplicate.
+    let dup = check(unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: dup is a valid directory fd that fdopendir now owns.
+    let dp = unsafe { libc::fdopendir(dup) };
+    if dp.is_null() {
+        let e = Error::last_os();
+        // SAFETY: fdopendir failed, so we still own dup.
+        unsafe { libc::close(dup) };
+        return Err(e);
+    }
+    // SAFETY: dp is a valid DIR*.
+    unsafe { libc::rewinddir(dp) };
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: dp is a valid DIR*; the returned entry is valid until the next readdir.
+        let ent = unsafe { libc::readdir64(dp) };
+        if ent.is_null() {
+            break;
+        }
+        // SAFETY: d_name is NUL-terminated within the entry.
+        let (name, ino, dtype) = unsafe {
+            let e = &*ent;
+            (CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(), e.d_ino, e.d_type)
+        };
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push(DirEntry { name: OsString::from_vec(name), ino, dtype });
+    }
+    // SAFETY: dp is valid and closed once.
+    unsafe { libc::closedir(dp) };
+    Ok(out)
+}
+
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &str) -> Result<Vec<u8>> {
+    let c = cstr(name.as_bytes())?;
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: buffer of the length passed.
+    let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    if n < 0 {
+        return Err(Error::last_os());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &str, value: &[u8], flags: i32) -> Result<()> {
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: value slice valid for its length.
+    check(unsafe {
+        libc::fsetxattr(fd.as_raw_fd(), c.as_ptr(), value.as_ptr() as *const libc::c_void, value.len(), flags)
+    })
+    .map(|_| ())
+}
+
+pub fn fremovexattr(fd: BorrowedFd<'_>, name: &str) -> Result<()> {
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: valid fd and NUL-terminated name.
+    check(unsafe { libc::fremovexattr(fd.as_raw_fd(), c.as_ptr()) }).map(|_| ())
+}
+
+pub fn flistxattr(fd: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>> {
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: buffer of the length passed.
+    let n = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if n < 0 {
+        return Err(Error::last_os());
+    }
+    buf.truncate(n as usize);
+    Ok(buf.split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| s.to_vec()).collect())
+}
+
+pub fn fstatvfs(fd: BorrowedFd<'_>) -> Result<libc::statvfs> {
+    // SAFETY: zeroed statvfs is a valid out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out pointer.
+    check(unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+pub fn fallocate(fd: BorrowedFd<'_>, mode: i32, offset: u64, len: u64) -> Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    check(unsafe { libc::fallocate(fd.as_raw_fd(), mode, offset as libc::off_t, len as libc::off_t) }).map(|_| ())
+}
+
+pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> Result<()> {
+    // SAFETY: plain syscalls on a valid fd.
+    check(unsafe { if datasync { libc::fdatasync(fd.as_raw_fd()) } else { libc::fsync(fd.as_raw_fd()) } }).map(|_| ())
+}
+
+/// Creates `dir` if missing and checks that it is an empty directory.
+pub fn ensure_empty_dir(dir: &Path) -> Result<()> {
+    match std::fs::create_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::VaultDirNotEmpty { path: dir.display().to_string() })
+        }
+        Err(e) => return Err(Error::Io(e)),
+    }
+    let mut it = std::fs::read_dir(dir)?;
+    if it.next().is_some() {
+        return Err(Error::VaultDirNotEmpty { path: dir.display().to_string() });
+    }
+    Ok(())
+}
+
+/// Writes `name` in `dir` atomically: temp file, fsync, rename over, fsync the directory.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Blocks SIGINT/SIGTERM/SIGHUP in this thread (and the threads it spawns later) so that one
+/// dedicated thread can wait for them with `wait_for_signal`.
+pub fn block_termination_signals() {
+    // SAFETY: sigset manipulation on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Waits for SIGINT/SIGTERM/SIGHUP (which must be blocked) and returns its number.
+pub fn wait_for_signal() -> i32 {
+    // SAFETY: sigwait on a local, initialised set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        let mut sig = 0;
+        libc::sigwait(&set, &mut sig);
+        sig
+    }
+}
+
+/// Sends a signal to this process (used to wake the signal thread for a clean shutdown).
+pub fn raise_self(sig: i32) {
+    // SAFETY: kill on our own pid.
+    unsafe { libc::kill(libc::getpid(), sig) };
+}
+
+/// What `fork` returned.
+pub enum Forked {
+    Parent { child: i32 },
+    Child,
+}
+
+/// Forks. Must be called while the process has one thread only.
+pub fn fork() -> Result<Forked> {
+    // SAFETY: the caller guarantees a single-threaded process.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        p if p < 0 => Err(Error::last_os()),
+        0 => Ok(Forked::Child),
+        p => Ok(Forked::Parent { child: p }),
+    }
+}
+
+/// Detaches the child from the terminal: new session, stdio to /dev/null.
+pub fn detach_stdio() {
+    // SAFETY: setsid and dup2 onto the standard descriptors.
+    unsafe {
+        libc::setsid();
+        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if devnull >= 0 {
+            libc::dup2(devnull, 0);
+            libc::dup2(devnull, 1);
+            libc::dup2(devnull, 2);
+            if devnull > 2 {
+                libc::close(devnull);
+            }
+        }
+    }
+}
+
+/// A pipe whose ends are plain Files (used to report readiness from a forked daemon).
+pub fn pipe() -> Result<(File, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two descriptors.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: fresh descriptors we own.
+    Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
+}
+
+pub fn getuid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::getuid() }
+}
+
+pub fn getgid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::getgid() }
+}
+
+/// Unmounts `path` directly (root only); returns the errno on failure.
+pub fn umount(path: &Path, lazy: bool) -> std::result::Result<(), i32> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
+    // SAFETY: NUL-terminated path.
+    let rc = unsafe { libc::umount2(c.as_ptr(), flags) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+/// The open-file table of a borrowed fd as a File without taking ownership.
+pub fn borrow_file<R>(fd: BorrowedFd<'_>, f: impl FnOnce(&File) -> R) -> R {
+    // SAFETY: the File is wrapped in ManuallyDrop, so the fd is never closed here.
+    let file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_raw_fd()) });
+    f(&file)
+}

@@ -1,0 +1,293 @@
+//! Vault lifecycle: init, unlock (passphrase or recovery key), config writes. Turns a
+//! passphrase into keys; holds the master key and the zone keys of an unlocked vault.
+
+use crate::crypto::{self, kdf, Id};
+use crate::error::{Error, Result};
+use crate::format::config::{self, Config, ParseError, Slot};
+use crate::format::{recovery, zones};
+use crate::secret::{Key32, Passphrase};
+use crate::sys;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// Setting that selects the insecure, fast KDF at init (for tests only; the vault is marked
+/// and every unlock warns).
+pub const TEST_KDF_ENV: &str = "TUTELA_TEST_INSECURE_KDF";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfParams {
+    pub m_cost_kib: u32,
+    pub t_cost: u32,
+    pub lanes: u32,
+}
+
+/// Production Argon2id parameters (FORMAT.md): 128 MiB, 3 passes, 4 lanes.
+pub const KDF_DEFAULT: KdfParams = KdfParams { m_cost_kib: 128 * 1024, t_cost: 3, lanes: 4 };
+/// Test-only parameters; never chosen unless TUTELA_TEST_INSECURE_KDF=1 at init.
+pub const KDF_TEST: KdfParams = KdfParams { m_cost_kib: 256, t_cost: 1, lanes: 1 };
+
+pub fn kdf_from_env() -> KdfParams {
+    match std::env::var(TEST_KDF_ENV) {
+        Ok(v) if v == "1" => KDF_TEST,
+        _ => KDF_DEFAULT,
+    }
+}
+
+/// Argon2id, passphrase -> key-encryption key.
+pub fn passphrase_kek(pass: &Passphrase, salt: &[u8], p: KdfParams) -> Result<Key32> {
+    use argon2::{Algorithm, Argon2, Params, Version};
+    let params = Params::new(p.m_cost_kib, p.t_cost, p.lanes, Some(32))
+        .map_err(|_| Error::ConfigCorrupt { why: "invalid KDF parameters".into() })?;
+    let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let mut out = Zeroizing::new([0u8; 32]);
+    a.hash_password_into(pass.as_bytes(), salt, &mut out[..])
+        .map_err(|_| Error::ConfigCorrupt { why: "KDF failed".into() })?;
+    Ok(Key32::from_bytes(*out))
+}
+
+/// Associated data of a key slot: a fixed label and the slot's label. The vault ID is not in
+/// it on purpose: a tampered vault ID then fails the config MAC ("tampered") instead of
+/// looking like a wrong passphrase.
+fn slot_aad(label: &[u8]) -> Vec<u8> {
+    let mut a = b"tutela/v1/slot".to_vec();
+    a.extend_from_slice(label);
+    a
+}
+
+/// An unlocked vault: its config, master key and zones.
+pub struct Vault {
+    pub dir: PathBuf,
+    pub config: Config,
+    master: Key32,
+    pub zones: Vec<zones::ZoneRecord>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+pub enum Unlock {
+    Passphrase(Passphrase),
+    RecoveryKey(String),
+}
+
+impl Vault {
+    /// Creates a new vault in `dir` (missing or empty). Returns the vault and the recovery key.
+    pub fn create(
+        dir: &Path,
+        pass: &Passphrase,
+        label: &str,
+        kdf: KdfParams,
+    ) -> Result<(Vault, Zeroizing<String>)> {
+        sys::ensure_empty_dir(dir)?;
+        let master = Key32::random()?;
+        let vault_id = crypto::random_id()?;
+        let root_zone = zones::ZoneRecord {
+            id: crypto::random_id()?,
+            key: Key32::random()?,
+            name: String::new(),
+            path: "/".into(),
+        };
+        let mut config = Config {
+            version: config::VERSION,
+            flags: if kdf == KDF_TEST { config::FLAG_TEST_KDF } else { 0 },
+            block_size: crypto::content::BLOCK as u32,
+            vault_id,
+            root_dir_id: crypto::random_id()?,
+            slots: Vec::new(),
+            zone_blob: Vec::new(),
+        };
+        config.slots.push(make_slot(&master, label, pass, kdf)?);
+        let mut v = Vault { dir: dir.to_path_buf(), config, master, zones: vec![root_zone] };
+        v.save()?;
+        let rk = recovery::encode(&v.master);
+        Ok((v, rk))
+    }
+
+    /// Reads and parses the config without unlocking (for version checks and errors).
+    pub fn read_config(dir: &Path) -> Result<(Config, Vec<u8>)> {
+        let path = dir.join(config::FILE_NAME);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotAVault { path: dir.display().to_string() })
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(Error::NotAVault { path: dir.display().to_string() })
+            }
+            Err(e) => return Err(Error::Io(e)),
+        };
+        let (cfg, _, _) = Config::parse(&bytes).map_err(|e| match e {
+            ParseError::NotAConfig => Error::ConfigCorrupt { why: "tutela.conf has no tutela header".into() },
+            ParseError::UnsupportedVersion(v) => Error::UnsupportedVersion { found: v, supported: config::VERSION },
+            ParseError::Damaged(why) => Error::ConfigCorrupt { why },
+        })?;
+        Ok((cfg, bytes))
+    }
+
+    /// Unlocks the vault in `dir`. A wrong passphrase changes nothing.
+    pub fn unlock(dir: &Path, how: &Unlock) -> Result<Vault> {
+        let (config, bytes) = Self::read_config(dir)?;
+        let master = match how {
+            Unlock::Passphrase(p) => unwrap_any_slot(&config, p)?,
+            Unlock::RecoveryKey(text) => recovery::decode(text)
+                .map_err(|why| Error::Passphrase(format!("recovery key: {why}")))?,
+        };
+        // Check the MAC: a wrong recovery key or a tampered config fails here.
+        let (_, unsigned, mac) = Config::parse(&bytes)
+            .map_err(|_| Error::ConfigCorrupt { why: "unparsable".into() })?;
+        let mut m = config_mac(&master, &config.vault_id)?;
+        m.update(unsigned);
+        if m.verify_slice(&mac).is_err() {
+            return Err(match how {
+                Unlock::RecoveryKey(_) => Error::WrongPassphrase,
+                Unlock::Passphrase(_) => Error::ConfigCorrupt {
+                    why: "the config's authentication code does not match (tampered or damaged)".into(),
+                },
+            });
+        }
+        let zwk = kdf::zone_wrap_key(&master, &config.vault_id);
+        let plain = Zeroizing::new(crypto::open_random(
+            zwk.as_bytes(),
+            &zone_aad(&config.vault_id),
+            &config.zone_blob,
+            "zone table",
+        )
+        .map_err(|_| Error::ConfigCorrupt { why: "zone table does not authenticate".into() })?);
+        let zones = zones::parse(&plain).map_err(|why| Error::ConfigCorrupt { why })?;
+        Ok(Vault { dir: dir.to_path_buf(), config, master, zones })
+    }
+
+    pub fn master(&self) -> &Key32 {
+        &self.master
+    }
+
+    pub fn uses_test_kdf(&self) -> bool {
+        self.config.flags & config::FLAG_TEST_KDF != 0
+    }
+
+    /// Seals the zone table, signs the config and writes it atomically (temp file, fsync,
+    /// rename, fsync directory): a crash leaves the old or the new config, never a mix.
+    pub fn save(&mut self) -> Result<()> {
+        let zwk = kdf::zone_wrap_key(&self.master, &self.config.vault_id);
+        let plain = zones::encode(&self.zones);
+        self.config.zone_blob =
+            crypto::seal_random(zwk.as_bytes(), &zone_aad(&self.config.vault_id), &plain)?;
+        let mut bytes = self.config.encode_unsigned();
+        let mut m = config_mac(&self.master, &self.config.vault_id)?;
+        m.update(&bytes);
+        bytes.extend_from_slice(&m.finalize().into_bytes());
+        sys::write_atomic(&self.dir, config::FILE_NAME, &bytes, 0o600)
+    }
+}
+
+fn zone_aad(vault_id: &Id) -> Vec<u8> {
+    let mut a = vault_id.to_vec();
+    a.extend_from_slice(b"zones");
+    a
+}
+
+fn config_mac(master: &Key32, vault_id: &Id) -> Result<Hmac<Sha256>> {
+    let k = kdf::config_mac_key(master, vault_id);
+    Hmac::<Sha256>::new_from_slice(k.as_bytes()).map_err(|_| Error::Invalid)
+}
+
+pub fn make_slot(master: &Key32, label: &str, pass: &Passphrase, kdf: KdfParams) -> Result<Slot> {
+    if label.len() > 255 {
+        return Err(Error::Usage("a key label is at most 255 bytes".into()));
+    }
+    let mut salt = [0u8; config::SALT_LEN];
+    crypto::random_bytes(&mut salt)?;
+    let kek = passphrase_kek(pass, &salt, kdf)?;
+    let sealed = crypto::seal_random(kek.as_bytes(), &slot_aad(label.as_bytes()), master.as_bytes())?;
+    let mut wrapped = [0u8; config::WRAPPED_LEN];
+    wrapped.copy_from_slice(&sealed);
+    Ok(Slot {
+        kind: config::SLOT_KIND_PASSPHRASE,
+        label: label.as_bytes().to_vec(),
+        m_cost_kib: kdf.m_cost_kib,
+        t_cost: kdf.t_cost,
+        lanes: kdf.lanes,
+        salt,
+        wrapped,
+    })
+}
+
+fn unwrap_any_slot(config: &Config, pass: &Passphrase) -> Result<Key32> {
+    for slot in &config.slots {
+        let p = KdfParams { m_cost_kib: slot.m_cost_kib, t_cost: slot.t_cost, lanes: slot.lanes };
+        let kek = passphrase_kek(pass, &slot.salt, p)?;
+        if let Ok(mk) = crypto::open_random(
+            kek.as_bytes(),
+            &slot_aad(&slot.label),
+            &slot.wrapped,
+            "key slot",
+        ) {
+            let mut k = [0u8; 32];
+            if mk.len() == 32 {
+                k.copy_from_slice(&mk);
+                let mut mk = mk;
+                zeroize::Zeroize::zeroize(&mut mk);
+                return Ok(Key32::from_bytes(k));
+            }
+        }
+    }
+    Err(Error::WrongPassphrase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(s: &str) -> Passphrase {
+        Passphrase::new(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn create_unlock_and_refuse_wrong_passphrase() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("v");
+        let (v, rk) = Vault::create(&dir, &pass("pw"), "default", KDF_TEST).unwrap();
+        let before = std::fs::read(dir.join("tutela.conf")).unwrap();
+        let u = Vault::unlock(&dir, &Unlock::Passphrase(pass("pw"))).unwrap();
+        assert_eq!(u.master().as_bytes(), v.master().as_bytes());
+        assert_eq!(u.zones.len(), 1);
+        assert!(matches!(
+            Vault::unlock(&dir, &Unlock::Passphrase(pass("nope"))),
+            Err(Error::WrongPassphrase)
+        ));
+        assert_eq!(std::fs::read(dir.join("tutela.conf")).unwrap(), before);
+        let r = Vault::unlock(&dir, &Unlock::RecoveryKey(rk.to_string())).unwrap();
+        assert_eq!(r.master().as_bytes(), v.master().as_bytes());
+    }
+
+    #[test]
+    fn tampered_config_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("v");
+        Vault::create(&dir, &pass("pw"), "default", KDF_TEST).unwrap();
+        let p = dir.join("tutela.conf");
+        let mut b = std::fs::read(&p).unwrap();
+        // Flip a bit of the root dir id (authenticated only by the MAC).
+        b[30] ^= 1;
+        std::fs::write(&p, &b).unwrap();
+        assert!(matches!(
+            Vault::unlock(&dir, &Unlock::Passphrase(pass("pw"))),
+            Err(Error::ConfigCorrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn init_refuses_non_empty_dir() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("x"), b"x").unwrap();
+        assert!(matches!(
+            Vault::create(t.path(), &pass("pw"), "default", KDF_TEST),
+            Err(Error::VaultDirNotEmpty { .. })
+        ));
+    }
+}
