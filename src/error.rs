@@ -173,7 +173,11 @@ impl Error {
 
     /// The last OS error as a typed error.
     pub fn last_os() -> Error {
-        Error::from_errno(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        Error::from_errno(
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        )
     }
 }
 

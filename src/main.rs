@@ -1,1 +1,128 @@
-fn main() {}
+//! The `tutela` command: parse arguments, set up logging, run one command, and turn its error
+//! into one clear line and a documented exit code.
+
+mod cli;
+
+use clap::Parser;
+use cli::{Cli, Command, PassArgs};
+use std::path::Path;
+use tutela::error::{exit, Error, Result};
+use tutela::format::recovery;
+use tutela::passphrase::{self, Source};
+use tutela::vault::{self, Unlock, Vault};
+
+fn source(p: &PassArgs) -> Source {
+    Source {
+        passfile: p.passfile.clone(),
+        extpass: p.extpass.clone(),
+    }
+}
+
+fn init_logging(verbose: u8, file: Option<&Path>) -> Result<()> {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    if let Some(f) = file {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(f)
+            .map_err(|e| Error::Usage(format!("cannot open log file {}: {e}", f.display())))?;
+        b.target(env_logger::Target::Pipe(Box::new(out)));
+    }
+    let _ = b.try_init();
+    Ok(())
+}
+
+fn warn_test_kdf(v: &Vault) {
+    if v.uses_test_kdf() {
+        eprintln!("tutela: warning: this vault uses the INSECURE test-only KDF settings; do not keep real data in it");
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init { vault, pass, label } => {
+            init_logging(cli.verbose, None)?;
+            let kdf = vault::kdf_from_env();
+            if kdf == vault::KDF_TEST {
+                eprintln!("tutela: warning: {} is set: creating a vault with INSECURE test-only KDF settings", vault::TEST_KDF_ENV);
+            }
+            let p = passphrase::new(&source(&pass))?;
+            let (_v, rk) = Vault::create(&vault, &p, &label, kdf)?;
+            println!("Created vault {}", vault.display());
+            println!();
+            println!("Recovery key (it unlocks the vault if every passphrase is lost):");
+            println!();
+            println!("    {}", rk.as_str());
+            println!();
+            println!("Write it down and store it offline, away from the vault. It is shown only this once;");
+            println!("anyone who has it and a copy of the vault can read everything in it.");
+            Ok(())
+        }
+        Command::Mount {
+            vault,
+            mountpoint,
+            pass,
+            recovery_key,
+            foreground,
+            read_only,
+            allow_other,
+            idle,
+            threads,
+            log_file,
+        } => {
+            init_logging(cli.verbose, log_file.as_deref())?;
+            // Check cheap things before asking for a passphrase.
+            Vault::read_config(&vault)?;
+            if !mountpoint.exists() {
+                return Err(Error::Mountpoint(format!(
+                    "mountpoint {} does not exist: create an empty directory first",
+                    mountpoint.display()
+                )));
+            }
+            let how = match recovery_key {
+                Some(f) => {
+                    let file = (f.as_os_str() != "-").then_some(f.as_path());
+                    let text = passphrase::recovery_key(file)?;
+                    recovery::decode(&text)
+                        .map_err(|why| Error::Passphrase(format!("recovery key: {why}")))?;
+                    Unlock::RecoveryKey(text.to_string())
+                }
+                None => Unlock::Passphrase(passphrase::existing(&source(&pass))?),
+            };
+            let v = Vault::unlock(&vault, &how)?;
+            warn_test_kdf(&v);
+            let args = tutela::mount::MountArgs {
+                mountpoint,
+                foreground,
+                read_only,
+                allow_other,
+                idle,
+                threads: threads as usize,
+                log_file,
+            };
+            tutela::mount::mount(v, args)
+        }
+        Command::Unmount { mountpoint } => {
+            init_logging(cli.verbose, None)?;
+            tutela::mount::unmount(&mountpoint)?;
+            tutela::mount::wait_unmounted(&mountpoint, std::time::Duration::from_secs(5));
+            Ok(())
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::exit(exit::OK),
+        Err(e) => {
+            eprintln!("tutela: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Mounting: checks on the mountpoint, the fuser session (multithreaded, one cloned fd per
+//! thread), going to the background only once the mount is live, signals, the idle timer, and
+//! unmounting (with the processes holding a busy mount named).
+
+use crate::error::{Error, Result};
+use crate::fs::{Fs, Options};
+use crate::fuse::Adapter;
+use crate::sys;
+use crate::vault::Vault;
+use fuser::{Config, MountOption, SessionACL};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const FS_TYPE: &str = "fuse.tutela";
+
+#[derive(Debug, Clone)]
+pub struct MountArgs {
+    pub mountpoint: PathBuf,
+    pub foreground: bool,
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub idle: Option<Duration>,
+    pub threads: usize,
+    pub log_file: Option<PathBuf>,
+}
+
+/// A line of /proc/self/mountinfo that we care about.
+#[derive(Debug, Clone)]
+pub struct MountEntry {
+    pub mountpoint: PathBuf,
+    pub fstype: String,
+    pub source: String,
+    pub options: String,
+}
+
+fn unescape(s: &str) -> String {
+    // mountinfo escapes space, tab, newline and backslash as \ooo (three octal digits).
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            let oct = std::str::from_utf8(&b[i + 1..i + 4])
+                .ok()
+                .and_then(|t| u8::from_str_radix(t, 8).ok());
+            if let Some(v) = oct {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl MountEntry {
+    /// Direct mounts by root show as type "fuse" (the subtype is only set through
+    /// fusermount3), so the source prefix identifies tutela too.
+    pub fn is_tutela(&self) -> bool {
+        self.fstype == FS_TYPE
+            || (self.fstype.starts_with("fuse") && self.source.starts_with("tutela:"))
+    }
+}
+
+pub fn mounts() -> Vec<MountEntry> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            Some(MountEntry {
+                mountpoint: PathBuf::from(unescape(pre.get(4)?)),
+                options: pre.get(5)?.to_string(),
+                fstype: post.first()?.to_string(),
+                source: unescape(post.get(1)?),
+            })
+        })
+        .collect()
+}
+
+pub fn is_mountpoint(p: &Path) -> bool {
+    mounts().iter().any(|m| m.mountpoint == p)
+}
+
+fn check_mountpoint(mp: &Path) -> Result<PathBuf> {
+    let canon = std::fs::canonicalize(mp).map_err(|_| {
+        Error::Mountpoint(format!(
+            "mountpoint {} does not exist: create an empty directory first",
+            mp.display()
+        ))
+    })?;
+    if !canon.is_dir() {
+        return Err(Error::Mountpoint(format!(
+            "mountpoint {} is not a directory",
+            mp.display()
+        )));
+    }
+    if is_mountpoint(&canon) {
+        return Err(Error::Mountpoint(format!(
+            "mountpoint {} is already mounted: unmount it first or choose another",
+            mp.display()
+        )));
+    }
+    let non_empty = std::fs::read_dir(&canon)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if non_empty {
+        return Err(Error::Mountpoint(format!(
+            "mountpoint {} is not empty: use an empty directory",
+            mp.display()
+        )));
+    }
+    Ok(canon)
+}
+
+fn session_config(vault: &Vault, args: &MountArgs) -> Config {
+    let mut c = Config::default();
+    c.mount_options = vec![
+        MountOption::FSName(format!("tutela:{}", vault.dir.display())),
+        MountOption::Subtype("tutela".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    if args.read_only {
+        c.mount_options.push(MountOption::RO);
+    }
+    if args.allow_other {
+        c.acl = SessionACL::All;
+    }
+    c.n_threads = Some(args.threads.max(1));
+    c.clone_fd = true;
+    c
+}
+
+fn explain_mount_error(e: std::io::Error, args: &MountArgs) -> Error {
+    let msg = e.to_string();
+    if args.allow_other && msg.contains("allow_other") || msg.contains("user_allow_other") {
+        return Error::MountFailed(
+            "--allow-other needs 'user_allow_other' in /etc/fuse.conf (or run as root)".into(),
+        );
+    }
+    if e.kind() == std::io::ErrorKind::NotFound || msg.contains("fusermount") {
+        return Error::MountFailed(format!(
+            "{msg}: is fuse3 installed (fusermount3) and /dev/fuse present?"
+        ));
+    }
+    Error::MountFailed(msg)
+}
+
+fn now_secs(start: Instant) -> u64 {
+    start.elapsed().as_secs()
+}
+
+/// Unlocks nothing itself: takes an unlocked vault, mounts it and serves until unmounted.
+/// In background mode the calling process returns as soon as the mount is live.
+pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
+    let mp = check_mountpoint(&args.mountpoint)?;
+    let opts = Options {
+        read_only: args.read_only,
+        chown_new: sys::geteuid() == 0,
+    };
+    let fs = Fs::new(&vault, opts)?;
+    let config = session_config(&vault, &args);
+    drop(vault);
+
+    let ready_pipe = if args.foreground {
+        None
+    } else {
+        let (mut r, w) = sys::pipe()?;
+        match sys::fork()? {
+            sys::Forked::Parent { .. } => {
+                drop(w);
+                let mut msg = String::new();
+                let _ = r.read_to_string(&mut msg);
+                if msg.starts_with("ok") {
+                    return Ok(());
+                }
+                let text = msg.split_once(' ').map(|(_, t)| t.trim_end().to_string());
+                return Err(Error::MountFailed(text.unwrap_or_else(|| {
+                    "the mount daemon exited before the mount was live".into()
+                })));
+            }
+            sys::Forked::Child => {
+                drop(r);
+                sys::detach_stdio();
+                Some(w)
+            }
+        }
+    };
+    serve(fs, config, &mp, args, ready_pipe)
+}
+
+fn serve(
+    fs: Fs,
+    config: Config,
+    mp: &Path,
+    args: MountArgs,
+    mut ready: Option<std::fs::File>,
+) -> Result<()> {
+    sys::disable_core_dumps();
+    sys::set_umask(0);
+    sys::block_termination_signals();
+    let start = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
+    let last2 = last.clone();
+    let adapter = Adapter::new(
+        fs,
+        Arc::new(move || last2.store(now_secs(start), Ordering::Relaxed)),
+    );
+    let mut session = match fuser::Session::new(adapter, mp, &config) {
+        Ok(s) => s,
+        Err(e) => {
+            let err = explain_mount_error(e, &args);
+            if let Some(w) = ready.as_mut() {
+                let _ = writeln!(w, "{} {}", err.exit_code(), err);
+            }
+            return Err(err);
+        }
+    };
+    log::info!("mounted");
+    if let Some(mut w) = ready.take() {
+        let _ = writeln!(w, "ok");
+    }
+    let unmounter = Arc::new(std::sync::Mutex::new(session.unmount_callable()));
+    {
+        let u = unmounter.clone();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || loop {
+                let sig = sys::wait_for_signal();
+                log::info!("signal {sig}: unmounting");
+                if let Ok(mut u) = u.lock() {
+                    if u.unmount().is_ok() {
+                        break;
+                    }
+                    log::warn!("unmount on signal failed (mount busy?)");
+                }
+            })?;
+    }
+    if let Some(idle) = args.idle {
+        let u = unmounter.clone();
+        std::thread::Builder::new()
+            .name("idle".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let idle_for = now_secs(start).saturating_sub(last.load(Ordering::Relaxed));
+                if idle_for >= idle.as_secs() {
+                    log::info!("idle for {idle_for}s: unmounting");
+                    if let Ok(mut u) = u.lock() {
+                        if u.unmount().is_ok() {
+                            break;
+                        }
+                    }
+                }
+            })?;
+    }
+    let r = session.run();
+    log::info!("unmounted");
+    r.map_err(|e| Error::MountFailed(format!("session ended with an error: {e}")))
+}
+
+/// Processes with a cwd, root, open file or mapping under `mp` (as far as /proc lets us see).
+pub fn holders(mp: &Path) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    let under = |p: &Path| p.starts_with(mp);
+    for e in procs.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let base = e.path();
+        let mut hit = ["cwd", "root", "exe"].iter().any(|l| {
+            std::fs::read_link(base.join(l))
+                .map(|t| under(&t))
+                .unwrap_or(false)
+        });
+        if !hit {
+            if let Ok(fds) = std::fs::read_dir(base.join("fd")) {
+                hit = fds.flatten().any(|f| {
+                    std::fs::read_link(f.path())
+                        .map(|t| under(&t))
+                        .unwrap_or(false)
+                });
+            }
+        }
+        if hit {
+            let comm = std::fs::read_to_string(base.join("comm"))
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            out.push((pid, comm));
+        }
+    }
+    out
+}
+
+fn busy_error(mp: &Path) -> Error {
+    let h = holders(mp);
+    let who = if h.is_empty() {
+        "no holder visible to this user (another user's process, or a mount below it)".to_string()
+    } else {
+        h.iter()
+            .map(|(p, c)| format!("{c} (pid {p})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Error::Busy(format!(
+        "{} is busy, in use by: {who}. Close those programs (or cd out) and try again",
+        mp.display()
+    ))
+}
+
+/// Flushes and unmounts a tutela mount.
+pub fn unmount(mp: &Path) -> Result<()> {
+    let canon =
+        std::fs::canonicalize(mp).map_err(|_| Error::NotMounted(mp.display().to_string()))?;
+    let Some(entry) = mounts().into_iter().find(|m| m.mountpoint == canon) else {
+        return Err(Error::NotMounted(mp.display().to_string()));
+    };
+    if !entry.is_tutela() {
+        return Err(Error::NotMounted(format!(
+            "{} (it is a {} mount, not tutela)",
+            mp.display(),
+            entry.fstype
+        )));
+    }
+    // Push dirty pages (e.g. from shared mmap) to the daemon before the connection goes.
+    if let Ok(f) = std::fs::File::open(&canon) {
+        let _ = sys::syncfs(&f);
+    }
+    if sys::geteuid() == 0 {
+        return match sys::umount(&canon, false) {
+            Ok(()) => Ok(()),
+            Err(libc::EBUSY) => Err(busy_error(&canon)),
+            Err(e) => Err(Error::Io(std::io::Error::from_raw_os_error(e))),
+        };
+    }
+    let out = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(&canon)
+        .output()
+        .map_err(|e| {
+            Error::Io(std::io::Error::other(format!(
+                "cannot run fusermount3: {e}"
+            )))
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("busy") {
+        return Err(busy_error(&canon));
+    }
+    Err(Error::Io(std::io::Error::other(err.trim().to_string())))
+}
+
+/// Waits until `mp` is no longer a mountpoint (after unmount, the daemon exits on its own).
+pub fn wait_unmounted(mp: &Path, timeout: Duration) -> bool {
+    let start = Instant::now();
+    let canon = std::fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
+    while start.elapsed() < timeout {
+        if !is_mountpoint(&canon) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Parses "90", "90s", "15m", "2h", "1d".
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86400),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 90s, 15m, 2h)"))?;
+    if n == 0 {
+        return Err("the idle timeout must be at least 1s".into());
+    }
+    Ok(Duration::from_secs(n * mult))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("0").is_err());
+    }
+
+    #[test]
+    fn mountinfo_unescape() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}

@@ -1,0 +1,165 @@
+//! Where passphrases come from: the terminal, `--passfile FILE` (first line) or `--extpass CMD`
+//! (the command's standard output). A passphrase never goes on a command line or into the
+//! environment of a child process, and is never logged.
+
+use crate::error::{Error, Result};
+use crate::secret::Passphrase;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub passfile: Option<PathBuf>,
+    pub extpass: Option<String>,
+}
+
+fn first_line(bytes: &[u8]) -> Vec<u8> {
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    line.strip_suffix(b"\r").unwrap_or(line).to_vec()
+}
+
+pub fn from_file(path: &Path, what: &str) -> Result<Passphrase> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::Passphrase(format!("cannot read {what} file {}: {e}", path.display()))
+    })?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        eprintln!(
+            "tutela: warning: {what} file {} is readable by other users: chmod 600 it",
+            path.display()
+        );
+    }
+    let mut buf = Zeroizing::new(Vec::new());
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut buf))
+        .map_err(|e| {
+            Error::Passphrase(format!("cannot read {what} file {}: {e}", path.display()))
+        })?;
+    let p = Passphrase::new(first_line(&buf));
+    if p.is_empty() {
+        return Err(Error::Passphrase(format!(
+            "{what} file {} is empty (the first line is the {what})",
+            path.display()
+        )));
+    }
+    Ok(p)
+}
+
+fn from_command(cmd: &str) -> Result<Passphrase> {
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| Error::Passphrase(format!("cannot run --extpass command: {e}")))?;
+    let stdout = Zeroizing::new(out.stdout);
+    if !out.status.success() {
+        return Err(Error::Passphrase(format!(
+            "--extpass command failed ({})",
+            out.status
+        )));
+    }
+    let p = Passphrase::new(first_line(&stdout));
+    if p.is_empty() {
+        return Err(Error::Passphrase(
+            "--extpass command printed an empty passphrase".into(),
+        ));
+    }
+    Ok(p)
+}
+
+fn prompt(text: &str) -> Result<Passphrase> {
+    let s = Zeroizing::new(rpassword::prompt_password(text).map_err(|_| {
+        Error::Passphrase(
+            "no terminal to ask for the passphrase: use --passfile FILE or --extpass CMD".into(),
+        )
+    })?);
+    if s.is_empty() {
+        return Err(Error::Passphrase("empty passphrase".into()));
+    }
+    Ok(Passphrase::new(s.as_bytes().to_vec()))
+}
+
+/// The passphrase of an existing vault.
+pub fn existing(src: &Source) -> Result<Passphrase> {
+    match (&src.passfile, &src.extpass) {
+        (Some(f), _) => from_file(f, "passphrase"),
+        (None, Some(c)) => from_command(c),
+        (None, None) => prompt("Passphrase: "),
+    }
+}
+
+/// A new passphrase: asked twice on a terminal.
+pub fn new(src: &Source) -> Result<Passphrase> {
+    match (&src.passfile, &src.extpass) {
+        (None, None) => {
+            let a = prompt("New passphrase: ")?;
+            let b = prompt("Repeat passphrase: ")?;
+            if a.as_bytes() != b.as_bytes() {
+                return Err(Error::Passphrase(
+                    "the passphrases do not match; nothing was changed".into(),
+                ));
+            }
+            Ok(a)
+        }
+        _ => existing(src),
+    }
+}
+
+/// A recovery key from a file or the terminal.
+pub fn recovery_key(file: Option<&Path>) -> Result<Zeroizing<String>> {
+    match file {
+        Some(f) => {
+            let p = from_file(f, "recovery key")?;
+            Ok(Zeroizing::new(
+                String::from_utf8_lossy(p.as_bytes()).into_owned(),
+            ))
+        }
+        None => {
+            let s = rpassword::prompt_password("Recovery key: ").map_err(|_| {
+                Error::Passphrase(
+                    "no terminal to ask for the recovery key: give it as a file".into(),
+                )
+            })?;
+            Ok(Zeroizing::new(s))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passfile_first_line_and_empty_file() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("p");
+        std::fs::write(&f, b"secret one\r\nsecond line\n").unwrap();
+        assert_eq!(
+            from_file(&f, "passphrase").unwrap().as_bytes(),
+            b"secret one"
+        );
+        std::fs::write(&f, b"\n").unwrap();
+        assert!(matches!(
+            from_file(&f, "passphrase"),
+            Err(Error::Passphrase(_))
+        ));
+        assert!(from_file(&t.path().join("missing"), "passphrase").is_err());
+    }
+
+    #[test]
+    fn extpass_reads_stdout() {
+        let src = Source {
+            passfile: None,
+            extpass: Some("printf 'from-cmd\\n'".into()),
+        };
+        assert_eq!(existing(&src).unwrap().as_bytes(), b"from-cmd");
+        let bad = Source {
+            passfile: None,
+            extpass: Some("exit 3".into()),
+        };
+        assert!(existing(&bad).is_err());
+    }
+}

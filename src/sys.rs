@@ -27,7 +27,9 @@ pub fn mlock_best_effort(ptr: *mut u8, len: usize) {
     let rc = unsafe { libc::mlock(ptr as *const libc::c_void, len) };
     if rc != 0 {
         static WARNED: std::sync::Once = std::sync::Once::new();
-        WARNED.call_once(|| log::debug!("mlock failed; keys may be swapped out (raise RLIMIT_MEMLOCK)"));
+        WARNED.call_once(|| {
+            log::debug!("mlock failed; keys may be swapped out (raise RLIMIT_MEMLOCK)")
+        });
     }
 }
 
@@ -35,7 +37,10 @@ pub fn mlock_best_effort(ptr: *mut u8, len: usize) {
 pub fn disable_core_dumps() {
     // SAFETY: plain syscalls with constant arguments.
     unsafe {
-        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         libc::setrlimit(libc::RLIMIT_CORE, &zero);
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
@@ -48,7 +53,11 @@ pub fn open_beneath(root: BorrowedFd<'_>, rel: &[u8], flags: i32, mode: u32) -> 
     // SAFETY: open_how is plain old data; all-zero is valid.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
-    how.mode = if flags & libc::O_CREAT != 0 { mode as u64 } else { 0 };
+    how.mode = if flags & libc::O_CREAT != 0 {
+        mode as u64
+    } else {
+        0
+    };
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: `how` is a valid open_how of the size passed; path is NUL-terminated.
     let fd = unsafe {
@@ -61,9 +70,15 @@ pub fn open_beneath(root: BorrowedFd<'_>, rel: &[u8], flags: i32, mode: u32) -> 
         )
     };
     if fd < 0 {
-        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        let e = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
         // A symlink where a directory or file should be is damage (or an attack), not a path.
-        return Err(if e == libc::ELOOP || e == libc::EXDEV { Error::PermissionDenied } else { Error::from_errno(e) });
+        return Err(if e == libc::ELOOP || e == libc::EXDEV {
+            Error::PermissionDenied
+        } else {
+            Error::from_errno(e)
+        });
     }
     // SAFETY: fd is a fresh descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
@@ -73,7 +88,12 @@ pub fn open_beneath(root: BorrowedFd<'_>, rel: &[u8], flags: i32, mode: u32) -> 
 pub fn open_dir(path: &Path) -> Result<OwnedFd> {
     let c = cstr(path.as_os_str().as_bytes())?;
     // SAFETY: NUL-terminated path.
-    let fd = check(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+    let fd = check(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?;
     // SAFETY: fresh descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -83,7 +103,14 @@ pub fn fstatat(dir: BorrowedFd<'_>, name: &OsStr) -> Result<libc::stat> {
     // SAFETY: zeroed stat is a valid out-parameter.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: valid fd, NUL-terminated name, valid out pointer.
-    check(unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    check(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
     Ok(st)
 }
 
@@ -100,7 +127,12 @@ pub fn openat(dir: BorrowedFd<'_>, name: &OsStr, flags: i32, mode: u32) -> Resul
     let c = cstr(name.as_bytes())?;
     // SAFETY: valid fd and NUL-terminated name.
     let fd = check(unsafe {
-        libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode as libc::c_uint)
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            mode as libc::c_uint,
+        )
     })?;
     // SAFETY: fresh descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -115,7 +147,15 @@ pub fn mkdirat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> Result<()> {
 pub fn mknodat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32, rdev: u64) -> Result<()> {
     let c = cstr(name.as_bytes())?;
     // SAFETY: valid fd and NUL-terminated name.
-    check(unsafe { libc::mknodat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) }).map(|_| ())
+    check(unsafe {
+        libc::mknodat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            mode as libc::mode_t,
+            rdev as libc::dev_t,
+        )
+    })
+    .map(|_| ())
 }
 
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> Result<()> {
@@ -125,19 +165,47 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> Result<()> {
     check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) }).map(|_| ())
 }
 
-pub fn renameat2(from_dir: BorrowedFd<'_>, from: &OsStr, to_dir: BorrowedFd<'_>, to: &OsStr, flags: u32) -> Result<()> {
+pub fn renameat2(
+    from_dir: BorrowedFd<'_>,
+    from: &OsStr,
+    to_dir: BorrowedFd<'_>,
+    to: &OsStr,
+    flags: u32,
+) -> Result<()> {
     let a = cstr(from.as_bytes())?;
     let b = cstr(to.as_bytes())?;
     // SAFETY: valid fds and NUL-terminated names.
-    check(unsafe { libc::renameat2(from_dir.as_raw_fd(), a.as_ptr(), to_dir.as_raw_fd(), b.as_ptr(), flags) })
-        .map(|_| ())
+    check(unsafe {
+        libc::renameat2(
+            from_dir.as_raw_fd(),
+            a.as_ptr(),
+            to_dir.as_raw_fd(),
+            b.as_ptr(),
+            flags,
+        )
+    })
+    .map(|_| ())
 }
 
-pub fn linkat(from_dir: BorrowedFd<'_>, from: &OsStr, to_dir: BorrowedFd<'_>, to: &OsStr) -> Result<()> {
+pub fn linkat(
+    from_dir: BorrowedFd<'_>,
+    from: &OsStr,
+    to_dir: BorrowedFd<'_>,
+    to: &OsStr,
+) -> Result<()> {
     let a = cstr(from.as_bytes())?;
     let b = cstr(to.as_bytes())?;
     // SAFETY: valid fds and NUL-terminated names; flags 0 never follows a symlink.
-    check(unsafe { libc::linkat(from_dir.as_raw_fd(), a.as_ptr(), to_dir.as_raw_fd(), b.as_ptr(), 0) }).map(|_| ())
+    check(unsafe {
+        libc::linkat(
+            from_dir.as_raw_fd(),
+            a.as_ptr(),
+            to_dir.as_raw_fd(),
+            b.as_ptr(),
+            0,
+        )
+    })
+    .map(|_| ())
 }
 
 pub fn symlinkat(target: &[u8], dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
@@ -151,7 +219,14 @@ pub fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Vec<u8>> {
     let c = cstr(name.as_bytes())?;
     let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
     // SAFETY: buffer of the length passed.
-    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+        )
+    };
     if n < 0 {
         return Err(Error::last_os());
     }
@@ -162,31 +237,66 @@ pub fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Vec<u8>> {
 pub fn fchmodat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> Result<()> {
     let c = cstr(name.as_bytes())?;
     // SAFETY: valid fd and NUL-terminated name.
-    check(unsafe { libc::fchmodat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t, libc::AT_SYMLINK_NOFOLLOW) })
-        .map(|_| ())
+    check(unsafe {
+        libc::fchmodat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            mode as libc::mode_t,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(|_| ())
 }
 
-pub fn fchownat(dir: BorrowedFd<'_>, name: &OsStr, uid: Option<u32>, gid: Option<u32>) -> Result<()> {
+pub fn fchownat(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<()> {
     let c = cstr(name.as_bytes())?;
     let u = uid.unwrap_or(u32::MAX);
     let g = gid.unwrap_or(u32::MAX);
     // SAFETY: valid fd and NUL-terminated name; -1 keeps an id unchanged.
-    check(unsafe { libc::fchownat(dir.as_raw_fd(), c.as_ptr(), u, g, libc::AT_SYMLINK_NOFOLLOW) }).map(|_| ())
+    check(unsafe { libc::fchownat(dir.as_raw_fd(), c.as_ptr(), u, g, libc::AT_SYMLINK_NOFOLLOW) })
+        .map(|_| ())
 }
 
 /// A timestamp for utimensat: `None` leaves it, `Some(None)` is now, `Some(Some(t))` sets it.
 pub type TimeSpec = Option<Option<(i64, i64)>>;
 
-pub fn utimensat(dir: BorrowedFd<'_>, name: &OsStr, atime: TimeSpec, mtime: TimeSpec) -> Result<()> {
+pub fn utimensat(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    atime: TimeSpec,
+    mtime: TimeSpec,
+) -> Result<()> {
     let c = cstr(name.as_bytes())?;
     let conv = |t: TimeSpec| match t {
-        None => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
-        Some(None) => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
-        Some(Some((s, ns))) => libc::timespec { tv_sec: s, tv_nsec: ns },
+        None => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        Some(None) => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        Some(Some((s, ns))) => libc::timespec {
+            tv_sec: s,
+            tv_nsec: ns,
+        },
     };
     let ts = [conv(atime), conv(mtime)];
     // SAFETY: two valid timespecs.
-    check(unsafe { libc::utimensat(dir.as_raw_fd(), c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }).map(|_| ())
+    check(unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(|_| ())
 }
 
 /// One entry of a backing directory.
@@ -220,12 +330,20 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> Result<Vec<DirEntry>> {
         // SAFETY: d_name is NUL-terminated within the entry.
         let (name, ino, dtype) = unsafe {
             let e = &*ent;
-            (CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(), e.d_ino, e.d_type)
+            (
+                CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
+                e.d_ino,
+                e.d_type,
+            )
         };
         if name == b"." || name == b".." {
             continue;
         }
-        out.push(DirEntry { name: OsString::from_vec(name), ino, dtype });
+        out.push(DirEntry {
+            name: OsString::from_vec(name),
+            ino,
+            dtype,
+        });
     }
     // SAFETY: dp is valid and closed once.
     unsafe { libc::closedir(dp) };
@@ -236,7 +354,14 @@ pub fn fgetxattr(fd: BorrowedFd<'_>, name: &str) -> Result<Vec<u8>> {
     let c = cstr(name.as_bytes())?;
     let mut buf = vec![0u8; 65536];
     // SAFETY: buffer of the length passed.
-    let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            c.as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+        )
+    };
     if n < 0 {
         return Err(Error::last_os());
     }
@@ -248,7 +373,13 @@ pub fn fsetxattr(fd: BorrowedFd<'_>, name: &str, value: &[u8], flags: i32) -> Re
     let c = cstr(name.as_bytes())?;
     // SAFETY: value slice valid for its length.
     check(unsafe {
-        libc::fsetxattr(fd.as_raw_fd(), c.as_ptr(), value.as_ptr() as *const libc::c_void, value.len(), flags)
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            c.as_ptr(),
+            value.as_ptr() as *const libc::c_void,
+            value.len(),
+            flags,
+        )
     })
     .map(|_| ())
 }
@@ -262,12 +393,22 @@ pub fn fremovexattr(fd: BorrowedFd<'_>, name: &str) -> Result<()> {
 pub fn flistxattr(fd: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>> {
     let mut buf = vec![0u8; 65536];
     // SAFETY: buffer of the length passed.
-    let n = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    let n = unsafe {
+        libc::flistxattr(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+        )
+    };
     if n < 0 {
         return Err(Error::last_os());
     }
     buf.truncate(n as usize);
-    Ok(buf.split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| s.to_vec()).collect())
+    Ok(buf
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_vec())
+        .collect())
 }
 
 pub fn fstatvfs(fd: BorrowedFd<'_>) -> Result<libc::statvfs> {
@@ -280,12 +421,27 @@ pub fn fstatvfs(fd: BorrowedFd<'_>) -> Result<libc::statvfs> {
 
 pub fn fallocate(fd: BorrowedFd<'_>, mode: i32, offset: u64, len: u64) -> Result<()> {
     // SAFETY: plain syscall on a valid fd.
-    check(unsafe { libc::fallocate(fd.as_raw_fd(), mode, offset as libc::off_t, len as libc::off_t) }).map(|_| ())
+    check(unsafe {
+        libc::fallocate(
+            fd.as_raw_fd(),
+            mode,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    })
+    .map(|_| ())
 }
 
 pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> Result<()> {
     // SAFETY: plain syscalls on a valid fd.
-    check(unsafe { if datasync { libc::fdatasync(fd.as_raw_fd()) } else { libc::fsync(fd.as_raw_fd()) } }).map(|_| ())
+    check(unsafe {
+        if datasync {
+            libc::fdatasync(fd.as_raw_fd())
+        } else {
+            libc::fsync(fd.as_raw_fd())
+        }
+    })
+    .map(|_| ())
 }
 
 /// Creates `dir` if missing and checks that it is an empty directory.
@@ -293,13 +449,17 @@ pub fn ensure_empty_dir(dir: &Path) -> Result<()> {
     match std::fs::create_dir_all(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::VaultDirNotEmpty { path: dir.display().to_string() })
+            return Err(Error::VaultDirNotEmpty {
+                path: dir.display().to_string(),
+            })
         }
         Err(e) => return Err(Error::Io(e)),
     }
     let mut it = std::fs::read_dir(dir)?;
     if it.next().is_some() {
-        return Err(Error::VaultDirNotEmpty { path: dir.display().to_string() });
+        return Err(Error::VaultDirNotEmpty {
+            path: dir.display().to_string(),
+        });
     }
     Ok(())
 }
@@ -309,7 +469,12 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<(
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
@@ -415,7 +580,9 @@ pub fn umount(path: &Path, lazy: bool) -> std::result::Result<(), i32> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
     }
 }
 
@@ -424,4 +591,19 @@ pub fn borrow_file<R>(fd: BorrowedFd<'_>, f: impl FnOnce(&File) -> R) -> R {
     // SAFETY: the File is wrapped in ManuallyDrop, so the fd is never closed here.
     let file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_raw_fd()) });
     f(&file)
+}
+
+pub fn geteuid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::geteuid() }
+}
+
+pub fn set_umask(mask: u32) {
+    // SAFETY: always succeeds.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
+pub fn syncfs(f: &File) -> Result<()> {
+    // SAFETY: valid fd.
+    check(unsafe { libc::syncfs(f.as_raw_fd()) }).map(|_| ())
 }

@@ -24,9 +24,17 @@ pub struct KdfParams {
 }
 
 /// Production Argon2id parameters (FORMAT.md): 128 MiB, 3 passes, 4 lanes.
-pub const KDF_DEFAULT: KdfParams = KdfParams { m_cost_kib: 128 * 1024, t_cost: 3, lanes: 4 };
+pub const KDF_DEFAULT: KdfParams = KdfParams {
+    m_cost_kib: 128 * 1024,
+    t_cost: 3,
+    lanes: 4,
+};
 /// Test-only parameters; never chosen unless TUTELA_TEST_INSECURE_KDF=1 at init.
-pub const KDF_TEST: KdfParams = KdfParams { m_cost_kib: 256, t_cost: 1, lanes: 1 };
+pub const KDF_TEST: KdfParams = KdfParams {
+    m_cost_kib: 256,
+    t_cost: 1,
+    lanes: 1,
+};
 
 pub fn kdf_from_env() -> KdfParams {
     match std::env::var(TEST_KDF_ENV) {
@@ -38,12 +46,17 @@ pub fn kdf_from_env() -> KdfParams {
 /// Argon2id, passphrase -> key-encryption key.
 pub fn passphrase_kek(pass: &Passphrase, salt: &[u8], p: KdfParams) -> Result<Key32> {
     use argon2::{Algorithm, Argon2, Params, Version};
-    let params = Params::new(p.m_cost_kib, p.t_cost, p.lanes, Some(32))
-        .map_err(|_| Error::ConfigCorrupt { why: "invalid KDF parameters".into() })?;
+    let params = Params::new(p.m_cost_kib, p.t_cost, p.lanes, Some(32)).map_err(|_| {
+        Error::ConfigCorrupt {
+            why: "invalid KDF parameters".into(),
+        }
+    })?;
     let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let mut out = Zeroizing::new([0u8; 32]);
     a.hash_password_into(pass.as_bytes(), salt, &mut out[..])
-        .map_err(|_| Error::ConfigCorrupt { why: "KDF failed".into() })?;
+        .map_err(|_| Error::ConfigCorrupt {
+            why: "KDF failed".into(),
+        })?;
     Ok(Key32::from_bytes(*out))
 }
 
@@ -66,7 +79,9 @@ pub struct Vault {
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vault").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Vault")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,7 +109,11 @@ impl Vault {
         };
         let mut config = Config {
             version: config::VERSION,
-            flags: if kdf == KDF_TEST { config::FLAG_TEST_KDF } else { 0 },
+            flags: if kdf == KDF_TEST {
+                config::FLAG_TEST_KDF
+            } else {
+                0
+            },
             block_size: crypto::content::BLOCK as u32,
             vault_id,
             root_dir_id: crypto::random_id()?,
@@ -102,7 +121,12 @@ impl Vault {
             zone_blob: Vec::new(),
         };
         config.slots.push(make_slot(&master, label, pass, kdf)?);
-        let mut v = Vault { dir: dir.to_path_buf(), config, master, zones: vec![root_zone] };
+        let mut v = Vault {
+            dir: dir.to_path_buf(),
+            config,
+            master,
+            zones: vec![root_zone],
+        };
         v.save()?;
         let rk = recovery::encode(&v.master);
         Ok((v, rk))
@@ -114,16 +138,25 @@ impl Vault {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotAVault { path: dir.display().to_string() })
+                return Err(Error::NotAVault {
+                    path: dir.display().to_string(),
+                })
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-                return Err(Error::NotAVault { path: dir.display().to_string() })
+                return Err(Error::NotAVault {
+                    path: dir.display().to_string(),
+                })
             }
             Err(e) => return Err(Error::Io(e)),
         };
         let (cfg, _, _) = Config::parse(&bytes).map_err(|e| match e {
-            ParseError::NotAConfig => Error::ConfigCorrupt { why: "tutela.conf has no tutela header".into() },
-            ParseError::UnsupportedVersion(v) => Error::UnsupportedVersion { found: v, supported: config::VERSION },
+            ParseError::NotAConfig => Error::ConfigCorrupt {
+                why: "tutela.conf has no tutela header".into(),
+            },
+            ParseError::UnsupportedVersion(v) => Error::UnsupportedVersion {
+                found: v,
+                supported: config::VERSION,
+            },
             ParseError::Damaged(why) => Error::ConfigCorrupt { why },
         })?;
         Ok((cfg, bytes))
@@ -138,28 +171,39 @@ impl Vault {
                 .map_err(|why| Error::Passphrase(format!("recovery key: {why}")))?,
         };
         // Check the MAC: a wrong recovery key or a tampered config fails here.
-        let (_, unsigned, mac) = Config::parse(&bytes)
-            .map_err(|_| Error::ConfigCorrupt { why: "unparsable".into() })?;
+        let (_, unsigned, mac) = Config::parse(&bytes).map_err(|_| Error::ConfigCorrupt {
+            why: "unparsable".into(),
+        })?;
         let mut m = config_mac(&master, &config.vault_id)?;
         m.update(unsigned);
         if m.verify_slice(&mac).is_err() {
             return Err(match how {
                 Unlock::RecoveryKey(_) => Error::WrongPassphrase,
                 Unlock::Passphrase(_) => Error::ConfigCorrupt {
-                    why: "the config's authentication code does not match (tampered or damaged)".into(),
+                    why: "the config's authentication code does not match (tampered or damaged)"
+                        .into(),
                 },
             });
         }
         let zwk = kdf::zone_wrap_key(&master, &config.vault_id);
-        let plain = Zeroizing::new(crypto::open_random(
-            zwk.as_bytes(),
-            &zone_aad(&config.vault_id),
-            &config.zone_blob,
-            "zone table",
-        )
-        .map_err(|_| Error::ConfigCorrupt { why: "zone table does not authenticate".into() })?);
+        let plain = Zeroizing::new(
+            crypto::open_random(
+                zwk.as_bytes(),
+                &zone_aad(&config.vault_id),
+                &config.zone_blob,
+                "zone table",
+            )
+            .map_err(|_| Error::ConfigCorrupt {
+                why: "zone table does not authenticate".into(),
+            })?,
+        );
         let zones = zones::parse(&plain).map_err(|why| Error::ConfigCorrupt { why })?;
-        Ok(Vault { dir: dir.to_path_buf(), config, master, zones })
+        Ok(Vault {
+            dir: dir.to_path_buf(),
+            config,
+            master,
+            zones,
+        })
     }
 
     pub fn master(&self) -> &Key32 {
@@ -203,7 +247,11 @@ pub fn make_slot(master: &Key32, label: &str, pass: &Passphrase, kdf: KdfParams)
     let mut salt = [0u8; config::SALT_LEN];
     crypto::random_bytes(&mut salt)?;
     let kek = passphrase_kek(pass, &salt, kdf)?;
-    let sealed = crypto::seal_random(kek.as_bytes(), &slot_aad(label.as_bytes()), master.as_bytes())?;
+    let sealed = crypto::seal_random(
+        kek.as_bytes(),
+        &slot_aad(label.as_bytes()),
+        master.as_bytes(),
+    )?;
     let mut wrapped = [0u8; config::WRAPPED_LEN];
     wrapped.copy_from_slice(&sealed);
     Ok(Slot {
@@ -219,7 +267,11 @@ pub fn make_slot(master: &Key32, label: &str, pass: &Passphrase, kdf: KdfParams)
 
 fn unwrap_any_slot(config: &Config, pass: &Passphrase) -> Result<Key32> {
     for slot in &config.slots {
-        let p = KdfParams { m_cost_kib: slot.m_cost_kib, t_cost: slot.t_cost, lanes: slot.lanes };
+        let p = KdfParams {
+            m_cost_kib: slot.m_cost_kib,
+            t_cost: slot.t_cost,
+            lanes: slot.lanes,
+        };
         let kek = passphrase_kek(pass, &slot.salt, p)?;
         if let Ok(mk) = crypto::open_random(
             kek.as_bytes(),

@@ -25,16 +25,22 @@ pub fn encode_header(file_id: &Id) -> [u8; HEADER_LEN as usize] {
 
 pub fn decode_header(bytes: &[u8]) -> Result<Id> {
     if bytes.len() < HEADER_LEN as usize {
-        return Err(Error::Corrupt { what: "file header (short)" });
+        return Err(Error::Corrupt {
+            what: "file header (short)",
+        });
     }
     let version = u16::from_be_bytes([bytes[0], bytes[1]]);
     if version != HEADER_VERSION {
-        return Err(Error::Corrupt { what: "file header (unknown version)" });
+        return Err(Error::Corrupt {
+            what: "file header (unknown version)",
+        });
     }
     let mut id = [0u8; ID_LEN];
     id.copy_from_slice(&bytes[2..HEADER_LEN as usize]);
     if id == [0u8; ID_LEN] {
-        return Err(Error::Corrupt { what: "file header (zero file id)" });
+        return Err(Error::Corrupt {
+            what: "file header (zero file id)",
+        });
     }
     Ok(id)
 }
@@ -86,7 +92,10 @@ pub struct FileCipher {
 
 impl FileCipher {
     pub fn new(key: &crate::secret::Key32, file_id: Id) -> FileCipher {
-        FileCipher { cipher: Aes256GcmSiv::new(key.as_bytes().into()), file_id }
+        FileCipher {
+            cipher: Aes256GcmSiv::new(key.as_bytes().into()),
+            file_id,
+        }
     }
 
     pub fn file_id(&self) -> &Id {
@@ -105,7 +114,11 @@ impl FileCipher {
         body.copy_from_slice(plain);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(nonce), &aad(&self.file_id, block_no), body)
+            .encrypt_in_place_detached(
+                Nonce::from_slice(nonce),
+                &aad(&self.file_id, block_no),
+                body,
+            )
             .map_err(|_| Error::Invalid)?;
         tag_out.copy_from_slice(&tag);
         Ok(())
@@ -116,7 +129,9 @@ impl FileCipher {
     /// zeros (see SECURITY.md for what that means).
     pub fn open_block(&self, block_no: u64, sealed: &[u8], out: &mut [u8]) -> Result<()> {
         if sealed.len() as u64 <= OVERHEAD || out.len() != sealed.len() - OVERHEAD as usize {
-            return Err(Error::Corrupt { what: "content block (short)" });
+            return Err(Error::Corrupt {
+                what: "content block (short)",
+            });
         }
         if sealed.iter().all(|&b| b == 0) {
             out.fill(0);
@@ -132,7 +147,9 @@ impl FileCipher {
                 out,
                 tag.into(),
             )
-            .map_err(|_| Error::AuthFailed { what: "content block" })
+            .map_err(|_| Error::AuthFailed {
+                what: "content block",
+            })
     }
 }
 
@@ -180,7 +197,10 @@ mod tests {
         assert!(other.open_block(7, &sealed, &mut out).is_err());
         // A flipped bit fails.
         sealed[100] ^= 1;
-        assert!(matches!(c.open_block(7, &sealed, &mut out), Err(Error::AuthFailed { .. })));
+        assert!(matches!(
+            c.open_block(7, &sealed, &mut out),
+            Err(Error::AuthFailed { .. })
+        ));
     }
 
     #[test]

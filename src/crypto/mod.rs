@@ -65,7 +65,12 @@ pub fn open_with(
     Ok(out)
 }
 
-pub fn open_random(key: &[u8; 32], aad: &[u8], sealed: &[u8], what: &'static str) -> Result<Vec<u8>> {
+pub fn open_random(
+    key: &[u8; 32],
+    aad: &[u8],
+    sealed: &[u8],
+    what: &'static str,
+) -> Result<Vec<u8>> {
     let cipher = Aes256GcmSiv::new(key.into());
     open_with(&cipher, aad, sealed, what)
 }

@@ -89,9 +89,13 @@ impl NameCipher {
     fn open_det(cipher: &Aes256GcmSiv, aad: &[u8], encoded: &[u8]) -> Result<Vec<u8>> {
         let mut buf = URL_SAFE_NO_PAD
             .decode(encoded)
-            .map_err(|_| Error::Corrupt { what: "name (not base64url)" })?;
+            .map_err(|_| Error::Corrupt {
+                what: "name (not base64url)",
+            })?;
         if buf.len() <= TAG_LEN {
-            return Err(Error::Corrupt { what: "name (short)" });
+            return Err(Error::Corrupt {
+                what: "name (short)",
+            });
         }
         let tag = buf.split_off(buf.len() - TAG_LEN);
         cipher
@@ -112,14 +116,19 @@ impl NameCipher {
         if full.len() <= NAME_MAX {
             Ok(Stored::Short(full))
         } else {
-            Ok(Stored::Long { hashed: long_hash_name(&full), full })
+            Ok(Stored::Long {
+                hashed: long_hash_name(&full),
+                full,
+            })
         }
     }
 
     /// Opens an encoded (full, not hashed) name of directory `dir_id`.
     pub fn decrypt(&self, dir_id: &Id, encoded: &[u8]) -> Result<Vec<u8>> {
         let plain = Self::open_det(&self.names, dir_id, encoded)?;
-        validate_plain(&plain).map_err(|_| Error::Corrupt { what: "name (invalid plaintext)" })?;
+        validate_plain(&plain).map_err(|_| Error::Corrupt {
+            what: "name (invalid plaintext)",
+        })?;
         Ok(plain)
     }
 
@@ -131,13 +140,18 @@ impl NameCipher {
     pub fn decrypt_symlink(&self, encoded: &[u8]) -> Result<Vec<u8>> {
         let raw = URL_SAFE_NO_PAD
             .decode(encoded)
-            .map_err(|_| Error::Corrupt { what: "symlink target (not base64url)" })?;
+            .map_err(|_| Error::Corrupt {
+                what: "symlink target (not base64url)",
+            })?;
         open_with(&self.names, SYMLINK_AAD, &raw, "symlink target")
     }
 
     /// Backing xattr name for a plaintext `user.` attribute (the part after `user.`).
     pub fn encrypt_xattr_name(&self, plain: &[u8]) -> Result<String> {
-        Ok(format!("{XATTR_PREFIX}{}", Self::seal_det(&self.xattrs, XATTR_NAME_AAD, plain)?))
+        Ok(format!(
+            "{XATTR_PREFIX}{}",
+            Self::seal_det(&self.xattrs, XATTR_NAME_AAD, plain)?
+        ))
     }
 
     pub fn decrypt_xattr_name(&self, backing: &[u8]) -> Result<Vec<u8>> {
@@ -172,7 +186,10 @@ mod tests {
         let b = c.encrypt(&[2; 16], b"report.pdf").unwrap();
         assert_ne!(a, b);
         assert_eq!(a, c.encrypt(&[1; 16], b"report.pdf").unwrap());
-        assert_eq!(c.decrypt(&[1; 16], a.backing_name().as_bytes()).unwrap(), b"report.pdf");
+        assert_eq!(
+            c.decrypt(&[1; 16], a.backing_name().as_bytes()).unwrap(),
+            b"report.pdf"
+        );
         assert!(c.decrypt(&[2; 16], a.backing_name().as_bytes()).is_err());
     }
 
@@ -181,7 +198,10 @@ mod tests {
         let c = nc();
         let name = [0xff, 0xfe, b'a', 0x80];
         let s = c.encrypt(&[1; 16], &name).unwrap();
-        assert_eq!(c.decrypt(&[1; 16], s.backing_name().as_bytes()).unwrap(), name);
+        assert_eq!(
+            c.decrypt(&[1; 16], s.backing_name().as_bytes()).unwrap(),
+            name
+        );
     }
 
     #[test]
@@ -193,13 +213,19 @@ mod tests {
         match long {
             Stored::Long { hashed, full } => {
                 assert!(hashed.len() < 64 && hashed.starts_with('~'));
-                assert_eq!(c.decrypt(&[1; 16], full.as_bytes()).unwrap(), vec![b'x'; 176]);
+                assert_eq!(
+                    c.decrypt(&[1; 16], full.as_bytes()).unwrap(),
+                    vec![b'x'; 176]
+                );
             }
             Stored::Short(_) => panic!("expected long form"),
         }
         let max = c.encrypt(&[1; 16], &[b'y'; 255]).unwrap();
         assert!(matches!(max, Stored::Long { .. }));
-        assert!(matches!(c.encrypt(&[1; 16], &[b'y'; 256]), Err(Error::NameTooLong)));
+        assert!(matches!(
+            c.encrypt(&[1; 16], &[b'y'; 256]),
+            Err(Error::NameTooLong)
+        ));
     }
 
     #[test]

@@ -124,13 +124,25 @@ impl Config {
             let m_cost_kib = r.u32("slot m_cost")?;
             let t_cost = r.u32("slot t_cost")?;
             let lanes = r.u32("slot lanes")?;
-            if m_cost_kib > MAX_M_COST_KIB || t_cost == 0 || t_cost > MAX_T_COST || lanes == 0 || lanes > MAX_LANES
+            if m_cost_kib > MAX_M_COST_KIB
+                || t_cost == 0
+                || t_cost > MAX_T_COST
+                || lanes == 0
+                || lanes > MAX_LANES
             {
                 return Err("key slot KDF parameters out of range".into());
             }
             let salt = r.array::<SALT_LEN>("slot salt")?;
             let wrapped = r.array::<WRAPPED_LEN>("slot wrapped key")?;
-            slots.push(Slot { kind, label, m_cost_kib, t_cost, lanes, salt, wrapped });
+            slots.push(Slot {
+                kind,
+                label,
+                m_cost_kib,
+                t_cost,
+                lanes,
+                salt,
+                wrapped,
+            });
         }
         let zlen = r.u32("zone blob length")? as usize;
         if zlen > MAX_ZONE_BLOB {
@@ -142,7 +154,15 @@ impl Config {
         if r.remaining() != 0 {
             return Err("trailing bytes after mac".into());
         }
-        let cfg = Config { version, flags, block_size, vault_id, root_dir_id, slots, zone_blob };
+        let cfg = Config {
+            version,
+            flags,
+            block_size,
+            vault_id,
+            root_dir_id,
+            slots,
+            zone_blob,
+        };
         Ok((cfg, &bytes[..unsigned_len], mac))
     }
 }
@@ -196,7 +216,10 @@ mod tests {
         let mut bytes = sample().encode_unsigned();
         bytes.extend_from_slice(&[9; 32]);
         bytes[8] = 2;
-        assert_eq!(Config::parse(&bytes).unwrap_err(), ParseError::UnsupportedVersion(2));
+        assert_eq!(
+            Config::parse(&bytes).unwrap_err(),
+            ParseError::UnsupportedVersion(2)
+        );
         bytes[0] = b'X';
         assert_eq!(Config::parse(&bytes).unwrap_err(), ParseError::NotAConfig);
     }

@@ -19,7 +19,10 @@ impl<'a> Reader<'a> {
         Reader { buf, pos: 0 }
     }
     pub fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).ok_or_else(|| format!("{field}: length overflow"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or_else(|| format!("{field}: length overflow"))?;
         if end > self.buf.len() {
             return Err(format!("{field}: file ends early"));
         }

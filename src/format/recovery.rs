@@ -22,15 +22,21 @@ pub fn encode(master: &Key32) -> Zeroizing<String> {
 /// Parses a recovery key, ignoring dashes, spaces and case. Errors say what is wrong.
 pub fn decode(text: &str) -> Result<Key32, &'static str> {
     let digits: Zeroizing<Vec<u8>> = Zeroizing::new(
-        text.bytes().filter(|c| !matches!(c, b'-' | b' ' | b'\t' | b'\n' | b'\r')).collect(),
+        text.bytes()
+            .filter(|c| !matches!(c, b'-' | b' ' | b'\t' | b'\n' | b'\r'))
+            .collect(),
     );
     if digits.len() != 72 {
         return Err("a recovery key has 72 hex digits");
     }
     let mut raw = Zeroizing::new([0u8; 36]);
     for (i, pair) in digits.chunks(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16).ok_or("a recovery key has hex digits only")?;
-        let lo = (pair[1] as char).to_digit(16).ok_or("a recovery key has hex digits only")?;
+        let hi = (pair[0] as char)
+            .to_digit(16)
+            .ok_or("a recovery key has hex digits only")?;
+        let lo = (pair[1] as char)
+            .to_digit(16)
+            .ok_or("a recovery key has hex digits only")?;
         raw[i] = (hi * 16 + lo) as u8;
     }
     let mut key = [0u8; 32];

@@ -31,13 +31,21 @@ mod tests {
     use crate::secret::{Key32, Passphrase};
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
     fn name_vector() {
         let c = NameCipher::new(&Key32::from_bytes([1; 32]), &Key32::from_bytes([2; 32]));
-        assert_eq!(c.encrypt(&[0x33; 16], b"report.pdf").unwrap().backing_name(), NAME_VECTOR);
+        assert_eq!(
+            c.encrypt(&[0x33; 16], b"report.pdf")
+                .unwrap()
+                .backing_name(),
+            NAME_VECTOR
+        );
     }
 
     #[test]

@@ -51,7 +51,12 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ZoneRecord>, String> {
         let pl = r.u16("zone path length")? as usize;
         let path = String::from_utf8(r.take(pl, "zone path")?.to_vec())
             .map_err(|_| "zone path is not UTF-8".to_string())?;
-        zones.push(ZoneRecord { id, key, name, path });
+        zones.push(ZoneRecord {
+            id,
+            key,
+            name,
+            path,
+        });
     }
     if r.remaining() != 0 {
         return Err("trailing bytes in zone table".into());
@@ -69,8 +74,18 @@ mod tests {
     #[test]
     fn round_trip() {
         let zs = vec![
-            ZoneRecord { id: [1; 16], key: Key32::from_bytes([2; 32]), name: String::new(), path: "/".into() },
-            ZoneRecord { id: [3; 16], key: Key32::from_bytes([4; 32]), name: "acme".into(), path: "/clients/acme".into() },
+            ZoneRecord {
+                id: [1; 16],
+                key: Key32::from_bytes([2; 32]),
+                name: String::new(),
+                path: "/".into(),
+            },
+            ZoneRecord {
+                id: [3; 16],
+                key: Key32::from_bytes([4; 32]),
+                name: "acme".into(),
+                path: "/clients/acme".into(),
+            },
         ];
         let bytes = encode(&zs);
         let back = parse(&bytes).unwrap();

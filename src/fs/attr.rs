@@ -56,8 +56,10 @@ impl Fs {
             // A damaged size (no valid file has it) shows as the largest plausible one, and
             // the read of the damaged tail fails with EIO.
             Kind::File => content::plain_size(st.st_size as u64).unwrap_or_else(|| {
-                content::plain_size(st.st_size as u64 / content::CT_BLOCK * content::CT_BLOCK + content::HEADER_LEN)
-                    .unwrap_or(0)
+                content::plain_size(
+                    st.st_size as u64 / content::CT_BLOCK * content::CT_BLOCK + content::HEADER_LEN,
+                )
+                .unwrap_or(0)
             }),
             Kind::Symlink => symlink_len.unwrap_or(st.st_size as u64),
             _ => st.st_size as u64,
@@ -80,11 +82,20 @@ impl Fs {
     }
 
     /// Attributes of an entry in an already-open parent directory.
-    pub(super) fn attr_at(&self, dir: &std::os::fd::OwnedFd, name: &std::ffi::OsStr, zone: usize) -> Result<Attr> {
+    pub(super) fn attr_at(
+        &self,
+        dir: &std::os::fd::OwnedFd,
+        name: &std::ffi::OsStr,
+        zone: usize,
+    ) -> Result<Attr> {
         let st = sys::fstatat(dir.as_fd(), name)?;
         let link_len = if Kind::from_mode(st.st_mode) == Kind::Symlink {
             let raw = sys::readlinkat(dir.as_fd(), name)?;
-            self.zone(zone)?.names.decrypt_symlink(&raw).ok().map(|t| t.len() as u64)
+            self.zone(zone)?
+                .names
+                .decrypt_symlink(&raw)
+                .ok()
+                .map(|t| t.len() as u64)
         } else {
             None
         };
@@ -111,13 +122,22 @@ impl Fs {
         Ok(a)
     }
 
-    pub fn setattr(&self, _who: &Subject, ino: u64, set: &SetAttr, fh: Option<u64>) -> Result<Attr> {
+    pub fn setattr(
+        &self,
+        _who: &Subject,
+        ino: u64,
+        set: &SetAttr,
+        fh: Option<u64>,
+    ) -> Result<Attr> {
         self.check_writable()?;
         if let Some(size) = set.size {
             self.truncate(ino, fh, size)?;
         }
         let (dir, name) = if ino == ROOT_INO {
-            (sys::open_beneath(self.root.as_fd(), b"", libc::O_PATH | libc::O_DIRECTORY, 0)?, ".".into())
+            (
+                sys::open_beneath(self.root.as_fd(), b"", libc::O_PATH | libc::O_DIRECTORY, 0)?,
+                ".".into(),
+            )
         } else {
             self.parent_of(ino)?
         };
@@ -137,9 +157,12 @@ impl Fs {
         let (dir, name) = self.parent_of(ino)?;
         let zone = self.node_info(ino)?.2;
         let raw = sys::readlinkat(dir.as_fd(), &name)?;
-        self.zone(zone)?.names.decrypt_symlink(&raw).inspect_err(|_| {
-            log::warn!("inode {ino}: symlink target does not authenticate");
-        })
+        self.zone(zone)?
+            .names
+            .decrypt_symlink(&raw)
+            .inspect_err(|_| {
+                log::warn!("inode {ino}: symlink target does not authenticate");
+            })
     }
 
     pub fn statfs(&self) -> Result<Statfs> {

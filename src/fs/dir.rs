@@ -27,10 +27,15 @@ pub(super) fn read_dir_id(dir: BorrowedFd<'_>, heal: bool) -> Result<Id> {
         .ok()
         .and_then(|fd| {
             let mut buf = Vec::new();
-            std::fs::File::from(fd).take(64).read_to_end(&mut buf).ok()?;
+            std::fs::File::from(fd)
+                .take(64)
+                .read_to_end(&mut buf)
+                .ok()?;
             dirfile::parse(&buf)
         });
-    let from_xattr = sys::fgetxattr(dir, dirfile::XATTR_NAME).ok().and_then(|b| dirfile::parse(&b));
+    let from_xattr = sys::fgetxattr(dir, dirfile::XATTR_NAME)
+        .ok()
+        .and_then(|b| dirfile::parse(&b));
     match (from_file, from_xattr) {
         (Some(a), Some(b)) if a == b => Ok(a),
         (Some(a), Some(_)) => {
@@ -52,14 +57,21 @@ pub(super) fn read_dir_id(dir: BorrowedFd<'_>, heal: bool) -> Result<Id> {
             }
             Ok(b)
         }
-        (None, None) => Err(Error::Corrupt { what: "directory ID (both copies lost)" }),
+        (None, None) => Err(Error::Corrupt {
+            what: "directory ID (both copies lost)",
+        }),
     }
 }
 
 fn write_dir_id_file(dir: BorrowedFd<'_>, id: &Id) -> Result<()> {
     let name = OsStr::new(dirfile::FILE_NAME);
     let _ = sys::unlinkat(dir, name, false);
-    let fd = sys::openat(dir, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o444)?;
+    let fd = sys::openat(
+        dir,
+        name,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+        0o444,
+    )?;
     let mut f = std::fs::File::from(fd);
     f.write_all(&dirfile::encode(id))?;
     f.sync_all()?;
@@ -80,16 +92,23 @@ impl Fs {
         if !backing.starts_with(names::LONG_PREFIX.as_bytes()) {
             return Ok(backing.to_vec());
         }
-        let rec = names::long_record_name(std::str::from_utf8(backing).map_err(|_| Error::Corrupt {
-            what: "long name entry",
-        })?);
-        let fd = sys::openat(dir, OsStr::new(&rec), libc::O_RDONLY, 0)
-            .map_err(|_| Error::Corrupt { what: "long name record missing" })?;
+        let rec =
+            names::long_record_name(std::str::from_utf8(backing).map_err(|_| Error::Corrupt {
+                what: "long name entry",
+            })?);
+        let fd =
+            sys::openat(dir, OsStr::new(&rec), libc::O_RDONLY, 0).map_err(|_| Error::Corrupt {
+                what: "long name record missing",
+            })?;
         let mut full = Vec::new();
         std::fs::File::from(fd).take(4096).read_to_end(&mut full)?;
-        let s = std::str::from_utf8(&full).map_err(|_| Error::Corrupt { what: "long name record" })?;
+        let s = std::str::from_utf8(&full).map_err(|_| Error::Corrupt {
+            what: "long name record",
+        })?;
         if names::long_hash_name(s).as_bytes() != backing {
-            return Err(Error::Corrupt { what: "long name record does not match its entry" });
+            return Err(Error::Corrupt {
+                what: "long name record does not match its entry",
+            });
         }
         Ok(full)
     }
@@ -98,7 +117,12 @@ impl Fs {
     pub(super) fn write_long_record(&self, dir: &OwnedFd, stored: &Stored) -> Result<()> {
         if let Stored::Long { hashed, full } = stored {
             let rec = names::long_record_name(hashed);
-            let fd = sys::openat(dir.as_fd(), OsStr::new(&rec), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o444)?;
+            let fd = sys::openat(
+                dir.as_fd(),
+                OsStr::new(&rec),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+                0o444,
+            )?;
             std::fs::File::from(fd).write_all(full.as_bytes())?;
         }
         Ok(())
@@ -106,7 +130,11 @@ impl Fs {
 
     pub(super) fn remove_long_record(&self, dir: &OwnedFd, stored: &Stored) {
         if let Stored::Long { hashed, .. } = stored {
-            let _ = sys::unlinkat(dir.as_fd(), OsStr::new(&names::long_record_name(hashed)), false);
+            let _ = sys::unlinkat(
+                dir.as_fd(),
+                OsStr::new(&names::long_record_name(hashed)),
+                false,
+            );
         }
     }
 
@@ -116,7 +144,15 @@ impl Fs {
         let zone = self.child_zone(parent, name.as_bytes())?;
         let backing = OsStr::new(stored.backing_name());
         let attr = self.attr_at(&dir, backing, zone)?;
-        lock(&self.inodes).remember(attr.ino, parent, backing.to_os_string(), name.as_bytes().to_vec(), attr.kind, zone, true);
+        lock(&self.inodes).remember(
+            attr.ino,
+            parent,
+            backing.to_os_string(),
+            name.as_bytes().to_vec(),
+            attr.kind,
+            zone,
+            true,
+        );
         Ok(attr)
     }
 
@@ -145,10 +181,25 @@ impl Fs {
     pub fn list_dir(&self, ino: u64) -> Result<Vec<DirEntryOut>> {
         let (zone, dir_id) = self.dir_keys(ino)?;
         let fd = self.open_ino(ino, libc::O_RDONLY | libc::O_DIRECTORY)?;
-        let parent_ino = if ino == ROOT_INO { ROOT_INO } else { lock(&self.inodes).get(ino).map(|n| n.parent).unwrap_or(ROOT_INO) };
+        let parent_ino = if ino == ROOT_INO {
+            ROOT_INO
+        } else {
+            lock(&self.inodes)
+                .get(ino)
+                .map(|n| n.parent)
+                .unwrap_or(ROOT_INO)
+        };
         let mut out = vec![
-            DirEntryOut { ino, kind: Kind::Dir, name: ".".into() },
-            DirEntryOut { ino: parent_ino, kind: Kind::Dir, name: "..".into() },
+            DirEntryOut {
+                ino,
+                kind: Kind::Dir,
+                name: ".".into(),
+            },
+            DirEntryOut {
+                ino: parent_ino,
+                kind: Kind::Dir,
+                name: "..".into(),
+            },
         ];
         let names = &self.zone(zone)?.names;
         for e in sys::read_dir(fd.as_fd())? {
@@ -156,19 +207,35 @@ impl Fs {
             if is_internal(b, ino == ROOT_INO) {
                 continue;
             }
-            let plain = self.full_encoded(fd.as_fd(), b).and_then(|full| names.decrypt(&dir_id, &full));
+            let plain = self
+                .full_encoded(fd.as_fd(), b)
+                .and_then(|full| names.decrypt(&dir_id, &full));
             match plain {
                 Ok(p) => {
                     let kind = Kind::from_dtype(e.dtype).unwrap_or(Kind::File);
-                    out.push(DirEntryOut { ino: self.fuse_ino(e.ino), kind, name: OsString::from(std::ffi::OsStr::from_bytes(&p)) });
+                    out.push(DirEntryOut {
+                        ino: self.fuse_ino(e.ino),
+                        kind,
+                        name: OsString::from(std::ffi::OsStr::from_bytes(&p)),
+                    });
                 }
-                Err(_) => log::warn!("skipping backing entry {:?}: its name does not decrypt (stray file or damage)", e.name),
+                Err(_) => log::warn!(
+                    "skipping backing entry {:?}: its name does not decrypt (stray file or damage)",
+                    e.name
+                ),
             }
         }
         Ok(out)
     }
 
-    pub fn mkdir(&self, who: &Subject, parent: u64, name: &OsStr, mode: u32, umask: u32) -> Result<Attr> {
+    pub fn mkdir(
+        &self,
+        who: &Subject,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+    ) -> Result<Attr> {
         self.check_writable()?;
         let stored = self.seal_child(parent, name)?;
         let dir = self.dir_fd(parent)?;
@@ -188,7 +255,13 @@ impl Fs {
             sys::fchmodat(dir.as_fd(), &tmp, mode)?;
             self.give_to(&dir, &tmp, who, gid)?;
             self.write_long_record(&dir, &stored)?;
-            sys::renameat2(dir.as_fd(), &tmp, dir.as_fd(), OsStr::new(stored.backing_name()), libc::RENAME_NOREPLACE)
+            sys::renameat2(
+                dir.as_fd(),
+                &tmp,
+                dir.as_fd(),
+                OsStr::new(stored.backing_name()),
+                libc::RENAME_NOREPLACE,
+            )
         })();
         if let Err(e) = result {
             let _ = sys::openat(dir.as_fd(), &tmp, libc::O_RDONLY | libc::O_DIRECTORY, 0)
@@ -216,7 +289,10 @@ impl Fs {
     /// Removes an (apparently) empty backing directory: only its ID file may remain.
     pub(super) fn remove_backing_dir(&self, dir: &OwnedFd, bname: &OsStr) -> Result<()> {
         let sub = sys::openat(dir.as_fd(), bname, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-        if sys::read_dir(sub.as_fd())?.iter().any(|e| e.name.as_bytes() != dirfile::FILE_NAME.as_bytes()) {
+        if sys::read_dir(sub.as_fd())?
+            .iter()
+            .any(|e| e.name.as_bytes() != dirfile::FILE_NAME.as_bytes())
+        {
             return Err(Error::NotEmpty);
         }
         let saved = read_dir_id(sub.as_fd(), false).ok();
@@ -239,16 +315,24 @@ mod tests {
     #[test]
     fn mkdir_lookup_list_rmdir() {
         let (_t, fs) = new_fs();
-        let a = fs.mkdir(&ME, ROOT_INO, OsStr::new("clients"), 0o755, 0o022).unwrap();
+        let a = fs
+            .mkdir(&ME, ROOT_INO, OsStr::new("clients"), 0o755, 0o022)
+            .unwrap();
         assert_eq!(a.kind, Kind::Dir);
         assert_eq!(a.perm, 0o755);
         let sub = fs.mkdir(&ME, a.ino, OsStr::new("acme"), 0o700, 0).unwrap();
         let l = fs.list_dir(a.ino).unwrap();
         assert!(l.iter().any(|e| e.name == "acme" && e.ino == sub.ino));
-        assert!(matches!(fs.rmdir(&ME, ROOT_INO, OsStr::new("clients")), Err(Error::NotEmpty)));
+        assert!(matches!(
+            fs.rmdir(&ME, ROOT_INO, OsStr::new("clients")),
+            Err(Error::NotEmpty)
+        ));
         fs.rmdir(&ME, a.ino, OsStr::new("acme")).unwrap();
         fs.rmdir(&ME, ROOT_INO, OsStr::new("clients")).unwrap();
-        assert!(matches!(fs.lookup(&ME, ROOT_INO, OsStr::new("clients")), Err(Error::NotFound)));
+        assert!(matches!(
+            fs.lookup(&ME, ROOT_INO, OsStr::new("clients")),
+            Err(Error::NotFound)
+        ));
     }
 
     #[test]
@@ -268,11 +352,22 @@ mod tests {
         }
         std::fs::remove_file(backing_dir.join(".tutela.dir")).unwrap();
         // A fresh Fs has no cached ID.
-        let v = crate::vault::Vault::unlock(&vault, &crate::vault::Unlock::Passphrase(crate::secret::Passphrase::new(b"pw".to_vec()))).unwrap();
+        let v = crate::vault::Vault::unlock(
+            &vault,
+            &crate::vault::Unlock::Passphrase(crate::secret::Passphrase::new(b"pw".to_vec())),
+        )
+        .unwrap();
         let fs2 = Fs::new(&v, Default::default()).unwrap();
         let d = fs2.lookup(&ME, ROOT_INO, OsStr::new("d")).unwrap();
-        assert!(fs2.list_dir(d.ino).unwrap().iter().any(|e| e.name == "inner"));
-        assert!(backing_dir.join(".tutela.dir").exists(), "the file copy is restored");
+        assert!(fs2
+            .list_dir(d.ino)
+            .unwrap()
+            .iter()
+            .any(|e| e.name == "inner"));
+        assert!(
+            backing_dir.join(".tutela.dir").exists(),
+            "the file copy is restored"
+        );
     }
 
     fn xattrs_unsupported(p: &std::path::Path) -> bool {

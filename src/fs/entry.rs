@@ -16,7 +16,15 @@ pub struct RenameFlags {
 }
 
 impl Fs {
-    pub fn mknod(&self, who: &Subject, parent: u64, name: &OsStr, mode: u32, umask: u32, rdev: u32) -> Result<Attr> {
+    pub fn mknod(
+        &self,
+        who: &Subject,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+    ) -> Result<Attr> {
         self.check_writable()?;
         let stored = self.seal_child(parent, name)?;
         let dir = self.dir_fd(parent)?;
@@ -25,9 +33,20 @@ impl Fs {
         let fmt = mode & libc::S_IFMT;
         self.write_long_record(&dir, &stored)?;
         let made = if fmt == libc::S_IFREG || fmt == 0 {
-            sys::openat(dir.as_fd(), bname, libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY, mode & !umask & 0o7777).map(drop)
+            sys::openat(
+                dir.as_fd(),
+                bname,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+                mode & !umask & 0o7777,
+            )
+            .map(drop)
         } else {
-            sys::mknodat(dir.as_fd(), bname, fmt | (mode & !umask & 0o7777), rdev as u64)
+            sys::mknodat(
+                dir.as_fd(),
+                bname,
+                fmt | (mode & !umask & 0o7777),
+                rdev as u64,
+            )
         };
         if let Err(e) = made {
             if !matches!(e, Error::Exists) {
@@ -77,7 +96,12 @@ impl Fs {
         let stored = self.seal_child(newparent, newname)?;
         let dir = self.dir_fd(newparent)?;
         self.write_long_record(&dir, &stored)?;
-        if let Err(e) = sys::linkat(src_dir.as_fd(), &src_name, dir.as_fd(), OsStr::new(stored.backing_name())) {
+        if let Err(e) = sys::linkat(
+            src_dir.as_fd(),
+            &src_name,
+            dir.as_fd(),
+            OsStr::new(stored.backing_name()),
+        ) {
             if !matches!(e, Error::Exists) {
                 self.remove_long_record(&dir, &stored);
             }
@@ -150,10 +174,12 @@ impl Fs {
             }
         }
         self.write_long_record(&to_dir, &to)?;
-        let raw_flags = if flags.exchange { libc::RENAME_EXCHANGE } else { 0 };
-        if let Err(e) = sys::renameat2(from_dir.as_fd(), fb, to_dir.as_fd(), tb, raw_flags) {
-            return Err(e);
-        }
+        let raw_flags = if flags.exchange {
+            libc::RENAME_EXCHANGE
+        } else {
+            0
+        };
+        sys::renameat2(from_dir.as_fd(), fb, to_dir.as_fd(), tb, raw_flags)?;
         if !flags.exchange && from.backing_name() != to.backing_name() {
             self.remove_long_record(&from_dir, &from);
         } else if flags.exchange {
@@ -161,10 +187,20 @@ impl Fs {
         }
         let mut t = lock(&self.inodes);
         let src_ino = self.fuse_ino(src.st_ino);
-        t.moved(src_ino, newparent, tb.to_os_string(), newname.as_bytes().to_vec());
+        t.moved(
+            src_ino,
+            newparent,
+            tb.to_os_string(),
+            newname.as_bytes().to_vec(),
+        );
         if flags.exchange {
             if let Some(d) = dst {
-                t.moved(self.fuse_ino(d.st_ino), parent, fb.to_os_string(), name.as_bytes().to_vec());
+                t.moved(
+                    self.fuse_ino(d.st_ino),
+                    parent,
+                    fb.to_os_string(),
+                    name.as_bytes().to_vec(),
+                );
             }
         }
         Ok(())
@@ -180,27 +216,53 @@ mod tests {
     #[test]
     fn symlink_link_rename_unlink() {
         let (_t, fs) = new_fs();
-        let s = fs.symlink(&ME, ROOT_INO, OsStr::new("ln"), b"../some/target").unwrap();
+        let s = fs
+            .symlink(&ME, ROOT_INO, OsStr::new("ln"), b"../some/target")
+            .unwrap();
         assert_eq!(s.kind, Kind::Symlink);
         assert_eq!(s.size, 14);
         assert_eq!(fs.readlink(s.ino).unwrap(), b"../some/target");
-        let (f, fh) = fs.create(&ME, ROOT_INO, OsStr::new("a"), 0o644, 0, libc::O_RDWR).unwrap();
+        let (f, fh) = fs
+            .create(&ME, ROOT_INO, OsStr::new("a"), 0o644, 0, libc::O_RDWR)
+            .unwrap();
         fs.write(fh, 0, b"hello", false).unwrap();
         fs.release(fh);
         let l = fs.link(&ME, f.ino, ROOT_INO, OsStr::new("b")).unwrap();
         assert_eq!(l.ino, f.ino);
         assert_eq!(l.nlink, 2);
         let long = "L".repeat(240);
-        fs.rename(&ME, ROOT_INO, OsStr::new("b"), ROOT_INO, OsStr::new(&long), RenameFlags::default()).unwrap();
+        fs.rename(
+            &ME,
+            ROOT_INO,
+            OsStr::new("b"),
+            ROOT_INO,
+            OsStr::new(&long),
+            RenameFlags::default(),
+        )
+        .unwrap();
         let got = fs.lookup(&ME, ROOT_INO, OsStr::new(&long)).unwrap();
         assert_eq!(got.size, 5);
         assert!(matches!(
-            fs.rename(&ME, ROOT_INO, OsStr::new("a"), ROOT_INO, OsStr::new("ln"), RenameFlags { noreplace: true, exchange: false }),
+            fs.rename(
+                &ME,
+                ROOT_INO,
+                OsStr::new("a"),
+                ROOT_INO,
+                OsStr::new("ln"),
+                RenameFlags {
+                    noreplace: true,
+                    exchange: false
+                }
+            ),
             Err(Error::Exists)
         ));
         fs.unlink(&ME, ROOT_INO, OsStr::new(&long)).unwrap();
-        let names: std::collections::BTreeSet<std::ffi::OsString> =
-            fs.list_dir(ROOT_INO).unwrap().into_iter().map(|e| e.name).collect();
+        let names: std::collections::BTreeSet<std::ffi::OsString> = fs
+            .list_dir(ROOT_INO)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         let want: std::collections::BTreeSet<std::ffi::OsString> =
             [".", "..", "a", "ln"].into_iter().map(Into::into).collect();
         assert_eq!(names, want);
@@ -212,9 +274,24 @@ mod tests {
         let a = fs.mkdir(&ME, ROOT_INO, OsStr::new("a"), 0o755, 0).unwrap();
         fs.mkdir(&ME, ROOT_INO, OsStr::new("b"), 0o755, 0).unwrap();
         fs.mkdir(&ME, a.ino, OsStr::new("inner"), 0o755, 0).unwrap();
-        fs.rename(&ME, ROOT_INO, OsStr::new("a"), ROOT_INO, OsStr::new("b"), RenameFlags::default()).unwrap();
+        fs.rename(
+            &ME,
+            ROOT_INO,
+            OsStr::new("a"),
+            ROOT_INO,
+            OsStr::new("b"),
+            RenameFlags::default(),
+        )
+        .unwrap();
         let b = fs.lookup(&ME, ROOT_INO, OsStr::new("b")).unwrap();
-        assert!(fs.list_dir(b.ino).unwrap().iter().any(|e| e.name == "inner"));
-        assert!(matches!(fs.lookup(&ME, ROOT_INO, OsStr::new("a")), Err(Error::NotFound)));
+        assert!(fs
+            .list_dir(b.ino)
+            .unwrap()
+            .iter()
+            .any(|e| e.name == "inner"));
+        assert!(matches!(
+            fs.lookup(&ME, ROOT_INO, OsStr::new("a")),
+            Err(Error::NotFound)
+        ));
     }
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 pub(super) enum Content {
     /// No header yet: the file is empty.
     Empty,
-    Ready(FileCipher),
+    Ready(Box<FileCipher>),
     /// The header does not parse: reads and writes fail with EIO until truncated to 0.
     Damaged,
 }
@@ -68,14 +68,18 @@ fn ct_len(fd: &OwnedFd) -> Result<u64> {
 }
 
 fn plain_len(fd: &OwnedFd) -> Result<u64> {
-    content::plain_size(ct_len(fd)?).ok_or(Error::Corrupt { what: "ciphertext size" })
+    content::plain_size(ct_len(fd)?).ok_or(Error::Corrupt {
+        what: "ciphertext size",
+    })
 }
 
 /// Decrypts the ciphertext of consecutive blocks starting at `first` into `out`.
 fn open_blocks(c: &FileCipher, first: u64, ct: &[u8], out: &mut Vec<u8>) -> Result<()> {
     for (i, chunk) in ct.chunks(CT_BLOCK as usize).enumerate() {
         if chunk.len() as u64 <= OVERHEAD {
-            return Err(Error::Corrupt { what: "content block (truncated)" });
+            return Err(Error::Corrupt {
+                what: "content block (truncated)",
+            });
         }
         let start = out.len();
         out.resize(start + chunk.len() - OVERHEAD as usize, 0);
@@ -133,7 +137,10 @@ impl Fs {
             return Ok(n.clone());
         }
         let content = self.load_content(fd, zone)?;
-        let n = Arc::new(FileNode { zone, content: RwLock::new(content) });
+        let n = Arc::new(FileNode {
+            zone,
+            content: RwLock::new(content),
+        });
         nodes.insert(ino, (n.clone(), 1));
         Ok(n)
     }
@@ -155,7 +162,7 @@ impl Fs {
             return Ok(Content::Empty);
         }
         match content::decode_header(&h[..n]) {
-            Ok(id) => Ok(Content::Ready(self.cipher_for(zone, id)?)),
+            Ok(id) => Ok(Content::Ready(Box::new(self.cipher_for(zone, id)?))),
             Err(_) => {
                 log::warn!("file header does not parse (damaged file)");
                 Ok(Content::Damaged)
@@ -180,7 +187,11 @@ impl Fs {
     /// falling back to the access mode asked for.
     fn open_backing(&self, ino: u64, flags: i32) -> Result<OwnedFd> {
         let acc = flags & libc::O_ACCMODE;
-        let want = if self.opts.read_only { libc::O_RDONLY } else { libc::O_RDWR };
+        let want = if self.opts.read_only {
+            libc::O_RDONLY
+        } else {
+            libc::O_RDWR
+        };
         match self.open_ino(ino, want) {
             Err(Error::PermissionDenied) if want != acc => self.open_ino(ino, acc),
             other => other,
@@ -199,14 +210,27 @@ impl Fs {
         Ok(fh)
     }
 
-    pub fn create(&self, who: &Subject, parent: u64, name: &OsStr, mode: u32, umask: u32, flags: i32) -> Result<(Attr, u64)> {
+    pub fn create(
+        &self,
+        who: &Subject,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+    ) -> Result<(Attr, u64)> {
         self.check_writable()?;
         let stored = self.seal_child(parent, name)?;
         let dir = self.dir_fd(parent)?;
         let (gid, _) = self.new_gid(parent, who)?;
         let bname = OsStr::new(stored.backing_name());
         self.write_long_record(&dir, &stored)?;
-        let created = match sys::openat(dir.as_fd(), bname, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, mode & !umask & 0o7777) {
+        let created = match sys::openat(
+            dir.as_fd(),
+            bname,
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+            mode & !umask & 0o7777,
+        ) {
             Ok(fd) => {
                 drop(fd);
                 true
@@ -242,7 +266,11 @@ impl Fs {
         let content = h.node.content.read().unwrap_or_else(|p| p.into_inner());
         let c = match &*content {
             Content::Empty => return Ok(Vec::new()),
-            Content::Damaged => return Err(Error::Corrupt { what: "file header" }),
+            Content::Damaged => {
+                return Err(Error::Corrupt {
+                    what: "file header",
+                })
+            }
             Content::Ready(c) => c,
         };
         if size == 0 {
@@ -251,11 +279,18 @@ impl Fs {
         let first = offset / BLOCK;
         let last = (offset + size as u64 - 1) / BLOCK;
         let mut ct = vec![0u8; ((last - first + 1) * CT_BLOCK) as usize];
-        let n = as_file(&h.fd, |f| pread_full(f, &mut ct, content::block_offset(first)))?;
+        let n = as_file(&h.fd, |f| {
+            pread_full(f, &mut ct, content::block_offset(first))
+        })?;
         ct.truncate(n);
         let mut plain = Vec::with_capacity(ct.len());
         open_blocks(c, first, &ct, &mut plain).inspect_err(|_| {
-            log::warn!("inode {}: block in {}..={} does not authenticate", h.ino, first, last);
+            log::warn!(
+                "inode {}: block in {}..={} does not authenticate",
+                h.ino,
+                first,
+                last
+            );
         })?;
         let skip = (offset - first * BLOCK) as usize;
         if skip >= plain.len() {
@@ -273,10 +308,17 @@ impl Fs {
         if data.is_empty() {
             return Ok(0);
         }
-        offset.checked_add(data.len() as u64).filter(|e| *e < (1 << 62)).ok_or(Error::TooBig)?;
+        offset
+            .checked_add(data.len() as u64)
+            .filter(|e| *e < (1 << 62))
+            .ok_or(Error::TooBig)?;
         let mut content = h.node.content.write().unwrap_or_else(|p| p.into_inner());
         self.ensure_header(&h, &mut content)?;
-        let Content::Ready(c) = &*content else { return Err(Error::Corrupt { what: "file header" }) };
+        let Content::Ready(c) = &*content else {
+            return Err(Error::Corrupt {
+                what: "file header",
+            });
+        };
         let mut size = plain_len(&h.fd)?;
         if offset > size {
             extend(&h.fd, c, size, offset)?;
@@ -316,7 +358,7 @@ impl Fs {
             }
             let id = crate::crypto::random_id()?;
             as_file(&h.fd, |f| f.write_all_at(&content::encode_header(&id), 0))?;
-            *content = Content::Ready(self.cipher_for(h.node.zone, id)?);
+            *content = Content::Ready(Box::new(self.cipher_for(h.node.zone, id)?));
         }
         Ok(())
     }
@@ -346,7 +388,11 @@ impl Fs {
             return Ok(());
         }
         self.ensure_header(h, &mut content)?;
-        let Content::Ready(c) = &*content else { return Err(Error::Corrupt { what: "file header" }) };
+        let Content::Ready(c) = &*content else {
+            return Err(Error::Corrupt {
+                what: "file header",
+            });
+        };
         let old = plain_len(&h.fd)?;
         match size.cmp(&old) {
             std::cmp::Ordering::Greater => extend(&h.fd, c, old, size),
@@ -389,15 +435,22 @@ mod tests {
     use super::*;
 
     fn pattern(n: usize, seed: u8) -> Vec<u8> {
-        (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
     }
 
     #[test]
     fn write_read_at_block_boundaries() {
         let (_t, fs) = new_fs();
-        for (i, n) in [0usize, 1, 4095, 4096, 4097, 10000, 65536 + 3].into_iter().enumerate() {
+        for (i, n) in [0usize, 1, 4095, 4096, 4097, 10000, 65536 + 3]
+            .into_iter()
+            .enumerate()
+        {
             let name = format!("f{i}");
-            let (_, fh) = fs.create(&ME, ROOT_INO, OsStr::new(&name), 0o644, 0, libc::O_RDWR).unwrap();
+            let (_, fh) = fs
+                .create(&ME, ROOT_INO, OsStr::new(&name), 0o644, 0, libc::O_RDWR)
+                .unwrap();
             let data = pattern(n, i as u8);
             fs.write(fh, 0, &data, false).unwrap();
             assert_eq!(fs.read(fh, 0, n as u32 + 100).unwrap(), data, "size {n}");
@@ -410,7 +463,9 @@ mod tests {
     #[test]
     fn overwrite_in_the_middle_and_past_eof_with_holes() {
         let (_t, fs) = new_fs();
-        let (_, fh) = fs.create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR).unwrap();
+        let (_, fh) = fs
+            .create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
+            .unwrap();
         let mut model = pattern(9000, 1);
         fs.write(fh, 0, &model, false).unwrap();
         let patch = pattern(5000, 7);
@@ -428,7 +483,9 @@ mod tests {
     #[test]
     fn truncate_down_and_up() {
         let (_t, fs) = new_fs();
-        let (a, fh) = fs.create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR).unwrap();
+        let (a, fh) = fs
+            .create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
+            .unwrap();
         let data = pattern(10000, 3);
         fs.write(fh, 0, &data, false).unwrap();
         fs.truncate(a.ino, Some(fh), 5000).unwrap();
@@ -447,10 +504,14 @@ mod tests {
     #[test]
     fn flipped_ciphertext_bit_gives_eio_and_other_files_still_read() {
         let (t, fs) = new_fs();
-        let (_, fh) = fs.create(&ME, ROOT_INO, OsStr::new("victim"), 0o644, 0, libc::O_RDWR).unwrap();
+        let (_, fh) = fs
+            .create(&ME, ROOT_INO, OsStr::new("victim"), 0o644, 0, libc::O_RDWR)
+            .unwrap();
         fs.write(fh, 0, &pattern(8192, 1), false).unwrap();
         fs.release(fh);
-        let (_, fh2) = fs.create(&ME, ROOT_INO, OsStr::new("other"), 0o644, 0, libc::O_RDWR).unwrap();
+        let (_, fh2) = fs
+            .create(&ME, ROOT_INO, OsStr::new("other"), 0o644, 0, libc::O_RDWR)
+            .unwrap();
         fs.write(fh2, 0, b"fine", false).unwrap();
         // Find the victim's backing file by size and flip a bit in its second block.
         let vault = t.path().join("vault");
@@ -466,7 +527,10 @@ mod tests {
         let a = fs.lookup(&ME, ROOT_INO, OsStr::new("victim")).unwrap();
         let fh = fs.open(&ME, a.ino, libc::O_RDONLY).unwrap();
         assert_eq!(fs.read(fh, 0, 4096).unwrap(), pattern(8192, 1)[..4096]);
-        assert!(matches!(fs.read(fh, 4096, 4096), Err(Error::AuthFailed { .. })));
+        assert!(matches!(
+            fs.read(fh, 4096, 4096),
+            Err(Error::AuthFailed { .. })
+        ));
         assert_eq!(fs.read(fh2, 0, 10).unwrap(), b"fine");
     }
 }

@@ -136,7 +136,16 @@ impl InodeTable {
             None => {
                 self.nodes.insert(
                     ino,
-                    Node { parent, backing, plain, kind, zone, dir_id: None, nlookup: add, children: 0 },
+                    Node {
+                        parent,
+                        backing,
+                        plain,
+                        kind,
+                        zone,
+                        dir_id: None,
+                        nlookup: add,
+                        children: 0,
+                    },
                 );
                 None
             }

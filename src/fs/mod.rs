@@ -78,7 +78,10 @@ impl Fs {
             .map(|z| Zone {
                 id: z.id,
                 key: z.key.duplicate(),
-                names: NameCipher::new(&kdf::name_key(&z.key, &z.id), &kdf::xattr_key(&z.key, &z.id)),
+                names: NameCipher::new(
+                    &kdf::name_key(&z.key, &z.id),
+                    &kdf::xattr_key(&z.key, &z.id),
+                ),
                 path: z.path.as_bytes().to_vec(),
             })
             .collect();
@@ -148,9 +151,17 @@ impl Fs {
         let (ppath, name) = {
             let t = lock(&self.inodes);
             let n = t.get(ino).ok_or(Error::Stale)?;
-            (t.backing_path(n.parent).ok_or(Error::Stale)?, n.backing.clone())
+            (
+                t.backing_path(n.parent).ok_or(Error::Stale)?,
+                n.backing.clone(),
+            )
         };
-        let fd = sys::open_beneath(self.root.as_fd(), &ppath, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let fd = sys::open_beneath(
+            self.root.as_fd(),
+            &ppath,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )?;
         Ok((fd, name))
     }
 
@@ -175,11 +186,17 @@ impl Fs {
             path.push(b'/');
         }
         path.extend_from_slice(name);
-        Ok(self.zones.iter().position(|z| z.path == path).unwrap_or(p.zone))
+        Ok(self
+            .zones
+            .iter()
+            .position(|z| z.path == path)
+            .unwrap_or(p.zone))
     }
 
     fn zone(&self, idx: usize) -> Result<&Zone> {
-        self.zones.get(idx).ok_or(Error::Corrupt { what: "zone index" })
+        self.zones
+            .get(idx)
+            .ok_or(Error::Corrupt { what: "zone index" })
     }
 
     /// Seals `name` for a child of directory `parent`.
@@ -233,12 +250,17 @@ pub(crate) mod testutil {
     use crate::secret::Passphrase;
     use crate::vault::{Vault, KDF_TEST};
 
-    pub const ME: Subject = Subject { uid: 0, gid: 0, pid: 1 };
+    pub const ME: Subject = Subject {
+        uid: 0,
+        gid: 0,
+        pid: 1,
+    };
 
     pub fn new_fs() -> (tempfile::TempDir, Fs) {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("vault");
-        let (v, _) = Vault::create(&dir, &Passphrase::new(b"pw".to_vec()), "default", KDF_TEST).unwrap();
+        let (v, _) =
+            Vault::create(&dir, &Passphrase::new(b"pw".to_vec()), "default", KDF_TEST).unwrap();
         let fs = Fs::new(&v, Options::default()).unwrap();
         (t, fs)
     }

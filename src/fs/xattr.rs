@@ -24,7 +24,9 @@ impl Fs {
 
     fn sealed_name(&self, zone: usize, name: &OsStr) -> Result<Option<String>> {
         match name.as_bytes().strip_prefix(USER) {
-            Some(rest) if !rest.is_empty() => Ok(Some(self.zone(zone)?.names.encrypt_xattr_name(rest)?)),
+            Some(rest) if !rest.is_empty() => {
+                Ok(Some(self.zone(zone)?.names.encrypt_xattr_name(rest)?))
+            }
             Some(_) => Err(Error::Invalid),
             None => Ok(None),
         }
@@ -33,7 +35,9 @@ impl Fs {
     pub fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
         self.check_writable()?;
         let (fd, zone) = self.xattr_fd(ino)?;
-        let Some(bname) = self.sealed_name(zone, name)? else { return Err(Error::NotSupported) };
+        let Some(bname) = self.sealed_name(zone, name)? else {
+            return Err(Error::NotSupported);
+        };
         if bname.len() > 255 {
             return Err(Error::Range);
         }
@@ -42,12 +46,23 @@ impl Fs {
     }
 
     pub fn getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
-        let (fd, zone) = self.xattr_fd(ino).map_err(|e| if matches!(e, Error::NotPermitted) { Error::NoAttr } else { e })?;
-        let Some(bname) = self.sealed_name(zone, name)? else { return Err(Error::NoAttr) };
+        let (fd, zone) = self.xattr_fd(ino).map_err(|e| {
+            if matches!(e, Error::NotPermitted) {
+                Error::NoAttr
+            } else {
+                e
+            }
+        })?;
+        let Some(bname) = self.sealed_name(zone, name)? else {
+            return Err(Error::NoAttr);
+        };
         let sealed = sys::fgetxattr(fd.as_fd(), &bname)?;
-        self.zone(zone)?.names.decrypt_xattr_value(&bname, &sealed).inspect_err(|_| {
-            log::warn!("inode {ino}: an xattr value does not authenticate");
-        })
+        self.zone(zone)?
+            .names
+            .decrypt_xattr_value(&bname, &sealed)
+            .inspect_err(|_| {
+                log::warn!("inode {ino}: an xattr value does not authenticate");
+            })
     }
 
     pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
@@ -71,7 +86,9 @@ impl Fs {
     pub fn removexattr(&self, ino: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
         let (fd, zone) = self.xattr_fd(ino)?;
-        let Some(bname) = self.sealed_name(zone, name)? else { return Err(Error::NoAttr) };
+        let Some(bname) = self.sealed_name(zone, name)? else {
+            return Err(Error::NoAttr);
+        };
         sys::fremovexattr(fd.as_fd(), &bname)
     }
 }
@@ -85,7 +102,9 @@ mod tests {
     #[test]
     fn xattrs_round_trip_encrypted() {
         let (_t, fs) = new_fs();
-        let (a, fh) = fs.create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR).unwrap();
+        let (a, fh) = fs
+            .create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
+            .unwrap();
         fs.release(fh);
         match fs.setxattr(a.ino, OsStr::new("user.color"), b"blue", 0) {
             Err(Error::NotSupported) | Err(Error::Io(_)) => {
@@ -94,11 +113,23 @@ mod tests {
             }
             other => other.unwrap(),
         }
-        assert_eq!(fs.getxattr(a.ino, OsStr::new("user.color")).unwrap(), b"blue");
+        assert_eq!(
+            fs.getxattr(a.ino, OsStr::new("user.color")).unwrap(),
+            b"blue"
+        );
         assert_eq!(fs.listxattr(a.ino).unwrap(), b"user.color\0");
-        assert!(matches!(fs.getxattr(a.ino, OsStr::new("security.selinux")), Err(Error::NoAttr)));
-        assert!(matches!(fs.setxattr(a.ino, OsStr::new("trusted.x"), b"1", 0), Err(Error::NotSupported)));
+        assert!(matches!(
+            fs.getxattr(a.ino, OsStr::new("security.selinux")),
+            Err(Error::NoAttr)
+        ));
+        assert!(matches!(
+            fs.setxattr(a.ino, OsStr::new("trusted.x"), b"1", 0),
+            Err(Error::NotSupported)
+        ));
         fs.removexattr(a.ino, OsStr::new("user.color")).unwrap();
-        assert!(matches!(fs.getxattr(a.ino, OsStr::new("user.color")), Err(Error::NoAttr)));
+        assert!(matches!(
+            fs.getxattr(a.ino, OsStr::new("user.color")),
+            Err(Error::NoAttr)
+        ));
     }
 }

@@ -1,0 +1,68 @@
+//! Argument shapes only (clap derive). Behaviour lives in main.rs and the library.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "tutela", version, about = "Encrypted FUSE filesystem for client files", long_about = None)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug). Logs never contain plaintext names or paths.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How to get the passphrase of an existing vault (default: ask on the terminal).
+#[derive(Debug, Args, Clone, Default)]
+pub struct PassArgs {
+    /// Read the passphrase from the first line of FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "extpass")]
+    pub passfile: Option<PathBuf>,
+    /// Run CMD (with /bin/sh) and use the first line it prints as the passphrase.
+    #[arg(long, value_name = "CMD")]
+    pub extpass: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new vault in an empty or missing directory.
+    Init {
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Label of the first passphrase slot (e.g. its owner's name).
+        #[arg(long, default_value = "default")]
+        label: String,
+    },
+    /// Unlock a vault and mount its plaintext view.
+    Mount {
+        vault: PathBuf,
+        mountpoint: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Unlock with the recovery key instead of a passphrase (read from FILE, or asked).
+        #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-", conflicts_with_all = ["passfile", "extpass"])]
+        recovery_key: Option<PathBuf>,
+        /// Stay in the foreground instead of going to the background once mounted.
+        #[arg(short, long)]
+        foreground: bool,
+        /// Mount read-only.
+        #[arg(long)]
+        read_only: bool,
+        /// Let other local users use the mount (modes and owners enforced as on a local disk).
+        #[arg(long)]
+        allow_other: bool,
+        /// Unmount after this long without access (e.g. 15m, 2h).
+        #[arg(long, value_name = "DURATION", value_parser = tutela::mount::parse_duration)]
+        idle: Option<std::time::Duration>,
+        /// Threads serving requests.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        threads: u16,
+        /// Write the daemon's log to FILE (in the background it has no terminal).
+        #[arg(long, value_name = "FILE")]
+        log_file: Option<PathBuf>,
+    },
+    /// Flush and unmount a mounted vault.
+    Unmount { mountpoint: PathBuf },
+}
