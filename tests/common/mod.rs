@@ -1,0 +1,247 @@
+//! Shared helpers for the mount tests: a vault in a temp dir, mounted for real through the
+//! `tutela` binary, unmounted on drop. Tests that need /dev/fuse print why they skip; under
+//! CI (CI=true) a missing FUSE is a failure, so the suite can never pass by skipping.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const PASS: &str = "correct horse battery staple";
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tutela"))
+}
+
+/// The tutela command with the fast test-only KDF.
+pub fn tutela() -> Command {
+    let mut c = Command::new(bin());
+    c.env("TUTELA_TEST_INSECURE_KDF", "1");
+    c.env_remove("RUST_LOG");
+    c.stdin(std::process::Stdio::null());
+    c
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: always succeeds.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn which(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+/// Why FUSE mounts cannot run here, if they cannot.
+pub fn fuse_missing() -> Option<String> {
+    if !Path::new("/dev/fuse").exists() {
+        return Some("/dev/fuse is missing".into());
+    }
+    if !is_root() && !which("fusermount3") {
+        return Some("not root and fusermount3 is not installed".into());
+    }
+    None
+}
+
+/// Skips (returns true) with a printed reason; under CI a skip is a failure.
+pub fn skip_unless(reason: Option<String>, test: &str) -> bool {
+    match reason {
+        None => false,
+        Some(r) => {
+            if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+                panic!("{test}: cannot run under CI: {r}");
+            }
+            eprintln!("SKIP {test}: {r}");
+            true
+        }
+    }
+}
+
+pub fn run_ok(c: &mut Command) -> Output {
+    let out = c.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "command {:?} failed ({}):\nstdout: {}\nstderr: {}",
+        c,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub struct TestVault {
+    pub tmp: tempfile::TempDir,
+    pub vault: PathBuf,
+    pub mnt: PathBuf,
+    pub passfile: PathBuf,
+    pub log: PathBuf,
+    pub mounted: bool,
+}
+
+impl TestVault {
+    /// A new vault (not mounted). `None` when FUSE is unavailable (reason printed).
+    pub fn new(test: &str) -> Option<TestVault> {
+        if skip_unless(fuse_missing(), test) {
+            return None;
+        }
+        Some(Self::new_unmounted())
+    }
+
+    pub fn new_unmounted() -> TestVault {
+        let tmp = tempfile::Builder::new().prefix("tutela-test").tempdir().expect("tempdir");
+        // Let other users traverse to the mountpoint (multi-user tests).
+        std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let vault = tmp.path().join("vault");
+        let mnt = tmp.path().join("mnt");
+        let passfile = tmp.path().join("pass");
+        let log = tmp.path().join("daemon.log");
+        std::fs::create_dir(&mnt).unwrap();
+        std::fs::write(&passfile, format!("{PASS}\n")).unwrap();
+        std::fs::set_permissions(&passfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        run_ok(tutela().arg("init").arg(&vault).arg("--passfile").arg(&passfile));
+        TestVault { tmp, vault, mnt, passfile, log, mounted: false }
+    }
+
+    pub fn mount_args(&mut self, extra: &[&str]) {
+        let mut c = tutela();
+        c.arg("mount").arg(&self.vault).arg(&self.mnt).arg("--passfile").arg(&self.passfile);
+        c.arg("--log-file").arg(&self.log).arg("-vv");
+        c.args(extra);
+        run_ok(&mut c);
+        self.mounted = true;
+        assert!(is_mountpoint(&self.mnt), "mount returned but nothing is mounted");
+    }
+
+    pub fn mount(&mut self) {
+        self.mount_args(&[]);
+    }
+
+    pub fn unmount(&mut self) {
+        if self.mounted {
+            run_ok(tutela().arg("unmount").arg(&self.mnt));
+            self.mounted = false;
+            wait_until(|| !is_mountpoint(&self.mnt), "unmount");
+        }
+    }
+
+    pub fn remount(&mut self) {
+        self.unmount();
+        self.mount();
+    }
+
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    /// Every backing file under the vault: (path, contents) for regular files.
+    pub fn backing_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(&self.vault, &mut out);
+        out
+    }
+
+    /// Asserts that no backing name or content contains any of `needles`.
+    pub fn assert_no_plaintext(&self, needles: &[&[u8]]) {
+        let mut all = Vec::new();
+        walk_all(&self.vault, &mut all);
+        for p in all {
+            for n in needles {
+                let name = p.as_os_str().as_bytes();
+                assert!(!contains(name, n), "plaintext {:?} in backing name {:?}", String::from_utf8_lossy(n), p);
+                if let Ok(c) = std::fs::read(&p) {
+                    assert!(!contains(&c, n), "plaintext {:?} in backing file {:?}", String::from_utf8_lossy(n), p);
+                }
+                if let Ok(t) = std::fs::read_link(&p) {
+                    assert!(!contains(t.as_os_str().as_bytes(), n), "plaintext in symlink target {:?}", p);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestVault {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = tutela().arg("unmount").arg(&self.mnt).output();
+            if is_mountpoint(&self.mnt) {
+                let _ = Command::new("umount").arg("-l").arg(&self.mnt).output();
+                let _ = Command::new("fusermount3").arg("-uz").arg(&self.mnt).output();
+            }
+        }
+    }
+}
+
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            walk(&p, out);
+        } else if ft.is_file() {
+            out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+        }
+    }
+}
+
+fn walk_all(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        out.push(p.clone());
+        if e.file_type().unwrap().is_dir() {
+            walk_all(&p, out);
+        }
+    }
+}
+
+pub fn is_mountpoint(p: &Path) -> bool {
+    let canon = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines().any(|l| l.split(' ').nth(4).map(|m| m.replace("\\040", " ")) == Some(canon.to_string_lossy().into_owned()))
+}
+
+pub fn wait_until(mut f: impl FnMut() -> bool, what: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub fn errno_of(r: std::io::Result<impl Sized>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    }
+}
+
+pub fn cpath(p: &Path) -> std::ffi::CString {
+    std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+pub fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pattern(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
