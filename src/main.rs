@@ -25,6 +25,8 @@ fn init_logging(verbose: u8, file: Option<&Path>) -> Result<()> {
         _ => "debug",
     };
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    // fuser's debug lines carry plaintext names from requests; they never reach our logs.
+    b.filter_module("fuser", log::LevelFilter::Warn);
     if let Some(f) = file {
         let out = std::fs::OpenOptions::new()
             .create(true)

@@ -21,6 +21,14 @@ pub fn tutela() -> Command {
     c.env("TUTELA_TEST_INSECURE_KDF", "1");
     c.env_remove("RUST_LOG");
     c.stdin(std::process::Stdio::null());
+    // No controlling terminal: a command that would prompt fails instead of waiting.
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
     c
 }
 
