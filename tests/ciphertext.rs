@@ -10,13 +10,20 @@ use std::path::PathBuf;
 
 macro_rules! mounted {
     ($name:expr) => {{
-        let Some(mut v) = TestVault::new($name) else { return };
+        let Some(mut v) = TestVault::new($name) else {
+            return;
+        };
         v.mount();
         v
     }};
 }
 
-const SECRET_NAMES: [&str; 4] = ["Acme Holdings", "divorce-settlement.pdf", "tax-return-2025", "notes.md"];
+const SECRET_NAMES: [&str; 4] = [
+    "Acme Holdings",
+    "divorce-settlement.pdf",
+    "tax-return-2025",
+    "notes.md",
+];
 
 #[test]
 fn backing_dir_holds_no_plaintext_names_contents_or_link_targets() {
@@ -24,8 +31,16 @@ fn backing_dir_holds_no_plaintext_names_contents_or_link_targets() {
     let body = b"CONFIDENTIAL: the settlement figure is 1,234,567 EUR".repeat(200);
     fs::create_dir_all(v.p("clients/Acme Holdings/tax-return-2025")).unwrap();
     fs::write(v.p("clients/Acme Holdings/divorce-settlement.pdf"), &body).unwrap();
-    fs::write(v.p("clients/Acme Holdings/tax-return-2025/notes.md"), b"CONFIDENTIAL short").unwrap();
-    std::os::unix::fs::symlink("divorce-settlement.pdf", v.p("clients/Acme Holdings/latest")).unwrap();
+    fs::write(
+        v.p("clients/Acme Holdings/tax-return-2025/notes.md"),
+        b"CONFIDENTIAL short",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        "divorce-settlement.pdf",
+        v.p("clients/Acme Holdings/latest"),
+    )
+    .unwrap();
     v.unmount();
     let mut needles: Vec<&[u8]> = SECRET_NAMES.iter().map(|s| s.as_bytes()).collect();
     needles.push(b"CONFIDENTIAL");
@@ -37,9 +52,19 @@ fn backing_dir_holds_no_plaintext_names_contents_or_link_targets() {
     fs::write(v.p("same"), b"1").unwrap();
     fs::write(v.p("clients/same"), b"2").unwrap();
     v.unmount();
-    let top: Vec<_> = fs::read_dir(&v.vault).unwrap().map(|e| e.unwrap().file_name()).collect();
-    let clients_dir = fs::read_dir(&v.vault).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
-    let inner: Vec<_> = fs::read_dir(&clients_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let top: Vec<_> = fs::read_dir(&v.vault)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let clients_dir = fs::read_dir(&v.vault)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let inner: Vec<_> = fs::read_dir(&clients_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(top.iter().all(|n| !inner.contains(n) || n == ".tutela.dir"));
 }
 
@@ -51,16 +76,26 @@ fn the_daemon_log_never_contains_plaintext_names() {
     let _ = fs::read(v.p("Acme Holdings/tax-return-2025"));
     v.unmount();
     let log = fs::read(&v.log).unwrap();
-    assert!(!log.is_empty(), "the test runs the daemon with -vv, so the log has lines");
+    assert!(
+        !log.is_empty(),
+        "the test runs the daemon with -vv, so the log has lines"
+    );
     for n in SECRET_NAMES {
-        assert!(!common::contains(&log, n.as_bytes()), "plaintext name {n:?} in the daemon log");
+        assert!(
+            !common::contains(&log, n.as_bytes()),
+            "plaintext name {n:?} in the daemon log"
+        );
     }
 }
 
 /// The backing file of the only regular file in the vault with plaintext size `size`.
 fn backing_of_size(v: &TestVault, size: u64) -> PathBuf {
     let ct = tutela::crypto::content::cipher_size(size);
-    let hits: Vec<_> = v.backing_files().into_iter().filter(|(_, c)| c.len() as u64 == ct).collect();
+    let hits: Vec<_> = v
+        .backing_files()
+        .into_iter()
+        .filter(|(_, c)| c.len() as u64 == ct)
+        .collect();
     assert_eq!(hits.len(), 1, "expected one backing file of {ct} bytes");
     hits[0].0.clone()
 }
@@ -141,13 +176,24 @@ fn stray_files_in_the_backing_dir_are_skipped_with_a_warning() {
     fs::write(v.p("real"), b"r").unwrap();
     v.unmount();
     fs::write(v.vault.join("desktop.ini"), b"sync tool junk").unwrap();
-    fs::write(v.vault.join("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA (conflicted copy)"), b"junk").unwrap();
+    fs::write(
+        v.vault
+            .join("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA (conflicted copy)"),
+        b"junk",
+    )
+    .unwrap();
     fs::create_dir(v.vault.join(".dropbox.cache")).unwrap();
     v.mount();
-    let names: Vec<_> = fs::read_dir(&v.mnt).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(&v.mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec!["real"]);
     let log = fs::read_to_string(&v.log).unwrap();
-    assert!(log.contains("skipping backing entry"), "a warning is logged:\n{log}");
+    assert!(
+        log.contains("skipping backing entry"),
+        "a warning is logged:\n{log}"
+    );
 }
 
 #[test]
@@ -156,7 +202,11 @@ fn a_lost_directory_id_file_loses_no_names() {
     fs::create_dir(v.p("folder")).unwrap();
     fs::write(v.p("folder/inside.txt"), b"still here").unwrap();
     v.unmount();
-    let dir = fs::read_dir(&v.vault).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
+    let dir = fs::read_dir(&v.vault)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
     if xattr_missing(&dir) {
         eprintln!("SKIP lost dir id: backing filesystem keeps no user xattrs");
         return;
@@ -164,7 +214,10 @@ fn a_lost_directory_id_file_loses_no_names() {
     fs::remove_file(dir.join(".tutela.dir")).unwrap();
     v.mount();
     assert_eq!(fs::read(v.p("folder/inside.txt")).unwrap(), b"still here");
-    assert!(dir.join(".tutela.dir").exists(), "the missing copy is restored");
+    assert!(
+        dir.join(".tutela.dir").exists(),
+        "the missing copy is restored"
+    );
 }
 
 fn xattr_missing(p: &std::path::Path) -> bool {
@@ -184,13 +237,23 @@ fn a_planted_symlink_in_the_backing_dir_is_never_followed() {
     let outside = v.tmp.path().join("outside");
     fs::create_dir(&outside).unwrap();
     fs::write(outside.join("loot"), b"outside the vault").unwrap();
-    let dir = fs::read_dir(&v.vault).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
+    let dir = fs::read_dir(&v.vault)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
     fs::rename(&dir, v.tmp.path().join("moved-away")).unwrap();
     std::os::unix::fs::symlink(&outside, &dir).unwrap();
     v.mount();
     let r = fs::read_dir(v.p("d"));
-    assert!(r.is_err() || r.unwrap().count() == 0, "the planted link must not be followed");
+    assert!(
+        r.is_err() || r.unwrap().count() == 0,
+        "the planted link must not be followed"
+    );
     let _ = fs::write(v.p("d/new"), b"x");
     assert!(!outside.join("new").exists());
-    assert_eq!(fs::read(outside.join("loot")).unwrap(), b"outside the vault");
+    assert_eq!(
+        fs::read(outside.join("loot")).unwrap(),
+        b"outside the vault"
+    );
 }

@@ -54,24 +54,206 @@ fn bad_input_gets_one_clear_line_and_its_exit_code_and_changes_nothing() {
     let vault = s(&v.vault);
     let mnt = s(&v.mnt);
     let cases = vec![
-        Case { what: "wrong passphrase", args: vec!["mount".into(), vault.clone(), mnt.clone(), "--passfile".into(), s(&t.join("wrongpass"))], code: exit::WRONG_PASSPHRASE, says: "wrong passphrase" },
-        Case { what: "empty passfile", args: vec!["mount".into(), vault.clone(), mnt.clone(), "--passfile".into(), s(&t.join("emptypass"))], code: exit::PASSPHRASE_INPUT, says: "empty" },
-        Case { what: "missing passfile", args: vec!["mount".into(), vault.clone(), mnt.clone(), "--passfile".into(), s(&t.join("nope"))], code: exit::PASSPHRASE_INPUT, says: "cannot read" },
-        Case { what: "missing vault", args: vec!["mount".into(), s(&t.join("missing")), mnt.clone(), "--passfile".into(), pf.clone()], code: exit::NOT_A_VAULT, says: "not a tutela vault" },
-        Case { what: "not a vault", args: vec!["mount".into(), s(&t.join("notavault")), mnt.clone(), "--passfile".into(), pf.clone()], code: exit::NOT_A_VAULT, says: "not a tutela vault" },
-        Case { what: "damaged config", args: vec!["mount".into(), s(&t.join("damaged")), mnt.clone(), "--passfile".into(), pf.clone()], code: exit::CONFIG_CORRUPT, says: "damaged or was tampered" },
-        Case { what: "garbage config", args: vec!["mount".into(), s(&t.join("garbage")), mnt.clone(), "--passfile".into(), pf.clone()], code: exit::CONFIG_CORRUPT, says: "damaged" },
-        Case { what: "newer version", args: vec!["mount".into(), s(&t.join("newer")), mnt.clone(), "--passfile".into(), pf.clone()], code: exit::UNSUPPORTED_VERSION, says: "upgrade tutela" },
-        Case { what: "missing mountpoint", args: vec!["mount".into(), vault.clone(), s(&t.join("nomnt")), "--passfile".into(), pf.clone()], code: exit::MOUNTPOINT, says: "does not exist" },
-        Case { what: "non-empty mountpoint", args: vec!["mount".into(), vault.clone(), s(&t.join("nonempty")), "--passfile".into(), pf.clone()], code: exit::MOUNTPOINT, says: "not empty: use an empty directory" },
-        Case { what: "init into non-empty dir", args: vec!["init".into(), s(&t.join("nonempty")), "--passfile".into(), pf.clone()], code: exit::VAULT_NOT_EMPTY, says: "not empty" },
-        Case { what: "init over a vault", args: vec!["init".into(), vault.clone(), "--passfile".into(), pf.clone()], code: exit::VAULT_NOT_EMPTY, says: "not empty" },
-        Case { what: "conflicting flags", args: vec!["mount".into(), vault.clone(), mnt.clone(), "--passfile".into(), pf.clone(), "--extpass".into(), "echo x".into()], code: exit::USAGE, says: "cannot be used with" },
-        Case { what: "bad idle duration", args: vec!["mount".into(), vault.clone(), mnt.clone(), "--passfile".into(), pf.clone(), "--idle".into(), "soon".into()], code: exit::USAGE, says: "not a duration" },
-        Case { what: "unmount of a plain dir", args: vec!["unmount".into(), s(&t.join("notavault"))], code: exit::NOT_MOUNTED, says: "not a mounted filesystem" },
-        Case { what: "unmount of a missing path", args: vec!["unmount".into(), s(&t.join("missing"))], code: exit::NOT_MOUNTED, says: "not a mounted" },
-        Case { what: "no terminal for the passphrase", args: vec!["mount".into(), vault.clone(), mnt.clone()], code: exit::PASSPHRASE_INPUT, says: "--passfile" },
-        Case { what: "bad recovery key", args: vec!["mount".into(), vault.clone(), mnt.clone(), "--recovery-key".into(), s(&t.join("wrongpass"))], code: exit::PASSPHRASE_INPUT, says: "recovery key" },
+        Case {
+            what: "wrong passphrase",
+            args: vec![
+                "mount".into(),
+                vault.clone(),
+                mnt.clone(),
+                "--passfile".into(),
+                s(&t.join("wrongpass")),
+            ],
+            code: exit::WRONG_PASSPHRASE,
+            says: "wrong passphrase",
+        },
+        Case {
+            what: "empty passfile",
+            args: vec![
+                "mount".into(),
+                vault.clone(),
+                mnt.clone(),
+                "--passfile".into(),
+                s(&t.join("emptypass")),
+            ],
+            code: exit::PASSPHRASE_INPUT,
+            says: "empty",
+        },
+        Case {
+            what: "missing passfile",
+            args: vec![
+                "mount".into(),
+                vault.clone(),
+                mnt.clone(),
+                "--passfile".into(),
+                s(&t.join("nope")),
+            ],
+            code: exit::PASSPHRASE_INPUT,
+            says: "cannot read",
+        },
+        Case {
+            what: "missing vault",
+            args: vec![
+                "mount".into(),
+                s(&t.join("missing")),
+                mnt.clone(),
+                "--passfile".into(),
+                pf.clone(),
+            ],
+            code: exit::NOT_A_VAULT,
+            says: "not a tutela vault",
+        },
+        Case {
+            what: "not a vault",
+            args: vec![
+                "mount".into(),
+                s(&t.join("notavault")),
+                mnt.clone(),
+                "--passfile".into(),
+                pf.clone(),
+            ],
+            code: exit::NOT_A_VAULT,
+            says: "not a tutela vault",
+        },
+        Case {
+            what: "damaged config",
+            args: vec![
+                "mount".into(),
+                s(&t.join("damaged")),
+                mnt.clone(),
+                "--passfile".into(),
+                pf.clone(),
+            ],
+            code: exit::CONFIG_CORRUPT,
+            says: "damaged or was tampered",
+        },
+        Case {
+            what: "garbage config",
+            args: vec![
+                "mount".into(),
+                s(&t.join("garbage")),
+                mnt.clone(),
+                "--passfile".into(),
+                pf.clone(),
+            ],
+            code: exit::CONFIG_CORRUPT,
+            says: "damaged",
+        },
+        Case {
+            what: "newer version",
+            args: vec![
+                "mount".into(),
+                s(&t.join("newer")),
+                mnt.clone(),
+                "--passfile".into(),
+                pf.clone(),
+            ],
+            code: exit::UNSUPPORTED_VERSION,
+            says: "upgrade tutela",
+        },
+        Case {
+            what: "missing mountpoint",
+            args: vec![
+                "mount".into(),
+                vault.clone(),
+                s(&t.join("nomnt")),
+                "--passfile".into(),
+                pf.clone(),
+            ],
+            code: exit::MOUNTPOINT,
+            says: "does not exist",
+        },
+        Case {
+            what: "non-empty mountpoint",
+            args: vec![
+                "mount".into(),
+                vault.clone(),
+                s(&t.join("nonempty")),
+                "--passfile".into(),
+                pf.clone(),
+            ],
+            code: exit::MOUNTPOINT,
+            says: "not empty: use an empty directory",
+        },
+        Case {
+            what: "init into non-empty dir",
+            args: vec![
+                "init".into(),
+                s(&t.join("nonempty")),
+                "--passfile".into(),
+                pf.clone(),
+            ],
+            code: exit::VAULT_NOT_EMPTY,
+            says: "not empty",
+        },
+        Case {
+            what: "init over a vault",
+            args: vec![
+                "init".into(),
+                vault.clone(),
+                "--passfile".into(),
+                pf.clone(),
+            ],
+            code: exit::VAULT_NOT_EMPTY,
+            says: "not empty",
+        },
+        Case {
+            what: "conflicting flags",
+            args: vec![
+                "mount".into(),
+                vault.clone(),
+                mnt.clone(),
+                "--passfile".into(),
+                pf.clone(),
+                "--extpass".into(),
+                "echo x".into(),
+            ],
+            code: exit::USAGE,
+            says: "cannot be used with",
+        },
+        Case {
+            what: "bad idle duration",
+            args: vec![
+                "mount".into(),
+                vault.clone(),
+                mnt.clone(),
+                "--passfile".into(),
+                pf.clone(),
+                "--idle".into(),
+                "soon".into(),
+            ],
+            code: exit::USAGE,
+            says: "not a duration",
+        },
+        Case {
+            what: "unmount of a plain dir",
+            args: vec!["unmount".into(), s(&t.join("notavault"))],
+            code: exit::NOT_MOUNTED,
+            says: "not a mounted filesystem",
+        },
+        Case {
+            what: "unmount of a missing path",
+            args: vec!["unmount".into(), s(&t.join("missing"))],
+            code: exit::NOT_MOUNTED,
+            says: "not a mounted",
+        },
+        Case {
+            what: "no terminal for the passphrase",
+            args: vec!["mount".into(), vault.clone(), mnt.clone()],
+            code: exit::PASSPHRASE_INPUT,
+            says: "--passfile",
+        },
+        Case {
+            what: "bad recovery key",
+            args: vec![
+                "mount".into(),
+                vault.clone(),
+                mnt.clone(),
+                "--recovery-key".into(),
+                s(&t.join("wrongpass")),
+            ],
+            code: exit::PASSPHRASE_INPUT,
+            says: "recovery key",
+        },
     ];
     for c in cases {
         let before_vault = snapshot(&v.vault);
@@ -79,37 +261,75 @@ fn bad_input_gets_one_clear_line_and_its_exit_code_and_changes_nothing() {
         let out = tutela().args(&c.args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(c.code), "{}: stderr: {err}", c.what);
-        assert!(err.contains(c.says), "{}: message {err:?} should say {:?}", c.what, c.says);
+        assert!(
+            err.contains(c.says),
+            "{}: message {err:?} should say {:?}",
+            c.what,
+            c.says
+        );
         assert!(!err.contains("panicked"), "{}: {err}", c.what);
-        let lines = err.lines().filter(|l| !l.trim().is_empty() && !l.contains("warning")).count();
+        let lines = err
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.contains("warning"))
+            .count();
         assert!(lines <= 3, "{}: one clear message, got {err}", c.what);
-        assert_eq!(snapshot(&v.vault), before_vault, "{}: the vault changed", c.what);
+        assert_eq!(
+            snapshot(&v.vault),
+            before_vault,
+            "{}: the vault changed",
+            c.what
+        );
         assert_eq!(snapshot(t), before_tmp, "{}: the work dir changed", c.what);
-        assert!(!common::is_mountpoint(&v.mnt), "{}: something got mounted", c.what);
+        assert!(
+            !common::is_mountpoint(&v.mnt),
+            "{}: something got mounted",
+            c.what
+        );
     }
 }
 
 #[test]
 fn the_recovery_key_mounts_the_vault() {
-    let Some(v) = TestVault::new("recovery key") else { return };
+    let Some(v) = TestVault::new("recovery key") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let vault = tmp.path().join("v");
-    let out = run_ok(tutela().arg("init").arg(&vault).arg("--passfile").arg(&v.passfile));
+    let out = run_ok(
+        tutela()
+            .arg("init")
+            .arg(&vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    let key = text.lines().map(str::trim).find(|l| l.len() == 80 && l.matches('-').count() == 8).expect("recovery key printed");
+    let key = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 80 && l.matches('-').count() == 8)
+        .expect("recovery key printed");
     let kf = tmp.path().join("rk");
     fs::write(&kf, key).unwrap();
     fs::set_permissions(&kf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mnt = tmp.path().join("m");
     fs::create_dir(&mnt).unwrap();
-    run_ok(tutela().arg("mount").arg(&vault).arg(&mnt).arg("--recovery-key").arg(&kf));
+    run_ok(
+        tutela()
+            .arg("mount")
+            .arg(&vault)
+            .arg(&mnt)
+            .arg("--recovery-key")
+            .arg(&kf),
+    );
     fs::write(mnt.join("f"), b"x").unwrap();
     run_ok(tutela().arg("unmount").arg(&mnt));
 }
 
 #[test]
 fn sigterm_to_a_foreground_daemon_unmounts_cleanly_and_keeps_data() {
-    let Some(v) = TestVault::new("sigterm") else { return };
+    let Some(v) = TestVault::new("sigterm") else {
+        return;
+    };
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let mut child = tutela()
             .arg("mount")
@@ -130,13 +350,21 @@ fn sigterm_to_a_foreground_daemon_unmounts_cleanly_and_keeps_data() {
     }
     let mut v = v;
     v.mount();
-    assert_eq!(fs::read(v.mnt.join(format!("written-before-{}", libc::SIGTERM))).unwrap(), b"kept");
-    assert_eq!(fs::read(v.mnt.join(format!("written-before-{}", libc::SIGINT))).unwrap(), b"kept");
+    assert_eq!(
+        fs::read(v.mnt.join(format!("written-before-{}", libc::SIGTERM))).unwrap(),
+        b"kept"
+    );
+    assert_eq!(
+        fs::read(v.mnt.join(format!("written-before-{}", libc::SIGINT))).unwrap(),
+        b"kept"
+    );
 }
 
 #[test]
 fn read_only_mounts_refuse_writes() {
-    let Some(mut v) = TestVault::new("read-only") else { return };
+    let Some(mut v) = TestVault::new("read-only") else {
+        return;
+    };
     v.mount();
     fs::write(v.p("f"), b"x").unwrap();
     v.unmount();
@@ -149,17 +377,33 @@ fn read_only_mounts_refuse_writes() {
 
 #[test]
 fn mounting_twice_and_unmounting_busy_mounts_say_why() {
-    let Some(mut v) = TestVault::new("busy") else { return };
+    let Some(mut v) = TestVault::new("busy") else {
+        return;
+    };
     v.mount();
-    let out = tutela().arg("mount").arg(&v.vault).arg(&v.mnt).arg("--passfile").arg(&v.passfile).output().unwrap();
+    let out = tutela()
+        .arg("mount")
+        .arg(&v.vault)
+        .arg(&v.mnt)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(exit::MOUNTPOINT));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already mounted"));
     // A process with its cwd inside keeps the mount busy.
-    let mut holder = Command::new("sleep").arg("30").current_dir(&v.mnt).spawn().unwrap();
+    let mut holder = Command::new("sleep")
+        .arg("30")
+        .current_dir(&v.mnt)
+        .spawn()
+        .unwrap();
     let out = tutela().arg("unmount").arg(&v.mnt).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(exit::BUSY), "{err}");
-    assert!(err.contains("sleep") && err.contains(&holder.id().to_string()), "names the holder: {err}");
+    assert!(
+        err.contains("sleep") && err.contains(&holder.id().to_string()),
+        "names the holder: {err}"
+    );
     assert!(common::is_mountpoint(&v.mnt));
     holder.kill().unwrap();
     holder.wait().unwrap();
@@ -168,7 +412,9 @@ fn mounting_twice_and_unmounting_busy_mounts_say_why() {
 
 #[test]
 fn plain_fusermount_unmount_works_too() {
-    let Some(mut v) = TestVault::new("fusermount") else { return };
+    let Some(mut v) = TestVault::new("fusermount") else {
+        return;
+    };
     v.mount();
     fs::write(v.p("f"), b"x").unwrap();
     let out = Command::new("fusermount3").arg("-u").arg(&v.mnt).output();
@@ -188,7 +434,9 @@ fn plain_fusermount_unmount_works_too() {
 
 #[test]
 fn idle_timeout_unmounts() {
-    let Some(mut v) = TestVault::new("idle") else { return };
+    let Some(mut v) = TestVault::new("idle") else {
+        return;
+    };
     v.mount_args(&["--idle", "2s"]);
     fs::write(v.p("f"), b"x").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(3500));
@@ -198,11 +446,20 @@ fn idle_timeout_unmounts() {
 
 #[test]
 fn passfile_readable_by_others_gets_a_warning() {
-    let Some(v) = TestVault::new("passfile perms") else { return };
+    let Some(v) = TestVault::new("passfile perms") else {
+        return;
+    };
     let loose = v.tmp.path().join("loose");
     fs::write(&loose, format!("{}\n", common::PASS)).unwrap();
     fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let out = tutela().arg("mount").arg(&v.vault).arg(&v.mnt).arg("--passfile").arg(&loose).output().unwrap();
+    let out = tutela()
+        .arg("mount")
+        .arg(&v.vault)
+        .arg(&v.mnt)
+        .arg("--passfile")
+        .arg(&loose)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("readable by other users"));
     run_ok(tutela().arg("unmount").arg(&v.mnt));

@@ -10,7 +10,9 @@ use std::os::unix::io::AsRawFd;
 
 macro_rules! mounted {
     ($name:expr) => {{
-        let Some(mut v) = TestVault::new($name) else { return };
+        let Some(mut v) = TestVault::new($name) else {
+            return;
+        };
         v.mount();
         v
     }};
@@ -19,7 +21,18 @@ macro_rules! mounted {
 #[test]
 fn files_of_every_boundary_size_read_back_after_remount() {
     let mut v = mounted!("boundary sizes");
-    let sizes = [0usize, 1, 4095, 4096, 4097, 8191, 8192, 8193, 1 << 20, (1 << 20) + 17];
+    let sizes = [
+        0usize,
+        1,
+        4095,
+        4096,
+        4097,
+        8191,
+        8192,
+        8193,
+        1 << 20,
+        (1 << 20) + 17,
+    ];
     for (i, n) in sizes.iter().enumerate() {
         fs::write(v.p(&format!("f{i}")), pattern(*n, i as u64)).unwrap();
     }
@@ -28,7 +41,10 @@ fn files_of_every_boundary_size_read_back_after_remount() {
         let got = fs::read(v.p(&format!("f{i}"))).unwrap();
         assert_eq!(got.len(), *n);
         assert_eq!(got, pattern(*n, i as u64), "size {n}");
-        assert_eq!(fs::metadata(v.p(&format!("f{i}"))).unwrap().len(), *n as u64);
+        assert_eq!(
+            fs::metadata(v.p(&format!("f{i}"))).unwrap().len(),
+            *n as u64
+        );
     }
 }
 
@@ -36,7 +52,13 @@ fn files_of_every_boundary_size_read_back_after_remount() {
 fn random_offset_reads_and_writes_match_a_model() {
     let v = mounted!("random offsets");
     let path = v.p("model");
-    let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
     let mut model = Vec::new();
     let mut seed = 7u64;
     for i in 0..400 {
@@ -78,7 +100,11 @@ fn open_flags_excl_trunc_append() {
         f.write_all(b"EF").unwrap();
     }
     assert_eq!(fs::read(&p).unwrap(), b"0123456789ABCDEF");
-    OpenOptions::new().write(true).truncate(true).open(&p).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
     assert_eq!(fs::metadata(&p).unwrap().len(), 0);
     assert_eq!(fs::read(&p).unwrap(), b"");
 }
@@ -108,7 +134,13 @@ fn truncate_up_and_down_and_sparse_holes_read_zero() {
 fn files_over_4_gib_work_sparse() {
     let v = mounted!("4 GiB");
     let p = v.p("big");
-    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
     let off = 5u64 << 30;
     f.write_all_at(b"beyond four gigabytes", off).unwrap();
     assert_eq!(f.metadata().unwrap().len(), off + 21);
@@ -144,7 +176,10 @@ fn directories_rename_and_unlink_errors() {
     assert!(!v.p("x").exists());
     // Directory over a non-empty directory fails; over an empty one succeeds.
     fs::create_dir(v.p("empty")).unwrap();
-    assert_eq!(errno_of(fs::rename(v.p("empty"), v.p("z"))), libc::ENOTEMPTY);
+    assert_eq!(
+        errno_of(fs::rename(v.p("empty"), v.p("z"))),
+        libc::ENOTEMPTY
+    );
     fs::create_dir(v.p("empty2")).unwrap();
     fs::rename(v.p("z"), v.p("empty2")).unwrap();
     assert_eq!(fs::read(v.p("empty2/moved/c/file")).unwrap(), b"deep");
@@ -158,7 +193,15 @@ fn renameat2(from: &std::path::Path, to: &std::path::Path, flags: u32) -> i32 {
     let a = cpath(from);
     let b = cpath(to);
     // SAFETY: valid C strings.
-    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), flags) };
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            flags,
+        )
+    };
     if rc == 0 {
         0
     } else {
@@ -171,7 +214,10 @@ fn rename_noreplace_and_exchange() {
     let v = mounted!("renameat2");
     fs::write(v.p("a"), b"A").unwrap();
     fs::write(v.p("b"), b"B").unwrap();
-    assert_eq!(renameat2(&v.p("a"), &v.p("b"), libc::RENAME_NOREPLACE), libc::EEXIST);
+    assert_eq!(
+        renameat2(&v.p("a"), &v.p("b"), libc::RENAME_NOREPLACE),
+        libc::EEXIST
+    );
     assert_eq!(renameat2(&v.p("a"), &v.p("c"), libc::RENAME_NOREPLACE), 0);
     assert_eq!(renameat2(&v.p("c"), &v.p("b"), libc::RENAME_EXCHANGE), 0);
     assert_eq!(fs::read(v.p("b")).unwrap(), b"A");
@@ -183,22 +229,34 @@ fn symlinks_and_hard_links() {
     let v = mounted!("links");
     fs::write(v.p("target"), b"content").unwrap();
     std::os::unix::fs::symlink("target", v.p("ln")).unwrap();
-    assert_eq!(fs::read_link(v.p("ln")).unwrap().to_str().unwrap(), "target");
+    assert_eq!(
+        fs::read_link(v.p("ln")).unwrap().to_str().unwrap(),
+        "target"
+    );
     assert_eq!(fs::read(v.p("ln")).unwrap(), b"content");
     assert_eq!(fs::symlink_metadata(v.p("ln")).unwrap().len(), 6);
     std::os::unix::fs::symlink("/etc/../nowhere/dangling", v.p("dangling")).unwrap();
-    assert_eq!(fs::read_link(v.p("dangling")).unwrap().to_str().unwrap(), "/etc/../nowhere/dangling");
+    assert_eq!(
+        fs::read_link(v.p("dangling")).unwrap().to_str().unwrap(),
+        "/etc/../nowhere/dangling"
+    );
     fs::hard_link(v.p("target"), v.p("hard")).unwrap();
     let a = fs::metadata(v.p("target")).unwrap();
     let b = fs::metadata(v.p("hard")).unwrap();
     assert_eq!(a.ino(), b.ino());
     assert_eq!(a.nlink(), 2);
     fs::write(v.p("hard"), b"changed through the link").unwrap();
-    assert_eq!(fs::read(v.p("target")).unwrap(), b"changed through the link");
+    assert_eq!(
+        fs::read(v.p("target")).unwrap(),
+        b"changed through the link"
+    );
     fs::remove_file(v.p("target")).unwrap();
     assert_eq!(fs::read(v.p("hard")).unwrap(), b"changed through the link");
     assert_eq!(fs::metadata(v.p("hard")).unwrap().nlink(), 1);
-    assert_eq!(errno_of(fs::hard_link(v.p("nonexistent"), v.p("x"))), libc::ENOENT);
+    assert_eq!(
+        errno_of(fs::hard_link(v.p("nonexistent"), v.p("x"))),
+        libc::ENOENT
+    );
 }
 
 #[test]
@@ -215,11 +273,20 @@ fn chmod_chown_utimens_statfs_fsync() {
     }
     let c = cpath(&p);
     let ts = [
-        libc::timespec { tv_sec: 1_000_000_000, tv_nsec: 123_456_789 },
-        libc::timespec { tv_sec: 1_200_000_000, tv_nsec: 987_654_321 },
+        libc::timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 123_456_789,
+        },
+        libc::timespec {
+            tv_sec: 1_200_000_000,
+            tv_nsec: 987_654_321,
+        },
     ];
     // SAFETY: valid path and timespecs.
-    assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), 0) }, 0);
+    assert_eq!(
+        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), 0) },
+        0
+    );
     let m = fs::metadata(&p).unwrap();
     assert_eq!((m.atime(), m.atime_nsec()), (1_000_000_000, 123_456_789));
     assert_eq!((m.mtime(), m.mtime_nsec()), (1_200_000_000, 987_654_321));
@@ -239,7 +306,13 @@ fn chmod_chown_utimens_statfs_fsync() {
 #[test]
 fn fallocate_mode_zero_extends() {
     let v = mounted!("fallocate");
-    let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(v.p("fa")).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(v.p("fa"))
+        .unwrap();
     f.write_all_at(b"abc", 0).unwrap();
     // SAFETY: valid fd.
     let rc = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, 100_000) };
@@ -257,11 +330,24 @@ fn shared_writable_mmap_round_trips() {
     let p = v.p("mapped");
     let len = 3 * 4096 + 100;
     {
-        let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
         f.set_len(len as u64).unwrap();
         // SAFETY: mapping a file we own, length within its size.
         unsafe {
-            let m = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), 0);
+            let m = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            );
             assert_ne!(m, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
             let s = std::slice::from_raw_parts_mut(m as *mut u8, len);
             s.copy_from_slice(&pattern(len, 99));
@@ -282,7 +368,15 @@ fn xattrs_in_user_namespace() {
     let c = cpath(&p);
     let name = std::ffi::CString::new("user.client").unwrap();
     // SAFETY: valid strings and buffers.
-    let rc = unsafe { libc::setxattr(c.as_ptr(), name.as_ptr(), b"acme".as_ptr() as *const _, 4, 0) };
+    let rc = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            b"acme".as_ptr() as *const _,
+            4,
+            0,
+        )
+    };
     if rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EOPNOTSUPP) {
         eprintln!("SKIP xattrs: backing filesystem has no user xattrs");
         return;
@@ -290,7 +384,14 @@ fn xattrs_in_user_namespace() {
     assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
     let mut buf = [0u8; 64];
     // SAFETY: as above.
-    let n = unsafe { libc::getxattr(c.as_ptr(), name.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr() as *mut _,
+            buf.len(),
+        )
+    };
     assert_eq!(&buf[..n as usize], b"acme");
     // SAFETY: as above.
     let n = unsafe { libc::listxattr(c.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
@@ -314,16 +415,28 @@ fn non_utf8_and_long_names() {
     v.remount();
     assert_eq!(fs::read(v.mnt.join(weird)).unwrap(), b"bytes");
     assert_eq!(fs::read(v.p(&long)).unwrap(), b"long name");
-    let mut names: Vec<_> = fs::read_dir(&v.mnt).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = fs::read_dir(&v.mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     assert_eq!(names.len(), 3);
     fs::rename(v.p(&long), v.p("short")).unwrap();
     fs::rename(v.p("short"), v.p(&"m".repeat(250))).unwrap();
     fs::remove_file(v.p(&"m".repeat(250))).unwrap();
     // No long-name records are left behind.
-    let backing: Vec<_> = fs::read_dir(&v.vault).unwrap().map(|e| e.unwrap().file_name()).collect();
-    let records = backing.iter().filter(|n| n.to_string_lossy().ends_with(".name")).count();
-    assert_eq!(records, 1, "only the long directory's record remains: {backing:?}");
+    let backing: Vec<_> = fs::read_dir(&v.vault)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let records = backing
+        .iter()
+        .filter(|n| n.to_string_lossy().ends_with(".name"))
+        .count();
+    assert_eq!(
+        records, 1,
+        "only the long directory's record remains: {backing:?}"
+    );
 }
 
 #[test]
@@ -344,7 +457,10 @@ fn concurrent_writers_and_readers_see_consistent_data() {
                     f.write_all_at(&val, off).unwrap();
                     let mut back = vec![0u8; 30_000];
                     f.read_exact_at(&mut back, off).unwrap();
-                    assert!(back.iter().all(|&b| b == t * 50 + round), "torn read in stripe {t}");
+                    assert!(
+                        back.iter().all(|&b| b == t * 50 + round),
+                        "torn read in stripe {t}"
+                    );
                 }
             })
         })
@@ -364,7 +480,12 @@ fn mknod_fifo_works() {
     let v = mounted!("fifo");
     let c = cpath(&v.p("pipe"));
     // SAFETY: valid path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "{}", std::io::Error::last_os_error());
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        0,
+        "{}",
+        std::io::Error::last_os_error()
+    );
     let m = fs::symlink_metadata(v.p("pipe")).unwrap();
     assert!(std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()));
 }
@@ -372,7 +493,14 @@ fn mknod_fifo_works() {
 #[test]
 fn seek_and_read_past_eof() {
     let v = mounted!("seek");
-    let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(true).mode(0o600).open(v.p("s")).unwrap();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(v.p("s"))
+        .unwrap();
     f.write_all(b"hello").unwrap();
     f.seek(SeekFrom::Start(100)).unwrap();
     let mut buf = [0u8; 10];

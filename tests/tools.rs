@@ -10,19 +10,29 @@ use std::process::Command;
 
 macro_rules! mounted {
     ($name:expr) => {{
-        let Some(mut v) = TestVault::new($name) else { return };
+        let Some(mut v) = TestVault::new($name) else {
+            return;
+        };
         v.mount();
         v
     }};
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// A tool the test needs: under CI its absence fails the test, elsewhere it skips.
 fn need(tool: &str, test: &str) -> bool {
-    !common::skip_unless((!have(tool)).then(|| format!("{tool} is not installed")), test)
+    !common::skip_unless(
+        (!have(tool)).then(|| format!("{tool} is not installed")),
+        test,
+    )
 }
 
 /// A small source tree with text, binary, a symlink, a hard link, an empty dir and modes.
@@ -30,18 +40,40 @@ fn make_tree(root: &Path) {
     fs::create_dir_all(root.join("src/nested/deeper")).unwrap();
     fs::create_dir_all(root.join("empty")).unwrap();
     for i in 0..40 {
-        fs::write(root.join(format!("src/file{i}.txt")), format!("line {i}\n").repeat(i * 50 + 1)).unwrap();
+        fs::write(
+            root.join(format!("src/file{i}.txt")),
+            format!("line {i}\n").repeat(i * 50 + 1),
+        )
+        .unwrap();
     }
-    fs::write(root.join("src/nested/deeper/blob.bin"), common::pattern(300_000, 3)).unwrap();
+    fs::write(
+        root.join("src/nested/deeper/blob.bin"),
+        common::pattern(300_000, 3),
+    )
+    .unwrap();
     fs::write(root.join("run.sh"), b"#!/bin/sh\necho hi\n").unwrap();
-    fs::set_permissions(root.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        root.join("run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("src/file1.txt", root.join("link")).unwrap();
     fs::hard_link(root.join("src/file2.txt"), root.join("hard")).unwrap();
 }
 
 fn diff(a: &Path, b: &Path) {
-    let out = Command::new("diff").arg("-r").arg("--no-dereference").arg(a).arg(b).output().unwrap();
-    assert!(out.status.success(), "trees differ:\n{}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new("diff")
+        .arg("-r")
+        .arg("--no-dereference")
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "trees differ:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -52,19 +84,48 @@ fn cp_a_tar_and_rsync_round_trip_a_tree() {
     run_ok(Command::new("cp").arg("-a").arg(&src).arg(v.p("copied")));
     diff(&src, &v.p("copied"));
     let meta = fs::metadata(v.p("copied/run.sh")).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o755);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o755
+    );
     // tar out of and into the mount
     let tarball = v.tmp.path().join("t.tar");
-    run_ok(Command::new("tar").arg("-C").arg(v.p("copied")).arg("-cf").arg(&tarball).arg("."));
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(v.p("copied"))
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    );
     fs::create_dir(v.p("untarred")).unwrap();
-    run_ok(Command::new("tar").arg("-C").arg(v.p("untarred")).arg("-xf").arg(&tarball));
+    run_ok(
+        Command::new("tar")
+            .arg("-C")
+            .arg(v.p("untarred"))
+            .arg("-xf")
+            .arg(&tarball),
+    );
     diff(&src, &v.p("untarred"));
     if need("rsync", "rsync") {
-        run_ok(Command::new("rsync").arg("-aH").arg(format!("{}/", src.display())).arg(v.p("synced")));
+        run_ok(
+            Command::new("rsync")
+                .arg("-aH")
+                .arg(format!("{}/", src.display()))
+                .arg(v.p("synced")),
+        );
         diff(&src, &v.p("synced"));
         // A second rsync finds nothing to do.
-        let out = run_ok(Command::new("rsync").arg("-aHi").arg(format!("{}/", src.display())).arg(v.p("synced")));
-        assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "rsync found changes");
+        let out = run_ok(
+            Command::new("rsync")
+                .arg("-aHi")
+                .arg(format!("{}/", src.display()))
+                .arg(v.p("synced")),
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+            "rsync found changes"
+        );
     }
 }
 
@@ -77,7 +138,14 @@ fn git_and_sqlite_work_on_the_mount() {
         let git = |args: &[&str]| {
             run_ok(
                 Command::new("git")
-                    .args(["-c", "user.name=T", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
+                    .args([
+                        "-c",
+                        "user.name=T",
+                        "-c",
+                        "user.email=t@example.com",
+                        "-c",
+                        "init.defaultBranch=main",
+                    ])
                     .args(args)
                     .current_dir(&repo),
             )
@@ -87,7 +155,10 @@ fn git_and_sqlite_work_on_the_mount() {
         git(&["commit", "-qm", "first"]);
         fs::write(repo.join("src/file3.txt"), b"changed\n").unwrap();
         let st = git(&["status", "--porcelain"]);
-        assert_eq!(String::from_utf8_lossy(&st.stdout).trim(), "M src/file3.txt");
+        assert_eq!(
+            String::from_utf8_lossy(&st.stdout).trim(),
+            "M src/file3.txt"
+        );
         git(&["commit", "-qam", "second"]);
         git(&["gc", "-q"]);
         let fsck = git(&["fsck", "--strict"]);
@@ -144,7 +215,10 @@ fn fsx_two_seeds_of_100k_operations_with_mmap() {
     if !need("fsx", "fsx") {
         return;
     }
-    let ops: u32 = std::env::var("TUTELA_FSX_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let ops: u32 = std::env::var("TUTELA_FSX_OPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
     for seed in [1u32, 20261123] {
         fsx(&v, seed, ops);
     }

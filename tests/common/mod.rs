@@ -100,28 +100,59 @@ impl TestVault {
     }
 
     pub fn new_unmounted() -> TestVault {
-        let tmp = tempfile::Builder::new().prefix("tutela-test").tempdir().expect("tempdir");
+        let tmp = tempfile::Builder::new()
+            .prefix("tutela-test")
+            .tempdir()
+            .expect("tempdir");
         // Let other users traverse to the mountpoint (multi-user tests).
-        std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let vault = tmp.path().join("vault");
         let mnt = tmp.path().join("mnt");
         let passfile = tmp.path().join("pass");
         let log = tmp.path().join("daemon.log");
         std::fs::create_dir(&mnt).unwrap();
         std::fs::write(&passfile, format!("{PASS}\n")).unwrap();
-        std::fs::set_permissions(&passfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-        run_ok(tutela().arg("init").arg(&vault).arg("--passfile").arg(&passfile));
-        TestVault { tmp, vault, mnt, passfile, log, mounted: false }
+        std::fs::set_permissions(
+            &passfile,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        run_ok(
+            tutela()
+                .arg("init")
+                .arg(&vault)
+                .arg("--passfile")
+                .arg(&passfile),
+        );
+        TestVault {
+            tmp,
+            vault,
+            mnt,
+            passfile,
+            log,
+            mounted: false,
+        }
     }
 
     pub fn mount_args(&mut self, extra: &[&str]) {
         let mut c = tutela();
-        c.arg("mount").arg(&self.vault).arg(&self.mnt).arg("--passfile").arg(&self.passfile);
+        c.arg("mount")
+            .arg(&self.vault)
+            .arg(&self.mnt)
+            .arg("--passfile")
+            .arg(&self.passfile);
         c.arg("--log-file").arg(&self.log).arg("-vv");
         c.args(extra);
         run_ok(&mut c);
         self.mounted = true;
-        assert!(is_mountpoint(&self.mnt), "mount returned but nothing is mounted");
+        assert!(
+            is_mountpoint(&self.mnt),
+            "mount returned but nothing is mounted"
+        );
     }
 
     pub fn mount(&mut self) {
@@ -159,12 +190,26 @@ impl TestVault {
         for p in all {
             for n in needles {
                 let name = p.as_os_str().as_bytes();
-                assert!(!contains(name, n), "plaintext {:?} in backing name {:?}", String::from_utf8_lossy(n), p);
+                assert!(
+                    !contains(name, n),
+                    "plaintext {:?} in backing name {:?}",
+                    String::from_utf8_lossy(n),
+                    p
+                );
                 if let Ok(c) = std::fs::read(&p) {
-                    assert!(!contains(&c, n), "plaintext {:?} in backing file {:?}", String::from_utf8_lossy(n), p);
+                    assert!(
+                        !contains(&c, n),
+                        "plaintext {:?} in backing file {:?}",
+                        String::from_utf8_lossy(n),
+                        p
+                    );
                 }
                 if let Ok(t) = std::fs::read_link(&p) {
-                    assert!(!contains(t.as_os_str().as_bytes(), n), "plaintext in symlink target {:?}", p);
+                    assert!(
+                        !contains(t.as_os_str().as_bytes(), n),
+                        "plaintext in symlink target {:?}",
+                        p
+                    );
                 }
             }
         }
@@ -177,7 +222,10 @@ impl Drop for TestVault {
             let _ = tutela().arg("unmount").arg(&self.mnt).output();
             if is_mountpoint(&self.mnt) {
                 let _ = Command::new("umount").arg("-l").arg(&self.mnt).output();
-                let _ = Command::new("fusermount3").arg("-uz").arg(&self.mnt).output();
+                let _ = Command::new("fusermount3")
+                    .arg("-uz")
+                    .arg(&self.mnt)
+                    .output();
             }
         }
     }
@@ -212,7 +260,10 @@ fn walk_all(dir: &Path, out: &mut Vec<PathBuf>) {
 pub fn is_mountpoint(p: &Path) -> bool {
     let canon = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines().any(|l| l.split(' ').nth(4).map(|m| m.replace("\\040", " ")) == Some(canon.to_string_lossy().into_owned()))
+    info.lines().any(|l| {
+        l.split(' ').nth(4).map(|m| m.replace("\\040", " "))
+            == Some(canon.to_string_lossy().into_owned())
+    })
 }
 
 pub fn wait_until(mut f: impl FnMut() -> bool, what: &str) {
@@ -243,7 +294,9 @@ pub fn os(b: &[u8]) -> &OsStr {
 
 /// Deterministic pseudo-random bytes.
 pub fn pattern(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             x ^= x << 13;
