@@ -52,7 +52,7 @@ fn files_of_every_boundary_size_read_back_after_remount() {
 fn random_offset_reads_and_writes_match_a_model() {
     let v = mounted!("random offsets");
     let path = v.p("model");
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
