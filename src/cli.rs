@@ -65,4 +65,76 @@ pub enum Command {
     },
     /// Flush and unmount a mounted vault.
     Unmount { mountpoint: PathBuf },
+    /// Per-client access policies: check, store in the vault, show.
+    Policy {
+        #[command(subcommand)]
+        cmd: PolicyCmd,
+    },
+    /// The vault's tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Validate a policy file offline (syntax, users and groups); errors as FILE:LINE:COL.
+    Check { file: PathBuf },
+    /// Store a policy in the vault, encrypted; a live mount picks it up within a second.
+    Set {
+        vault: PathBuf,
+        file: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Print the stored policy.
+    Show {
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Remove the stored policy (the vault is then governed by Unix modes alone).
+    Clear {
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check the whole log's chain; names the first bad record.
+    Verify {
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Print records, oldest first, filtered.
+    Show {
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Only this client's records.
+        #[arg(long)]
+        client: Option<String>,
+        /// Only this user's records (name or uid).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only records for this path or below it.
+        #[arg(long)]
+        path: Option<String>,
+        /// From this time: 2026-11-20, "2026-11-20 14:00:00" (UTC), or an age such as 72h.
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this time (same forms as --since).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only refusals.
+        #[arg(long)]
+        denied: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }

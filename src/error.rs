@@ -71,6 +71,10 @@ pub enum Error {
     Passphrase(String),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    PolicyInvalid(String),
+    #[error("the audit log was tampered with: {0}")]
+    AuditTampered(String),
 
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
@@ -94,6 +98,8 @@ pub mod exit {
     pub const NOT_MOUNTED: i32 = 18;
     pub const PASSPHRASE_INPUT: i32 = 19;
     pub const DATA_DAMAGED: i32 = 20;
+    pub const POLICY_INVALID: i32 = 21;
+    pub const AUDIT_TAMPERED: i32 = 22;
 }
 
 impl Error {
@@ -128,7 +134,9 @@ impl Error {
             | Error::MountFailed(_)
             | Error::NotMounted(_)
             | Error::Passphrase(_)
-            | Error::Usage(_) => libc::EIO,
+            | Error::Usage(_)
+            | Error::PolicyInvalid(_)
+            | Error::AuditTampered(_) => libc::EIO,
         }
     }
 
@@ -146,6 +154,8 @@ impl Error {
             Error::NotMounted(_) => exit::NOT_MOUNTED,
             Error::Passphrase(_) => exit::PASSPHRASE_INPUT,
             Error::Usage(_) => exit::USAGE,
+            Error::PolicyInvalid(_) => exit::POLICY_INVALID,
+            Error::AuditTampered(_) => exit::AUDIT_TAMPERED,
             Error::AuthFailed { .. } | Error::Corrupt { .. } => exit::DATA_DAMAGED,
             _ => exit::GENERIC,
         }

@@ -15,20 +15,29 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How long the kernel may cache entries and attributes.
+/// How long the kernel may cache entries and attributes. With an access policy nothing is
+/// cached, so a denied user never sees what an allowed user just looked up.
 const TTL: Duration = Duration::from_secs(1);
 
 /// Called on every request (the idle timer hangs off it).
 pub type Activity = Arc<dyn Fn() + Send + Sync>;
 
 pub struct Adapter {
-    fs: Fs,
+    fs: Arc<Fs>,
     activity: Activity,
 }
 
 impl Adapter {
-    pub fn new(fs: Fs, activity: Activity) -> Adapter {
+    pub fn new(fs: Arc<Fs>, activity: Activity) -> Adapter {
         Adapter { fs, activity }
+    }
+
+    fn ttl(&self) -> Duration {
+        if self.fs.policy_active() {
+            Duration::ZERO
+        } else {
+            TTL
+        }
     }
 
     fn touch(&self) {
@@ -98,9 +107,9 @@ fn timespec(t: Option<TimeOrNow>) -> crate::sys::TimeSpec {
     })
 }
 
-fn entry(reply: ReplyEntry, r: Result<Attr>) {
+fn entry(reply: ReplyEntry, ttl: Duration, r: Result<Attr>) {
     match r {
-        Ok(a) => reply.entry(&TTL, &attr(&a), Generation(0)),
+        Ok(a) => reply.entry(&ttl, &attr(&a), Generation(0)),
         Err(e) => reply.error(errno(&e)),
     }
 }
@@ -131,17 +140,17 @@ impl fuser::Filesystem for Adapter {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.touch();
-        entry(reply, self.fs.lookup(&who(req), parent.0, name));
+        entry(reply, self.ttl(), self.fs.lookup(&who(req), parent.0, name));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.fs.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.touch();
-        match self.fs.getattr(ino.0, fh.map(|f| f.0)) {
-            Ok(a) => reply.attr(&TTL, &attr(&a)),
+        match self.fs.getattr(&who(req), ino.0, fh.map(|f| f.0)) {
+            Ok(a) => reply.attr(&self.ttl(), &attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -174,14 +183,14 @@ impl fuser::Filesystem for Adapter {
             mtime: timespec(mtime),
         };
         match self.fs.setattr(&who(req), ino.0, &set, fh.map(|f| f.0)) {
-            Ok(a) => reply.attr(&TTL, &attr(&a)),
+            Ok(a) => reply.attr(&self.ttl(), &attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         self.touch();
-        match self.fs.readlink(ino.0) {
+        match self.fs.readlink(&who(req), ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
         }
@@ -200,6 +209,7 @@ impl fuser::Filesystem for Adapter {
         self.touch();
         entry(
             reply,
+            self.ttl(),
             self.fs.mknod(&who(req), parent.0, name, mode, umask, rdev),
         );
     }
@@ -214,7 +224,11 @@ impl fuser::Filesystem for Adapter {
         reply: ReplyEntry,
     ) {
         self.touch();
-        entry(reply, self.fs.mkdir(&who(req), parent.0, name, mode, umask));
+        entry(
+            reply,
+            self.ttl(),
+            self.fs.mkdir(&who(req), parent.0, name, mode, umask),
+        );
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -238,6 +252,7 @@ impl fuser::Filesystem for Adapter {
         self.touch();
         entry(
             reply,
+            self.ttl(),
             self.fs.symlink(
                 &who(req),
                 parent.0,
@@ -281,7 +296,11 @@ impl fuser::Filesystem for Adapter {
         reply: ReplyEntry,
     ) {
         self.touch();
-        entry(reply, self.fs.link(&who(req), ino.0, newparent.0, newname));
+        entry(
+            reply,
+            self.ttl(),
+            self.fs.link(&who(req), ino.0, newparent.0, newname),
+        );
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -370,9 +389,9 @@ impl fuser::Filesystem for Adapter {
         empty(reply, self.fs.fsync(fh.0, datasync));
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.touch();
-        match self.fs.opendir(ino.0) {
+        match self.fs.opendir(&who(req), ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(errno(&e)),
         }
@@ -433,7 +452,7 @@ impl fuser::Filesystem for Adapter {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -442,22 +461,25 @@ impl fuser::Filesystem for Adapter {
         reply: ReplyEmpty,
     ) {
         self.touch();
-        empty(reply, self.fs.setxattr(ino.0, name, value, flags));
+        empty(
+            reply,
+            self.fs.setxattr(&who(req), ino.0, name, value, flags),
+        );
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         self.touch();
-        xattr_reply(reply, self.fs.getxattr(ino.0, name), size);
+        xattr_reply(reply, self.fs.getxattr(&who(req), ino.0, name), size);
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         self.touch();
-        xattr_reply(reply, self.fs.listxattr(ino.0), size);
+        xattr_reply(reply, self.fs.listxattr(&who(req), ino.0), size);
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.touch();
-        empty(reply, self.fs.removexattr(ino.0, name));
+        empty(reply, self.fs.removexattr(&who(req), ino.0, name));
     }
 
     fn create(
@@ -476,7 +498,7 @@ impl fuser::Filesystem for Adapter {
             .create(&who(req), parent.0, name, mode, umask, flags)
         {
             Ok((a, fh)) => reply.created(
-                &TTL,
+                &self.ttl(),
                 &attr(&a),
                 Generation(0),
                 FileHandle(fh),

@@ -3,6 +3,7 @@
 //! no FUSE types), `fuse` (the thin fuser adapter), `mount` (sessions, daemon, signals), and
 //! the CLI in `main.rs`/`cli.rs`.
 
+pub mod audit;
 pub mod crypto;
 pub mod error;
 pub mod format;
@@ -10,6 +11,8 @@ pub mod fs;
 pub mod fuse;
 pub mod mount;
 pub mod passphrase;
+pub mod policy;
+pub mod policy_store;
 pub mod secret;
 pub mod sys;
 pub mod vault;

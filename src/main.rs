@@ -2,6 +2,7 @@
 //! into one clear line and a documented exit code.
 
 mod cli;
+mod commands;
 
 use clap::Parser;
 use cli::{Cli, Command, PassArgs};
@@ -108,6 +109,14 @@ fn run(cli: Cli) -> Result<()> {
                 log_file,
             };
             tutela::mount::mount(v, args)
+        }
+        Command::Policy { cmd } => {
+            init_logging(cli.verbose, None)?;
+            commands::policy(cmd)
+        }
+        Command::Audit { cmd } => {
+            init_logging(cli.verbose, None)?;
+            commands::audit(cmd)
         }
         Command::Unmount { mountpoint } => {
             init_logging(cli.verbose, None)?;

@@ -5,6 +5,8 @@
 use crate::error::{Error, Result};
 use crate::fs::{Fs, Options};
 use crate::fuse::Adapter;
+use crate::policy::Policy;
+use crate::policy_store;
 use crate::sys;
 use crate::vault::Vault;
 use fuser::{Config, MountOption, SessionACL};
@@ -167,7 +169,20 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
         chown_new: sys::geteuid() == 0,
     };
     let fs = Fs::new(&vault, opts)?;
+    let policy = load_policy(&vault)?;
+    let mut args = args;
+    if policy.is_some() && !args.allow_other {
+        // A policy exists to share one mount between several people.
+        args.allow_other = true;
+    }
     let config = session_config(&vault, &args);
+    let keep = Keep {
+        dir: vault.dir.clone(),
+        vault_id: vault.config.vault_id,
+        policy_key: vault.policy_key(),
+        audit_keys: vault.audit_keys(),
+        policy,
+    };
     drop(vault);
 
     let ready_pipe = if args.foreground {
@@ -194,11 +209,79 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
             }
         }
     };
-    serve(fs, config, &mp, args, ready_pipe)
+    serve(fs, keep, config, &mp, args, ready_pipe)
+}
+
+/// What the daemon keeps from the unlocked vault (the master key itself is dropped).
+struct Keep {
+    dir: PathBuf,
+    vault_id: crate::crypto::Id,
+    policy_key: crate::secret::Key32,
+    audit_keys: crate::audit::Keys,
+    policy: Option<Policy>,
+}
+
+fn resolver(name: &str, group: bool) -> Option<u32> {
+    if group {
+        sys::group_by_name(name)
+    } else {
+        sys::user_by_name(name)
+    }
+}
+
+/// Parses policy text against this machine's users and groups.
+pub fn parse_policy(text: &str, label: &str) -> Result<Policy> {
+    crate::policy::parse(text, label, &resolver)
+        .map_err(|errs| Error::PolicyInvalid(errs.join("\n")))
+}
+
+fn load_policy(vault: &Vault) -> Result<Option<Policy>> {
+    match policy_store::read(&vault.dir, &vault.policy_key(), &vault.config.vault_id)? {
+        None => Ok(None),
+        Some(text) => parse_policy(&text, "stored policy").map(Some),
+    }
+}
+
+fn policy_stamp(dir: &Path) -> Option<(u64, i64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir.join(policy_store::FILE_NAME))
+        .ok()
+        .map(|m| (m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
+}
+
+/// Reloads the policy when `tutela policy set` replaces it, so no remount is needed.
+fn watch_policy(fs: Arc<Fs>, keep: Keep) -> Result<()> {
+    let mut stamp = policy_stamp(&keep.dir);
+    std::thread::Builder::new()
+        .name("policy".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = policy_stamp(&keep.dir);
+            if now == stamp {
+                continue;
+            }
+            stamp = now;
+            let loaded = policy_store::read(&keep.dir, &keep.policy_key, &keep.vault_id)
+                .and_then(|t| t.map(|t| parse_policy(&t, "stored policy")).transpose());
+            match loaded {
+                Ok(p) => {
+                    let detail = p.as_ref().map(|p| format!("{} clients", p.clients.len()));
+                    fs.set_policy(p);
+                    fs.record_event("policy-change", "ok", detail);
+                    log::info!("access policy reloaded");
+                }
+                Err(e) => {
+                    fs.record_event("policy-change", "rejected", Some(e.to_string()));
+                    log::warn!("the new access policy does not load; keeping the old one");
+                }
+            }
+        })?;
+    Ok(())
 }
 
 fn serve(
-    fs: Fs,
+    mut fs: Fs,
+    mut keep: Keep,
     config: Config,
     mp: &Path,
     args: MountArgs,
@@ -207,17 +290,34 @@ fn serve(
     sys::disable_core_dumps();
     sys::set_umask(0);
     sys::block_termination_signals();
+    let sink = match crate::audit::Sink::start(&keep.dir, keep.audit_keys.duplicate()) {
+        Ok(s) => Some(s),
+        Err(e) if args.read_only => {
+            log::warn!("read-only mount: no audit log ({e})");
+            None
+        }
+        Err(e) => {
+            let err = Error::MountFailed(format!("cannot open the audit log: {e}"));
+            if let Some(w) = ready.as_mut() {
+                let _ = writeln!(w, "{} {}", err.exit_code(), err);
+            }
+            return Err(err);
+        }
+    };
+    fs.set_guard(crate::fs::Guard::new(keep.policy.take(), sink));
+    let fs = Arc::new(fs);
     let start = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
     let last2 = last.clone();
     let adapter = Adapter::new(
-        fs,
+        fs.clone(),
         Arc::new(move || last2.store(now_secs(start), Ordering::Relaxed)),
     );
     let mut session = match fuser::Session::new(adapter, mp, &config) {
         Ok(s) => s,
         Err(e) => {
             let err = explain_mount_error(e, &args);
+            fs.close_audit();
             if let Some(w) = ready.as_mut() {
                 let _ = writeln!(w, "{} {}", err.exit_code(), err);
             }
@@ -225,6 +325,24 @@ fn serve(
         }
     };
     log::info!("mounted");
+    fs.record_event(
+        "mount",
+        "ok",
+        Some(format!(
+            "{}{}",
+            if args.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            },
+            if fs.policy_active() {
+                ", policy active"
+            } else {
+                ""
+            }
+        )),
+    );
+    watch_policy(fs.clone(), keep)?;
     if let Some(mut w) = ready.take() {
         let _ = writeln!(w, "ok");
     }
@@ -263,6 +381,8 @@ fn serve(
     }
     let r = session.run();
     log::info!("unmounted");
+    fs.record_event("unmount", "ok", None);
+    fs.close_audit();
     r.map_err(|e| Error::MountFailed(format!("session ended with an error: {e}")))
 }
 

@@ -607,3 +607,74 @@ pub fn syncfs(f: &File) -> Result<()> {
     // SAFETY: valid fd.
     check(unsafe { libc::syncfs(f.as_raw_fd()) }).map(|_| ())
 }
+
+/// Looks up a user by name: `Some(uid)` when it exists.
+pub fn user_by_name(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: zeroed passwd is a valid out-parameter; buffers are of the lengths passed.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut res: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: as above.
+    let rc =
+        unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+    (rc == 0 && !res.is_null()).then_some(pw.pw_uid)
+}
+
+/// Looks up a group by name: `Some(gid)` when it exists.
+pub fn group_by_name(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 65536];
+    // SAFETY: zeroed group is a valid out-parameter; buffers are of the lengths passed.
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
+    let mut res: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: as above.
+    let rc =
+        unsafe { libc::getgrnam_r(c.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut res) };
+    (rc == 0 && !res.is_null()).then_some(gr.gr_gid)
+}
+
+/// The name of user `uid`, if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: as in user_by_name.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut res: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: as above.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+    if rc != 0 || res.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name points into buf, NUL-terminated.
+    Some(
+        unsafe { CStr::from_ptr(pw.pw_name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+/// Supplementary groups of a process, from /proc/PID/status (empty if it is gone).
+pub fn process_groups(pid: u32) -> Vec<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The command name of a process (empty if it is gone).
+pub fn process_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Takes an exclusive advisory lock on `f` without waiting; false when someone holds it.
+pub fn try_lock_exclusive(f: &File) -> bool {
+    // SAFETY: valid fd.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}

@@ -210,6 +210,18 @@ impl Vault {
         &self.master
     }
 
+    pub fn policy_key(&self) -> Key32 {
+        kdf::policy_key(&self.master, &self.config.vault_id)
+    }
+
+    pub fn audit_keys(&self) -> crate::audit::Keys {
+        crate::audit::Keys {
+            enc: kdf::audit_enc_key(&self.master, &self.config.vault_id),
+            mac: kdf::audit_mac_key(&self.master, &self.config.vault_id),
+            vault_id: self.config.vault_id,
+        }
+    }
+
     pub fn uses_test_kdf(&self) -> bool {
         self.config.flags & config::FLAG_TEST_KDF != 0
     }

@@ -15,6 +15,9 @@ pub const LABEL_ZONE_WRAP: &[u8] = b"tutela/v1/zone-wrap";
 pub const LABEL_NAMES: &[u8] = b"tutela/v1/names";
 pub const LABEL_XATTR: &[u8] = b"tutela/v1/xattr";
 pub const LABEL_CONTENT: &[u8] = b"tutela/v1/content";
+pub const LABEL_POLICY: &[u8] = b"tutela/v1/policy";
+pub const LABEL_AUDIT_ENC: &[u8] = b"tutela/v1/audit-enc";
+pub const LABEL_AUDIT_MAC: &[u8] = b"tutela/v1/audit-mac";
 
 /// HKDF-SHA256 (RFC 5869) with a 32-byte output.
 pub fn derive(ikm: &Key32, salt: &[u8], label: &[u8]) -> Key32 {
@@ -33,6 +36,18 @@ pub fn config_mac_key(master: &Key32, vault_id: &Id) -> Key32 {
 
 pub fn zone_wrap_key(master: &Key32, vault_id: &Id) -> Key32 {
     derive(master, vault_id, LABEL_ZONE_WRAP)
+}
+
+pub fn policy_key(master: &Key32, vault_id: &Id) -> Key32 {
+    derive(master, vault_id, LABEL_POLICY)
+}
+
+pub fn audit_enc_key(master: &Key32, vault_id: &Id) -> Key32 {
+    derive(master, vault_id, LABEL_AUDIT_ENC)
+}
+
+pub fn audit_mac_key(master: &Key32, vault_id: &Id) -> Key32 {
+    derive(master, vault_id, LABEL_AUDIT_MAC)
 }
 
 pub fn name_key(zone: &Key32, zone_id: &Id) -> Key32 {
@@ -74,6 +89,15 @@ mod tests {
         ];
         let want = crate::format::vectors::KDF_VECTORS;
         assert_eq!(got.map(|s| s), want.map(|s| s.to_string()));
+        let got2 = [
+            hex(policy_key(&mk, &vid).as_bytes()),
+            hex(audit_enc_key(&mk, &vid).as_bytes()),
+            hex(audit_mac_key(&mk, &vid).as_bytes()),
+        ];
+        assert_eq!(
+            got2.map(|s| s),
+            crate::format::vectors::KDF_VECTORS_V1_AUDIT.map(|s| s.to_string())
+        );
     }
 
     #[test]

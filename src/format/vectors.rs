@@ -12,6 +12,14 @@ pub const KDF_VECTORS: [&str; 5] = [
     "0297b83460f0b4ba647ca12b7d710393af7359f594d0e9e1b7efe38bd1800632",
 ];
 
+/// HKDF-SHA256 outputs for master key 00 01 .. 1f, salt 16 x 0x11: policy, audit-enc,
+/// audit-mac.
+pub const KDF_VECTORS_V1_AUDIT: [&str; 3] = [
+    "36d9a33d6a6d918caf629eca5012b5fc88f55d3f06c9b58e04748a013a1917a7",
+    "f433534633edee5867a62be2129434fddc97e8685f554658cc2d4725190c1420",
+    "17c1eac8acb5437f488aa83e99fe0833bb827cecb0998b452479dc059daa9605",
+];
+
 /// Name "report.pdf" sealed for directory ID 16 x 0x33 with name key 32 x 0x01.
 pub const NAME_VECTOR: &str = "zH1w1uQRvHqsor1cJOFYNen8MlrQ00Z5K3U";
 

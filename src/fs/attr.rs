@@ -102,7 +102,7 @@ impl Fs {
         Ok(self.to_attr(&st, link_len))
     }
 
-    pub fn getattr(&self, ino: u64, fh: Option<u64>) -> Result<Attr> {
+    pub(super) fn getattr_inner(&self, ino: u64, fh: Option<u64>) -> Result<Attr> {
         if let Some(fh) = fh {
             if let Some(h) = self.files.handle(fh) {
                 let st = sys::fstat(h.fd.as_fd())?;
@@ -122,7 +122,7 @@ impl Fs {
         Ok(a)
     }
 
-    pub fn setattr(
+    pub(super) fn setattr_inner(
         &self,
         _who: &Subject,
         ino: u64,
@@ -150,10 +150,10 @@ impl Fs {
         if set.atime.is_some() || set.mtime.is_some() {
             sys::utimensat(dir.as_fd(), &name, set.atime, set.mtime)?;
         }
-        self.getattr(ino, fh)
+        self.getattr_inner(ino, fh)
     }
 
-    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+    pub(super) fn readlink_inner(&self, ino: u64) -> Result<Vec<u8>> {
         let (dir, name) = self.parent_of(ino)?;
         let zone = self.node_info(ino)?.2;
         let raw = sys::readlinkat(dir.as_fd(), &name)?;

@@ -5,7 +5,7 @@ use super::{lock, Attr, Fs, Subject};
 use crate::crypto::names::{self, Stored};
 use crate::crypto::Id;
 use crate::error::{Error, Result};
-use crate::format::{config, dirfile};
+use crate::format::dirfile;
 use crate::sys;
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -83,7 +83,9 @@ fn is_internal(name: &[u8], in_root: bool) -> bool {
     name == dirfile::FILE_NAME.as_bytes()
         || (name.starts_with(b"~") && name.ends_with(names::LONG_SUFFIX.as_bytes()))
         || (name.starts_with(b".tutela.") && !name.starts_with(b"~"))
-        || (in_root && (name == config::FILE_NAME.as_bytes() || name.starts_with(b".tutela.conf")))
+        // The vault's own files at the top: tutela.conf, tutela.policy, tutela.audit/ (no
+        // encrypted name contains a '.', so these can never hide a user's entry).
+        || (in_root && name.starts_with(b"tutela."))
 }
 
 impl Fs {
@@ -138,7 +140,7 @@ impl Fs {
         }
     }
 
-    pub fn lookup(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<Attr> {
+    pub(super) fn lookup_inner(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<Attr> {
         let stored = self.seal_child(parent, name)?;
         let dir = self.dir_fd(parent)?;
         let zone = self.child_zone(parent, name.as_bytes())?;
@@ -161,13 +163,6 @@ impl Fs {
     }
 
     /// Snapshot of a directory's plaintext entries, taken at opendir (offsets stay stable).
-    pub fn opendir(&self, ino: u64) -> Result<u64> {
-        let list = self.list_dir(ino)?;
-        let fh = self.new_fh();
-        lock(&self.dirs).insert(fh, Arc::new(list));
-        Ok(fh)
-    }
-
     pub fn readdir(&self, fh: u64) -> Result<Arc<Vec<DirEntryOut>>> {
         lock(&self.dirs).get(&fh).cloned().ok_or(Error::Invalid)
     }
@@ -228,7 +223,7 @@ impl Fs {
         Ok(out)
     }
 
-    pub fn mkdir(
+    pub(super) fn mkdir_inner(
         &self,
         who: &Subject,
         parent: u64,
@@ -269,10 +264,10 @@ impl Fs {
             let _ = sys::unlinkat(dir.as_fd(), &tmp, true);
             return Err(e);
         }
-        self.lookup(who, parent, name)
+        self.lookup_inner(who, parent, name)
     }
 
-    pub fn rmdir(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
+    pub(super) fn rmdir_inner(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
         let stored = self.seal_child(parent, name)?;
         let dir = self.dir_fd(parent)?;

@@ -16,7 +16,7 @@ pub struct RenameFlags {
 }
 
 impl Fs {
-    pub fn mknod(
+    pub(super) fn mknod_inner(
         &self,
         who: &Subject,
         parent: u64,
@@ -55,10 +55,16 @@ impl Fs {
             return Err(e);
         }
         self.give_to(&dir, bname, who, gid)?;
-        self.lookup(who, parent, name)
+        self.lookup_inner(who, parent, name)
     }
 
-    pub fn symlink(&self, who: &Subject, parent: u64, name: &OsStr, target: &[u8]) -> Result<Attr> {
+    pub(super) fn symlink_inner(
+        &self,
+        who: &Subject,
+        parent: u64,
+        name: &OsStr,
+        target: &[u8],
+    ) -> Result<Attr> {
         self.check_writable()?;
         if target.is_empty() {
             return Err(Error::NotFound);
@@ -80,10 +86,16 @@ impl Fs {
             return Err(e);
         }
         self.give_to(&dir, bname, who, gid)?;
-        self.lookup(who, parent, name)
+        self.lookup_inner(who, parent, name)
     }
 
-    pub fn link(&self, who: &Subject, ino: u64, newparent: u64, newname: &OsStr) -> Result<Attr> {
+    pub(super) fn link_inner(
+        &self,
+        who: &Subject,
+        ino: u64,
+        newparent: u64,
+        newname: &OsStr,
+    ) -> Result<Attr> {
         self.check_writable()?;
         let (src_dir, src_name) = self.parent_of(ino)?;
         let (_, kind, zone) = self.node_info(ino)?;
@@ -107,10 +119,10 @@ impl Fs {
             }
             return Err(e);
         }
-        self.lookup(who, newparent, newname)
+        self.lookup_inner(who, newparent, newname)
     }
 
-    pub fn unlink(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
+    pub(super) fn unlink_inner(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
         let stored = self.seal_child(parent, name)?;
         let dir = self.dir_fd(parent)?;
@@ -124,7 +136,7 @@ impl Fs {
         Ok(())
     }
 
-    pub fn rename(
+    pub(super) fn rename_inner(
         &self,
         _who: &Subject,
         parent: u64,
@@ -221,7 +233,7 @@ mod tests {
             .unwrap();
         assert_eq!(s.kind, Kind::Symlink);
         assert_eq!(s.size, 14);
-        assert_eq!(fs.readlink(s.ino).unwrap(), b"../some/target");
+        assert_eq!(fs.readlink(&ME, s.ino).unwrap(), b"../some/target");
         let (f, fh) = fs
             .create(&ME, ROOT_INO, OsStr::new("a"), 0o644, 0, libc::O_RDWR)
             .unwrap();

@@ -198,7 +198,7 @@ impl Fs {
         }
     }
 
-    pub fn open(&self, _who: &Subject, ino: u64, flags: i32) -> Result<u64> {
+    pub(super) fn open_inner(&self, _who: &Subject, ino: u64, flags: i32) -> Result<u64> {
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
             self.check_writable()?;
         }
@@ -210,7 +210,7 @@ impl Fs {
         Ok(fh)
     }
 
-    pub fn create(
+    pub(super) fn create_inner(
         &self,
         who: &Subject,
         parent: u64,
@@ -246,9 +246,9 @@ impl Fs {
         if created {
             self.give_to(&dir, bname, who, gid)?;
         }
-        let attr = self.lookup(who, parent, name)?;
-        let fh = self.open(who, attr.ino, flags & !libc::O_CREAT & !libc::O_EXCL)?;
-        Ok((self.getattr(attr.ino, Some(fh))?, fh))
+        let attr = self.lookup_inner(who, parent, name)?;
+        let fh = self.open_inner(who, attr.ino, flags & !libc::O_CREAT & !libc::O_EXCL)?;
+        Ok((self.getattr_inner(attr.ino, Some(fh))?, fh))
     }
 
     pub fn release(&self, fh: u64) {
@@ -454,7 +454,7 @@ mod tests {
             let data = pattern(n, i as u8);
             fs.write(fh, 0, &data, false).unwrap();
             assert_eq!(fs.read(fh, 0, n as u32 + 100).unwrap(), data, "size {n}");
-            let a = fs.getattr(0, Some(fh)).unwrap();
+            let a = fs.getattr(&ME, 0, Some(fh)).unwrap();
             assert_eq!(a.size, n as u64);
             fs.release(fh);
         }

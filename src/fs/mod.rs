@@ -3,9 +3,11 @@
 //! testable without a kernel mount (see the tests at the bottom of each file).
 
 mod attr;
+mod checked;
 mod dir;
 mod entry;
 mod file;
+mod guard;
 pub mod inode;
 mod xattr;
 
@@ -26,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use attr::{Attr, SetAttr, Statfs};
 pub use dir::DirEntryOut;
 pub use entry::RenameFlags;
+pub use guard::Guard;
 
 /// Who is asking: the identity the kernel gives each request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,7 @@ pub struct Fs {
     dirs: Mutex<HashMap<u64, Arc<Vec<DirEntryOut>>>>,
     next_fh: AtomicU64,
     opts: Options,
+    guard: Guard,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -94,7 +98,13 @@ impl Fs {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             opts,
+            guard: Guard::default(),
         })
+    }
+
+    /// Installs the policy/audit guard (the daemon does; core unit tests run without).
+    pub fn set_guard(&mut self, g: Guard) {
+        self.guard = g;
     }
 
     pub fn read_only(&self) -> bool {

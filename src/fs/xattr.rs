@@ -32,7 +32,13 @@ impl Fs {
         }
     }
 
-    pub fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
+    pub(super) fn setxattr_inner(
+        &self,
+        ino: u64,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+    ) -> Result<()> {
         self.check_writable()?;
         let (fd, zone) = self.xattr_fd(ino)?;
         let Some(bname) = self.sealed_name(zone, name)? else {
@@ -45,7 +51,7 @@ impl Fs {
         sys::fsetxattr(fd.as_fd(), &bname, &sealed, flags)
     }
 
-    pub fn getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
+    pub(super) fn getxattr_inner(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
         let (fd, zone) = self.xattr_fd(ino).map_err(|e| {
             if matches!(e, Error::NotPermitted) {
                 Error::NoAttr
@@ -65,7 +71,7 @@ impl Fs {
             })
     }
 
-    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
+    pub(super) fn listxattr_inner(&self, ino: u64) -> Result<Vec<u8>> {
         let (fd, zone) = match self.xattr_fd(ino) {
             Ok(x) => x,
             Err(Error::NotPermitted) => return Ok(Vec::new()),
@@ -83,7 +89,7 @@ impl Fs {
         Ok(out)
     }
 
-    pub fn removexattr(&self, ino: u64, name: &OsStr) -> Result<()> {
+    pub(super) fn removexattr_inner(&self, ino: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
         let (fd, zone) = self.xattr_fd(ino)?;
         let Some(bname) = self.sealed_name(zone, name)? else {
@@ -106,7 +112,7 @@ mod tests {
             .create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
             .unwrap();
         fs.release(fh);
-        match fs.setxattr(a.ino, OsStr::new("user.color"), b"blue", 0) {
+        match fs.setxattr(&ME, a.ino, OsStr::new("user.color"), b"blue", 0) {
             Err(Error::NotSupported) | Err(Error::Io(_)) => {
                 eprintln!("SKIP: backing filesystem has no user xattrs");
                 return;
@@ -114,21 +120,22 @@ mod tests {
             other => other.unwrap(),
         }
         assert_eq!(
-            fs.getxattr(a.ino, OsStr::new("user.color")).unwrap(),
+            fs.getxattr(&ME, a.ino, OsStr::new("user.color")).unwrap(),
             b"blue"
         );
-        assert_eq!(fs.listxattr(a.ino).unwrap(), b"user.color\0");
+        assert_eq!(fs.listxattr(&ME, a.ino).unwrap(), b"user.color\0");
         assert!(matches!(
-            fs.getxattr(a.ino, OsStr::new("security.selinux")),
+            fs.getxattr(&ME, a.ino, OsStr::new("security.selinux")),
             Err(Error::NoAttr)
         ));
         assert!(matches!(
-            fs.setxattr(a.ino, OsStr::new("trusted.x"), b"1", 0),
+            fs.setxattr(&ME, a.ino, OsStr::new("trusted.x"), b"1", 0),
             Err(Error::NotSupported)
         ));
-        fs.removexattr(a.ino, OsStr::new("user.color")).unwrap();
+        fs.removexattr(&ME, a.ino, OsStr::new("user.color"))
+            .unwrap();
         assert!(matches!(
-            fs.getxattr(a.ino, OsStr::new("user.color")),
+            fs.getxattr(&ME, a.ino, OsStr::new("user.color")),
             Err(Error::NoAttr)
         ));
     }

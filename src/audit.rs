@@ -1,0 +1,596 @@
+//! The audit log: encrypted, hash-chained, append-only records in segment files under
+//! `VAULT/tutela.audit/`. Separate from the debug log (which never holds paths); this one holds
+//! plaintext paths, so every record is sealed, and every record carries an HMAC over the
+//! previous record's MAC, so changing, deleting, inserting or reordering a record breaks the
+//! chain at a place `verify` names. Layout in FORMAT.md ("Audit log").
+
+use crate::crypto::{self, Id};
+use crate::error::{Error, Result};
+use crate::secret::Key32;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const DIR_NAME: &str = "tutela.audit";
+pub const MAGIC: &[u8; 8] = b"TUTELAAU";
+pub const VERSION: u16 = 1;
+const HEADER_LEN: usize = 8 + 2 + 8 + 32 + 32;
+/// A new segment starts past this size (and at every mount).
+const SEGMENT_MAX: u64 = 16 * 1024 * 1024;
+const MAX_RECORD: usize = 1 << 20;
+
+/// One audited event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    pub uid: u32,
+    pub user: String,
+    pub pid: u32,
+    pub program: String,
+    pub op: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path2: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// "ok", "denied", or an error name such as "ENOENT".
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Record {
+    pub fn now(op: &str, path: &str) -> Record {
+        Record {
+            time_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            uid: crate::sys::getuid(),
+            user: String::new(),
+            pid: std::process::id(),
+            program: "tutela".into(),
+            op: op.into(),
+            path: path.into(),
+            path2: None,
+            client: None,
+            result: "ok".into(),
+            detail: None,
+        }
+    }
+}
+
+/// The two audit keys, derived from the master key at unlock and kept by the daemon.
+pub struct Keys {
+    pub enc: Key32,
+    pub mac: Key32,
+    pub vault_id: Id,
+}
+
+impl Keys {
+    pub fn duplicate(&self) -> Keys {
+        Keys {
+            enc: self.enc.duplicate(),
+            mac: self.mac.duplicate(),
+            vault_id: self.vault_id,
+        }
+    }
+
+    fn chain(&self, prev: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.mac.as_bytes())
+            .unwrap_or_else(|_| unreachable!());
+        m.update(prev);
+        for p in parts {
+            m.update(p);
+        }
+        m.finalize().into_bytes().into()
+    }
+
+    fn genesis(&self) -> [u8; 32] {
+        self.chain(&[0u8; 32], &[b"tutela/v1/audit-genesis", &self.vault_id])
+    }
+}
+
+fn segment_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:016}.seg"))
+}
+
+fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::Io(e)),
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) = name
+            .strip_suffix(".seg")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            out.push((n, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What `verify` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub records: u64,
+    pub segments: u64,
+    /// A record was cut short by a crash (the chain continues past it): not tampering.
+    pub torn_tail: bool,
+    /// The first problem, naming segment and record.
+    pub bad: Option<String>,
+}
+
+/// Reads and verifies every record in order; `each` gets the ones that verify.
+pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Result<Report> {
+    let dir = vault.join(DIR_NAME);
+    let segs = segments(&dir)?;
+    let mut rep = Report::default();
+    let mut prev = keys.genesis();
+    let mut seq_expected = 0u64;
+    let cipher_key = keys.enc.as_bytes();
+    for (i, (n, path)) in segs.iter().enumerate() {
+        let last_segment = i + 1 == segs.len();
+        rep.segments += 1;
+        let bytes = std::fs::read(path)?;
+        let name = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if i == 0 && *n != 0 {
+            rep.bad = Some(format!(
+                "segment {name}: earlier segments are missing (the log starts at segment {n})"
+            ));
+            return Ok(rep);
+        }
+        if i > 0 && *n != segs[i - 1].0 + 1 {
+            rep.bad = Some(format!("segment {name}: the segment before it is missing"));
+            return Ok(rep);
+        }
+        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+            if last_segment
+                && bytes.len() < HEADER_LEN
+                && MAGIC.starts_with(&bytes[..bytes.len().min(8)])
+            {
+                rep.torn_tail = true;
+                return Ok(rep);
+            }
+            rep.bad = Some(format!("segment {name}: header damaged"));
+            return Ok(rep);
+        }
+        let hdr_prev: [u8; 32] = bytes[18..50].try_into().unwrap_or([0; 32]);
+        let hdr_mac = keys.chain(&hdr_prev, &[&bytes[..18]]);
+        if hdr_mac[..] != bytes[50..82]
+            || u64::from_le_bytes(bytes[10..18].try_into().unwrap_or([0; 8])) != *n
+        {
+            rep.bad = Some(format!("segment {name}: header does not authenticate"));
+            return Ok(rep);
+        }
+        if hdr_prev != prev {
+            rep.bad = Some(format!(
+                "segment {name}: does not continue the previous segment (records were removed)"
+            ));
+            return Ok(rep);
+        }
+        let mut pos = HEADER_LEN;
+        let mut idx = 0u64;
+        while pos < bytes.len() {
+            let here = format!("segment {name}, record {idx} (sequence {seq_expected})");
+            // A record cut short ends its segment: a crash mid-write. The next segment
+            // (written after the crash) must then continue from the last whole record,
+            // which the header check below enforces, so a cut made later is still caught.
+            if bytes.len() - pos < 12 {
+                rep.torn_tail = true;
+                break;
+            }
+            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap_or([0; 4])) as usize;
+            let seq = u64::from_le_bytes(bytes[pos + 4..pos + 12].try_into().unwrap_or([0; 8]));
+            if !(28..=MAX_RECORD).contains(&len) {
+                rep.bad = Some(format!("{here}: length field damaged"));
+                return Ok(rep);
+            }
+            let end = pos + 12 + len + 32;
+            if end > bytes.len() {
+                rep.torn_tail = true;
+                break;
+            }
+            let sealed = &bytes[pos + 12..pos + 12 + len];
+            let mac = keys.chain(&prev, &[&bytes[pos + 4..pos + 12], sealed]);
+            if mac[..] != bytes[end - 32..end] {
+                rep.bad = Some(format!(
+                    "{here}: does not authenticate (changed, inserted, deleted or reordered)"
+                ));
+                return Ok(rep);
+            }
+            if seq != seq_expected {
+                rep.bad = Some(format!("{here}: sequence number {seq} out of order"));
+                return Ok(rep);
+            }
+            let plain =
+                crypto::open_random(cipher_key, &seq.to_le_bytes(), sealed, "audit record")?;
+            let rec: Record = serde_json::from_slice(&plain).map_err(|_| Error::Corrupt {
+                what: "audit record (authenticated but unparsable)",
+            })?;
+            each(rec);
+            prev = mac;
+            seq_expected += 1;
+            rep.records += 1;
+            idx += 1;
+            pos = end;
+        }
+    }
+    Ok(rep)
+}
+
+/// The tail state a writer continues from: next segment number, next sequence, last MAC.
+fn tail(vault: &Path, keys: &Keys) -> Result<(u64, u64, [u8; 32])> {
+    let mut last_mac = keys.genesis();
+    // Recompute the chain: cheap next to a mount, and it makes a damaged log visible early.
+    let rep = read_all_macs(vault, keys, &mut last_mac)?;
+    let next_seg = segments(&vault.join(DIR_NAME))?
+        .last()
+        .map(|(n, _)| n + 1)
+        .unwrap_or(0);
+    Ok((next_seg, rep, last_mac))
+}
+
+fn read_all_macs(vault: &Path, keys: &Keys, last: &mut [u8; 32]) -> Result<u64> {
+    // Same walk as read_all, tracking the MAC of the last good record.
+    let dir = vault.join(DIR_NAME);
+    let mut prev = keys.genesis();
+    let mut seq = 0u64;
+    for (_, path) in segments(&dir)? {
+        let bytes = std::fs::read(&path)?;
+        if bytes.len() < HEADER_LEN {
+            continue;
+        }
+        let mut pos = HEADER_LEN;
+        while pos + 12 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap_or([0; 4])) as usize;
+            let end = pos + 12 + len + 32;
+            if len > MAX_RECORD || end > bytes.len() {
+                break;
+            }
+            let mac = keys.chain(
+                &prev,
+                &[&bytes[pos + 4..pos + 12], &bytes[pos + 12..pos + 12 + len]],
+            );
+            if mac[..] != bytes[end - 32..end] {
+                break;
+            }
+            prev = mac;
+            seq += 1;
+            pos = end;
+        }
+    }
+    *last = prev;
+    Ok(seq)
+}
+
+struct Writer {
+    /// Held for the writer's life: one writer per log (and so one mount per vault).
+    _lock: std::fs::File,
+    dir: PathBuf,
+    keys: Keys,
+    file: std::fs::File,
+    seg: u64,
+    size: u64,
+    seq: u64,
+    prev: [u8; 32],
+}
+
+impl Writer {
+    fn open(vault: &Path, keys: Keys) -> Result<Writer> {
+        let dir = vault.join(DIR_NAME);
+        std::fs::create_dir_all(&dir)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))?;
+        if !crate::sys::try_lock_exclusive(&lock) {
+            return Err(Error::Busy(
+                "the vault's audit log is in use: is the vault mounted already?".into(),
+            ));
+        }
+        let (seg, seq, prev) = tail(vault, &keys)?;
+        let (file, size) = Self::new_segment(&dir, &keys, seg, &prev)?;
+        Ok(Writer {
+            _lock: lock,
+            dir,
+            keys,
+            file,
+            seg,
+            size,
+            seq,
+            prev,
+        })
+    }
+
+    fn new_segment(
+        dir: &Path,
+        keys: &Keys,
+        n: u64,
+        prev: &[u8; 32],
+    ) -> Result<(std::fs::File, u64)> {
+        let mut hdr = Vec::with_capacity(HEADER_LEN);
+        hdr.extend_from_slice(MAGIC);
+        hdr.extend_from_slice(&VERSION.to_le_bytes());
+        hdr.extend_from_slice(&n.to_le_bytes());
+        let mac = keys.chain(prev, &[&hdr]);
+        hdr.extend_from_slice(prev);
+        hdr.extend_from_slice(&mac);
+        let mut f = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(segment_path(dir, n))?;
+        f.write_all(&hdr)?;
+        f.sync_all()?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok((f, HEADER_LEN as u64))
+    }
+
+    fn encode(&mut self, rec: &Record, out: &mut Vec<u8>) -> Result<()> {
+        let plain = zeroize::Zeroizing::new(serde_json::to_vec(rec).map_err(|_| Error::Invalid)?);
+        let seq = self.seq.to_le_bytes();
+        let sealed = crypto::seal_random(self.keys.enc.as_bytes(), &seq, &plain)?;
+        let mac = self.keys.chain(&self.prev, &[&seq, &sealed]);
+        out.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        out.extend_from_slice(&seq);
+        out.extend_from_slice(&sealed);
+        out.extend_from_slice(&mac);
+        self.prev = mac;
+        self.seq += 1;
+        Ok(())
+    }
+
+    fn append(&mut self, recs: &[Record]) -> Result<()> {
+        if self.size > SEGMENT_MAX {
+            self.file.sync_all()?;
+            self.seg += 1;
+            let (f, s) = Self::new_segment(&self.dir, &self.keys, self.seg, &self.prev)?;
+            self.file = f;
+            self.size = s;
+        }
+        let mut buf = Vec::new();
+        for r in recs {
+            self.encode(r, &mut buf)?;
+        }
+        // One write per batch: a crash tears at most the batch being written.
+        self.file.write_all(&buf)?;
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+}
+
+/// The daemon's handle to the log: records go over a channel to a writer thread, which
+/// writes each batch at once and fsyncs at least every second.
+pub struct Sink {
+    tx: std::sync::Mutex<Option<mpsc::Sender<Record>>>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Sink {
+    pub fn start(vault: &Path, keys: Keys) -> Result<Sink> {
+        let mut w = Writer::open(vault, keys)?;
+        let (tx, rx) = mpsc::channel::<Record>();
+        let thread = std::thread::Builder::new()
+            .name("audit".into())
+            .spawn(move || {
+                let mut dirty = false;
+                loop {
+                    match rx.recv_timeout(Duration::from_millis(1000)) {
+                        Ok(first) => {
+                            let mut batch = vec![first];
+                            while let Ok(more) = rx.try_recv() {
+                                batch.push(more);
+                                if batch.len() >= 1024 {
+                                    break;
+                                }
+                            }
+                            if let Err(e) = w.append(&batch) {
+                                log::error!("audit log write failed: {e}");
+                            }
+                            dirty = true;
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            if dirty {
+                                let _ = w.file.sync_data();
+                                dirty = false;
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            let _ = w.file.sync_all();
+                            return;
+                        }
+                    }
+                }
+            })?;
+        Ok(Sink {
+            tx: std::sync::Mutex::new(Some(tx)),
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn record(&self, r: Record) {
+        if let Some(tx) = self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(r);
+        }
+    }
+
+    /// Writes everything queued and syncs (also done on drop). Later records are dropped.
+    pub fn close(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Appends records from a command (policy set, etc.) without a daemon.
+pub fn append_offline(vault: &Path, keys: Keys, recs: &[Record]) -> Result<()> {
+    let mut w = Writer::open(vault, keys)?;
+    w.append(recs)?;
+    w.file.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys {
+            enc: Key32::from_bytes([1; 32]),
+            mac: Key32::from_bytes([2; 32]),
+            vault_id: [3; 16],
+        }
+    }
+
+    fn rec(i: u32) -> Record {
+        let mut r = Record::now("open", &format!("/clients/acme/file{i}"));
+        r.uid = i;
+        r
+    }
+
+    fn write_log(dir: &Path, sessions: &[u32]) {
+        let mut i = 0;
+        for n in sessions {
+            let s = Sink::start(dir, keys()).unwrap();
+            for _ in 0..*n {
+                s.record(rec(i));
+                i += 1;
+            }
+            s.close();
+        }
+    }
+
+    fn verify(dir: &Path) -> (Report, Vec<u32>) {
+        let mut seen = Vec::new();
+        let r = read_all(dir, &keys(), |r| seen.push(r.uid)).unwrap();
+        (r, seen)
+    }
+
+    #[test]
+    fn records_round_trip_across_sessions() {
+        let t = tempfile::tempdir().unwrap();
+        write_log(t.path(), &[3, 0, 4]);
+        let (r, seen) = verify(t.path());
+        assert!(r.bad.is_none() && !r.torn_tail, "{r:?}");
+        assert_eq!(seen, (0..7).collect::<Vec<_>>());
+        assert_eq!(r.segments, 3);
+        // Nothing readable in the files.
+        for (_, p) in segments(&t.path().join(DIR_NAME)).unwrap() {
+            let b = std::fs::read(p).unwrap();
+            assert!(!b.windows(7).any(|w| w == b"clients"));
+        }
+    }
+
+    fn seg_bytes(dir: &Path, i: usize) -> (PathBuf, Vec<u8>) {
+        let p = segments(&dir.join(DIR_NAME)).unwrap()[i].1.clone();
+        let b = std::fs::read(&p).unwrap();
+        (p, b)
+    }
+
+    /// Offsets of each record in a segment.
+    fn record_spans(b: &[u8]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut pos = HEADER_LEN;
+        while pos < b.len() {
+            let len = u32::from_le_bytes(b[pos..pos + 4].try_into().unwrap()) as usize;
+            out.push((pos, pos + 12 + len + 32));
+            pos += 12 + len + 32;
+        }
+        out
+    }
+
+    #[test]
+    fn every_kind_of_tampering_is_located() {
+        type Tamper = fn(&mut Vec<u8>, &[(usize, usize)]);
+        let cases: Vec<(&str, Tamper, &str)> = vec![
+            ("changed", |b, s| b[s[2].0 + 20] ^= 1, "record 2"),
+            (
+                "deleted",
+                |b, s| {
+                    b.drain(s[1].0..s[1].1);
+                },
+                "record 1",
+            ),
+            (
+                "reordered",
+                |b, s| {
+                    let r1: Vec<u8> = b[s[1].0..s[1].1].to_vec();
+                    let r2: Vec<u8> = b[s[2].0..s[2].1].to_vec();
+                    let mut both = r2;
+                    both.extend_from_slice(&r1);
+                    b.splice(s[1].0..s[2].1, both);
+                },
+                "record 1",
+            ),
+            (
+                "inserted",
+                |b, s| {
+                    let copy: Vec<u8> = b[s[0].0..s[0].1].to_vec();
+                    b.splice(s[3].0..s[3].0, copy);
+                },
+                "record 3",
+            ),
+        ];
+        for (what, f, at) in cases {
+            let t = tempfile::tempdir().unwrap();
+            write_log(t.path(), &[6, 2]);
+            let (p, mut b) = seg_bytes(t.path(), 0);
+            let spans = record_spans(&b);
+            f(&mut b, &spans);
+            std::fs::write(&p, &b).unwrap();
+            let (r, _) = verify(t.path());
+            let bad = r.bad.unwrap_or_else(|| panic!("{what}: not detected"));
+            assert!(bad.contains(at), "{what}: {bad}");
+        }
+    }
+
+    #[test]
+    fn a_torn_last_record_is_a_crash_not_tampering() {
+        let t = tempfile::tempdir().unwrap();
+        write_log(t.path(), &[5]);
+        let (p, b) = seg_bytes(t.path(), 0);
+        std::fs::write(&p, &b[..b.len() - 7]).unwrap();
+        let (r, seen) = verify(t.path());
+        assert!(r.bad.is_none(), "{r:?}");
+        assert!(r.torn_tail);
+        assert_eq!(seen.len(), 4);
+        // The next session continues the chain from the last whole record.
+        write_log(t.path(), &[2]);
+        let (r, seen) = verify(t.path());
+        assert!(r.bad.is_none(), "{r:?}");
+        assert_eq!(seen.len(), 6);
+    }
+
+    #[test]
+    fn a_removed_segment_is_detected() {
+        let t = tempfile::tempdir().unwrap();
+        write_log(t.path(), &[2, 2, 2]);
+        let (p, _) = seg_bytes(t.path(), 1);
+        std::fs::remove_file(p).unwrap();
+        assert!(verify(t.path()).0.bad.unwrap().contains("missing"));
+    }
+}

@@ -1,0 +1,211 @@
+//! The policy and audit commands (the CLI's behaviour; argument shapes are in cli.rs).
+
+use crate::cli::{AuditCmd, PassArgs, PolicyCmd};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tutela::audit::{self, Record};
+use tutela::error::{Error, Result};
+use tutela::passphrase::{self, Source};
+use tutela::policy_store;
+use tutela::vault::{Unlock, Vault};
+
+pub fn unlock(vault: &Path, pass: &PassArgs) -> Result<Vault> {
+    Vault::read_config(vault)?;
+    let src = Source {
+        passfile: pass.passfile.clone(),
+        extpass: pass.extpass.clone(),
+    };
+    Vault::unlock(vault, &Unlock::Passphrase(passphrase::existing(&src)?))
+}
+
+fn offline_record(v: &Vault, op: &str, detail: Option<String>) {
+    let mut r = Record::now(op, "/");
+    r.user = tutela::sys::user_name(r.uid).unwrap_or_default();
+    r.detail = detail;
+    // While the vault is mounted the daemon holds the log and records the change itself.
+    if let Err(e) = audit::append_offline(&v.dir, v.audit_keys(), &[r]) {
+        if !matches!(e, Error::Busy(_)) {
+            eprintln!("tutela: warning: could not write the audit record: {e}");
+        }
+    }
+}
+
+pub fn policy(cmd: PolicyCmd) -> Result<()> {
+    match cmd {
+        PolicyCmd::Check { file } => {
+            let text = read_policy_file(&file)?;
+            let p = tutela::mount::parse_policy(&text, &file.display().to_string())?;
+            println!(
+                "{}: ok ({} clients, {} admins)",
+                file.display(),
+                p.clients.len(),
+                p.admins.len()
+            );
+            Ok(())
+        }
+        PolicyCmd::Set { vault, file, pass } => {
+            let text = read_policy_file(&file)?;
+            let p = tutela::mount::parse_policy(&text, &file.display().to_string())?;
+            let v = unlock(&vault, &pass)?;
+            policy_store::write(&v.dir, &v.policy_key(), &v.config.vault_id, &text)?;
+            offline_record(
+                &v,
+                "policy-set",
+                Some(format!("{} clients", p.clients.len())),
+            );
+            println!(
+                "policy stored ({} clients); a live mount applies it within a second",
+                p.clients.len()
+            );
+            Ok(())
+        }
+        PolicyCmd::Show { vault, pass } => {
+            let v = unlock(&vault, &pass)?;
+            match policy_store::read(&v.dir, &v.policy_key(), &v.config.vault_id)? {
+                Some(t) => print!("{t}"),
+                None => println!("# no policy stored: Unix owners and modes alone decide access"),
+            }
+            Ok(())
+        }
+        PolicyCmd::Clear { vault, pass } => {
+            let v = unlock(&vault, &pass)?;
+            match std::fs::remove_file(v.dir.join(policy_store::FILE_NAME)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
+            offline_record(&v, "policy-clear", None);
+            println!("policy removed");
+            Ok(())
+        }
+    }
+}
+
+fn read_policy_file(file: &Path) -> Result<String> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| Error::PolicyInvalid(format!("{}: cannot read: {e}", file.display())))?;
+    String::from_utf8(bytes)
+        .map_err(|_| Error::PolicyInvalid(format!("{}:1:1: the file is not UTF-8", file.display())))
+}
+
+/// Parses --since/--until: a date, a date and time (UTC), or an age ("72h", "3days").
+pub fn parse_time(s: &str) -> Result<u64> {
+    let t = s.trim();
+    if let Ok(d) = humantime::parse_duration(t) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        return Ok(now.saturating_sub(d).as_millis() as u64);
+    }
+    let full = if t.len() == 10 {
+        format!("{t}T00:00:00Z")
+    } else {
+        t.to_string()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .map(|st| st.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
+        .map_err(|_| Error::Usage(format!("'{s}' is not a time: use 2026-11-20, \"2026-11-20 14:00:00\" (UTC) or an age like 72h")))
+}
+
+fn under(path: &str, prefix: &str) -> bool {
+    let p = prefix.trim_end_matches('/');
+    p.is_empty()
+        || path == p
+        || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'))
+}
+
+fn human(r: &Record) -> String {
+    let t = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(r.time_ms));
+    let mut line = format!(
+        "{t}  {}({})  {}[{}]  {}",
+        r.user, r.uid, r.program, r.pid, r.op
+    );
+    if let Some(d) = &r.detail {
+        line.push_str(&format!(" {d}"));
+    }
+    line.push_str(&format!("  {}", r.path));
+    if let Some(p2) = &r.path2 {
+        line.push_str(&format!(" -> {p2}"));
+    }
+    if let Some(c) = &r.client {
+        line.push_str(&format!("  [{c}]"));
+    }
+    line.push_str(&format!("  {}", r.result));
+    line
+}
+
+pub fn audit(cmd: AuditCmd) -> Result<()> {
+    match cmd {
+        AuditCmd::Verify { vault, pass } => {
+            let v = unlock(&vault, &pass)?;
+            let rep = audit::read_all(&v.dir, &v.audit_keys(), |_| {})?;
+            if let Some(bad) = rep.bad {
+                return Err(Error::AuditTampered(format!(
+                    "{bad} ({} records before it verified)",
+                    rep.records
+                )));
+            }
+            println!(
+                "audit log ok: {} records in {} segments",
+                rep.records, rep.segments
+            );
+            if rep.torn_tail {
+                println!("note: a record was cut short by a crash (the last moment before it is lost); this is not tampering");
+            }
+            Ok(())
+        }
+        AuditCmd::Show {
+            vault,
+            pass,
+            client,
+            user,
+            path,
+            since,
+            until,
+            denied,
+            json,
+        } => {
+            let since = since.as_deref().map(parse_time).transpose()?;
+            let until = until.as_deref().map(parse_time).transpose()?;
+            let uid = user.as_deref().map(|u| {
+                u.parse::<u32>()
+                    .ok()
+                    .or_else(|| tutela::sys::user_by_name(u))
+            });
+            if let (Some(None), Some(u)) = (&uid, &user) {
+                return Err(Error::Usage(format!("unknown user '{u}'")));
+            }
+            let uid = uid.flatten();
+            let v = unlock(&vault, &pass)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let rep = audit::read_all(&v.dir, &v.audit_keys(), |r| {
+                let keep = client
+                    .as_ref()
+                    .is_none_or(|c| r.client.as_deref() == Some(c.as_str()))
+                    && uid.is_none_or(|u| r.uid == u)
+                    && path.as_ref().is_none_or(|p| {
+                        under(&r.path, p) || r.path2.as_deref().is_some_and(|p2| under(p2, p))
+                    })
+                    && since.is_none_or(|s| r.time_ms >= s)
+                    && until.is_none_or(|u| r.time_ms <= u)
+                    && (!denied || r.result == "denied");
+                if keep {
+                    use std::io::Write;
+                    let line = if json {
+                        serde_json::to_string(&r).unwrap_or_default()
+                    } else {
+                        human(&r)
+                    };
+                    let _ = writeln!(out, "{line}");
+                }
+            })?;
+            drop(out);
+            if let Some(bad) = rep.bad {
+                return Err(Error::AuditTampered(format!(
+                    "{bad}: records after it are not shown"
+                )));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The filesystem's public operations: each checks the access policy on the plaintext path
+//! (refusals are audited in `allow`), runs the unchecked operation, and audits the outcome
+//! where the operation is one the audit log records (not lookups, stats or plain reads).
+
+use super::dir::DirEntryOut;
+use super::{lock, Attr, Fs, RenameFlags, SetAttr, Subject};
+use crate::error::{Error, Result};
+use crate::policy::Access::{Read, Write};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+fn open_mode(flags: i32) -> &'static str {
+    match flags & libc::O_ACCMODE {
+        libc::O_WRONLY => "w",
+        libc::O_RDWR => "rw",
+        _ => "r",
+    }
+}
+
+impl Fs {
+    /// Policy check for an operation that is audited only when refused.
+    fn gate(
+        &self,
+        who: &Subject,
+        op: &str,
+        path: impl FnOnce() -> Result<String>,
+        access: crate::policy::Access,
+    ) -> Result<()> {
+        if self.policy_active() {
+            self.allow(who, op, &path()?, access)?;
+        }
+        Ok(())
+    }
+
+    pub fn lookup(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<Attr> {
+        self.gate(who, "lookup", || self.child_path(parent, name), Read)?;
+        self.lookup_inner(who, parent, name)
+    }
+
+    pub fn getattr(&self, who: &Subject, ino: u64, fh: Option<u64>) -> Result<Attr> {
+        if fh.is_none() {
+            self.gate(who, "stat", || self.path_of(ino), Read)?;
+        }
+        self.getattr_inner(ino, fh)
+    }
+
+    pub fn readlink(&self, who: &Subject, ino: u64) -> Result<Vec<u8>> {
+        self.gate(who, "readlink", || self.path_of(ino), Read)?;
+        self.readlink_inner(ino)
+    }
+
+    pub fn setattr(&self, who: &Subject, ino: u64, set: &SetAttr, fh: Option<u64>) -> Result<Attr> {
+        let path = self.path_of(ino)?;
+        let client = self.allow(who, "setattr", &path, Write)?;
+        let mut what = Vec::new();
+        if let Some(m) = set.mode {
+            what.push(format!("mode {:o}", m & 0o7777));
+        }
+        if set.uid.is_some() || set.gid.is_some() {
+            what.push(format!("owner {:?}:{:?}", set.uid, set.gid));
+        }
+        if let Some(s) = set.size {
+            what.push(format!("size {s}"));
+        }
+        if set.atime.is_some() || set.mtime.is_some() {
+            what.push("times".into());
+        }
+        let r = self.setattr_inner(who, ino, set, fh);
+        self.audited(
+            who,
+            "setattr",
+            &path,
+            None,
+            client.as_deref(),
+            Some(what.join(", ")),
+            r,
+        )
+    }
+
+    pub fn mknod(
+        &self,
+        who: &Subject,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+    ) -> Result<Attr> {
+        let path = self.child_path(parent, name)?;
+        let client = self.allow(who, "create", &path, Write)?;
+        let r = self.mknod_inner(who, parent, name, mode, umask, rdev);
+        self.audited(
+            who,
+            "create",
+            &path,
+            None,
+            client.as_deref(),
+            Some(format!("mknod {:o}", mode)),
+            r,
+        )
+    }
+
+    pub fn mkdir(
+        &self,
+        who: &Subject,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+    ) -> Result<Attr> {
+        let path = self.child_path(parent, name)?;
+        let client = self.allow(who, "mkdir", &path, Write)?;
+        let r = self.mkdir_inner(who, parent, name, mode, umask);
+        self.audited(who, "mkdir", &path, None, client.as_deref(), None, r)
+    }
+
+    pub fn symlink(&self, who: &Subject, parent: u64, name: &OsStr, target: &[u8]) -> Result<Attr> {
+        let path = self.child_path(parent, name)?;
+        let client = self.allow(who, "symlink", &path, Write)?;
+        let r = self.symlink_inner(who, parent, name, target);
+        self.audited(who, "symlink", &path, None, client.as_deref(), None, r)
+    }
+
+    /// Refuses removing or moving a client's top directory (or one above it) unless admin.
+    fn protect_tops(&self, who: &Subject, path: &str) -> Result<()> {
+        if let Some(p) = self.guard_policy() {
+            let top = p.is_above_client(path) || p.clients.iter().any(|c| c.path == path);
+            if top && !self.is_admin(who) {
+                return Err(Error::PermissionDenied);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn unlink(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
+        let path = self.child_path(parent, name)?;
+        let client = self.allow(who, "unlink", &path, Write)?;
+        let r = self.unlink_inner(who, parent, name);
+        self.audited(who, "unlink", &path, None, client.as_deref(), None, r)
+    }
+
+    pub fn rmdir(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
+        let path = self.child_path(parent, name)?;
+        let client = self.allow(who, "rmdir", &path, Write)?;
+        let r = self
+            .protect_tops(who, &path)
+            .and_then(|()| self.rmdir_inner(who, parent, name));
+        self.audited(who, "rmdir", &path, None, client.as_deref(), None, r)
+    }
+
+    pub fn link(&self, who: &Subject, ino: u64, newparent: u64, newname: &OsStr) -> Result<Attr> {
+        let from = self.path_of(ino)?;
+        let to = self.child_path(newparent, newname)?;
+        self.allow(who, "link", &from, Read)?;
+        let client = self.allow(who, "link", &to, Write)?;
+        let r = self
+            .check_move(&from, &to)
+            .and_then(|()| self.link_inner(who, ino, newparent, newname));
+        self.audited(who, "link", &from, Some(&to), client.as_deref(), None, r)
+    }
+
+    pub fn rename(
+        &self,
+        who: &Subject,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: RenameFlags,
+    ) -> Result<()> {
+        let from = self.child_path(parent, name)?;
+        let to = self.child_path(newparent, newname)?;
+        let client = self.allow(who, "rename", &from, Write)?;
+        self.allow(who, "rename", &to, Write)?;
+        let r = self
+            .check_move(&from, &to)
+            .and_then(|()| self.rename_inner(who, parent, name, newparent, newname, flags));
+        self.audited(who, "rename", &from, Some(&to), client.as_deref(), None, r)
+    }
+
+    pub fn open(&self, who: &Subject, ino: u64, flags: i32) -> Result<u64> {
+        let path = self.path_of(ino)?;
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        let client = self.allow(who, "open", &path, if write { Write } else { Read })?;
+        let r = self.open_inner(who, ino, flags);
+        self.audited(
+            who,
+            "open",
+            &path,
+            None,
+            client.as_deref(),
+            Some(open_mode(flags).into()),
+            r,
+        )
+    }
+
+    pub fn create(
+        &self,
+        who: &Subject,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+    ) -> Result<(Attr, u64)> {
+        let path = self.child_path(parent, name)?;
+        let client = self.allow(who, "create", &path, Write)?;
+        let r = self.create_inner(who, parent, name, mode, umask, flags);
+        self.audited(
+            who,
+            "create",
+            &path,
+            None,
+            client.as_deref(),
+            Some(open_mode(flags).into()),
+            r,
+        )
+    }
+
+    /// Lists a directory; entries the caller may not read (other clients) are left out.
+    pub fn opendir(&self, who: &Subject, ino: u64) -> Result<u64> {
+        let path = self.path_of(ino)?;
+        let client = self.allow(who, "list", &path, Read)?;
+        let r = self.list_dir(ino).map(|mut list| {
+            if let Some(p) = self.guard_policy() {
+                let c = self.creds_of(who);
+                list.retain(|e: &DirEntryOut| {
+                    if e.name == "." || e.name == ".." {
+                        return true;
+                    }
+                    let mut child = path.clone();
+                    if child != "/" {
+                        child.push('/');
+                    }
+                    child.push_str(&String::from_utf8_lossy(e.name.as_bytes()));
+                    self.visible(&c, &p, &child)
+                });
+            }
+            list
+        });
+        let list = self.audited(who, "list", &path, None, client.as_deref(), None, r)?;
+        let fh = self.new_fh();
+        lock(&self.dirs).insert(fh, Arc::new(list));
+        Ok(fh)
+    }
+
+    pub fn setxattr(
+        &self,
+        who: &Subject,
+        ino: u64,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+    ) -> Result<()> {
+        let path = self.path_of(ino)?;
+        let client = self.allow(who, "setxattr", &path, Write)?;
+        let r = self.setxattr_inner(ino, name, value, flags);
+        self.audited(who, "setxattr", &path, None, client.as_deref(), None, r)
+    }
+
+    pub fn removexattr(&self, who: &Subject, ino: u64, name: &OsStr) -> Result<()> {
+        let path = self.path_of(ino)?;
+        let client = self.allow(who, "removexattr", &path, Write)?;
+        let r = self.removexattr_inner(ino, name);
+        self.audited(who, "removexattr", &path, None, client.as_deref(), None, r)
+    }
+
+    pub fn getxattr(&self, who: &Subject, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
+        self.gate(who, "getxattr", || self.path_of(ino), Read)?;
+        self.getxattr_inner(ino, name)
+    }
+
+    pub fn listxattr(&self, who: &Subject, ino: u64) -> Result<Vec<u8>> {
+        self.gate(who, "listxattr", || self.path_of(ino), Read)?;
+        self.listxattr_inner(ino)
+    }
+}

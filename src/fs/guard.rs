@@ -1,0 +1,218 @@
+//! Policy enforcement and audit for the filesystem core. Every operation that reads or changes
+//! a path asks `allow` first (refusals are audited there), and operations worth recording call
+//! `record` with their result. Reads and writes on open handles were checked at open.
+
+use super::{lock, Fs, Subject};
+use crate::audit::{Record, Sink};
+use crate::error::{Error, Result};
+use crate::policy::{Access, Creds, Policy};
+use crate::sys;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, Mutex, RwLock};
+
+#[derive(Default)]
+pub struct Guard {
+    policy: RwLock<Option<Arc<Policy>>>,
+    audit: Option<Sink>,
+    names: Mutex<HashMap<u32, String>>,
+}
+
+impl Guard {
+    pub fn new(policy: Option<Policy>, audit: Option<Sink>) -> Guard {
+        Guard {
+            policy: RwLock::new(policy.map(Arc::new)),
+            audit,
+            names: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn policy(&self) -> Option<Arc<Policy>> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_policy(&self, p: Option<Policy>) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = p.map(Arc::new);
+    }
+
+    fn user_name(&self, uid: u32) -> String {
+        let mut names = lock(&self.names);
+        names
+            .entry(uid)
+            .or_insert_with(|| sys::user_name(uid).unwrap_or_else(|| uid.to_string()))
+            .clone()
+    }
+
+    /// Records one event (no-op without an audit log).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        who: &Subject,
+        op: &str,
+        path: &str,
+        path2: Option<&str>,
+        client: Option<&str>,
+        result: &str,
+        detail: Option<String>,
+    ) {
+        let Some(sink) = &self.audit else { return };
+        let mut r = Record::now(op, path);
+        r.uid = who.uid;
+        r.user = self.user_name(who.uid);
+        r.pid = who.pid;
+        r.program = sys::process_name(who.pid);
+        r.path2 = path2.map(str::to_string);
+        r.client = client.map(str::to_string);
+        r.result = result.to_string();
+        r.detail = detail;
+        sink.record(r);
+    }
+
+    pub fn close(&self) {
+        if let Some(s) = self.audit.as_ref() {
+            s.close();
+        }
+    }
+}
+
+fn creds(who: &Subject) -> Creds {
+    Creds {
+        uid: who.uid,
+        gid: who.gid,
+        groups: sys::process_groups(who.pid),
+    }
+}
+
+/// The errno name for an audit record.
+pub fn result_name<T>(r: &Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(Error::PermissionDenied) => "denied".into(),
+        Err(e) => match e.errno() {
+            libc::ENOENT => "ENOENT".into(),
+            libc::EEXIST => "EEXIST".into(),
+            libc::EIO => "EIO".into(),
+            libc::EXDEV => "EXDEV".into(),
+            libc::ENOTEMPTY => "ENOTEMPTY".into(),
+            libc::EPERM => "EPERM".into(),
+            n => format!("errno {n}"),
+        },
+    }
+}
+
+impl Fs {
+    pub fn policy_active(&self) -> bool {
+        self.guard.policy().is_some()
+    }
+
+    pub fn set_policy(&self, p: Option<Policy>) {
+        self.guard.set_policy(p);
+    }
+
+    /// Records an event that is not tied to one request (mount, policy change).
+    pub fn record_event(&self, op: &str, result: &str, detail: Option<String>) {
+        let who = Subject {
+            uid: sys::getuid(),
+            gid: sys::getgid(),
+            pid: std::process::id(),
+        };
+        self.guard.record(&who, op, "/", None, None, result, detail);
+    }
+
+    pub fn close_audit(&self) {
+        self.guard.close();
+    }
+
+    pub(super) fn path_of(&self, ino: u64) -> Result<String> {
+        let p = lock(&self.inodes).plain_path(ino).ok_or(Error::Stale)?;
+        Ok(String::from_utf8_lossy(&p).into_owned())
+    }
+
+    pub(super) fn child_path(&self, parent: u64, name: &OsStr) -> Result<String> {
+        let mut p = self.path_of(parent)?;
+        if p != "/" {
+            p.push('/');
+        }
+        p.push_str(&String::from_utf8_lossy(name.as_bytes()));
+        Ok(p)
+    }
+
+    /// Checks the policy; a refusal is audited and returns EACCES. Returns the client.
+    pub(super) fn allow(
+        &self,
+        who: &Subject,
+        op: &str,
+        path: &str,
+        access: Access,
+    ) -> Result<Option<String>> {
+        let Some(p) = self.guard.policy() else {
+            return Ok(None);
+        };
+        let d = p.decide(&creds(who), path, access);
+        let client = d.client.map(str::to_string);
+        if !d.allowed {
+            self.guard
+                .record(who, op, path, None, client.as_deref(), "denied", None);
+            return Err(Error::PermissionDenied);
+        }
+        Ok(client)
+    }
+
+    /// Whether a directory entry at `path` is shown to `who` (hidden when it may not be read).
+    pub(super) fn visible(&self, creds: &Creds, policy: &Policy, path: &str) -> bool {
+        policy.decide(creds, path, Access::Read).allowed
+    }
+
+    pub(super) fn guard_policy(&self) -> Option<Arc<Policy>> {
+        self.guard.policy()
+    }
+
+    pub(super) fn is_admin(&self, who: &Subject) -> bool {
+        self.guard.policy().is_some_and(|p| p.is_admin(&creds(who)))
+    }
+
+    pub(super) fn creds_of(&self, who: &Subject) -> Creds {
+        creds(who)
+    }
+
+    /// Audits the outcome of an operation.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn audited<T>(
+        &self,
+        who: &Subject,
+        op: &str,
+        path: &str,
+        path2: Option<&str>,
+        client: Option<&str>,
+        detail: Option<String>,
+        r: Result<T>,
+    ) -> Result<T> {
+        self.guard
+            .record(who, op, path, path2, client, &result_name(&r), detail);
+        r
+    }
+
+    /// Rename and link may not cross client boundaries nor move a directory that holds a
+    /// client's subtree.
+    pub(super) fn check_move(&self, from: &str, to: &str) -> Result<()> {
+        let Some(p) = self.guard.policy() else {
+            return Ok(());
+        };
+        if p.is_above_client(from) || p.is_above_client(to) {
+            return Err(Error::Busy(
+                "a directory holding a client's subtree cannot be moved".into(),
+            ));
+        }
+        let a = p.client_of(from).map(|c| c.name.as_str());
+        let b = p.client_of(to).map(|c| c.name.as_str());
+        let top = |path: &str| p.clients.iter().any(|c| c.path == path);
+        if a != b || top(from) || top(to) {
+            return Err(Error::CrossDevice);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,368 @@
+//! Per-client access policies on a real shared mount, acted out by real local users, and the
+//! audit log that records every access and refusal. Needs root (users, allow_other).
+
+mod common;
+
+use common::{run_ok, tutela, TestVault};
+use std::fs;
+use std::process::{Command, Output};
+use tutela::error::exit;
+
+fn ensure_group(name: &str) {
+    let _ = Command::new("groupadd").arg(name).output();
+}
+
+fn ensure_user(name: &str, groups: &[&str]) {
+    let _ = Command::new("useradd")
+        .args(["--no-create-home", "--shell", "/bin/sh", name])
+        .output();
+    if !groups.is_empty() {
+        run_ok(
+            Command::new("usermod")
+                .arg("-a")
+                .arg("-G")
+                .arg(groups.join(","))
+                .arg(name),
+        );
+    }
+}
+
+fn as_user(user: &str, script: &str) -> Output {
+    Command::new("runuser")
+        .args(["-u", user, "--", "sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+fn ok(user: &str, script: &str) -> String {
+    let out = as_user(user, script);
+    assert!(
+        out.status.success(),
+        "{user}: `{script}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn denied(user: &str, script: &str) {
+    let out = as_user(user, script);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{user}: `{script}` should fail");
+    assert!(
+        err.contains("Permission denied"),
+        "{user}: `{script}`: {err}"
+    );
+}
+
+const POLICY: &str = r#"# who may see which client
+admins = ["group:tutela_partners"]
+
+[clients.acme]
+path = "/clients/acme"
+read = ["tutela_alice", "group:tutela_paralegals"]
+write = ["tutela_alice"]
+
+[clients.bluebird]
+path = "/clients/bluebird"
+read = ["tutela_bob"]
+write = ["tutela_bob"]
+"#;
+
+fn setup() -> Option<TestVault> {
+    let reason = common::fuse_missing()
+        .or_else(|| (!common::is_root()).then(|| "needs root to create users".to_string()));
+    if common::skip_unless(reason, "policy") {
+        return None;
+    }
+    ensure_group("tutela_paralegals");
+    ensure_group("tutela_partners");
+    ensure_user("tutela_alice", &[]);
+    ensure_user("tutela_bob", &[]);
+    ensure_user("tutela_carol", &["tutela_paralegals"]);
+    ensure_user("tutela_dave", &["tutela_partners"]);
+    let mut v = TestVault::new_unmounted();
+    v.mount_args(&["--allow-other"]);
+    // Unix modes wide open: the policy alone fences the clients.
+    for d in ["clients/acme/letters", "clients/bluebird", "shared"] {
+        fs::create_dir_all(v.p(d)).unwrap();
+    }
+    for d in [
+        "clients",
+        "clients/acme",
+        "clients/acme/letters",
+        "clients/bluebird",
+        "shared",
+    ] {
+        fs::set_permissions(v.p(d), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    for f in [
+        "clients/acme/letters/engagement.txt",
+        "clients/bluebird/nda.txt",
+        "shared/handbook.txt",
+    ] {
+        fs::write(v.p(f), format!("contents of {f}\n")).unwrap();
+        fs::set_permissions(v.p(f), std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    }
+    let pf = v.tmp.path().join("policy.toml");
+    fs::write(&pf, POLICY).unwrap();
+    // Set while mounted: the live mount picks it up without a remount.
+    run_ok(
+        tutela()
+            .arg("policy")
+            .arg("set")
+            .arg(&v.vault)
+            .arg(&pf)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    common::wait_until(
+        || {
+            as_user(
+                "tutela_bob",
+                &format!("ls {}", v.p("clients/acme").display()),
+            )
+            .status
+            .code()
+                != Some(0)
+        },
+        "policy reload",
+    );
+    Some(v)
+}
+
+#[test]
+fn allowed_denied_and_cross_client_cases_with_real_users() {
+    let Some(mut v) = setup() else { return };
+    let m = v.mnt.display().to_string();
+    let acme = format!("{m}/clients/acme/letters/engagement.txt");
+    // alice: read and write acme, not bluebird; sees only her client in the listing.
+    assert_eq!(
+        ok("tutela_alice", &format!("cat {acme}")),
+        "contents of clients/acme/letters/engagement.txt\n"
+    );
+    ok(
+        "tutela_alice",
+        &format!("echo amended >> {acme} && touch {m}/clients/acme/new-note"),
+    );
+    assert_eq!(ok("tutela_alice", &format!("ls {m}/clients")), "acme\n");
+    denied("tutela_alice", &format!("cat {m}/clients/bluebird/nda.txt"));
+    // carol (paralegals): read only.
+    assert!(ok("tutela_carol", &format!("cat {acme}")).contains("amended"));
+    denied("tutela_carol", &format!("echo x >> {acme}"));
+    denied("tutela_carol", &format!("rm -f {m}/clients/acme/new-note"));
+    denied("tutela_carol", &format!("mkdir {m}/clients/acme/sub"));
+    // bob: may not even see acme's names.
+    denied("tutela_bob", &format!("ls {m}/clients/acme"));
+    denied("tutela_bob", &format!("stat {acme}"));
+    assert_eq!(ok("tutela_bob", &format!("ls {m}/clients")), "bluebird\n");
+    // root is not an admin unless listed.
+    assert_eq!(common::errno_of(fs::read(&acme)), libc::EACCES);
+    // dave (partners) is an admin: everything everywhere.
+    ok(
+        "tutela_dave",
+        &format!(
+            "cat {acme} {m}/clients/bluebird/nda.txt && echo x > {m}/clients/bluebird/by-dave"
+        ),
+    );
+    // Outside every client: Unix modes decide (default = allow).
+    ok("tutela_bob", &format!("cat {m}/shared/handbook.txt"));
+    // Files belong to one client: links and renames across clients are refused with EXDEV
+    // (so mv falls back to copying, which the policy then checks).
+    let out = as_user(
+        "tutela_dave",
+        &format!("ln {acme} {m}/clients/bluebird/stolen"),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Invalid cross-device link"),
+        "{:?}",
+        out
+    );
+    let out = as_user("tutela_alice", &format!("ln {acme} {m}/shared/leak"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Invalid cross-device link"),
+        "{:?}",
+        out
+    );
+    ok(
+        "tutela_dave",
+        &format!("mv {m}/clients/bluebird/by-dave {m}/clients/acme/moved-by-dave"),
+    );
+    ok(
+        "tutela_dave",
+        &format!(
+            "test -f {m}/clients/acme/moved-by-dave && ! test -e {m}/clients/bluebird/by-dave"
+        ),
+    );
+    // A symlink is no way around the policy: following it looks the target up as bob.
+    ok(
+        "tutela_alice",
+        &format!("ln -s {acme} {m}/shared/link-to-acme"),
+    );
+    denied("tutela_bob", &format!("cat {m}/shared/link-to-acme"));
+    // Kernel caches do not leak: alice looks a file up, bob right after still gets EACCES.
+    ok("tutela_alice", &format!("stat {acme} >/dev/null"));
+    denied("tutela_bob", &format!("stat {acme}"));
+    // A client's top directory cannot be removed or moved by a non-admin.
+    denied(
+        "tutela_alice",
+        &format!("mv {m}/clients/acme {m}/shared/acme"),
+    );
+
+    // The audit log names each user and each refusal, with plaintext paths (inside the vault).
+    v.unmount();
+    let show = |args: &[&str]| -> String {
+        let out = run_ok(
+            tutela()
+                .args(["audit", "show"])
+                .arg(&v.vault)
+                .arg("--passfile")
+                .arg(&v.passfile)
+                .args(args),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let bob_denied = show(&["--user", "tutela_bob", "--denied", "--json"]);
+    let recs: Vec<serde_json::Value> = bob_denied
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(recs.len() >= 3, "{bob_denied}");
+    assert!(recs
+        .iter()
+        .all(|r| r["result"] == "denied" && r["user"] == "tutela_bob"));
+    // bob is stopped at the client's top directory, before any name inside it.
+    assert!(
+        recs.iter()
+            .any(|r| r["path"] == "/clients/acme" && r["client"] == "acme"),
+        "{bob_denied}"
+    );
+    let alice_acme = show(&[
+        "--client",
+        "acme",
+        "--user",
+        "tutela_alice",
+        "--since",
+        "1h",
+    ]);
+    assert!(
+        alice_acme.contains("open r  /clients/acme/letters/engagement.txt  [acme]  ok"),
+        "{alice_acme}"
+    );
+    assert!(alice_acme.contains("open w"), "{alice_acme}");
+    let carol = show(&["--user", "tutela_carol", "--path", "/clients/acme"]);
+    assert!(carol.contains("denied"), "{carol}");
+    let all = show(&[]);
+    assert!(
+        all.contains("policy-change") && all.contains("  mount"),
+        "{all}"
+    );
+    assert!(all.contains("unmount"));
+    // Nothing of it is readable in the backing dir.
+    v.assert_no_plaintext(&[b"engagement", b"tutela_alice", b"acme", b"bluebird"]);
+    run_ok(
+        tutela()
+            .args(["audit", "verify"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+}
+
+#[test]
+fn audit_verify_locates_tampering_and_policy_check_reports_positions() {
+    let Some(mut v) = setup() else { return };
+    ok(
+        "tutela_alice",
+        &format!(
+            "cat {}",
+            v.p("clients/acme/letters/engagement.txt").display()
+        ),
+    );
+    v.unmount();
+    let dir = v.vault.join("tutela.audit");
+    let mut segs: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    let target = segs
+        .iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap()
+        .clone();
+    let mut b = fs::read(&target).unwrap();
+    let off = 82 + 40; // inside the first record's sealed body
+    b[off] ^= 0x01;
+    fs::write(&target, &b).unwrap();
+    let out = tutela()
+        .args(["audit", "verify"])
+        .arg(&v.vault)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::AUDIT_TAMPERED), "{err}");
+    let seg_name = target.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.contains(&seg_name) && err.contains("record 0"), "{err}");
+
+    // policy check: unknown users/groups and syntax errors with FILE:LINE:COL.
+    let bad = v.tmp.path().join("bad.toml");
+    fs::write(&bad, "admins = [\"root\", \"no_such_user_xyz\"]\n[clients.x]\npath = \"/x\"\nread = [\"group:no_such_group_xyz\"]\n").unwrap();
+    let out = tutela()
+        .args(["policy", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::POLICY_INVALID));
+    assert!(
+        err.contains(&format!(
+            "{}:1:19: unknown user 'no_such_user_xyz'",
+            bad.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{}:4:9: unknown group 'no_such_group_xyz'",
+            bad.display()
+        )),
+        "{err}"
+    );
+    fs::write(&bad, "admins = [\n").unwrap();
+    let out = tutela()
+        .args(["policy", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::POLICY_INVALID));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{}:2:1:", bad.display())));
+    // The stored policy is encrypted and shown back verbatim.
+    let out = run_ok(
+        tutela()
+            .args(["policy", "show"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), POLICY);
+    v.assert_no_plaintext(&[b"tutela_partners", b"clients.acme"]);
+    // A tampered policy file refuses to mount rather than enforcing nothing.
+    let pfile = v.vault.join("tutela.policy");
+    let mut pb = fs::read(&pfile).unwrap();
+    let n = pb.len();
+    pb[n - 3] ^= 1;
+    fs::write(&pfile, &pb).unwrap();
+    let out = tutela()
+        .arg("mount")
+        .arg(&v.vault)
+        .arg(&v.mnt)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!common::is_mountpoint(&v.mnt));
+}
