@@ -32,8 +32,8 @@ impl Adapter {
         Adapter { fs, activity }
     }
 
-    fn ttl(&self) -> Duration {
-        if self.fs.policy_active() {
+    fn ttl_for(&self, ino: u64) -> Duration {
+        if self.fs.must_revalidate(ino) {
             Duration::ZERO
         } else {
             TTL
@@ -107,9 +107,9 @@ fn timespec(t: Option<TimeOrNow>) -> crate::sys::TimeSpec {
     })
 }
 
-fn entry(reply: ReplyEntry, ttl: Duration, r: Result<Attr>) {
+fn entry(reply: ReplyEntry, a: &Adapter, r: Result<Attr>) {
     match r {
-        Ok(a) => reply.entry(&ttl, &attr(&a), Generation(0)),
+        Ok(at) => reply.entry(&a.ttl_for(at.ino), &attr(&at), Generation(0)),
         Err(e) => reply.error(errno(&e)),
     }
 }
@@ -140,7 +140,7 @@ impl fuser::Filesystem for Adapter {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.touch();
-        entry(reply, self.ttl(), self.fs.lookup(&who(req), parent.0, name));
+        entry(reply, self, self.fs.lookup(&who(req), parent.0, name));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -150,7 +150,7 @@ impl fuser::Filesystem for Adapter {
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.touch();
         match self.fs.getattr(&who(req), ino.0, fh.map(|f| f.0)) {
-            Ok(a) => reply.attr(&self.ttl(), &attr(&a)),
+            Ok(a) => reply.attr(&self.ttl_for(a.ino), &attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -183,7 +183,7 @@ impl fuser::Filesystem for Adapter {
             mtime: timespec(mtime),
         };
         match self.fs.setattr(&who(req), ino.0, &set, fh.map(|f| f.0)) {
-            Ok(a) => reply.attr(&self.ttl(), &attr(&a)),
+            Ok(a) => reply.attr(&self.ttl_for(a.ino), &attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -209,7 +209,7 @@ impl fuser::Filesystem for Adapter {
         self.touch();
         entry(
             reply,
-            self.ttl(),
+            self,
             self.fs.mknod(&who(req), parent.0, name, mode, umask, rdev),
         );
     }
@@ -226,7 +226,7 @@ impl fuser::Filesystem for Adapter {
         self.touch();
         entry(
             reply,
-            self.ttl(),
+            self,
             self.fs.mkdir(&who(req), parent.0, name, mode, umask),
         );
     }
@@ -252,7 +252,7 @@ impl fuser::Filesystem for Adapter {
         self.touch();
         entry(
             reply,
-            self.ttl(),
+            self,
             self.fs.symlink(
                 &who(req),
                 parent.0,
@@ -298,7 +298,7 @@ impl fuser::Filesystem for Adapter {
         self.touch();
         entry(
             reply,
-            self.ttl(),
+            self,
             self.fs.link(&who(req), ino.0, newparent.0, newname),
         );
     }
@@ -498,7 +498,7 @@ impl fuser::Filesystem for Adapter {
             .create(&who(req), parent.0, name, mode, umask, flags)
         {
             Ok((a, fh)) => reply.created(
-                &self.ttl(),
+                &self.ttl_for(a.ino),
                 &attr(&a),
                 Generation(0),
                 FileHandle(fh),

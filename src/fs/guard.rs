@@ -113,6 +113,25 @@ impl Fs {
         self.guard.set_policy(p);
     }
 
+    /// Whether the kernel must ask again on every use of this entry (entry and attribute
+    /// timeouts of zero). Kernel caches are shared by all users, so every place where the
+    /// policy answers differently for different users must not be cached: a client's top
+    /// directory and (with `default = "deny"`) everything outside the clients. Below a client's top directory caching is safe: every path walk passes
+    /// through the top directory, which is looked up, and so checked, for each caller; opens,
+    /// creates and changes always reach the daemon.
+    pub fn must_revalidate(&self, ino: u64) -> bool {
+        let Some(p) = self.guard.policy() else {
+            return false;
+        };
+        let Ok(path) = self.path_of(ino) else {
+            return true;
+        };
+        // With `default = "allow"` the directories above a client read the same for everyone
+        // (moving or removing them always reaches the daemon), so only the tops need this.
+        p.clients.iter().any(|c| c.path == path)
+            || (!p.default_allow && p.client_of(&path).is_none())
+    }
+
     /// Records an event that is not tied to one request (mount, policy change).
     pub fn record_event(&self, op: &str, result: &str, detail: Option<String>) {
         let who = Subject {
