@@ -19,6 +19,21 @@ fn open_mode(flags: i32) -> &'static str {
 }
 
 impl Fs {
+    /// Checks the policy for `access` to `path`, runs `f`, and audits the outcome.
+    fn checked<T>(
+        &self,
+        who: &Subject,
+        op: &str,
+        path: &str,
+        access: crate::policy::Access,
+        detail: Option<String>,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let client = self.allow(who, op, path, access)?;
+        let r = f();
+        self.audited(who, op, path, None, client.as_deref(), detail, r)
+    }
+
     /// Policy check for an operation that is audited only when refused.
     fn gate(
         &self,
@@ -88,16 +103,13 @@ impl Fs {
         rdev: u32,
     ) -> Result<Attr> {
         let path = self.child_path(parent, name)?;
-        let client = self.allow(who, "create", &path, Write)?;
-        let r = self.mknod_inner(who, parent, name, mode, umask, rdev);
-        self.audited(
+        self.checked(
             who,
             "create",
             &path,
-            None,
-            client.as_deref(),
+            Write,
             Some(format!("mknod {:o}", mode)),
-            r,
+            || self.mknod_inner(who, parent, name, mode, umask, rdev),
         )
     }
 
@@ -110,16 +122,16 @@ impl Fs {
         umask: u32,
     ) -> Result<Attr> {
         let path = self.child_path(parent, name)?;
-        let client = self.allow(who, "mkdir", &path, Write)?;
-        let r = self.mkdir_inner(who, parent, name, mode, umask);
-        self.audited(who, "mkdir", &path, None, client.as_deref(), None, r)
+        self.checked(who, "mkdir", &path, Write, None, || {
+            self.mkdir_inner(who, parent, name, mode, umask)
+        })
     }
 
     pub fn symlink(&self, who: &Subject, parent: u64, name: &OsStr, target: &[u8]) -> Result<Attr> {
         let path = self.child_path(parent, name)?;
-        let client = self.allow(who, "symlink", &path, Write)?;
-        let r = self.symlink_inner(who, parent, name, target);
-        self.audited(who, "symlink", &path, None, client.as_deref(), None, r)
+        self.checked(who, "symlink", &path, Write, None, || {
+            self.symlink_inner(who, parent, name, target)
+        })
     }
 
     /// Refuses removing or moving a client's top directory (or one above it) unless admin.
@@ -135,9 +147,9 @@ impl Fs {
 
     pub fn unlink(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
         let path = self.child_path(parent, name)?;
-        let client = self.allow(who, "unlink", &path, Write)?;
-        let r = self.unlink_inner(who, parent, name);
-        self.audited(who, "unlink", &path, None, client.as_deref(), None, r)
+        self.checked(who, "unlink", &path, Write, None, || {
+            self.unlink_inner(who, parent, name)
+        })
     }
 
     pub fn rmdir(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
@@ -205,16 +217,13 @@ impl Fs {
         flags: i32,
     ) -> Result<(Attr, u64)> {
         let path = self.child_path(parent, name)?;
-        let client = self.allow(who, "create", &path, Write)?;
-        let r = self.create_inner(who, parent, name, mode, umask, flags);
-        self.audited(
+        self.checked(
             who,
             "create",
             &path,
-            None,
-            client.as_deref(),
+            Write,
             Some(open_mode(flags).into()),
-            r,
+            || self.create_inner(who, parent, name, mode, umask, flags),
         )
     }
 
@@ -254,16 +263,16 @@ impl Fs {
         flags: i32,
     ) -> Result<()> {
         let path = self.path_of(ino)?;
-        let client = self.allow(who, "setxattr", &path, Write)?;
-        let r = self.setxattr_inner(ino, name, value, flags);
-        self.audited(who, "setxattr", &path, None, client.as_deref(), None, r)
+        self.checked(who, "setxattr", &path, Write, None, || {
+            self.setxattr_inner(ino, name, value, flags)
+        })
     }
 
     pub fn removexattr(&self, who: &Subject, ino: u64, name: &OsStr) -> Result<()> {
         let path = self.path_of(ino)?;
-        let client = self.allow(who, "removexattr", &path, Write)?;
-        let r = self.removexattr_inner(ino, name);
-        self.audited(who, "removexattr", &path, None, client.as_deref(), None, r)
+        self.checked(who, "removexattr", &path, Write, None, || {
+            self.removexattr_inner(ino, name)
+        })
     }
 
     pub fn getxattr(&self, who: &Subject, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
