@@ -140,7 +140,30 @@ impl fuser::Filesystem for Adapter {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.touch();
-        entry(reply, self, self.fs.lookup(&who(req), parent.0, name));
+        match self.fs.lookup(&who(req), parent.0, name) {
+            // A negative entry the kernel may cache (no policy: the answer is the same for
+            // everyone, and every create goes through us and replaces it).
+            Err(Error::NotFound) if !self.fs.policy_active() => {
+                let mut neg = attr(&Attr {
+                    ino: 0,
+                    size: 0,
+                    blocks: 0,
+                    atime: (0, 0),
+                    mtime: (0, 0),
+                    ctime: (0, 0),
+                    kind: Kind::File,
+                    perm: 0,
+                    nlink: 0,
+                    uid: 0,
+                    gid: 0,
+                    rdev: 0,
+                    blksize: 0,
+                });
+                neg.ino = INodeNo(0);
+                reply.entry(&TTL, &neg, Generation(0));
+            }
+            r => entry(reply, self, r),
+        }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {

@@ -678,3 +678,8 @@ pub fn try_lock_exclusive(f: &File) -> bool {
     // SAFETY: valid fd.
     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
+
+pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<()> {
+    // SAFETY: valid fd.
+    check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) }).map(|_| ())
+}

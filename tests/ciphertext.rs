@@ -56,11 +56,7 @@ fn backing_dir_holds_no_plaintext_names_contents_or_link_targets() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    let clients_dir = fs::read_dir(&v.vault)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
-        .unwrap();
+    let clients_dir = common::first_backing_dir(&v.vault);
     let inner: Vec<_> = fs::read_dir(&clients_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -202,11 +198,7 @@ fn a_lost_directory_id_file_loses_no_names() {
     fs::create_dir(v.p("folder")).unwrap();
     fs::write(v.p("folder/inside.txt"), b"still here").unwrap();
     v.unmount();
-    let dir = fs::read_dir(&v.vault)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
-        .unwrap();
+    let dir = common::first_backing_dir(&v.vault);
     if xattr_missing(&dir) {
         eprintln!("SKIP lost dir id: backing filesystem keeps no user xattrs");
         return;
@@ -237,11 +229,7 @@ fn a_planted_symlink_in_the_backing_dir_is_never_followed() {
     let outside = v.tmp.path().join("outside");
     fs::create_dir(&outside).unwrap();
     fs::write(outside.join("loot"), b"outside the vault").unwrap();
-    let dir = fs::read_dir(&v.vault)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
-        .unwrap();
+    let dir = common::first_backing_dir(&v.vault);
     fs::rename(&dir, v.tmp.path().join("moved-away")).unwrap();
     std::os::unix::fs::symlink(&outside, &dir).unwrap();
     v.mount();

@@ -234,7 +234,7 @@ impl Fs {
         self.check_writable()?;
         let stored = self.seal_child(parent, name)?;
         let dir = self.dir_fd(parent)?;
-        let (gid, sgid) = self.new_gid(parent, who)?;
+        let (gid, sgid) = self.new_gid(&dir, who)?;
         let mode = (mode & !umask & 0o7777) | if sgid { libc::S_ISGID } else { 0 };
         // Build the directory under a temporary name with its ID inside, then rename it into
         // place: a crash never leaves a directory without an ID.

@@ -28,7 +28,7 @@ impl Fs {
         self.check_writable()?;
         let stored = self.seal_child(parent, name)?;
         let dir = self.dir_fd(parent)?;
-        let (gid, _) = self.new_gid(parent, who)?;
+        let (gid, _) = self.new_gid(&dir, who)?;
         let bname = OsStr::new(stored.backing_name());
         let fmt = mode & libc::S_IFMT;
         self.write_long_record(&dir, &stored)?;
@@ -76,7 +76,7 @@ impl Fs {
             return Err(Error::NameTooLong);
         }
         let dir = self.dir_fd(parent)?;
-        let (gid, _) = self.new_gid(parent, who)?;
+        let (gid, _) = self.new_gid(&dir, who)?;
         let bname = OsStr::new(stored.backing_name());
         self.write_long_record(&dir, &stored)?;
         if let Err(e) = sys::symlinkat(enc.as_bytes(), dir.as_fd(), bname) {

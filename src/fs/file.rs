@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -222,7 +223,7 @@ impl Fs {
         self.check_writable()?;
         let stored = self.seal_child(parent, name)?;
         let dir = self.dir_fd(parent)?;
-        let (gid, _) = self.new_gid(parent, who)?;
+        let (gid, _) = self.new_gid(&dir, who)?;
         let bname = OsStr::new(stored.backing_name());
         self.write_long_record(&dir, &stored)?;
         let created = match sys::openat(
@@ -231,11 +232,13 @@ impl Fs {
             libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
             mode & !umask & 0o7777,
         ) {
-            Ok(fd) => {
-                drop(fd);
-                true
+            Ok(fd) => fd,
+            Err(Error::Exists) if flags & libc::O_EXCL == 0 => {
+                // It exists after all (created behind the kernel's back): open it as usual.
+                let attr = self.lookup_inner(who, parent, name)?;
+                let fh = self.open_inner(who, attr.ino, flags & !libc::O_CREAT & !libc::O_EXCL)?;
+                return Ok((self.getattr_inner(attr.ino, Some(fh))?, fh));
             }
-            Err(Error::Exists) if flags & libc::O_EXCL == 0 => false,
             Err(e) => {
                 if !matches!(e, Error::Exists) {
                     self.remove_long_record(&dir, &stored);
@@ -243,12 +246,25 @@ impl Fs {
                 return Err(e);
             }
         };
-        if created {
-            self.give_to(&dir, bname, who, gid)?;
+        // The fresh file is served through the descriptor that created it: no second
+        // lookup or open of the backing path.
+        if self.opts.chown_new {
+            sys::fchown(created.as_fd(), who.uid, gid)?;
         }
-        let attr = self.lookup_inner(who, parent, name)?;
-        let fh = self.open_inner(who, attr.ino, flags & !libc::O_CREAT & !libc::O_EXCL)?;
-        Ok((self.getattr_inner(attr.ino, Some(fh))?, fh))
+        let st = sys::fstat(created.as_fd())?;
+        let attr = self.to_attr(&st, None);
+        let zone = self.child_zone(parent, name.as_bytes())?;
+        lock(&self.inodes).remember(
+            attr.ino,
+            parent,
+            bname.to_os_string(),
+            name.as_bytes().to_vec(),
+            attr.kind,
+            zone,
+            true,
+        );
+        let fh = self.open_handle(attr.ino, created)?;
+        Ok((attr, fh))
     }
 
     pub fn release(&self, fh: u64) {

@@ -64,7 +64,7 @@ impl Guard {
         r.uid = who.uid;
         r.user = self.user_name(who.uid);
         r.pid = who.pid;
-        r.program = sys::process_name(who.pid);
+        r.program = program_of(who.pid);
         r.path2 = path2.map(str::to_string);
         r.client = client.map(str::to_string);
         r.result = result.to_string();
@@ -77,6 +77,26 @@ impl Guard {
             s.close();
         }
     }
+}
+
+/// Program names per pid, cached like the groups (one /proc read per process per second).
+static PROGRAMS: Mutex<Option<HashMap<u32, (std::time::Instant, String)>>> = Mutex::new(None);
+
+fn program_of(pid: u32) -> String {
+    let now = std::time::Instant::now();
+    let mut g = lock(&PROGRAMS);
+    let map = g.get_or_insert_with(HashMap::new);
+    if let Some((t, v)) = map.get(&pid) {
+        if now.duration_since(*t) < std::time::Duration::from_secs(1) {
+            return v.clone();
+        }
+    }
+    if map.len() > 4096 {
+        map.retain(|_, (t, _)| now.duration_since(*t) < std::time::Duration::from_secs(1));
+    }
+    let v = sys::process_name(pid);
+    map.insert(pid, (now, v.clone()));
+    v
 }
 
 fn creds(who: &Subject) -> Creds {

@@ -179,14 +179,6 @@ impl Fs {
         self.open_ino(ino, libc::O_PATH | libc::O_DIRECTORY)
     }
 
-    fn stat_ino(&self, ino: u64) -> Result<libc::stat> {
-        if ino == ROOT_INO {
-            return sys::fstat(self.root.as_fd());
-        }
-        let (dir, name) = self.parent_of(ino)?;
-        sys::fstatat(dir.as_fd(), &name)
-    }
-
     /// The zone a new child `name` of directory `parent` belongs to.
     fn child_zone(&self, parent: u64, name: &[u8]) -> Result<usize> {
         let t = lock(&self.inodes);
@@ -244,8 +236,8 @@ impl Fs {
     }
 
     /// The group a new entry gets: the parent's for setgid directories, else the caller's.
-    fn new_gid(&self, parent: u64, who: &Subject) -> Result<(u32, bool)> {
-        let st = self.stat_ino(parent)?;
+    fn new_gid(&self, parent_dir: &OwnedFd, who: &Subject) -> Result<(u32, bool)> {
+        let st = sys::fstat(parent_dir.as_fd())?;
         if st.st_mode & libc::S_ISGID != 0 {
             Ok((st.st_gid, true))
         } else {

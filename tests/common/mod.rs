@@ -306,3 +306,21 @@ pub fn pattern(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The first encrypted directory at the top of a vault (not tutela's own `tutela.*` entries).
+pub fn first_backing_dir(vault: &Path) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(vault)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.is_dir()
+                && !p
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("tutela.")
+        })
+        .collect();
+    dirs.sort();
+    dirs.into_iter().next().expect("an encrypted directory")
+}
