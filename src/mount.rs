@@ -143,9 +143,11 @@ fn session_config(vault: &Vault, args: &MountArgs) -> Config {
 
 fn explain_mount_error(e: std::io::Error, args: &MountArgs) -> Error {
     let msg = e.to_string();
-    if args.allow_other && msg.contains("allow_other") || msg.contains("user_allow_other") {
+    if args.allow_other && (msg.contains("allow_other") || msg.contains("user_allow_other")) {
         return Error::MountFailed(
-            "--allow-other needs 'user_allow_other' in /etc/fuse.conf (or run as root)".into(),
+            "sharing the mount with other users (--allow-other, always on for a vault with an \
+             access policy) is not permitted: add 'user_allow_other' to /etc/fuse.conf or mount as root"
+                .into(),
         );
     }
     if e.kind() == std::io::ErrorKind::NotFound || msg.contains("fusermount") {
