@@ -185,34 +185,7 @@ impl TestVault {
 
     /// Asserts that no backing name or content contains any of `needles`.
     pub fn assert_no_plaintext(&self, needles: &[&[u8]]) {
-        let mut all = Vec::new();
-        walk_all(&self.vault, &mut all);
-        for p in all {
-            for n in needles {
-                let name = p.as_os_str().as_bytes();
-                assert!(
-                    !contains(name, n),
-                    "plaintext {:?} in backing name {:?}",
-                    String::from_utf8_lossy(n),
-                    p
-                );
-                if let Ok(c) = std::fs::read(&p) {
-                    assert!(
-                        !contains(&c, n),
-                        "plaintext {:?} in backing file {:?}",
-                        String::from_utf8_lossy(n),
-                        p
-                    );
-                }
-                if let Ok(t) = std::fs::read_link(&p) {
-                    assert!(
-                        !contains(t.as_os_str().as_bytes(), n),
-                        "plaintext in symlink target {:?}",
-                        p
-                    );
-                }
-            }
-        }
+        assert_no_plaintext(&self.vault, needles);
     }
 }
 
@@ -323,4 +296,36 @@ pub fn first_backing_dir(vault: &Path) -> PathBuf {
         .collect();
     dirs.sort();
     dirs.into_iter().next().expect("an encrypted directory")
+}
+
+/// Asserts that nothing under `dir` (names, contents, link targets) contains any of `needles`.
+pub fn assert_no_plaintext(dir: &Path, needles: &[&[u8]]) {
+    let mut all = Vec::new();
+    walk_all(dir, &mut all);
+    for p in all {
+        for n in needles {
+            let name = p.as_os_str().as_bytes();
+            assert!(
+                !contains(name, n),
+                "plaintext {:?} in backing name {:?}",
+                String::from_utf8_lossy(n),
+                p
+            );
+            if let Ok(c) = std::fs::read(&p) {
+                assert!(
+                    !contains(&c, n),
+                    "plaintext {:?} in backing file {:?}",
+                    String::from_utf8_lossy(n),
+                    p
+                );
+            }
+            if let Ok(t) = std::fs::read_link(&p) {
+                assert!(
+                    !contains(t.as_os_str().as_bytes(), n),
+                    "plaintext in symlink target {:?}",
+                    p
+                );
+            }
+        }
+    }
 }
