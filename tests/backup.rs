@@ -47,25 +47,13 @@ fn check_restored(v: &TestVault, vault: &Path) {
             .arg("--passfile")
             .arg(&v.passfile),
     );
-    let ok = (|| {
-        assert_eq!(
-            fs::read(mnt.join("clients/Acme/2025/ledger.csv")).unwrap(),
-            pattern(300_000, 1)
-        );
-        assert_eq!(
-            fs::read(mnt.join("clients/Acme/letter.txt")).unwrap(),
-            b"Dear Acme, CONFIDENTIAL\n"
-        );
-        assert_eq!(
-            fs::read_link(mnt.join("clients/Acme/latest"))
-                .unwrap()
-                .to_str()
-                .unwrap(),
-            "2025/ledger.csv"
-        );
-    })();
+    let ledger = fs::read(mnt.join("clients/Acme/2025/ledger.csv"));
+    let letter = fs::read(mnt.join("clients/Acme/letter.txt"));
+    let link = fs::read_link(mnt.join("clients/Acme/latest"));
     run_ok(common::tutela().arg("unmount").arg(&mnt));
-    ok
+    assert_eq!(ledger.unwrap(), pattern(300_000, 1));
+    assert_eq!(letter.unwrap(), b"Dear Acme, CONFIDENTIAL\n");
+    assert_eq!(link.unwrap().to_str().unwrap(), "2025/ledger.csv");
 }
 
 #[test]
