@@ -65,6 +65,18 @@ pub enum Command {
     },
     /// Flush and unmount a mounted vault.
     Unmount { mountpoint: PathBuf },
+    /// Read and authenticate everything in the vault without mounting; report problems.
+    Fsck {
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Fix what needs no guessing (lost directory-ID copies, orphaned records, temp dirs).
+        #[arg(long)]
+        repair: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-client access policies: check, store in the vault, show.
     Policy {
         #[command(subcommand)]

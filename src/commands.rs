@@ -209,3 +209,50 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
         }
     }
 }
+
+pub fn fsck(vault: &Path, pass: &PassArgs, repair: bool, json: bool) -> Result<()> {
+    let v = unlock(vault, pass)?;
+    if tutela::mount::mounts().iter().any(|m| {
+        m.is_tutela() && Path::new(m.source.trim_start_matches("tutela:")) == v.dir.as_path()
+    }) && repair
+    {
+        return Err(Error::Busy(
+            "the vault is mounted: unmount it before fsck --repair".into(),
+        ));
+    }
+    let rep = tutela::fsck::check(&v, repair)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rep).unwrap_or_default());
+    } else {
+        print!("{}", tutela::fsck::render(&rep));
+        println!(
+            "checked {} directories, {} files ({} bytes), {} audit records: {}",
+            rep.directories,
+            rep.files,
+            rep.bytes,
+            rep.audit_records,
+            if rep.problems.is_empty() {
+                "clean".to_string()
+            } else {
+                let left = rep.problems.iter().filter(|p| !p.repaired).count();
+                format!(
+                    "{} problems, {} repaired, {left} remaining",
+                    rep.problems.len(),
+                    rep.problems.len() - left
+                )
+            }
+        );
+    }
+    if rep.clean() {
+        Ok(())
+    } else {
+        Err(Error::FsckProblems(format!(
+            "fsck found problems{}",
+            if repair {
+                " it could not repair"
+            } else {
+                ": see above (--repair fixes what needs no guessing)"
+            }
+        )))
+    }
+}

@@ -75,6 +75,8 @@ pub enum Error {
     PolicyInvalid(String),
     #[error("the audit log was tampered with: {0}")]
     AuditTampered(String),
+    #[error("{0}")]
+    FsckProblems(String),
 
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
@@ -100,6 +102,7 @@ pub mod exit {
     pub const DATA_DAMAGED: i32 = 20;
     pub const POLICY_INVALID: i32 = 21;
     pub const AUDIT_TAMPERED: i32 = 22;
+    pub const FSCK_PROBLEMS: i32 = 23;
 }
 
 impl Error {
@@ -136,7 +139,8 @@ impl Error {
             | Error::Passphrase(_)
             | Error::Usage(_)
             | Error::PolicyInvalid(_)
-            | Error::AuditTampered(_) => libc::EIO,
+            | Error::AuditTampered(_)
+            | Error::FsckProblems(_) => libc::EIO,
         }
     }
 
@@ -156,6 +160,7 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::PolicyInvalid(_) => exit::POLICY_INVALID,
             Error::AuditTampered(_) => exit::AUDIT_TAMPERED,
+            Error::FsckProblems(_) => exit::FSCK_PROBLEMS,
             Error::AuthFailed { .. } | Error::Corrupt { .. } => exit::DATA_DAMAGED,
             _ => exit::GENERIC,
         }

@@ -110,6 +110,15 @@ fn run(cli: Cli) -> Result<()> {
             };
             tutela::mount::mount(v, args)
         }
+        Command::Fsck {
+            vault,
+            pass,
+            repair,
+            json,
+        } => {
+            init_logging(cli.verbose, None)?;
+            commands::fsck(&vault, &pass, repair, json)
+        }
         Command::Policy { cmd } => {
             init_logging(cli.verbose, None)?;
             commands::policy(cmd)

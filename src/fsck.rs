@@ -1,0 +1,469 @@
+//! `tutela fsck`: reads and authenticates everything in a vault without mounting it: every
+//! name, directory ID, long-name record, block of every file, symlink target, the policy file
+//! and the audit chain (the config and key slots were authenticated by unlocking). Reports each
+//! problem with the plaintext path where it can be recovered, and with `repair` fixes what needs
+//! no guessing: a lost directory-ID copy, orphaned long-name records, leftover temp dirs.
+
+use crate::crypto::content::{self, FileCipher, CT_BLOCK, HEADER_LEN};
+use crate::crypto::names::{self, NameCipher};
+use crate::crypto::{kdf, Id};
+use crate::error::Result;
+use crate::format::dirfile;
+use crate::sys;
+use crate::vault::Vault;
+use serde::Serialize;
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// Plaintext path inside the vault, when it could be recovered.
+    pub path: Option<String>,
+    /// Path of the backing (ciphertext) object, relative to the vault.
+    pub backing: String,
+    pub problem: String,
+    pub data_lost: bool,
+    pub repaired: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub directories: u64,
+    pub files: u64,
+    pub bytes: u64,
+    pub audit_records: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    pub fn clean(&self) -> bool {
+        self.problems.iter().all(|p| p.repaired)
+    }
+}
+
+struct Ctx {
+    repair: bool,
+    report: Report,
+    zones: Vec<(String, NameCipher, crate::secret::Key32)>,
+}
+
+impl Ctx {
+    fn problem(
+        &mut self,
+        path: Option<&str>,
+        backing: &Path,
+        what: impl Into<String>,
+        lost: bool,
+        repaired: bool,
+    ) {
+        self.report.problems.push(Problem {
+            path: path.map(str::to_string),
+            backing: backing.display().to_string(),
+            problem: what.into(),
+            data_lost: lost,
+            repaired,
+        });
+    }
+
+    fn zone_for(&self, plain: &str, parent_zone: usize) -> usize {
+        self.zones
+            .iter()
+            .position(|(p, _, _)| p == plain)
+            .unwrap_or(parent_zone)
+    }
+}
+
+pub fn check(vault: &Vault, repair: bool) -> Result<Report> {
+    let zones = vault
+        .zones
+        .iter()
+        .map(|z| {
+            let n = NameCipher::new(
+                &kdf::name_key(&z.key, &z.id),
+                &kdf::xattr_key(&z.key, &z.id),
+            );
+            (z.path.clone(), n, z.key.duplicate())
+        })
+        .collect();
+    let mut cx = Ctx {
+        repair,
+        report: Report::default(),
+        zones,
+    };
+    let root = sys::open_dir(&vault.dir)?;
+    walk_dir(
+        &mut cx,
+        root.as_fd(),
+        Path::new(""),
+        "/",
+        vault.config.root_dir_id,
+        0,
+    )?;
+    // The policy file and the audit chain.
+    let pf = vault.dir.join(crate::policy_store::FILE_NAME);
+    if pf.exists() {
+        if let Err(e) =
+            crate::policy_store::read(&vault.dir, &vault.policy_key(), &vault.config.vault_id)
+        {
+            cx.problem(
+                None,
+                Path::new(crate::policy_store::FILE_NAME),
+                format!("policy file: {e}"),
+                false,
+                false,
+            );
+        }
+    }
+    let rep = crate::audit::read_all(&vault.dir, &vault.audit_keys(), |_| {})?;
+    cx.report.audit_records = rep.records;
+    if let Some(bad) = rep.bad {
+        cx.problem(
+            None,
+            Path::new(crate::audit::DIR_NAME),
+            format!("audit log: {bad}"),
+            true,
+            false,
+        );
+    }
+    Ok(cx.report)
+}
+
+fn join_plain(parent: &str, name: &[u8]) -> String {
+    let n = String::from_utf8_lossy(name);
+    if parent == "/" {
+        format!("/{n}")
+    } else {
+        format!("{parent}/{n}")
+    }
+}
+
+fn walk_dir(
+    cx: &mut Ctx,
+    dir: BorrowedFd<'_>,
+    rel: &Path,
+    plain: &str,
+    dir_id: Id,
+    zone: usize,
+) -> Result<()> {
+    cx.report.directories += 1;
+    let entries = sys::read_dir(dir)?;
+    let in_root = rel.as_os_str().is_empty();
+    let present: std::collections::HashSet<Vec<u8>> =
+        entries.iter().map(|e| e.name.as_bytes().to_vec()).collect();
+    for e in &entries {
+        let b = e.name.as_bytes();
+        let brel = rel.join(&e.name);
+        if b == dirfile::FILE_NAME.as_bytes()
+            || (in_root && b.starts_with(b"tutela."))
+            || (in_root && b.starts_with(b".tutela.conf"))
+        {
+            continue;
+        }
+        if b.starts_with(b".tutela.tmp.") {
+            let fixed = cx.repair && remove_tree(dir, &e.name).is_ok();
+            cx.problem(
+                None,
+                &brel,
+                "directory left half-made by a crash during mkdir (empty, no data)",
+                false,
+                fixed,
+            );
+            continue;
+        }
+        if b.starts_with(names::LONG_PREFIX.as_bytes())
+            && b.ends_with(names::LONG_SUFFIX.as_bytes())
+        {
+            let entry = &b[..b.len() - names::LONG_SUFFIX.len()];
+            if !present.contains(entry) {
+                let fixed = cx.repair && sys::unlinkat(dir, &e.name, false).is_ok();
+                cx.problem(
+                    None,
+                    &brel,
+                    "orphaned long-name record (its entry is gone)",
+                    false,
+                    fixed,
+                );
+            }
+            continue;
+        }
+        let full = if b.starts_with(names::LONG_PREFIX.as_bytes()) {
+            match read_long(dir, b) {
+                Some(f) => f,
+                None => {
+                    cx.problem(
+                        None,
+                        &brel,
+                        "long name record missing or damaged: the name is lost",
+                        true,
+                        false,
+                    );
+                    continue;
+                }
+            }
+        } else {
+            b.to_vec()
+        };
+        let name = match cx.zones[zone].1.decrypt(&dir_id, &full) {
+            Ok(n) => n,
+            Err(_) => {
+                cx.problem(
+                    None,
+                    &brel,
+                    "name does not decrypt: a stray file (sync conflict copy, temp file) or damage",
+                    false,
+                    false,
+                );
+                continue;
+            }
+        };
+        let p = join_plain(plain, &name);
+        let st = match sys::fstatat(dir, &e.name) {
+            Ok(s) => s,
+            Err(err) => {
+                cx.problem(Some(&p), &brel, format!("cannot stat: {err}"), false, false);
+                continue;
+            }
+        };
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                let sub = sys::openat(dir, &e.name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+                let child_zone = cx.zone_for(&p, zone);
+                match dir_id_of(cx, sub.as_fd(), &p, &brel) {
+                    Some(id) => walk_dir(cx, sub.as_fd(), &brel, &p, id, child_zone)?,
+                    None => cx.problem(Some(&p), &brel, "both copies of the directory ID are lost: the names inside cannot be recovered", true, false),
+                }
+            }
+            libc::S_IFREG => check_file(cx, dir, &e.name, &p, &brel, zone, st.st_size as u64),
+            libc::S_IFLNK => {
+                let ok = sys::readlinkat(dir, &e.name)
+                    .ok()
+                    .and_then(|t| cx.zones[zone].1.decrypt_symlink(&t).ok())
+                    .is_some();
+                if !ok {
+                    cx.problem(
+                        Some(&p),
+                        &brel,
+                        "symlink target does not authenticate",
+                        true,
+                        false,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn read_long(dir: BorrowedFd<'_>, hashed: &[u8]) -> Option<Vec<u8>> {
+    let rec = names::long_record_name(std::str::from_utf8(hashed).ok()?);
+    let fd = sys::openat(dir, OsStr::new(&rec), libc::O_RDONLY, 0).ok()?;
+    let mut full = Vec::new();
+    std::fs::File::from(fd)
+        .take(4096)
+        .read_to_end(&mut full)
+        .ok()?;
+    let s = std::str::from_utf8(&full).ok()?;
+    (names::long_hash_name(s).as_bytes() == hashed).then_some(full)
+}
+
+/// A directory's ID from either copy; a missing or disagreeing copy is reported (and restored).
+fn dir_id_of(cx: &mut Ctx, dir: BorrowedFd<'_>, plain: &str, brel: &Path) -> Option<Id> {
+    let file = sys::openat(dir, OsStr::new(dirfile::FILE_NAME), libc::O_RDONLY, 0)
+        .ok()
+        .and_then(|fd| {
+            let mut b = Vec::new();
+            std::fs::File::from(fd).take(64).read_to_end(&mut b).ok()?;
+            dirfile::parse(&b)
+        });
+    let xattr = sys::fgetxattr(dir, dirfile::XATTR_NAME)
+        .ok()
+        .and_then(|b| dirfile::parse(&b));
+    match (file, xattr) {
+        (Some(a), Some(b)) if a != b => {
+            cx.problem(
+                Some(plain),
+                brel,
+                "the two directory ID copies disagree (.tutela.dir is used)",
+                false,
+                false,
+            );
+            Some(a)
+        }
+        (Some(a), _) => {
+            if xattr.is_none() && xattrs_supported(dir) {
+                let fixed = cx.repair
+                    && sys::fsetxattr(dir, dirfile::XATTR_NAME, &dirfile::encode(&a), 0).is_ok();
+                cx.problem(
+                    Some(plain),
+                    brel,
+                    "directory ID xattr copy missing (no data lost)",
+                    false,
+                    fixed,
+                );
+            }
+            Some(a)
+        }
+        (None, Some(b)) => {
+            let fixed = cx.repair && write_dirfile(dir, &b).is_ok();
+            cx.problem(Some(plain), brel, "directory ID file .tutela.dir lost or damaged; its xattr copy holds the ID (no data lost)", false, fixed);
+            Some(b)
+        }
+        (None, None) => None,
+    }
+}
+
+fn xattrs_supported(dir: BorrowedFd<'_>) -> bool {
+    !matches!(
+        sys::fgetxattr(dir, "user.tutela.probe"),
+        Err(crate::error::Error::NotSupported)
+    ) && !matches!(sys::fgetxattr(dir, "user.tutela.probe"), Err(crate::error::Error::Io(ref e)) if e.raw_os_error() == Some(libc::EOPNOTSUPP))
+}
+
+fn write_dirfile(dir: BorrowedFd<'_>, id: &Id) -> Result<()> {
+    use std::io::Write;
+    let name = OsStr::new(dirfile::FILE_NAME);
+    let _ = sys::unlinkat(dir, name, false);
+    let fd = sys::openat(
+        dir,
+        name,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+        0o444,
+    )?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(&dirfile::encode(id))?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn remove_tree(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
+    let sub = sys::openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    for e in sys::read_dir(sub.as_fd())? {
+        sys::unlinkat(sub.as_fd(), &e.name, false)?;
+    }
+    sys::unlinkat(dir, name, true)
+}
+
+fn check_file(
+    cx: &mut Ctx,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    plain: &str,
+    brel: &Path,
+    zone: usize,
+    size: u64,
+) {
+    cx.report.files += 1;
+    if size == 0 {
+        return;
+    }
+    let Some(psize) = content::plain_size(size) else {
+        cx.problem(
+            Some(plain),
+            brel,
+            format!("ciphertext size {size} is impossible: the file was cut short inside a block"),
+            true,
+            false,
+        );
+        return;
+    };
+    cx.report.bytes += psize;
+    let fd = match sys::openat(dir, name, libc::O_RDONLY, 0) {
+        Ok(fd) => fd,
+        Err(e) => {
+            cx.problem(Some(plain), brel, format!("cannot open: {e}"), false, false);
+            return;
+        }
+    };
+    let mut f = std::fs::File::from(fd);
+    let mut hdr = [0u8; HEADER_LEN as usize];
+    if f.read_exact(&mut hdr).is_err() {
+        cx.problem(Some(plain), brel, "file header missing", true, false);
+        return;
+    }
+    let id = match content::decode_header(&hdr) {
+        Ok(id) => id,
+        Err(_) => {
+            cx.problem(
+                Some(plain),
+                brel,
+                "file header damaged: the whole file is lost",
+                true,
+                false,
+            );
+            return;
+        }
+    };
+    let cipher = FileCipher::new(&kdf::content_key(&cx.zones[zone].2, &id), id);
+    // Read in large chunks (I/O-bound), authenticate block by block.
+    let chunk_blocks = 256u64;
+    let mut buf = vec![0u8; (chunk_blocks * CT_BLOCK) as usize];
+    let mut out = vec![0u8; CT_BLOCK as usize];
+    let mut blk = 0u64;
+    let mut bad: Vec<u64> = Vec::new();
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(_) => break,
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        for c in buf[..n].chunks(CT_BLOCK as usize) {
+            let plain_len = c.len() - content::OVERHEAD as usize;
+            if cipher.open_block(blk, c, &mut out[..plain_len]).is_err() {
+                bad.push(blk);
+            }
+            blk += 1;
+        }
+        if n < buf.len() {
+            break;
+        }
+    }
+    if !bad.is_empty() {
+        let shown: Vec<String> = bad.iter().take(8).map(|b| b.to_string()).collect();
+        let more = if bad.len() > 8 {
+            format!(" and {} more", bad.len() - 8)
+        } else {
+            String::new()
+        };
+        cx.problem(
+            Some(plain),
+            brel,
+            format!(
+                "{} block(s) do not authenticate (4 KiB blocks {}{more}): those bytes read as EIO",
+                bad.len(),
+                shown.join(", ")
+            ),
+            true,
+            false,
+        );
+    }
+}
+
+/// The plaintext of a report, one line per problem.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    for p in &r.problems {
+        let loc = p
+            .path
+            .clone()
+            .map(|x| format!("{x} ({})", p.backing))
+            .unwrap_or_else(|| p.backing.clone());
+        let lost = if p.data_lost {
+            "data lost"
+        } else {
+            "no data lost"
+        };
+        let rep = if p.repaired { "; repaired" } else { "" };
+        s.push_str(&format!("{loc}: {}; {lost}{rep}\n", p.problem));
+    }
+    s
+}
