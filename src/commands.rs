@@ -220,7 +220,19 @@ pub fn fsck(vault: &Path, pass: &PassArgs, repair: bool, json: bool) -> Result<(
             "the vault is mounted: unmount it before fsck --repair".into(),
         ));
     }
-    let rep = tutela::fsck::check(&v, repair)?;
+    // A progress line on a terminal, nothing in scripts.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last = std::time::Instant::now();
+    let mut progress = |files: u64, bytes: u64| {
+        if tty && last.elapsed() > Duration::from_millis(200) {
+            last = std::time::Instant::now();
+            eprint!("\rfsck: {files} files, {} MiB checked", bytes >> 20);
+        }
+    };
+    let rep = tutela::fsck::check(&v, repair, &mut progress)?;
+    if tty {
+        eprint!("\r\x1b[K");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&rep).unwrap_or_default());
     } else {

@@ -44,13 +44,17 @@ impl Report {
     }
 }
 
-struct Ctx {
+/// Called now and then with (files checked, plaintext bytes checked).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+struct Ctx<'p> {
+    progress: Progress<'p>,
     repair: bool,
     report: Report,
     zones: Vec<(String, NameCipher, crate::secret::Key32)>,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn problem(
         &mut self,
         path: Option<&str>,
@@ -76,7 +80,7 @@ impl Ctx {
     }
 }
 
-pub fn check(vault: &Vault, repair: bool) -> Result<Report> {
+pub fn check(vault: &Vault, repair: bool, progress: Progress<'_>) -> Result<Report> {
     let zones = vault
         .zones
         .iter()
@@ -89,6 +93,7 @@ pub fn check(vault: &Vault, repair: bool) -> Result<Report> {
         })
         .collect();
     let mut cx = Ctx {
+        progress,
         repair,
         report: Report::default(),
         zones,
@@ -141,7 +146,7 @@ fn join_plain(parent: &str, name: &[u8]) -> String {
 }
 
 fn walk_dir(
-    cx: &mut Ctx,
+    cx: &mut Ctx<'_>,
     dir: BorrowedFd<'_>,
     rel: &Path,
     plain: &str,
@@ -271,7 +276,7 @@ fn read_long(dir: BorrowedFd<'_>, hashed: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// A directory's ID from either copy; a missing or disagreeing copy is reported (and restored).
-fn dir_id_of(cx: &mut Ctx, dir: BorrowedFd<'_>, plain: &str, brel: &Path) -> Option<Id> {
+fn dir_id_of(cx: &mut Ctx<'_>, dir: BorrowedFd<'_>, plain: &str, brel: &Path) -> Option<Id> {
     let file = sys::openat(dir, OsStr::new(dirfile::FILE_NAME), libc::O_RDONLY, 0)
         .ok()
         .and_then(|fd| {
@@ -348,7 +353,7 @@ fn remove_tree(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {
 }
 
 fn check_file(
-    cx: &mut Ctx,
+    cx: &mut Ctx<'_>,
     dir: BorrowedFd<'_>,
     name: &OsStr,
     plain: &str,
@@ -357,6 +362,7 @@ fn check_file(
     size: u64,
 ) {
     cx.report.files += 1;
+    (cx.progress)(cx.report.files, cx.report.bytes);
     if size == 0 {
         return;
     }

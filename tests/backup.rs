@@ -54,6 +54,19 @@ fn check_restored(v: &TestVault, vault: &Path) {
     assert_eq!(ledger.unwrap(), pattern(300_000, 1));
     assert_eq!(letter.unwrap(), b"Dear Acme, CONFIDENTIAL\n");
     assert_eq!(link.unwrap().to_str().unwrap(), "2025/ledger.csv");
+    // The restored copy passes fsck.
+    let out = common::tutela()
+        .arg("fsck")
+        .arg(vault)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fsck of the restored copy: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
