@@ -157,18 +157,45 @@ fn one_block_change_in_a_large_file_transfers_kilobytes() {
             .arg(&backup),
     );
     let stats = String::from_utf8_lossy(&out.stdout);
-    let literal: u64 = stats
+    let literal = literal_bytes(&stats);
+    assert!(
+        literal < 256 * 1024,
+        "a 4 KiB change sent {literal} literal bytes:\n{stats}"
+    );
+    // Appending does not rewrite the rest either.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    v.mount();
+    {
+        let mut f = fs::OpenOptions::new().append(true).open(&big).unwrap();
+        std::io::Write::write_all(&mut f, &[0xAB; 10_000]).unwrap();
+        f.sync_all().unwrap();
+    }
+    v.unmount();
+    let out = run_ok(
+        Command::new("rsync")
+            .arg("-a")
+            .arg("--no-whole-file")
+            .arg("--stats")
+            .arg(format!("{}/", v.vault.display()))
+            .arg(&backup),
+    );
+    let stats = String::from_utf8_lossy(&out.stdout);
+    let literal = literal_bytes(&stats);
+    assert!(
+        literal < 256 * 1024,
+        "a 10 KB append sent {literal} literal bytes:\n{stats}"
+    );
+    check_restored_big(&v, &backup);
+}
+
+fn literal_bytes(stats: &str) -> u64 {
+    stats
         .lines()
         .find_map(|l| l.strip_prefix("Literal data: "))
         .and_then(|s| s.split_whitespace().next())
         .map(|s| s.replace(',', ""))
         .and_then(|s| s.parse().ok())
-        .expect("rsync --stats prints Literal data");
-    assert!(
-        literal < 256 * 1024,
-        "a 4 KiB change sent {literal} literal bytes:\n{stats}"
-    );
-    check_restored_big(&v, &backup);
+        .expect("rsync --stats prints Literal data")
 }
 
 fn check_restored_big(v: &TestVault, vault: &Path) {
@@ -186,6 +213,7 @@ fn check_restored_big(v: &TestVault, vault: &Path) {
     run_ok(common::tutela().arg("unmount").arg(&mnt));
     let mut want = pattern(100 << 20, 9);
     want[50 << 20..(50 << 20) + 4096].fill(0xEE);
+    want.extend_from_slice(&[0xAB; 10_000]);
     let got = got.unwrap();
     assert_eq!(got.len(), want.len());
     if let Some(i) = (0..want.len()).find(|&i| got[i] != want[i]) {
