@@ -313,7 +313,7 @@ fn dir_id_of(cx: &mut Ctx<'_>, dir: BorrowedFd<'_>, plain: &str, brel: &Path) ->
             Some(a)
         }
         (None, Some(b)) => {
-            let fixed = cx.repair && write_dirfile(dir, &b).is_ok();
+            let fixed = cx.repair && crate::fs::write_dir_id_file(dir, &b).is_ok();
             cx.problem(Some(plain), brel, "directory ID file .tutela.dir lost or damaged; its xattr copy holds the ID (no data lost)", false, fixed);
             Some(b)
         }
@@ -326,22 +326,6 @@ fn xattrs_supported(dir: BorrowedFd<'_>) -> bool {
         sys::fgetxattr(dir, "user.tutela.probe"),
         Err(crate::error::Error::NotSupported)
     ) && !matches!(sys::fgetxattr(dir, "user.tutela.probe"), Err(crate::error::Error::Io(ref e)) if e.raw_os_error() == Some(libc::EOPNOTSUPP))
-}
-
-fn write_dirfile(dir: BorrowedFd<'_>, id: &Id) -> Result<()> {
-    use std::io::Write;
-    let name = OsStr::new(dirfile::FILE_NAME);
-    let _ = sys::unlinkat(dir, name, false);
-    let fd = sys::openat(
-        dir,
-        name,
-        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
-        0o444,
-    )?;
-    let mut f = std::fs::File::from(fd);
-    f.write_all(&dirfile::encode(id))?;
-    f.sync_all()?;
-    Ok(())
 }
 
 fn remove_tree(dir: BorrowedFd<'_>, name: &OsStr) -> Result<()> {

@@ -9,22 +9,6 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn need(tool: &str, test: &str) -> bool {
-    !common::skip_unless(
-        (!have(tool)).then(|| format!("{tool} is not installed")),
-        test,
-    )
-}
-
 fn fill(v: &TestVault) {
     fs::create_dir_all(v.p("clients/Acme/2025")).unwrap();
     fs::write(v.p("clients/Acme/2025/ledger.csv"), pattern(300_000, 1)).unwrap();
@@ -74,7 +58,7 @@ fn rsync_backup_while_mounted_and_unmounted_restores_whole() {
     let Some(mut v) = TestVault::new("rsync backup") else {
         return;
     };
-    if !need("rsync", "rsync backup") {
+    if !common::need("rsync", "rsync backup") {
         return;
     }
     v.mount();
@@ -106,7 +90,7 @@ fn one_block_change_in_a_large_file_transfers_kilobytes() {
     let Some(mut v) = TestVault::new("rsync locality") else {
         return;
     };
-    if !need("rsync", "rsync locality") {
+    if !common::need("rsync", "rsync locality") {
         return;
     }
     v.mount();
@@ -148,16 +132,7 @@ fn one_block_change_in_a_large_file_transfers_kilobytes() {
             );
         }
     }
-    let out = run_ok(
-        Command::new("rsync")
-            .arg("-a")
-            .arg("--no-whole-file")
-            .arg("--stats")
-            .arg(format!("{}/", v.vault.display()))
-            .arg(&backup),
-    );
-    let stats = String::from_utf8_lossy(&out.stdout);
-    let literal = literal_bytes(&stats);
+    let (literal, stats) = rsync_delta(&v.vault, &backup);
     assert!(
         literal < 256 * 1024,
         "a 4 KiB change sent {literal} literal bytes:\n{stats}"
@@ -171,21 +146,26 @@ fn one_block_change_in_a_large_file_transfers_kilobytes() {
         f.sync_all().unwrap();
     }
     v.unmount();
-    let out = run_ok(
-        Command::new("rsync")
-            .arg("-a")
-            .arg("--no-whole-file")
-            .arg("--stats")
-            .arg(format!("{}/", v.vault.display()))
-            .arg(&backup),
-    );
-    let stats = String::from_utf8_lossy(&out.stdout);
-    let literal = literal_bytes(&stats);
+    let (literal, stats) = rsync_delta(&v.vault, &backup);
     assert!(
         literal < 256 * 1024,
         "a 10 KB append sent {literal} literal bytes:\n{stats}"
     );
     check_restored_big(&v, &backup);
+}
+
+/// An incremental rsync of the vault into `backup`: (literal bytes sent, the --stats text).
+fn rsync_delta(vault: &Path, backup: &Path) -> (u64, String) {
+    let out = run_ok(
+        Command::new("rsync")
+            .arg("-a")
+            .arg("--no-whole-file")
+            .arg("--stats")
+            .arg(format!("{}/", vault.display()))
+            .arg(backup),
+    );
+    let stats = String::from_utf8_lossy(&out.stdout).into_owned();
+    (literal_bytes(&stats), stats)
 }
 
 fn literal_bytes(stats: &str) -> u64 {
@@ -229,7 +209,7 @@ fn restic_backup_and_restore_round_trip() {
     let Some(mut v) = TestVault::new("restic") else {
         return;
     };
-    if !need("restic", "restic") {
+    if !common::need("restic", "restic") {
         return;
     }
     v.mount();

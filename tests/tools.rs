@@ -18,23 +18,6 @@ macro_rules! mounted {
     }};
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// A tool the test needs: under CI its absence fails the test, elsewhere it skips.
-fn need(tool: &str, test: &str) -> bool {
-    !common::skip_unless(
-        (!have(tool)).then(|| format!("{tool} is not installed")),
-        test,
-    )
-}
-
 /// A small source tree with text, binary, a symlink, a hard link, an empty dir and modes.
 fn make_tree(root: &Path) {
     fs::create_dir_all(root.join("src/nested/deeper")).unwrap();
@@ -107,7 +90,7 @@ fn cp_a_tar_and_rsync_round_trip_a_tree() {
             .arg(&tarball),
     );
     diff(&src, &v.p("untarred"));
-    if need("rsync", "rsync") {
+    if common::need("rsync", "rsync") {
         run_ok(
             Command::new("rsync")
                 .arg("-aH")
@@ -132,7 +115,7 @@ fn cp_a_tar_and_rsync_round_trip_a_tree() {
 #[test]
 fn git_and_sqlite_work_on_the_mount() {
     let v = mounted!("git sqlite");
-    if need("git", "git") {
+    if common::need("git", "git") {
         let repo = v.p("repo");
         make_tree(&repo);
         let git = |args: &[&str]| {
@@ -164,7 +147,7 @@ fn git_and_sqlite_work_on_the_mount() {
         let fsck = git(&["fsck", "--strict"]);
         assert!(fsck.status.success());
     }
-    if need("sqlite3", "sqlite") {
+    if common::need("sqlite3", "sqlite") {
         let db = v.p("clients.db");
         let sql = "PRAGMA journal_mode=WAL; CREATE TABLE c(id INTEGER PRIMARY KEY, name TEXT); \
                    WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM n WHERE x<5000) \
@@ -212,7 +195,7 @@ fn fsx(v: &TestVault, seed: u32, ops: u32) {
 #[test]
 fn fsx_two_seeds_of_100k_operations_with_mmap() {
     let mut v = mounted!("fsx");
-    if !need("fsx", "fsx") {
+    if !common::need("fsx", "fsx") {
         return;
     }
     let ops: u32 = std::env::var("TUTELA_FSX_OPS")

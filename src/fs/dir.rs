@@ -63,7 +63,7 @@ pub(super) fn read_dir_id(dir: BorrowedFd<'_>, heal: bool) -> Result<Id> {
     }
 }
 
-fn write_dir_id_file(dir: BorrowedFd<'_>, id: &Id) -> Result<()> {
+pub(crate) fn write_dir_id_file(dir: BorrowedFd<'_>, id: &Id) -> Result<()> {
     let name = OsStr::new(dirfile::FILE_NAME);
     let _ = sys::unlinkat(dir, name, false);
     let fd = sys::openat(

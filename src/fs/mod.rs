@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use attr::{Attr, SetAttr, Statfs};
+pub(crate) use dir::write_dir_id_file;
 pub use dir::DirEntryOut;
 pub use entry::RenameFlags;
 pub use guard::Guard;

@@ -329,3 +329,20 @@ pub fn assert_no_plaintext(dir: &Path, needles: &[&[u8]]) {
         }
     }
 }
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// A tool the test needs: under CI its absence fails the test, elsewhere it skips.
+pub fn need(tool: &str, test: &str) -> bool {
+    !skip_unless(
+        (!have(tool)).then(|| format!("{tool} is not installed")),
+        test,
+    )
+}
