@@ -77,6 +77,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Change a passphrase (the one given, or with --recovery-key the one named by --label).
+    Passwd {
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Unlock with the recovery key (from FILE) when every passphrase is forgotten.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["passfile", "extpass"])]
+        recovery_key: Option<PathBuf>,
+        /// Which passphrase to change (default: the one used to unlock).
+        #[arg(long)]
+        label: Option<String>,
+        /// Read the new passphrase from the first line of FILE instead of asking twice.
+        #[arg(long, value_name = "FILE")]
+        new_passfile: Option<PathBuf>,
+    },
+    /// Several passphrases on one vault: add, list, remove.
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
     /// Per-client access policies: check, store in the vault, show.
     Policy {
         #[command(subcommand)]
@@ -86,6 +106,36 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         cmd: AuditCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Add a passphrase, labelled (e.g. with its owner's name).
+    Add {
+        vault: PathBuf,
+        #[arg(long)]
+        label: String,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Read the new passphrase from the first line of FILE instead of asking twice.
+        #[arg(long, value_name = "FILE")]
+        new_passfile: Option<PathBuf>,
+    },
+    /// List the passphrases' labels.
+    List {
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a passphrase by label (the last one cannot be removed).
+    Remove {
+        vault: PathBuf,
+        label: String,
+        #[command(flatten)]
+        pass: PassArgs,
     },
 }
 

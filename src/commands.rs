@@ -1,6 +1,6 @@
 //! The policy and audit commands (the CLI's behaviour; argument shapes are in cli.rs).
 
-use crate::cli::{AuditCmd, PassArgs, PolicyCmd};
+use crate::cli::{AuditCmd, KeyCmd, PassArgs, PolicyCmd};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tutela::audit::{self, Record};
@@ -266,5 +266,74 @@ pub fn fsck(vault: &Path, pass: &PassArgs, repair: bool, json: bool) -> Result<(
                 ": see above (--repair fixes what needs no guessing)"
             }
         )))
+    }
+}
+
+fn new_passphrase(file: Option<&Path>) -> Result<tutela::secret::Passphrase> {
+    match file {
+        Some(f) => passphrase::from_file(f, "new passphrase"),
+        None => passphrase::new(&Source::default()),
+    }
+}
+
+pub fn passwd(
+    vault: &Path,
+    pass: &PassArgs,
+    recovery: Option<&Path>,
+    label: Option<&str>,
+    new_file: Option<&Path>,
+) -> Result<()> {
+    let mut v = match recovery {
+        Some(f) => {
+            Vault::read_config(vault)?;
+            let text = passphrase::recovery_key(Some(f))?;
+            Vault::unlock(vault, &Unlock::RecoveryKey(text.to_string()))?
+        }
+        None => unlock(vault, pass)?,
+    };
+    let p = new_passphrase(new_file)?;
+    let label = v.change_passphrase(label, &p)?;
+    offline_record(&v, "passwd", Some(format!("key '{label}'")));
+    println!("passphrase '{label}' changed");
+    Ok(())
+}
+
+pub fn key(cmd: KeyCmd) -> Result<()> {
+    match cmd {
+        KeyCmd::Add {
+            vault,
+            label,
+            pass,
+            new_passfile,
+        } => {
+            let mut v = unlock(&vault, &pass)?;
+            let p = new_passphrase(new_passfile.as_deref())?;
+            v.add_slot(&label, &p)?;
+            offline_record(&v, "key-add", Some(format!("key '{label}'")));
+            println!(
+                "passphrase '{label}' added ({} in all)",
+                v.config.slots.len()
+            );
+            Ok(())
+        }
+        KeyCmd::List { vault, pass, json } => {
+            let v = unlock(&vault, &pass)?;
+            let labels = v.slot_labels();
+            if json {
+                println!("{}", serde_json::json!({ "keys": labels }));
+            } else {
+                for l in labels {
+                    println!("{l}");
+                }
+            }
+            Ok(())
+        }
+        KeyCmd::Remove { vault, label, pass } => {
+            let mut v = unlock(&vault, &pass)?;
+            v.remove_slot(&label)?;
+            offline_record(&v, "key-remove", Some(format!("key '{label}'")));
+            println!("passphrase '{label}' removed (an old copy of the config still opens with it: see README)");
+            Ok(())
+        }
     }
 }

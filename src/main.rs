@@ -119,6 +119,26 @@ fn run(cli: Cli) -> Result<()> {
             init_logging(cli.verbose, None)?;
             commands::fsck(&vault, &pass, repair, json)
         }
+        Command::Passwd {
+            vault,
+            pass,
+            recovery_key,
+            label,
+            new_passfile,
+        } => {
+            init_logging(cli.verbose, None)?;
+            commands::passwd(
+                &vault,
+                &pass,
+                recovery_key.as_deref(),
+                label.as_deref(),
+                new_passfile.as_deref(),
+            )
+        }
+        Command::Key { cmd } => {
+            init_logging(cli.verbose, None)?;
+            commands::key(cmd)
+        }
         Command::Policy { cmd } => {
             init_logging(cli.verbose, None)?;
             commands::policy(cmd)

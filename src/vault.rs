@@ -75,6 +75,8 @@ pub struct Vault {
     pub config: Config,
     master: Key32,
     pub zones: Vec<zones::ZoneRecord>,
+    /// The key slot whose passphrase unlocked the vault (None for the recovery key).
+    pub unlocked_slot: Option<usize>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -126,6 +128,7 @@ impl Vault {
             config,
             master,
             zones: vec![root_zone],
+            unlocked_slot: Some(0),
         };
         v.save()?;
         let rk = recovery::encode(&v.master);
@@ -165,10 +168,16 @@ impl Vault {
     /// Unlocks the vault in `dir`. A wrong passphrase changes nothing.
     pub fn unlock(dir: &Path, how: &Unlock) -> Result<Vault> {
         let (config, bytes) = Self::read_config(dir)?;
-        let master = match how {
-            Unlock::Passphrase(p) => unwrap_any_slot(&config, p)?,
-            Unlock::RecoveryKey(text) => recovery::decode(text)
-                .map_err(|why| Error::Passphrase(format!("recovery key: {why}")))?,
+        let (master, unlocked_slot) = match how {
+            Unlock::Passphrase(p) => {
+                let (k, i) = unwrap_any_slot(&config, p)?;
+                (k, Some(i))
+            }
+            Unlock::RecoveryKey(text) => (
+                recovery::decode(text)
+                    .map_err(|why| Error::Passphrase(format!("recovery key: {why}")))?,
+                None,
+            ),
         };
         // Check the MAC: a wrong recovery key or a tampered config fails here.
         let (_, unsigned, mac) = Config::parse(&bytes).map_err(|_| Error::ConfigCorrupt {
@@ -203,7 +212,88 @@ impl Vault {
             config,
             master,
             zones,
+            unlocked_slot,
         })
+    }
+
+    /// KDF settings for new slots: the same class as the vault's existing ones.
+    fn slot_kdf(&self) -> KdfParams {
+        if self.uses_test_kdf() {
+            KDF_TEST
+        } else {
+            KDF_DEFAULT
+        }
+    }
+
+    pub fn slot_labels(&self) -> Vec<String> {
+        self.config
+            .slots
+            .iter()
+            .map(|s| String::from_utf8_lossy(&s.label).into_owned())
+            .collect()
+    }
+
+    fn slot_index(&self, label: &str) -> Option<usize> {
+        self.config
+            .slots
+            .iter()
+            .position(|s| s.label == label.as_bytes())
+    }
+
+    /// Adds a passphrase slot. The config is rewritten atomically.
+    pub fn add_slot(&mut self, label: &str, pass: &Passphrase) -> Result<()> {
+        if label.is_empty() {
+            return Err(Error::Usage("a key label may not be empty".into()));
+        }
+        if self.slot_index(label).is_some() {
+            return Err(Error::Usage(format!(
+                "a key labelled '{label}' exists already: choose another label"
+            )));
+        }
+        if self.config.slots.len() >= config::MAX_SLOTS {
+            return Err(Error::Usage(format!(
+                "a vault holds at most {} passphrases",
+                config::MAX_SLOTS
+            )));
+        }
+        let slot = make_slot(&self.master, label, pass, self.slot_kdf())?;
+        self.config.slots.push(slot);
+        self.save()
+    }
+
+    /// Removes a passphrase slot; the last one cannot go (nothing would open the vault but
+    /// the recovery key).
+    pub fn remove_slot(&mut self, label: &str) -> Result<()> {
+        let i = self.slot_index(label).ok_or_else(|| {
+            Error::Usage(format!("no key labelled '{label}' (see tutela key list)"))
+        })?;
+        if self.config.slots.len() == 1 {
+            return Err(Error::Usage(
+                "that is the vault's only passphrase: add another before removing it".into(),
+            ));
+        }
+        self.config.slots.remove(i);
+        self.save()
+    }
+
+    /// Replaces the passphrase of slot `label` (or of the slot that unlocked the vault).
+    pub fn change_passphrase(&mut self, label: Option<&str>, pass: &Passphrase) -> Result<String> {
+        let i = match (label, self.unlocked_slot) {
+            (Some(l), _) => self.slot_index(l).ok_or_else(|| {
+                Error::Usage(format!("no key labelled '{l}' (see tutela key list)"))
+            })?,
+            (None, Some(i)) => i,
+            (None, None) if self.config.slots.len() == 1 => 0,
+            (None, None) => {
+                return Err(Error::Usage(
+                    "the vault has several passphrases: say which with --label".into(),
+                ))
+            }
+        };
+        let label = String::from_utf8_lossy(&self.config.slots[i].label).into_owned();
+        self.config.slots[i] = make_slot(&self.master, &label, pass, self.slot_kdf())?;
+        self.save()?;
+        Ok(label)
     }
 
     pub fn master(&self) -> &Key32 {
@@ -277,8 +367,8 @@ pub fn make_slot(master: &Key32, label: &str, pass: &Passphrase, kdf: KdfParams)
     })
 }
 
-fn unwrap_any_slot(config: &Config, pass: &Passphrase) -> Result<Key32> {
-    for slot in &config.slots {
+fn unwrap_any_slot(config: &Config, pass: &Passphrase) -> Result<(Key32, usize)> {
+    for (i, slot) in config.slots.iter().enumerate() {
         let p = KdfParams {
             m_cost_kib: slot.m_cost_kib,
             t_cost: slot.t_cost,
@@ -296,7 +386,7 @@ fn unwrap_any_slot(config: &Config, pass: &Passphrase) -> Result<Key32> {
                 k.copy_from_slice(&mk);
                 let mut mk = mk;
                 zeroize::Zeroize::zeroize(&mut mk);
-                return Ok(Key32::from_bytes(k));
+                return Ok((Key32::from_bytes(k), i));
             }
         }
     }

@@ -1,0 +1,182 @@
+//! Several passphrases on one vault: add, list, remove, change, and the recovery key setting a
+//! new passphrase when all are forgotten. Config rewrites are atomic (temp file + rename).
+
+mod common;
+
+use common::{run_ok, tutela, TestVault};
+use std::fs;
+use std::path::{Path, PathBuf};
+use tutela::error::exit;
+
+fn passfile(dir: &Path, name: &str, pass: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, format!("{pass}\n")).unwrap();
+    fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    p
+}
+
+fn list(vault: &Path, pf: &Path) -> (i32, String) {
+    let out = tutela()
+        .args(["key", "list"])
+        .arg(vault)
+        .arg("--passfile")
+        .arg(pf)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn add_list_remove_and_change_passphrases() {
+    let mut v = TestVault::new_unmounted();
+    let t = v.tmp.path().to_path_buf();
+    let bob = passfile(&t, "bob", "bob's own passphrase");
+    run_ok(
+        tutela()
+            .args(["key", "add"])
+            .arg(&v.vault)
+            .args(["--label", "bob"])
+            .arg("--passfile")
+            .arg(&v.passfile)
+            .arg("--new-passfile")
+            .arg(&bob),
+    );
+    assert_eq!(list(&v.vault, &v.passfile), (0, "default\nbob\n".into()));
+    assert_eq!(list(&v.vault, &bob), (0, "default\nbob\n".into()));
+    let out = run_ok(
+        tutela()
+            .args(["key", "list", "--json"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&bob),
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["keys"], serde_json::json!(["default", "bob"]));
+    // A duplicate label is refused, and nothing changes.
+    let before = fs::read(v.vault.join("tutela.conf")).unwrap();
+    let out = tutela()
+        .args(["key", "add"])
+        .arg(&v.vault)
+        .args(["--label", "bob"])
+        .arg("--passfile")
+        .arg(&bob)
+        .arg("--new-passfile")
+        .arg(&bob)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert_eq!(fs::read(v.vault.join("tutela.conf")).unwrap(), before);
+    // Remove the first passphrase with bob's: it no longer opens the vault.
+    run_ok(
+        tutela()
+            .args(["key", "remove"])
+            .arg(&v.vault)
+            .arg("default")
+            .arg("--passfile")
+            .arg(&bob),
+    );
+    assert_eq!(list(&v.vault, &v.passfile).0, exit::WRONG_PASSPHRASE);
+    // The last passphrase cannot be removed.
+    let out = tutela()
+        .args(["key", "remove"])
+        .arg(&v.vault)
+        .arg("bob")
+        .arg("--passfile")
+        .arg(&bob)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only passphrase"));
+    // Change bob's passphrase.
+    let bob2 = passfile(&t, "bob2", "bob's new passphrase");
+    run_ok(
+        tutela()
+            .arg("passwd")
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&bob)
+            .arg("--new-passfile")
+            .arg(&bob2),
+    );
+    assert_eq!(list(&v.vault, &bob).0, exit::WRONG_PASSPHRASE);
+    assert_eq!(list(&v.vault, &bob2), (0, "bob\n".into()));
+    // A wrong passphrase changes nothing.
+    let before = fs::read(v.vault.join("tutela.conf")).unwrap();
+    let out = tutela()
+        .arg("passwd")
+        .arg(&v.vault)
+        .arg("--passfile")
+        .arg(&bob)
+        .arg("--new-passfile")
+        .arg(&bob)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::WRONG_PASSPHRASE));
+    assert_eq!(fs::read(v.vault.join("tutela.conf")).unwrap(), before);
+    // The vault still mounts with the new passphrase.
+    if common::fuse_missing().is_none() {
+        v.passfile = bob2.clone();
+        v.mount();
+        fs::write(v.p("f"), b"x").unwrap();
+        v.unmount();
+    }
+    // Every change is in the audit log.
+    let out = run_ok(
+        tutela()
+            .args(["audit", "show"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&bob2),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for op in ["key-add", "key-remove", "passwd"] {
+        assert!(text.contains(op), "{op} not audited:\n{text}");
+    }
+}
+
+#[test]
+fn the_recovery_key_sets_a_new_passphrase_when_all_are_forgotten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pf = passfile(tmp.path(), "p", "forgotten soon");
+    let vault = tmp.path().join("v");
+    let out = run_ok(tutela().arg("init").arg(&vault).arg("--passfile").arg(&pf));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let key = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 80 && l.matches('-').count() == 8)
+        .unwrap();
+    let kf = passfile(tmp.path(), "rk", key);
+    let newp = passfile(tmp.path(), "new", "remembered this time");
+    run_ok(
+        tutela()
+            .arg("passwd")
+            .arg(&vault)
+            .arg("--recovery-key")
+            .arg(&kf)
+            .arg("--new-passfile")
+            .arg(&newp),
+    );
+    assert_eq!(list(&vault, &pf).0, exit::WRONG_PASSPHRASE);
+    assert_eq!(list(&vault, &newp), (0, "default\n".into()));
+    // A mistyped recovery key is refused with a clear message and changes nothing.
+    let bad = passfile(
+        tmp.path(),
+        "bad",
+        &key.replacen('a', "b", 1).replacen('0', "1", 1),
+    );
+    let out = tutela()
+        .arg("passwd")
+        .arg(&vault)
+        .arg("--recovery-key")
+        .arg(&bad)
+        .arg("--new-passfile")
+        .arg(&pf)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(list(&vault, &newp).0, 0);
+}
