@@ -234,27 +234,18 @@ pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Resu
 }
 
 /// The tail state a writer continues from: next segment number, next sequence, last MAC.
+/// Only the newest segment(s) are read: each header names the MAC it continues from, so the
+/// cost of a mount does not grow with the size of the whole log.
 fn tail(vault: &Path, keys: &Keys) -> Result<(u64, u64, [u8; 32])> {
-    let mut last_mac = keys.genesis();
-    // Recompute the chain: cheap next to a mount, and it makes a damaged log visible early.
-    let rep = read_all_macs(vault, keys, &mut last_mac)?;
-    let next_seg = segments(&vault.join(DIR_NAME))?
-        .last()
-        .map(|(n, _)| n + 1)
-        .unwrap_or(0);
-    Ok((next_seg, rep, last_mac))
-}
-
-fn read_all_macs(vault: &Path, keys: &Keys, last: &mut [u8; 32]) -> Result<u64> {
-    // Same walk as read_all, tracking the MAC of the last good record.
-    let dir = vault.join(DIR_NAME);
-    let mut prev = keys.genesis();
-    let mut seq = 0u64;
-    for (_, path) in segments(&dir)? {
-        let bytes = std::fs::read(&path)?;
-        if bytes.len() < HEADER_LEN {
-            continue;
+    let segs = segments(&vault.join(DIR_NAME))?;
+    let next_seg = segs.last().map(|(n, _)| n + 1).unwrap_or(0);
+    for (_, path) in segs.iter().rev() {
+        let bytes = std::fs::read(path)?;
+        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+            continue; // torn at creation: the one before it holds the tail
         }
+        let mut prev: [u8; 32] = bytes[18..50].try_into().unwrap_or([0; 32]);
+        let mut last_seq = None;
         let mut pos = HEADER_LEN;
         while pos + 12 <= bytes.len() {
             let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap_or([0; 4])) as usize;
@@ -270,12 +261,48 @@ fn read_all_macs(vault: &Path, keys: &Keys, last: &mut [u8; 32]) -> Result<u64> 
                 break;
             }
             prev = mac;
-            seq += 1;
+            last_seq = Some(u64::from_le_bytes(
+                bytes[pos + 4..pos + 12].try_into().unwrap_or([0; 8]),
+            ));
             pos = end;
         }
+        if let Some(seq) = last_seq {
+            return Ok((next_seg, seq + 1, prev));
+        }
+        // A segment without records continues from its header; keep looking back for the
+        // sequence number, but the chain value stays the newest header's.
+        if let Some(seq) = last_record_seq_before(&segs, path)? {
+            return Ok((next_seg, seq + 1, prev));
+        }
+        return Ok((next_seg, 0, prev));
     }
-    *last = prev;
-    Ok(seq)
+    Ok((next_seg, 0, keys.genesis()))
+}
+
+/// The sequence number of the last record in segments older than `path` (header-only walk
+/// back; record MACs were checked when those segments were continued from).
+fn last_record_seq_before(segs: &[(u64, PathBuf)], path: &Path) -> Result<Option<u64>> {
+    let idx = segs.iter().position(|(_, p)| p == path).unwrap_or(0);
+    for (_, p) in segs[..idx].iter().rev() {
+        let bytes = std::fs::read(p)?;
+        let mut pos = HEADER_LEN;
+        let mut last = None;
+        while bytes.len() >= HEADER_LEN && pos + 12 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap_or([0; 4])) as usize;
+            let end = pos + 12 + len + 32;
+            if len > MAX_RECORD || end > bytes.len() {
+                break;
+            }
+            last = Some(u64::from_le_bytes(
+                bytes[pos + 4..pos + 12].try_into().unwrap_or([0; 8]),
+            ));
+            pos = end;
+        }
+        if last.is_some() {
+            return Ok(last);
+        }
+    }
+    Ok(None)
 }
 
 struct Writer {
@@ -291,7 +318,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn open(vault: &Path, keys: Keys) -> Result<Writer> {
+    fn open(vault: &Path, keys: Keys, wait: Duration) -> Result<Writer> {
         let dir = vault.join(DIR_NAME);
         std::fs::create_dir_all(&dir)?;
         let lock = std::fs::OpenOptions::new()
@@ -299,10 +326,15 @@ impl Writer {
             .truncate(false)
             .write(true)
             .open(dir.join("lock"))?;
-        if !crate::sys::try_lock_exclusive(&lock) {
-            return Err(Error::Busy(
-                "the vault's audit log is in use: is the vault mounted already?".into(),
-            ));
+        // A daemon that was just unmounted may still be closing its log: wait a little.
+        let start = std::time::Instant::now();
+        while !crate::sys::try_lock_exclusive(&lock) {
+            if start.elapsed() >= wait {
+                return Err(Error::Busy(
+                    "the vault's audit log is in use: is the vault mounted already?".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         let (seg, seq, prev) = tail(vault, &keys)?;
         let (file, size) = Self::new_segment(&dir, &keys, seg, &prev)?;
@@ -385,7 +417,7 @@ pub struct Sink {
 
 impl Sink {
     pub fn start(vault: &Path, keys: Keys) -> Result<Sink> {
-        let mut w = Writer::open(vault, keys)?;
+        let mut w = Writer::open(vault, keys, Duration::from_secs(10))?;
         let (tx, rx) = mpsc::channel::<Record>();
         let thread = std::thread::Builder::new()
             .name("audit".into())
@@ -448,7 +480,8 @@ impl Drop for Sink {
 
 /// Appends records from a command (policy set, etc.) without a daemon.
 pub fn append_offline(vault: &Path, keys: Keys, recs: &[Record]) -> Result<()> {
-    let mut w = Writer::open(vault, keys)?;
+    // No waiting: a held lock means a live mount, which records the change itself.
+    let mut w = Writer::open(vault, keys, Duration::ZERO)?;
     w.append(recs)?;
     w.file.sync_all()?;
     Ok(())

@@ -199,7 +199,10 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
                 if msg.starts_with("ok") {
                     return Ok(());
                 }
-                let text = msg.split_once(' ').map(|(_, t)| t.trim_end().to_string());
+                let text = msg.split_once(' ').map(|(_, t)| {
+                    let t = t.trim_end();
+                    t.strip_prefix("mount failed: ").unwrap_or(t).to_string()
+                });
                 return Err(Error::MountFailed(text.unwrap_or_else(|| {
                     "the mount daemon exited before the mount was live".into()
                 })));
