@@ -478,6 +478,21 @@ impl Drop for Sink {
     }
 }
 
+/// Takes the vault's log lock for an offline command that must not run beside a mount.
+pub fn lock(vault: &Path) -> Result<std::fs::File> {
+    let dir = vault.join(DIR_NAME);
+    std::fs::create_dir_all(&dir)?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
+    if !crate::sys::try_lock_exclusive(&f) {
+        return Err(Error::Busy("the vault is mounted: unmount it first".into()));
+    }
+    Ok(f)
+}
+
 /// Appends records from a command (policy set, etc.) without a daemon.
 pub fn append_offline(vault: &Path, keys: Keys, recs: &[Record]) -> Result<()> {
     // No waiting: a held lock means a live mount, which records the change itself.

@@ -97,6 +97,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: KeyCmd,
     },
+    /// Client zones: a client's folder with its own key.
+    Client {
+        #[command(subcommand)]
+        cmd: ClientCmd,
+    },
     /// Per-client access policies: check, store in the vault, show.
     Policy {
         #[command(subcommand)]
@@ -106,6 +111,28 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         cmd: AuditCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCmd {
+    /// Make a new or empty folder the zone of client NAME, with its own random key.
+    Add {
+        vault: PathBuf,
+        name: String,
+        /// The client's folder inside the vault, e.g. /clients/acme.
+        #[arg(long)]
+        path: String,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// List clients with their paths, file counts and sizes.
+    List {
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -1,6 +1,6 @@
 //! The policy and audit commands (the CLI's behaviour; argument shapes are in cli.rs).
 
-use crate::cli::{AuditCmd, KeyCmd, PassArgs, PolicyCmd};
+use crate::cli::{AuditCmd, ClientCmd, KeyCmd, PassArgs, PolicyCmd};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tutela::audit::{self, Record};
@@ -333,6 +333,40 @@ pub fn key(cmd: KeyCmd) -> Result<()> {
             v.remove_slot(&label)?;
             offline_record(&v, "key-remove", Some(format!("key '{label}'")));
             println!("passphrase '{label}' removed (an old copy of the config still opens with it: see README)");
+            Ok(())
+        }
+    }
+}
+
+pub fn client(cmd: ClientCmd) -> Result<()> {
+    match cmd {
+        ClientCmd::Add {
+            vault,
+            name,
+            path,
+            pass,
+        } => {
+            let mut v = unlock(&vault, &pass)?;
+            tutela::clients::add(&mut v, &name, &path)?;
+            offline_record(&v, "client-add", Some(format!("client '{name}'")));
+            println!(
+                "client '{name}' added: files created in {path} are encrypted under its own key"
+            );
+            Ok(())
+        }
+        ClientCmd::List { vault, pass, json } => {
+            let v = unlock(&vault, &pass)?;
+            let list = tutela::clients::list(&v)?;
+            if json {
+                println!("{}", serde_json::json!({ "clients": list }));
+            } else {
+                for c in list {
+                    println!(
+                        "{}\t{}\t{} files\t{} bytes",
+                        c.name, c.path, c.files, c.bytes
+                    );
+                }
+            }
             Ok(())
         }
     }

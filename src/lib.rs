@@ -4,6 +4,7 @@
 //! the CLI in `main.rs`/`cli.rs`.
 
 pub mod audit;
+pub mod clients;
 pub mod crypto;
 pub mod error;
 pub mod format;

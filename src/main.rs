@@ -139,6 +139,10 @@ fn run(cli: Cli) -> Result<()> {
             init_logging(cli.verbose, None)?;
             commands::key(cmd)
         }
+        Command::Client { cmd } => {
+            init_logging(cli.verbose, None)?;
+            commands::client(cmd)
+        }
         Command::Policy { cmd } => {
             init_logging(cli.verbose, None)?;
             commands::policy(cmd)
