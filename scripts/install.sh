@@ -18,4 +18,19 @@ if [ ! -e /dev/fuse ]; then
 fi
 echo "==> building and installing tutela (cargo install --path .)"
 cargo install --locked --path . --root "${CARGO_INSTALL_ROOT:-$HOME/.cargo}" >/dev/null
-echo "==> installed: $(command -v tutela || echo "$HOME/.cargo/bin/tutela")"
+BIN="$(command -v tutela || echo "${CARGO_INSTALL_ROOT:-$HOME/.cargo}/bin/tutela")"
+echo "==> installed: $BIN"
+# Man pages and shell completions, generated from the same argument definitions.
+if [ "$(id -u)" -eq 0 ]; then
+  MAN=/usr/local/share/man/man1; BASH_C=/usr/share/bash-completion/completions
+  ZSH_C=/usr/local/share/zsh/site-functions; FISH_C=/usr/share/fish/vendor_completions.d
+else
+  MAN="$HOME/.local/share/man/man1"; BASH_C="$HOME/.local/share/bash-completion/completions"
+  ZSH_C="$HOME/.local/share/zsh/site-functions"; FISH_C="$HOME/.config/fish/completions"
+fi
+mkdir -p "$MAN" "$BASH_C" "$ZSH_C" "$FISH_C"
+"$BIN" manpages "$MAN" >/dev/null
+"$BIN" completions bash > "$BASH_C/tutela"
+"$BIN" completions zsh > "$ZSH_C/_tutela"
+"$BIN" completions fish > "$FISH_C/tutela.fish"
+echo "==> man pages in $MAN, completions for bash, zsh and fish installed"

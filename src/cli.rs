@@ -97,6 +97,15 @@ pub enum Command {
         #[command(subcommand)]
         cmd: KeyCmd,
     },
+    /// List live tutela mounts: vault, mountpoint, read-only, policy, uptime.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages (tutela.1 and one per subcommand) into DIR.
+    Manpages { dir: PathBuf },
     /// Client zones: a client's folder with its own key.
     Client {
         #[command(subcommand)]

@@ -371,3 +371,102 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
         }
     }
 }
+
+#[derive(serde::Serialize)]
+struct MountStatus {
+    vault: String,
+    mountpoint: String,
+    read_only: bool,
+    policy: bool,
+    clients: Option<usize>,
+    pid: Option<u32>,
+    uptime_s: Option<u64>,
+}
+
+/// The daemon serving `mountpoint`, found by its command line, and its age in seconds.
+fn daemon_of(mountpoint: &Path) -> Option<(u32, u64)> {
+    let mp = mountpoint.as_os_str().as_encoded_bytes();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+        let is_mount = args.iter().any(|a| *a == b"mount")
+            && args.iter().any(|a| {
+                std::fs::canonicalize(OsStrPath::from_bytes(a))
+                    .map(|c| c.as_os_str().as_encoded_bytes() == mp)
+                    .unwrap_or(false)
+            });
+        if is_mount && args.first().is_some_and(|a| a.ends_with(b"tutela")) {
+            let age = std::fs::metadata(e.path())
+                .ok()?
+                .modified()
+                .ok()?
+                .elapsed()
+                .ok()?
+                .as_secs();
+            return Some((pid, age));
+        }
+    }
+    None
+}
+
+struct OsStrPath;
+impl OsStrPath {
+    fn from_bytes(b: &[u8]) -> &Path {
+        use std::os::unix::ffi::OsStrExt;
+        Path::new(std::ffi::OsStr::from_bytes(b))
+    }
+}
+
+pub fn status(json: bool) -> Result<()> {
+    let mut out = Vec::new();
+    for m in tutela::mount::mounts()
+        .into_iter()
+        .filter(|m| m.is_tutela())
+    {
+        let vault = m.source.trim_start_matches("tutela:").to_string();
+        let read_only = m.options.split(',').any(|o| o == "ro");
+        let policy = Path::new(&vault).join(policy_store::FILE_NAME).exists();
+        let daemon = daemon_of(&m.mountpoint);
+        out.push(MountStatus {
+            vault,
+            mountpoint: m.mountpoint.display().to_string(),
+            read_only,
+            policy,
+            // Client names and counts are sealed; without the passphrase they stay unknown.
+            clients: None,
+            pid: daemon.map(|d| d.0),
+            uptime_s: daemon.map(|d| d.1),
+        });
+    }
+    if json {
+        println!("{}", serde_json::json!({ "mounts": out }));
+    } else if out.is_empty() {
+        println!("no tutela mounts");
+    } else {
+        for s in out {
+            println!(
+                "{} on {} ({}{}{})",
+                s.vault,
+                s.mountpoint,
+                if s.read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                },
+                if s.policy { ", access policy" } else { "" },
+                s.uptime_s
+                    .map(|u| format!(
+                        ", up {}",
+                        humantime::format_duration(Duration::from_secs(u))
+                    ))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}

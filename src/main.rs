@@ -81,6 +81,8 @@ fn run(cli: Cli) -> Result<()> {
             init_logging(cli.verbose, log_file.as_deref())?;
             // Check cheap things before asking for a passphrase.
             Vault::read_config(&vault)?;
+            // An absolute path names the vault in the mount table (tutela status, fsck).
+            let vault = std::fs::canonicalize(&vault).unwrap_or(vault);
             if !mountpoint.exists() {
                 return Err(Error::Mountpoint(format!(
                     "mountpoint {} does not exist: create an empty directory first",
@@ -138,6 +140,19 @@ fn run(cli: Cli) -> Result<()> {
         Command::Key { cmd } => {
             init_logging(cli.verbose, None)?;
             commands::key(cmd)
+        }
+        Command::Status { json } => commands::status(json),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "tutela", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Manpages { dir } => {
+            std::fs::create_dir_all(&dir)?;
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::generate_to(cmd, &dir)?;
+            println!("man pages written to {}", dir.display());
+            Ok(())
         }
         Command::Client { cmd } => {
             init_logging(cli.verbose, None)?;

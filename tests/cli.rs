@@ -464,3 +464,37 @@ fn passfile_readable_by_others_gets_a_warning() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("readable by other users"));
     run_ok(tutela().arg("unmount").arg(&v.mnt));
 }
+
+#[test]
+fn status_completions_and_man_pages() {
+    let Some(mut v) = TestVault::new("status") else {
+        return;
+    };
+    v.mount_args(&["--read-only"]);
+    let out = run_ok(tutela().args(["status", "--json"]));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vault = fs::canonicalize(&v.vault).unwrap().display().to_string();
+    let m = j["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["vault"] == vault.as_str())
+        .expect("our mount is listed");
+    assert_eq!(m["read_only"], true);
+    assert!(m["pid"].as_u64().is_some(), "{m}");
+    v.unmount();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run_ok(tutela().args(["completions", shell]));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("passfile"),
+            "{shell}"
+        );
+    }
+    let man = v.tmp.path().join("man");
+    run_ok(tutela().arg("manpages").arg(&man));
+    let page = fs::read_to_string(man.join("tutela-mount.1")).unwrap();
+    assert!(
+        page.contains("allow\\-other") || page.contains("allow-other"),
+        "{page}"
+    );
+}
