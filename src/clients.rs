@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::format::zones::ZoneRecord;
 use crate::fs::inode::{Kind, ROOT_INO};
 use crate::fs::{Fs, Options, Subject};
+use crate::policy::{normalise, within};
 use crate::secret::Key32;
 use crate::vault::Vault;
 use serde::Serialize;
@@ -26,18 +27,6 @@ fn me() -> Subject {
         gid: crate::sys::getgid(),
         pid: std::process::id(),
     }
-}
-
-fn normalise(path: &str) -> Option<String> {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    if !path.starts_with('/') || parts.is_empty() || parts.iter().any(|p| *p == "." || *p == "..") {
-        return None;
-    }
-    Some(format!("/{}", parts.join("/")))
-}
-
-fn within(a: &str, b: &str) -> bool {
-    a == b || (a.starts_with(b) && a.as_bytes().get(b.len()) == Some(&b'/'))
 }
 
 /// Makes `path` (new or an empty folder) the zone of client `name`.

@@ -195,7 +195,7 @@ fn walk_dir(
             continue;
         }
         let full = if b.starts_with(names::LONG_PREFIX.as_bytes()) {
-            match read_long(dir, b) {
+            match crate::fs::full_encoded(dir, b).ok() {
                 Some(f) => f,
                 None => {
                     cx.problem(
@@ -263,30 +263,9 @@ fn walk_dir(
     Ok(())
 }
 
-fn read_long(dir: BorrowedFd<'_>, hashed: &[u8]) -> Option<Vec<u8>> {
-    let rec = names::long_record_name(std::str::from_utf8(hashed).ok()?);
-    let fd = sys::openat(dir, OsStr::new(&rec), libc::O_RDONLY, 0).ok()?;
-    let mut full = Vec::new();
-    std::fs::File::from(fd)
-        .take(4096)
-        .read_to_end(&mut full)
-        .ok()?;
-    let s = std::str::from_utf8(&full).ok()?;
-    (names::long_hash_name(s).as_bytes() == hashed).then_some(full)
-}
-
 /// A directory's ID from either copy; a missing or disagreeing copy is reported (and restored).
 fn dir_id_of(cx: &mut Ctx<'_>, dir: BorrowedFd<'_>, plain: &str, brel: &Path) -> Option<Id> {
-    let file = sys::openat(dir, OsStr::new(dirfile::FILE_NAME), libc::O_RDONLY, 0)
-        .ok()
-        .and_then(|fd| {
-            let mut b = Vec::new();
-            std::fs::File::from(fd).take(64).read_to_end(&mut b).ok()?;
-            dirfile::parse(&b)
-        });
-    let xattr = sys::fgetxattr(dir, dirfile::XATTR_NAME)
-        .ok()
-        .and_then(|b| dirfile::parse(&b));
+    let (file, xattr) = crate::fs::dir_id_copies(dir);
     match (file, xattr) {
         (Some(a), Some(b)) if a != b => {
             cx.problem(

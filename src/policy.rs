@@ -71,7 +71,8 @@ impl Creds {
     }
 }
 
-fn within(path: &str, root: &str) -> bool {
+/// True when `path` is `root` or below it (component-wise).
+pub(crate) fn within(path: &str, root: &str) -> bool {
     path == root || (path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/'))
 }
 
@@ -150,7 +151,8 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-fn normalise(path: &str) -> Option<String> {
+/// An absolute path below / without '.' or '..', with single slashes and no trailing slash.
+pub(crate) fn normalise(path: &str) -> Option<String> {
     if !path.starts_with('/') {
         return None;
     }

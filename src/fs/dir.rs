@@ -20,10 +20,9 @@ pub struct DirEntryOut {
     pub name: OsString,
 }
 
-/// Reads a directory's ID from `.tutela.dir`, falling back to the xattr copy; when one copy is
-/// missing and `heal` is set, restores it from the other.
-pub(super) fn read_dir_id(dir: BorrowedFd<'_>, heal: bool) -> Result<Id> {
-    let from_file = sys::openat(dir, OsStr::new(dirfile::FILE_NAME), libc::O_RDONLY, 0)
+/// The two copies of a directory's ID: (`.tutela.dir`, xattr), each if present and valid.
+pub(crate) fn dir_id_copies(dir: BorrowedFd<'_>) -> (Option<Id>, Option<Id>) {
+    let file = sys::openat(dir, OsStr::new(dirfile::FILE_NAME), libc::O_RDONLY, 0)
         .ok()
         .and_then(|fd| {
             let mut buf = Vec::new();
@@ -33,9 +32,47 @@ pub(super) fn read_dir_id(dir: BorrowedFd<'_>, heal: bool) -> Result<Id> {
                 .ok()?;
             dirfile::parse(&buf)
         });
-    let from_xattr = sys::fgetxattr(dir, dirfile::XATTR_NAME)
+    let xattr = sys::fgetxattr(dir, dirfile::XATTR_NAME)
         .ok()
         .and_then(|b| dirfile::parse(&b));
+    (file, xattr)
+}
+
+/// The full encoded name behind a backing name (reads and checks the long-name record if the
+/// entry is in the hashed long form).
+pub(crate) fn full_encoded(dir: BorrowedFd<'_>, backing: &[u8]) -> Result<Vec<u8>> {
+    if !backing.starts_with(names::LONG_PREFIX.as_bytes()) {
+        return Ok(backing.to_vec());
+    }
+    let hashed = std::str::from_utf8(backing).map_err(|_| Error::Corrupt {
+        what: "long name entry",
+    })?;
+    let fd = sys::openat(
+        dir,
+        OsStr::new(&names::long_record_name(hashed)),
+        libc::O_RDONLY,
+        0,
+    )
+    .map_err(|_| Error::Corrupt {
+        what: "long name record missing",
+    })?;
+    let mut full = Vec::new();
+    std::fs::File::from(fd).take(4096).read_to_end(&mut full)?;
+    let s = std::str::from_utf8(&full).map_err(|_| Error::Corrupt {
+        what: "long name record",
+    })?;
+    if names::long_hash_name(s).as_bytes() != backing {
+        return Err(Error::Corrupt {
+            what: "long name record does not match its entry",
+        });
+    }
+    Ok(full)
+}
+
+/// Reads a directory's ID from `.tutela.dir`, falling back to the xattr copy; when one copy is
+/// missing and `heal` is set, restores it from the other.
+pub(super) fn read_dir_id(dir: BorrowedFd<'_>, heal: bool) -> Result<Id> {
+    let (from_file, from_xattr) = dir_id_copies(dir);
     match (from_file, from_xattr) {
         (Some(a), Some(b)) if a == b => Ok(a),
         (Some(a), Some(_)) => {
@@ -89,32 +126,6 @@ fn is_internal(name: &[u8], in_root: bool) -> bool {
 }
 
 impl Fs {
-    /// The full encoded name behind a backing name (reads the long-name record if needed).
-    pub(super) fn full_encoded(&self, dir: BorrowedFd<'_>, backing: &[u8]) -> Result<Vec<u8>> {
-        if !backing.starts_with(names::LONG_PREFIX.as_bytes()) {
-            return Ok(backing.to_vec());
-        }
-        let rec =
-            names::long_record_name(std::str::from_utf8(backing).map_err(|_| Error::Corrupt {
-                what: "long name entry",
-            })?);
-        let fd =
-            sys::openat(dir, OsStr::new(&rec), libc::O_RDONLY, 0).map_err(|_| Error::Corrupt {
-                what: "long name record missing",
-            })?;
-        let mut full = Vec::new();
-        std::fs::File::from(fd).take(4096).read_to_end(&mut full)?;
-        let s = std::str::from_utf8(&full).map_err(|_| Error::Corrupt {
-            what: "long name record",
-        })?;
-        if names::long_hash_name(s).as_bytes() != backing {
-            return Err(Error::Corrupt {
-                what: "long name record does not match its entry",
-            });
-        }
-        Ok(full)
-    }
-
     /// Writes the long-name record for a hashed entry (before the entry itself exists).
     pub(super) fn write_long_record(&self, dir: &OwnedFd, stored: &Stored) -> Result<()> {
         if let Stored::Long { hashed, full } = stored {
@@ -202,9 +213,7 @@ impl Fs {
             if is_internal(b, ino == ROOT_INO) {
                 continue;
             }
-            let plain = self
-                .full_encoded(fd.as_fd(), b)
-                .and_then(|full| names.decrypt(&dir_id, &full));
+            let plain = full_encoded(fd.as_fd(), b).and_then(|full| names.decrypt(&dir_id, &full));
             match plain {
                 Ok(p) => {
                     let kind = Kind::from_dtype(e.dtype).unwrap_or(Kind::File);

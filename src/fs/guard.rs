@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub struct Guard {
@@ -79,31 +80,47 @@ impl Guard {
     }
 }
 
-/// Program names per pid, cached like the groups (one /proc read per process per second).
-static PROGRAMS: Mutex<Option<HashMap<u32, (std::time::Instant, String)>>> = Mutex::new(None);
+/// Per-process facts read from /proc (supplementary groups, program name), read at most once
+/// a second per pid: a process that changes its groups (setgroups) is seen with the new ones
+/// within a second.
+struct PidCache<T>(Mutex<Option<HashMap<u32, (Instant, T)>>>);
+
+impl<T: Clone> PidCache<T> {
+    const fn new() -> Self {
+        PidCache(Mutex::new(None))
+    }
+
+    fn get(&self, pid: u32, load: impl FnOnce(u32) -> T) -> T {
+        const FRESH: Duration = Duration::from_secs(1);
+        let now = Instant::now();
+        let mut g = lock(&self.0);
+        let map = g.get_or_insert_with(HashMap::new);
+        if let Some((t, v)) = map.get(&pid) {
+            if now.duration_since(*t) < FRESH {
+                return v.clone();
+            }
+        }
+        if map.len() > 4096 {
+            map.retain(|_, (t, _)| now.duration_since(*t) < FRESH);
+        }
+        let v = load(pid);
+        map.insert(pid, (now, v.clone()));
+        v
+    }
+}
+
+static GROUPS: PidCache<Vec<u32>> = PidCache::new();
+static PROGRAMS: PidCache<String> = PidCache::new();
 
 fn program_of(pid: u32) -> String {
-    let now = std::time::Instant::now();
-    let mut g = lock(&PROGRAMS);
-    let map = g.get_or_insert_with(HashMap::new);
-    if let Some((t, v)) = map.get(&pid) {
-        if now.duration_since(*t) < std::time::Duration::from_secs(1) {
-            return v.clone();
-        }
-    }
-    if map.len() > 4096 {
-        map.retain(|_, (t, _)| now.duration_since(*t) < std::time::Duration::from_secs(1));
-    }
-    let v = sys::process_name(pid);
-    map.insert(pid, (now, v.clone()));
-    v
+    PROGRAMS.get(pid, sys::process_name)
 }
 
 fn creds(who: &Subject) -> Creds {
     Creds {
         uid: who.uid,
         gid: who.gid,
-        groups: sys::process_groups(who.pid),
+        groups: GROUPS.get(who.pid, sys::process_groups),
     }
 }
 

@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use attr::{Attr, SetAttr, Statfs};
-pub(crate) use dir::write_dir_id_file;
 pub use dir::DirEntryOut;
+pub(crate) use dir::{dir_id_copies, full_encoded, write_dir_id_file};
 pub use entry::RenameFlags;
 pub use guard::Guard;
 
