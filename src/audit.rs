@@ -487,8 +487,13 @@ pub fn lock(vault: &Path) -> Result<std::fs::File> {
         .truncate(false)
         .write(true)
         .open(dir.join("lock"))?;
-    if !crate::sys::try_lock_exclusive(&f) {
-        return Err(Error::Busy("the vault is mounted: unmount it first".into()));
+    // A daemon that was just unmounted may still be closing its log: give it a moment.
+    let start = std::time::Instant::now();
+    while !crate::sys::try_lock_exclusive(&f) {
+        if start.elapsed() > Duration::from_secs(3) {
+            return Err(Error::Busy("the vault is mounted: unmount it first".into()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     Ok(f)
 }

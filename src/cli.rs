@@ -9,6 +9,10 @@ pub struct Cli {
     /// More log output (-v info, -vv debug). Logs never contain plaintext names or paths.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// With init: keep the zone keys in this separate key store file instead of the vault.
+    /// Otherwise: read the key store from PATH instead of where the vault recorded it.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub keystore: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -106,6 +110,23 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Write man pages (tutela.1 and one per subcommand) into DIR.
     Manpages { dir: PathBuf },
+    /// Fresh keys after a suspected breach: one client's zone, or the whole vault (--all);
+    /// re-encrypts the data, resumably, then destroys the old keys.
+    Rekey {
+        vault: PathBuf,
+        /// Rotate this client's zone key.
+        #[arg(long, conflicts_with_all = ["all", "resume"], required_unless_present_any = ["all", "resume"])]
+        client: Option<String>,
+        /// New master key and new keys for every zone. Other passphrases are removed (they
+        /// wrap the old master key) and a new recovery key is printed.
+        #[arg(long, conflicts_with = "resume")]
+        all: bool,
+        /// Only finish a rekey that was interrupted.
+        #[arg(long)]
+        resume: bool,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
     /// Client zones: a client's folder with its own key.
     Client {
         #[command(subcommand)]
@@ -132,6 +153,28 @@ pub enum ClientCmd {
         /// The client's folder inside the vault, e.g. /clients/acme.
         #[arg(long)]
         path: String,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Write a client's files, decrypted, to a tar archive (OUTPUT ends in .tar) or a new
+    /// folder, with a MANIFEST.sha256 of every file. No mount needed.
+    Export {
+        vault: PathBuf,
+        name: String,
+        #[arg(long, short)]
+        output: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Crypto-erase a client: destroy its zone key and delete its files (asks first).
+    Shred {
+        vault: PathBuf,
+        name: String,
+        /// Do not ask for confirmation (for scripts).
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         pass: PassArgs,
     },

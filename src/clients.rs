@@ -21,7 +21,8 @@ pub struct ClientInfo {
     pub bytes: u64,
 }
 
-fn me() -> Subject {
+/// The user running the command.
+pub fn me() -> Subject {
     Subject {
         uid: crate::sys::getuid(),
         gid: crate::sys::getgid(),
@@ -58,6 +59,11 @@ pub fn add(vault: &mut Vault, name: &str, path: &str) -> Result<()> {
             )));
         }
     }
+    if !vault.rekey_pending().is_empty() {
+        return Err(Error::Usage(
+            "a rekey is not finished: run `tutela rekey VAULT --resume` first".into(),
+        ));
+    }
     let _lock = crate::audit::lock(&vault.dir)?;
     let fs = Fs::new(vault, Options::default())?;
     let who = me();
@@ -88,6 +94,7 @@ pub fn add(vault: &mut Vault, name: &str, path: &str) -> Result<()> {
         key: Key32::random()?,
         name: name.to_string(),
         path,
+        retiring: None,
     });
     vault.save()
 }
@@ -110,11 +117,7 @@ pub fn list(vault: &Vault) -> Result<Vec<ClientInfo>> {
             files: 0,
             bytes: 0,
         };
-        let mut ino = Some(ROOT_INO);
-        for part in z.path.split('/').filter(|p| !p.is_empty()) {
-            ino = ino.and_then(|i| fs.lookup(&who, i, OsStr::new(part)).ok().map(|a| a.ino));
-        }
-        if let Some(top) = ino {
+        if let Some(top) = resolve(&fs, &who, &z.path)? {
             count(&fs, &who, top, &mut info)?;
         }
         out.push(info);
@@ -137,4 +140,100 @@ fn count(fs: &Fs, who: &Subject, dir: u64, info: &mut ClientInfo) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// The inode of the directory at plaintext `path`, if it exists.
+pub fn resolve(fs: &Fs, who: &Subject, path: &str) -> Result<Option<u64>> {
+    let mut ino = ROOT_INO;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        match fs.lookup(who, ino, OsStr::new(part)) {
+            Ok(a) if a.kind == Kind::Dir => ino = a.ino,
+            Ok(_) | Err(Error::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(ino))
+}
+
+/// What `shred` removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shredded {
+    pub name: String,
+    pub path: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Crypto-erases client `name`: its zone key is destroyed in every copy the vault controls
+/// (config or key store) and its ciphertext is deleted. Crash-safe in three steps: the
+/// zone's folder is moved out of the tree, the key is dropped from the config, the moved
+/// ciphertext is deleted; running shred again after a crash finishes the job.
+pub fn shred(vault: &mut Vault, name: &str) -> Result<Shredded> {
+    let Some(i) = vault.zones.iter().skip(1).position(|z| z.name == name) else {
+        return Err(Error::Usage(format!(
+            "no client named '{name}' (see tutela client list)"
+        )));
+    };
+    let i = i + 1;
+    if !vault.rekey_pending().is_empty() {
+        return Err(Error::Usage(
+            "a rekey is not finished: run `tutela rekey VAULT --resume` first".into(),
+        ));
+    }
+    let info = list(vault)?
+        .into_iter()
+        .find(|c| c.name == name)
+        .map(|c| (c.files, c.bytes))
+        .unwrap_or((0, 0));
+    let _lock = crate::audit::lock(&vault.dir)?;
+    let graveyard = vault.dir.join(GRAVEYARD);
+    {
+        let fs = Fs::new(vault, Options::default())?;
+        let who = me();
+        if resolve(&fs, &who, &vault.zones[i].path)?.is_some() {
+            std::fs::create_dir_all(&graveyard)?;
+            let hex: String = vault.zones[i]
+                .id
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            fs.detach_dir(&who, &vault.zones[i].path, &graveyard.join(hex))?;
+        }
+    }
+    crate::faults::point("shred-detached");
+    let z = vault.zones.remove(i);
+    vault.save()?;
+    crate::faults::point("shred-key-destroyed");
+    remove_graveyard(&graveyard)?;
+    Ok(Shredded {
+        name: z.name.clone(),
+        path: z.path.clone(),
+        files: info.0,
+        bytes: info.1,
+    })
+}
+
+/// Where a shredded zone's ciphertext waits for deletion (hidden like all `tutela.*`).
+pub const GRAVEYARD: &str = "tutela.shred";
+
+/// Deletes everything in the graveyard, making read-only folders writable as it goes.
+pub fn remove_graveyard(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fn rm(p: &std::path::Path) -> std::io::Result<()> {
+        let md = std::fs::symlink_metadata(p)?;
+        if md.is_dir() {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))?;
+            for e in std::fs::read_dir(p)? {
+                rm(&e?.path())?;
+            }
+            std::fs::remove_dir(p)
+        } else {
+            std::fs::remove_file(p)
+        }
+    }
+    match rm(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io(e)),
+    }
 }

@@ -15,7 +15,7 @@ pub fn unlock(vault: &Path, pass: &PassArgs) -> Result<Vault> {
         passfile: pass.passfile.clone(),
         extpass: pass.extpass.clone(),
     };
-    Vault::unlock(vault, &Unlock::Passphrase(passphrase::existing(&src)?))
+    tutela::rekey::unlock(vault, &Unlock::Passphrase(passphrase::existing(&src)?))
 }
 
 fn offline_record(v: &Vault, op: &str, detail: Option<String>) {
@@ -212,6 +212,13 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
 
 pub fn fsck(vault: &Path, pass: &PassArgs, repair: bool, json: bool) -> Result<()> {
     let v = unlock(vault, pass)?;
+    if !v.rekey_pending().is_empty() {
+        return Err(Error::Usage(format!(
+            "a rekey of {} is not finished: run `tutela rekey {} --resume` first",
+            v.rekey_pending().join(", "),
+            vault.display()
+        )));
+    }
     if tutela::mount::mounts().iter().any(|m| {
         m.is_tutela() && Path::new(m.source.trim_start_matches("tutela:")) == v.dir.as_path()
     }) && repair
@@ -287,7 +294,7 @@ pub fn passwd(
         Some(f) => {
             Vault::read_config(vault)?;
             let text = passphrase::recovery_key(Some(f))?;
-            Vault::unlock(vault, &Unlock::RecoveryKey(text.to_string()))?
+            tutela::rekey::unlock(vault, &Unlock::RecoveryKey(text.to_string()))?
         }
         None => unlock(vault, pass)?,
     };
@@ -352,6 +359,112 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             println!(
                 "client '{name}' added: files created in {path} are encrypted under its own key"
             );
+            Ok(())
+        }
+        ClientCmd::Export {
+            vault,
+            name,
+            output,
+            pass,
+            json,
+        } => {
+            let v = unlock(&vault, &pass)?;
+            // The export is recorded in the audit log, which a live mount holds.
+            let lock = tutela::audit::lock(&v.dir).map_err(|_| {
+                Error::Busy("the vault is mounted: unmount it first (or copy the files from the mount, which the audit log records)".into())
+            })?;
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "exporting {bytes}/{total_bytes} [{bar:30}] {eta} left",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            let res = tutela::export::export(
+                &v,
+                &name,
+                &output,
+                &|total| bar.set_length(total),
+                &|done| bar.set_position(done),
+            );
+            bar.finish_and_clear();
+            let rep = match res {
+                Ok(r) => r,
+                Err(e) => {
+                    // Leave no half-written tar archive that looks complete.
+                    if output.extension().is_some_and(|x| x == "tar") && output.is_file() {
+                        let _ = std::fs::remove_file(&output);
+                    }
+                    return Err(e);
+                }
+            };
+            drop(lock);
+            offline_record(
+                &v,
+                "client-export",
+                Some(format!(
+                    "client '{name}': {} files, {} bytes",
+                    rep.files, rep.bytes
+                )),
+            );
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "client": name, "output": output, "export": rep })
+                );
+            } else {
+                println!(
+                    "exported client '{name}' to {}: {} files, {} folders, {} symlinks, {} bytes; checksums in {}{}",
+                    output.display(),
+                    rep.files,
+                    rep.dirs,
+                    rep.symlinks,
+                    rep.bytes,
+                    tutela::export::MANIFEST,
+                    if rep.skipped > 0 {
+                        format!(" ({} special files such as FIFOs left out)", rep.skipped)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            Ok(())
+        }
+        ClientCmd::Shred {
+            vault,
+            name,
+            yes,
+            pass,
+        } => {
+            let mut v = unlock(&vault, &pass)?;
+            if !v.zones.iter().skip(1).any(|z| z.name == name) {
+                return Err(Error::Usage(format!(
+                    "no client named '{name}' (see tutela client list)"
+                )));
+            }
+            if !yes {
+                confirm_shred(&name)?;
+            }
+            let s = tutela::clients::shred(&mut v, &name)?;
+            offline_record(
+                &v,
+                "client-shred",
+                Some(format!(
+                    "client '{name}' at {}: key destroyed, {} files ({} bytes) deleted",
+                    s.path, s.files, s.bytes
+                )),
+            );
+            println!(
+                "client '{name}' shredded: its key is destroyed and its {} files are deleted.",
+                s.files
+            );
+            if v.keystore.is_none() {
+                println!("note: this vault keeps its keys in its config, so a backup of the vault taken before now still holds the key (see README, Client rights).");
+            }
             Ok(())
         }
         ClientCmd::List { vault, pass, json } => {
@@ -467,6 +580,106 @@ pub fn status(json: bool) -> Result<()> {
                     .unwrap_or_default()
             );
         }
+    }
+    Ok(())
+}
+
+fn confirm_shred(name: &str) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "shred destroys the client's files for good: confirm on a terminal, or pass --yes"
+                .into(),
+        ));
+    }
+    eprint!("This destroys client '{name}' and every file in its folder, with no undo.\nType the client's name to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim() != name {
+        return Err(Error::Usage("not confirmed: nothing was changed".into()));
+    }
+    Ok(())
+}
+
+pub fn rekey(
+    vault: &Path,
+    pass: &PassArgs,
+    client: Option<&str>,
+    all: bool,
+    resume: bool,
+) -> Result<()> {
+    use tutela::rekey::Scope;
+    Vault::read_config(vault)?;
+    let src = Source {
+        passfile: pass.passfile.clone(),
+        extpass: pass.extpass.clone(),
+    };
+    let p = passphrase::existing(&src)?;
+    let p2 = tutela::secret::Passphrase::new(p.as_bytes().to_vec());
+    let mut v = tutela::rekey::unlock(vault, &Unlock::Passphrase(p))?;
+    let label = v
+        .unlocked_slot
+        .and_then(|i| v.slot_labels().get(i).cloned())
+        .unwrap_or_else(|| "default".into());
+    let scope = match (client, all, resume) {
+        (Some(c), _, _) => Scope::Client(c),
+        (None, true, _) => Scope::All {
+            label: &label,
+            pass: &p2,
+        },
+        _ => Scope::Resume,
+    };
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} re-encrypting: {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let res = tutela::rekey::run(&mut v, scope, &mut |s| {
+        bar.set_message(format!("{} entries, {} MiB", s.entries, s.bytes >> 20));
+        bar.tick();
+    });
+    bar.finish_and_clear();
+    let out = res?;
+    let zones = if out.zones.is_empty() {
+        "nothing".to_string()
+    } else {
+        out.zones.join(", ")
+    };
+    offline_record(
+        &v,
+        "rekey",
+        Some(format!(
+            "{}{}: {} entries, {} bytes re-encrypted; old keys destroyed",
+            if all { "all keys, " } else { "" },
+            zones,
+            out.stats.entries,
+            out.stats.bytes
+        )),
+    );
+    if out.resumed {
+        println!("finished the rekey that was interrupted earlier");
+    }
+    println!(
+        "rekeyed {zones}: {} entries ({} bytes) re-encrypted; the old keys are destroyed",
+        out.stats.entries, out.stats.bytes
+    );
+    if let Some(rk) = &out.recovery_key {
+        println!();
+        println!("New master key. The old recovery key and every old copy of the config no longer open current data.");
+        if !out.dropped_slots.is_empty() {
+            println!(
+                "Passphrases removed (they wrapped the old key; add them again with tutela key add): {}",
+                out.dropped_slots.join(", ")
+            );
+        }
+        println!();
+        println!("New recovery key:");
+        println!();
+        println!("    {}", rk.as_str());
+        println!();
+        println!("Write it down and store it offline; it is shown only this once.");
     }
     Ok(())
 }

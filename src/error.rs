@@ -77,6 +77,8 @@ pub enum Error {
     AuditTampered(String),
     #[error("{0}")]
     FsckProblems(String),
+    #[error("key store: {0}")]
+    KeyStore(String),
 
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
@@ -103,6 +105,7 @@ pub mod exit {
     pub const POLICY_INVALID: i32 = 21;
     pub const AUDIT_TAMPERED: i32 = 22;
     pub const FSCK_PROBLEMS: i32 = 23;
+    pub const KEY_STORE: i32 = 24;
 }
 
 impl Error {
@@ -140,7 +143,8 @@ impl Error {
             | Error::Usage(_)
             | Error::PolicyInvalid(_)
             | Error::AuditTampered(_)
-            | Error::FsckProblems(_) => libc::EIO,
+            | Error::FsckProblems(_)
+            | Error::KeyStore(_) => libc::EIO,
         }
     }
 
@@ -161,6 +165,7 @@ impl Error {
             Error::PolicyInvalid(_) => exit::POLICY_INVALID,
             Error::AuditTampered(_) => exit::AUDIT_TAMPERED,
             Error::FsckProblems(_) => exit::FSCK_PROBLEMS,
+            Error::KeyStore(_) => exit::KEY_STORE,
             Error::AuthFailed { .. } | Error::Corrupt { .. } => exit::DATA_DAMAGED,
             _ => exit::GENERIC,
         }

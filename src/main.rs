@@ -47,16 +47,26 @@ fn warn_test_kdf(v: &Vault) {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let (Some(ks), false) = (&cli.keystore, matches!(cli.command, Command::Init { .. })) {
+        vault::set_keystore_override(ks.clone());
+    }
     match cli.command {
         Command::Init { vault, pass, label } => {
+            let keystore = cli.keystore.clone();
             init_logging(cli.verbose, None)?;
             let kdf = vault::kdf_from_env();
             if kdf == vault::KDF_TEST {
                 eprintln!("tutela: warning: {} is set: creating a vault with INSECURE test-only KDF settings", vault::TEST_KDF_ENV);
             }
             let p = passphrase::new(&source(&pass))?;
-            let (_v, rk) = Vault::create(&vault, &p, &label, kdf)?;
+            let (v, rk) = Vault::create(&vault, &p, &label, kdf, keystore.as_deref())?;
             println!("Created vault {}", vault.display());
+            if let Some(ks) = &v.keystore {
+                println!(
+                    "Zone keys are kept in the key store {} (not in the vault): keep it safe and apart from backups of the vault.",
+                    ks.path.display()
+                );
+            }
             println!();
             println!("Recovery key (it unlocks the vault if every passphrase is lost):");
             println!();
@@ -99,8 +109,17 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 None => Unlock::Passphrase(passphrase::existing(&source(&pass))?),
             };
-            let v = Vault::unlock(&vault, &how)?;
+            let v = tutela::rekey::unlock(&vault, &how)?;
             warn_test_kdf(&v);
+            let pending = v.rekey_pending();
+            let read_only = read_only || !pending.is_empty();
+            if !pending.is_empty() {
+                eprintln!(
+                    "tutela: a rekey of {} was interrupted: mounting read-only; finish it with `tutela rekey {} --resume`",
+                    pending.join(", "),
+                    vault.display()
+                );
+            }
             let args = tutela::mount::MountArgs {
                 mountpoint,
                 foreground,
@@ -153,6 +172,16 @@ fn run(cli: Cli) -> Result<()> {
             clap_mangen::generate_to(cmd, &dir)?;
             println!("man pages written to {}", dir.display());
             Ok(())
+        }
+        Command::Rekey {
+            vault,
+            client,
+            all,
+            resume,
+            pass,
+        } => {
+            init_logging(cli.verbose, None)?;
+            commands::rekey(&vault, &pass, client.as_deref(), all, resume)
         }
         Command::Client { cmd } => {
             init_logging(cli.verbose, None)?;

@@ -478,8 +478,10 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<(
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
+    crate::faults::point("atomic-write");
     std::fs::rename(&tmp, dir.join(name))?;
     File::open(dir)?.sync_all()?;
+    crate::faults::point("atomic-renamed");
     Ok(())
 }
 

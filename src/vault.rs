@@ -4,12 +4,14 @@
 use crate::crypto::{self, kdf, Id};
 use crate::error::{Error, Result};
 use crate::format::config::{self, Config, ParseError, Slot};
-use crate::format::{recovery, zones};
+use crate::format::{keystore, recovery, zones};
 use crate::secret::{Key32, Passphrase};
 use crate::sys;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
 /// Setting that selects the insecure, fast KDF at init (for tests only; the vault is marked
@@ -69,6 +71,24 @@ fn slot_aad(label: &[u8]) -> Vec<u8> {
     a
 }
 
+/// `--keystore PATH` given on the command line: used instead of the path the vault recorded.
+static KEYSTORE_OVERRIDE: OnceLock<PathBuf> = OnceLock::new();
+
+pub fn set_keystore_override(path: PathBuf) {
+    let _ = KEYSTORE_OVERRIDE.set(path);
+}
+
+/// Where an unlocked vault keeps its zone table when that is a separate key store.
+#[derive(Debug, Clone)]
+pub struct KeyStoreRef {
+    /// The path recorded at init (kept in the config).
+    pub recorded: PathBuf,
+    /// The path actually used (the override, or the recorded one).
+    pub path: PathBuf,
+    /// The generation the config names.
+    pub generation: Id,
+}
+
 /// An unlocked vault: its config, master key and zones.
 pub struct Vault {
     pub dir: PathBuf,
@@ -77,6 +97,7 @@ pub struct Vault {
     pub zones: Vec<zones::ZoneRecord>,
     /// The key slot whose passphrase unlocked the vault (None for the recovery key).
     pub unlocked_slot: Option<usize>,
+    pub keystore: Option<KeyStoreRef>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -93,13 +114,19 @@ pub enum Unlock {
 }
 
 impl Vault {
-    /// Creates a new vault in `dir` (missing or empty). Returns the vault and the recovery key.
+    /// Creates a new vault in `dir` (missing or empty), with its zone keys in the config or,
+    /// given `keystore`, in a separate key store file. Returns the vault and the recovery key.
     pub fn create(
         dir: &Path,
         pass: &Passphrase,
         label: &str,
         kdf: KdfParams,
+        keystore: Option<&Path>,
     ) -> Result<(Vault, Zeroizing<String>)> {
+        let keystore = match keystore {
+            Some(p) => Some(new_keystore_path(dir, p)?),
+            None => None,
+        };
         sys::ensure_empty_dir(dir)?;
         let master = Key32::random()?;
         let vault_id = crypto::random_id()?;
@@ -108,11 +135,16 @@ impl Vault {
             key: Key32::random()?,
             name: String::new(),
             path: "/".into(),
+            retiring: None,
         };
         let mut config = Config {
             version: config::VERSION,
             flags: if kdf == KDF_TEST {
                 config::FLAG_TEST_KDF
+            } else {
+                0
+            } | if keystore.is_some() {
+                config::FLAG_KEYSTORE
             } else {
                 0
             },
@@ -129,6 +161,11 @@ impl Vault {
             master,
             zones: vec![root_zone],
             unlocked_slot: Some(0),
+            keystore: keystore.map(|p| KeyStoreRef {
+                recorded: p.clone(),
+                path: p,
+                generation: [0; 16],
+            }),
         };
         v.save()?;
         let rk = recovery::encode(&v.master);
@@ -195,15 +232,44 @@ impl Vault {
             });
         }
         let zwk = kdf::zone_wrap_key(&master, &config.vault_id);
+        let (sealed, aad, keystore) = if config.flags & config::FLAG_KEYSTORE != 0 {
+            let mut r = open_keystore_ref(&zwk, &config)?;
+            let store = read_keystore(&r.path, &config.vault_id)?;
+            let aad_of = |g: &Id| {
+                let mut aad = zone_aad(&config.vault_id);
+                aad.extend_from_slice(g);
+                aad
+            };
+            if store.find(&r.generation).is_none() {
+                // A config restored from a backup names a generation the store has moved
+                // past: the store's newest table that this master key opens is the truth
+                // (minus any zone shredded since).
+                let newest = store.generations.iter().rev().find(|(g, b)| {
+                    crypto::open_random(zwk.as_bytes(), &aad_of(g), b, "zone table").is_ok()
+                });
+                match newest {
+                    Some((g, _)) => {
+                        log::warn!("the config names an older key store generation; using the store's current one");
+                        r.generation = *g;
+                    }
+                    None => {
+                        return Err(Error::KeyStore(format!(
+                            "{} holds no keys this config can open (it belongs to a later key rotation, or to another copy of the vault)",
+                            r.path.display()
+                        )))
+                    }
+                }
+            }
+            let blob = store.find(&r.generation).unwrap_or_default();
+            (blob.to_vec(), aad_of(&r.generation), Some(r))
+        } else {
+            (config.zone_blob.clone(), zone_aad(&config.vault_id), None)
+        };
         let plain = Zeroizing::new(
-            crypto::open_random(
-                zwk.as_bytes(),
-                &zone_aad(&config.vault_id),
-                &config.zone_blob,
-                "zone table",
-            )
-            .map_err(|_| Error::ConfigCorrupt {
-                why: "zone table does not authenticate".into(),
+            crypto::open_random(zwk.as_bytes(), &aad, &sealed, "zone table").map_err(|_| {
+                Error::ConfigCorrupt {
+                    why: "zone table does not authenticate".into(),
+                }
             })?,
         );
         let zones = zones::parse(&plain).map_err(|why| Error::ConfigCorrupt { why })?;
@@ -213,7 +279,35 @@ impl Vault {
             master,
             zones,
             unlocked_slot,
+            keystore,
         })
+    }
+
+    /// Gives the vault a fresh master key (rekey --all). Every passphrase slot wraps the old
+    /// key and no passphrase but `pass` is known here, so the slots are replaced by one for
+    /// `pass` under `label`; returns the new recovery key. Takes effect at the next save.
+    pub fn rotate_master(&mut self, label: &str, pass: &Passphrase) -> Result<Zeroizing<String>> {
+        let master = Key32::random()?;
+        let slot = make_slot(&master, label, pass, self.slot_kdf())?;
+        self.master = master;
+        self.config.slots = vec![slot];
+        self.unlocked_slot = Some(0);
+        Ok(recovery::encode(&self.master))
+    }
+
+    /// Zones with a rekey under way.
+    pub fn rekey_pending(&self) -> Vec<String> {
+        self.zones
+            .iter()
+            .filter(|z| z.retiring.is_some())
+            .map(|z| {
+                if z.path == "/" {
+                    "(vault root)".to_string()
+                } else {
+                    z.name.clone()
+                }
+            })
+            .collect()
     }
 
     /// KDF settings for new slots: the same class as the vault's existing ones.
@@ -318,17 +412,133 @@ impl Vault {
 
     /// Seals the zone table, signs the config and writes it atomically (temp file, fsync,
     /// rename, fsync directory): a crash leaves the old or the new config, never a mix.
+    /// With a key store the table goes there as a new generation first, the config naming it
+    /// second, and the old generation is dropped last (format/keystore.rs).
     pub fn save(&mut self) -> Result<()> {
         let zwk = kdf::zone_wrap_key(&self.master, &self.config.vault_id);
         let plain = zones::encode(&self.zones);
-        self.config.zone_blob =
-            crypto::seal_random(zwk.as_bytes(), &zone_aad(&self.config.vault_id), &plain)?;
+        let vid = self.config.vault_id;
+        let Some(ks) = self.keystore.clone() else {
+            self.config.zone_blob = crypto::seal_random(zwk.as_bytes(), &zone_aad(&vid), &plain)?;
+            return self.write_config();
+        };
+        let generation = crypto::random_id()?;
+        let mut aad = zone_aad(&vid);
+        aad.extend_from_slice(&generation);
+        let sealed = crypto::seal_random(zwk.as_bytes(), &aad, &plain)?;
+        let mut store = match read_keystore(&ks.path, &vid) {
+            Ok(s) => s,
+            Err(_) => keystore::KeyStore {
+                vault_id: vid,
+                generations: Vec::new(),
+            },
+        };
+        store.generations.retain(|(g, _)| *g == ks.generation);
+        store.generations.push((generation, sealed.clone()));
+        write_keystore(&ks.path, &store)?;
+        self.config.zone_blob = crypto::seal_random(
+            zwk.as_bytes(),
+            &keystore_ref_aad(&vid),
+            &keystore::encode_ref(&generation, ks.recorded.as_os_str().as_bytes()),
+        )?;
+        self.write_config()?;
+        if let Some(k) = self.keystore.as_mut() {
+            k.generation = generation;
+        }
+        store.generations = vec![(generation, sealed)];
+        write_keystore(&ks.path, &store)
+    }
+
+    fn write_config(&mut self) -> Result<()> {
         let mut bytes = self.config.encode_unsigned();
         let mut m = config_mac(&self.master, &self.config.vault_id)?;
         m.update(&bytes);
         bytes.extend_from_slice(&m.finalize().into_bytes());
         sys::write_atomic(&self.dir, config::FILE_NAME, &bytes, 0o600)
     }
+}
+
+fn keystore_ref_aad(vault_id: &Id) -> Vec<u8> {
+    let mut a = vault_id.to_vec();
+    a.extend_from_slice(b"keystore");
+    a
+}
+
+/// The absolute path a new key store goes to: outside the vault, not existing yet.
+fn new_keystore_path(vault: &Path, p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(Error::Io)?;
+    let vabs = std::path::absolute(vault).map_err(Error::Io)?;
+    if abs.starts_with(&vabs) {
+        return Err(Error::Usage(format!(
+            "the key store {} is inside the vault directory: put it elsewhere (another disk, a USB key), or leave out --keystore",
+            abs.display()
+        )));
+    }
+    if abs.exists() {
+        return Err(Error::Usage(format!(
+            "{} exists already: a new key store needs a new file",
+            abs.display()
+        )));
+    }
+    match abs.parent() {
+        Some(d) if d.is_dir() => Ok(abs),
+        _ => Err(Error::Usage(format!(
+            "the folder for the key store {} does not exist",
+            abs.display()
+        ))),
+    }
+}
+
+fn open_keystore_ref(zwk: &Key32, config: &Config) -> Result<KeyStoreRef> {
+    let plain = crypto::open_random(
+        zwk.as_bytes(),
+        &keystore_ref_aad(&config.vault_id),
+        &config.zone_blob,
+        "key store reference",
+    )
+    .map_err(|_| Error::ConfigCorrupt {
+        why: "the key store reference does not authenticate".into(),
+    })?;
+    let (generation, path) =
+        keystore::parse_ref(&plain).map_err(|why| Error::ConfigCorrupt { why })?;
+    let recorded = PathBuf::from(std::ffi::OsStr::from_bytes(&path));
+    let path = KEYSTORE_OVERRIDE
+        .get()
+        .cloned()
+        .unwrap_or_else(|| recorded.clone());
+    Ok(KeyStoreRef {
+        recorded,
+        path,
+        generation,
+    })
+}
+
+fn read_keystore(path: &Path, vault_id: &Id) -> Result<keystore::KeyStore> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::KeyStore(format!(
+            "cannot read {}: {e} (the vault keeps its keys there; attach the disk that holds it, or give --keystore PATH)",
+            path.display()
+        ))
+    })?;
+    let store = keystore::KeyStore::parse(&bytes)
+        .map_err(|why| Error::KeyStore(format!("{}: {why}", path.display())))?;
+    if &store.vault_id != vault_id {
+        return Err(Error::KeyStore(format!(
+            "{} belongs to another vault",
+            path.display()
+        )));
+    }
+    Ok(store)
+}
+
+fn write_keystore(path: &Path, store: &keystore::KeyStore) -> Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(Error::KeyStore(format!(
+            "{} is not a usable file path",
+            path.display()
+        )));
+    };
+    sys::write_atomic(dir, name, &store.encode(), 0o600)
 }
 
 fn zone_aad(vault_id: &Id) -> Vec<u8> {
@@ -405,7 +615,7 @@ mod tests {
     fn create_unlock_and_refuse_wrong_passphrase() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("v");
-        let (v, rk) = Vault::create(&dir, &pass("pw"), "default", KDF_TEST).unwrap();
+        let (v, rk) = Vault::create(&dir, &pass("pw"), "default", KDF_TEST, None).unwrap();
         let before = std::fs::read(dir.join("tutela.conf")).unwrap();
         let u = Vault::unlock(&dir, &Unlock::Passphrase(pass("pw"))).unwrap();
         assert_eq!(u.master().as_bytes(), v.master().as_bytes());
@@ -423,7 +633,7 @@ mod tests {
     fn tampered_config_is_refused() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("v");
-        Vault::create(&dir, &pass("pw"), "default", KDF_TEST).unwrap();
+        Vault::create(&dir, &pass("pw"), "default", KDF_TEST, None).unwrap();
         let p = dir.join("tutela.conf");
         let mut b = std::fs::read(&p).unwrap();
         // Flip a bit of the root dir id (authenticated only by the MAC).
@@ -440,7 +650,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("x"), b"x").unwrap();
         assert!(matches!(
-            Vault::create(t.path(), &pass("pw"), "default", KDF_TEST),
+            Vault::create(t.path(), &pass("pw"), "default", KDF_TEST, None),
             Err(Error::VaultDirNotEmpty { .. })
         ));
     }

@@ -17,6 +17,9 @@ pub const WRAPPED_LEN: usize = 12 + 32 + 16;
 pub const SALT_LEN: usize = 16;
 /// Flag bit 0: the slots use the insecure test-only KDF parameters (TUTELA_TEST_INSECURE_KDF).
 pub const FLAG_TEST_KDF: u16 = 1;
+/// Flag bit 1: the zone table lives in a separate key store; the zone blob then seals only
+/// a reference to it (format/keystore.rs).
+pub const FLAG_KEYSTORE: u16 = 2;
 pub const SLOT_KIND_PASSPHRASE: u8 = 1;
 /// Upper bounds a parser enforces so a hostile config cannot make unlock allocate or spin
 /// without end.
@@ -100,7 +103,7 @@ impl Config {
         r.take(8, "magic")?;
         let version = r.u16("version")?;
         let flags = r.u16("flags")?;
-        if flags & !FLAG_TEST_KDF != 0 {
+        if flags & !(FLAG_TEST_KDF | FLAG_KEYSTORE) != 0 {
             return Err(format!("unknown flags {flags:#x}"));
         }
         let block_size = r.u32("block size")?;

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod dirfile;
+pub mod keystore;
 pub mod recovery;
 pub mod vectors;
 pub mod zones;

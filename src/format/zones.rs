@@ -1,13 +1,16 @@
-//! The zone table, sealed inside the config under the zone-wrap key (client names and paths
-//! are confidential). Plaintext layout: version u8 (1) | count u16 LE | per zone: id [16] |
-//! key [32] | name length u8 | name | path length u16 LE | path.
+//! The zone table, sealed inside the config (or the key store) under the zone-wrap key (client
+//! names and paths are confidential). Plaintext layout, version 2: version u8 | count u16 LE |
+//! per zone: id [16] | key [32] | flags u8 | [retiring key [32] if flags bit 0] | name length
+//! u8 | name | path length u16 LE | path. Version 1 (no flags, no retiring key) is still read.
 
 use super::Reader;
 use crate::crypto::Id;
 use crate::secret::Key32;
 use zeroize::Zeroizing;
 
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// Flag bit 0: a rekey is under way; entries not yet re-encrypted use the retiring key.
+pub const FLAG_RETIRING: u8 = 1;
 
 #[derive(Debug)]
 pub struct ZoneRecord {
@@ -17,6 +20,8 @@ pub struct ZoneRecord {
     pub name: String,
     /// Plaintext path of the zone's top directory inside the vault ("/" for the root zone).
     pub path: String,
+    /// The previous key while a rekey re-encrypts the zone (destroyed when it finishes).
+    pub retiring: Option<Key32>,
 }
 
 pub fn encode(zones: &[ZoneRecord]) -> Zeroizing<Vec<u8>> {
@@ -26,6 +31,13 @@ pub fn encode(zones: &[ZoneRecord]) -> Zeroizing<Vec<u8>> {
     for z in zones {
         out.extend_from_slice(&z.id);
         out.extend_from_slice(z.key.as_bytes());
+        match &z.retiring {
+            Some(k) => {
+                out.push(FLAG_RETIRING);
+                out.extend_from_slice(k.as_bytes());
+            }
+            None => out.push(0),
+        }
         out.push(z.name.len() as u8);
         out.extend_from_slice(z.name.as_bytes());
         out.extend_from_slice(&(z.path.len() as u16).to_le_bytes());
@@ -37,7 +49,7 @@ pub fn encode(zones: &[ZoneRecord]) -> Zeroizing<Vec<u8>> {
 pub fn parse(bytes: &[u8]) -> Result<Vec<ZoneRecord>, String> {
     let mut r = Reader::new(bytes);
     let v = r.u8("zone table version")?;
-    if v != VERSION {
+    if v != 1 && v != VERSION {
         return Err(format!("zone table version {v} unknown"));
     }
     let n = r.u16("zone count")? as usize;
@@ -45,6 +57,15 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ZoneRecord>, String> {
     for _ in 0..n {
         let id = r.array::<16>("zone id")?;
         let key = Key32::from_bytes(r.array::<32>("zone key")?);
+        let flags = if v >= 2 { r.u8("zone flags")? } else { 0 };
+        if flags & !FLAG_RETIRING != 0 {
+            return Err(format!("unknown zone flags {flags:#x}"));
+        }
+        let retiring = if flags & FLAG_RETIRING != 0 {
+            Some(Key32::from_bytes(r.array::<32>("retiring zone key")?))
+        } else {
+            None
+        };
         let nl = r.u8("zone name length")? as usize;
         let name = String::from_utf8(r.take(nl, "zone name")?.to_vec())
             .map_err(|_| "zone name is not UTF-8".to_string())?;
@@ -56,6 +77,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ZoneRecord>, String> {
             key,
             name,
             path,
+            retiring,
         });
     }
     if r.remaining() != 0 {
@@ -79,12 +101,14 @@ mod tests {
                 key: Key32::from_bytes([2; 32]),
                 name: String::new(),
                 path: "/".into(),
+                retiring: None,
             },
             ZoneRecord {
                 id: [3; 16],
                 key: Key32::from_bytes([4; 32]),
                 name: "acme".into(),
                 path: "/clients/acme".into(),
+                retiring: Some(Key32::from_bytes([5; 32])),
             },
         ];
         let bytes = encode(&zs);
@@ -92,6 +116,11 @@ mod tests {
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].path, "/clients/acme");
         assert_eq!(back[1].key.as_bytes(), &[4; 32]);
+        assert_eq!(
+            back[1].retiring.as_ref().map(|k| *k.as_bytes()),
+            Some([5; 32])
+        );
+        assert!(back[0].retiring.is_none());
         for n in 0..bytes.len() {
             assert!(parse(&bytes[..n]).is_err());
         }

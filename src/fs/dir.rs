@@ -116,7 +116,7 @@ pub(crate) fn write_dir_id_file(dir: BorrowedFd<'_>, id: &Id) -> Result<()> {
 }
 
 /// Names in a backing directory that are tutela's own, never shown.
-fn is_internal(name: &[u8], in_root: bool) -> bool {
+pub(super) fn is_internal(name: &[u8], in_root: bool) -> bool {
     name == dirfile::FILE_NAME.as_bytes()
         || (name.starts_with(b"~") && name.ends_with(names::LONG_SUFFIX.as_bytes()))
         || (name.starts_with(b".tutela.") && !name.starts_with(b"~"))
@@ -152,11 +152,30 @@ impl Fs {
     }
 
     pub(super) fn lookup_inner(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<Attr> {
-        let stored = self.seal_child(parent, name)?;
+        let (pzone, dir_id) = self.dir_keys(parent)?;
         let dir = self.dir_fd(parent)?;
-        let zone = self.child_zone(parent, name.as_bytes())?;
-        let backing = OsStr::new(stored.backing_name());
-        let attr = self.attr_at(&dir, backing, zone)?;
+        let top = self.child_zone(parent, name.as_bytes())?;
+        let gens = self.generations(pzone)?;
+        let mut found = Err(Error::NotFound);
+        for g in gens.iter().copied() {
+            let stored = self.zone(g)?.names.encrypt(&dir_id, name.as_bytes())?;
+            let backing = stored.backing_name().to_string();
+            // A zone's top has its own zone; anything else has its name's key generation.
+            let zone = if self.zone(top)?.family != self.zone(pzone)?.family {
+                top
+            } else {
+                g
+            };
+            match self.attr_at(&dir, OsStr::new(&backing), zone) {
+                Err(Error::NotFound) => continue,
+                other => {
+                    found = other.map(|a| (a, backing, zone));
+                    break;
+                }
+            }
+        }
+        let (attr, backing, zone) = found?;
+        let backing = OsStr::new(&backing);
         lock(&self.inodes).remember(
             attr.ino,
             parent,
@@ -207,27 +226,60 @@ impl Fs {
                 name: "..".into(),
             },
         ];
-        let names = &self.zone(zone)?.names;
+        let gens = self.generations(zone)?;
+        let mut retiring_names = Vec::new();
         for e in sys::read_dir(fd.as_fd())? {
             let b = e.name.as_bytes();
             if is_internal(b, ino == ROOT_INO) {
                 continue;
             }
-            let plain = full_encoded(fd.as_fd(), b).and_then(|full| names.decrypt(&dir_id, &full));
+            let Ok(full) = full_encoded(fd.as_fd(), b) else {
+                log::warn!(
+                    "skipping backing entry {:?}: its long-name record is damaged",
+                    e.name
+                );
+                continue;
+            };
+            let mut plain = None;
+            for (n, g) in gens.iter().enumerate() {
+                if let Ok(p) = self.zone(*g)?.names.decrypt(&dir_id, &full) {
+                    plain = Some((p, n > 0));
+                    break;
+                }
+            }
             match plain {
-                Ok(p) => {
+                Some((p, retiring)) => {
                     let kind = Kind::from_dtype(e.dtype).unwrap_or(Kind::File);
+                    if retiring {
+                        retiring_names.push(out.len());
+                    }
                     out.push(DirEntryOut {
                         ino: self.fuse_ino(e.ino),
                         kind,
                         name: OsString::from(std::ffi::OsStr::from_bytes(&p)),
                     });
                 }
-                Err(_) => log::warn!(
+                None => log::warn!(
                     "skipping backing entry {:?}: its name does not decrypt (stray file or damage)",
                     e.name
                 ),
             }
+        }
+        if !retiring_names.is_empty() {
+            // An interrupted rekey can leave an entry under both keys for a moment: the
+            // re-encrypted one wins.
+            let current: std::collections::HashSet<OsString> = out
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !retiring_names.contains(i))
+                .map(|(_, e)| e.name.clone())
+                .collect();
+            let mut i = 0;
+            out.retain(|e| {
+                let keep = !(retiring_names.contains(&i) && current.contains(&e.name));
+                i += 1;
+                keep
+            });
         }
         Ok(out)
     }

@@ -9,6 +9,7 @@ mod entry;
 mod file;
 mod guard;
 pub mod inode;
+mod rekey;
 mod xattr;
 
 use crate::crypto::names::{NameCipher, Stored};
@@ -30,6 +31,7 @@ pub use dir::DirEntryOut;
 pub(crate) use dir::{dir_id_copies, full_encoded, write_dir_id_file};
 pub use entry::RenameFlags;
 pub use guard::Guard;
+pub use rekey::RekeyStats;
 
 /// Who is asking: the identity the kernel gives each request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,11 @@ pub struct Zone {
     pub names: NameCipher,
     /// Plaintext path of the zone's top directory.
     pub path: Vec<u8>,
+    /// While a rekey is under way a zone has two generations, each an entry of `Fs::zones`:
+    /// the current key (`family` is its own index) and the retiring key (`family` points at
+    /// the current one). An inode's zone index says which generation its name and content use.
+    pub family: usize,
+    pub retiring: Option<usize>,
 }
 
 pub struct Fs {
@@ -77,19 +84,26 @@ impl Fs {
     pub fn new(vault: &Vault, opts: Options) -> Result<Fs> {
         let root = sys::open_dir(&vault.dir)?;
         let st = sys::fstat(root.as_fd())?;
-        let zones = vault
+        let zone = |id: Id, key: &Key32, path: &str, family: usize| Zone {
+            id,
+            key: key.duplicate(),
+            names: NameCipher::new(&kdf::name_key(key, &id), &kdf::xattr_key(key, &id)),
+            path: path.as_bytes().to_vec(),
+            family,
+            retiring: None,
+        };
+        let mut zones: Vec<Zone> = vault
             .zones
             .iter()
-            .map(|z| Zone {
-                id: z.id,
-                key: z.key.duplicate(),
-                names: NameCipher::new(
-                    &kdf::name_key(&z.key, &z.id),
-                    &kdf::xattr_key(&z.key, &z.id),
-                ),
-                path: z.path.as_bytes().to_vec(),
-            })
+            .enumerate()
+            .map(|(i, z)| zone(z.id, &z.key, &z.path, i))
             .collect();
+        for (i, z) in vault.zones.iter().enumerate() {
+            if let Some(old) = &z.retiring {
+                zones[i].retiring = Some(zones.len());
+                zones.push(zone(z.id, old, &z.path, i));
+            }
+        }
         Ok(Fs {
             root,
             root_backing_ino: st.st_ino,
@@ -202,6 +216,20 @@ impl Fs {
             .ok_or(Error::Corrupt { what: "zone index" })
     }
 
+    /// The key generations an entry of zone `idx` may use: the current one first, then the
+    /// retiring one during a rekey.
+    fn generations(&self, idx: usize) -> Result<Vec<usize>> {
+        let fam = self.zone(idx)?.family;
+        let mut v = vec![fam];
+        v.extend(self.zone(fam)?.retiring);
+        Ok(v)
+    }
+
+    /// True while some zone is being rekeyed (the mount is then read-only).
+    pub fn rekey_pending(&self) -> bool {
+        self.zones.iter().any(|z| z.retiring.is_some())
+    }
+
     /// Seals `name` for a child of directory `parent`.
     fn seal_child(&self, parent: u64, name: &OsStr) -> Result<Stored> {
         let (zone, dir_id) = self.dir_keys(parent)?;
@@ -262,8 +290,14 @@ pub(crate) mod testutil {
     pub fn new_fs() -> (tempfile::TempDir, Fs) {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("vault");
-        let (v, _) =
-            Vault::create(&dir, &Passphrase::new(b"pw".to_vec()), "default", KDF_TEST).unwrap();
+        let (v, _) = Vault::create(
+            &dir,
+            &Passphrase::new(b"pw".to_vec()),
+            "default",
+            KDF_TEST,
+            None,
+        )
+        .unwrap();
         let fs = Fs::new(&v, Options::default()).unwrap();
         (t, fs)
     }

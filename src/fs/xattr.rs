@@ -59,16 +59,24 @@ impl Fs {
                 e
             }
         })?;
-        let Some(bname) = self.sealed_name(zone, name)? else {
-            return Err(Error::NoAttr);
-        };
-        let sealed = sys::fgetxattr(fd.as_fd(), &bname)?;
-        self.zone(zone)?
-            .names
-            .decrypt_xattr_value(&bname, &sealed)
-            .inspect_err(|_| {
-                log::warn!("inode {ino}: an xattr value does not authenticate");
-            })
+        let gens = self.generations(zone)?;
+        for g in gens.iter().copied() {
+            let Some(bname) = self.sealed_name(g, name)? else {
+                return Err(Error::NoAttr);
+            };
+            let sealed = match sys::fgetxattr(fd.as_fd(), &bname) {
+                Err(Error::NoAttr) if g != *gens.last().unwrap_or(&g) => continue,
+                other => other?,
+            };
+            return self
+                .zone(g)?
+                .names
+                .decrypt_xattr_value(&bname, &sealed)
+                .inspect_err(|_| {
+                    log::warn!("inode {ino}: an xattr value does not authenticate");
+                });
+        }
+        Err(Error::NoAttr)
     }
 
     pub(super) fn listxattr_inner(&self, ino: u64) -> Result<Vec<u8>> {
@@ -77,13 +85,16 @@ impl Fs {
             Err(Error::NotPermitted) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let names = &self.zone(zone)?.names;
+        let gens = self.generations(zone)?;
         let mut out = Vec::new();
         for raw in sys::flistxattr(fd.as_fd())? {
-            if let Ok(plain) = names.decrypt_xattr_name(&raw) {
-                out.extend_from_slice(USER);
-                out.extend_from_slice(&plain);
-                out.push(0);
+            for g in gens.iter().copied() {
+                if let Ok(plain) = self.zone(g)?.names.decrypt_xattr_name(&raw) {
+                    out.extend_from_slice(USER);
+                    out.extend_from_slice(&plain);
+                    out.push(0);
+                    break;
+                }
             }
         }
         Ok(out)

@@ -100,6 +100,11 @@ impl TestVault {
     }
 
     pub fn new_unmounted() -> TestVault {
+        Self::new_unmounted_with(&[])
+    }
+
+    /// A new vault made with extra `tutela init` arguments (e.g. --keystore PATH).
+    pub fn new_unmounted_with(init_extra: &[&OsStr]) -> TestVault {
         let tmp = tempfile::Builder::new()
             .prefix("tutela-test")
             .tempdir()
@@ -126,7 +131,8 @@ impl TestVault {
                 .arg("init")
                 .arg(&vault)
                 .arg("--passfile")
-                .arg(&passfile),
+                .arg(&passfile)
+                .args(init_extra),
         );
         TestVault {
             tmp,
@@ -345,4 +351,36 @@ pub fn need(tool: &str, test: &str) -> bool {
         (!have(tool)).then(|| format!("{tool} is not installed")),
         test,
     )
+}
+
+/// Every regular file and symlink under `dir`: relative path -> contents (or link target).
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    fn go(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().to_path_buf();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                out.insert(rel, b"<dir>".to_vec());
+                go(base, &p, out);
+            } else if ft.is_symlink() {
+                out.insert(
+                    rel,
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                );
+            } else {
+                out.insert(
+                    rel,
+                    std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())),
+                );
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    go(dir, dir, &mut out);
+    out
 }

@@ -1,0 +1,330 @@
+//! `tutela client export`: a client's files, decrypted, as a standard tar archive or a plain
+//! directory, with `MANIFEST.sha256` (the format `sha256sum -c` checks). Reads the vault
+//! directly; no mount is needed.
+
+use crate::clients::{me, resolve};
+use crate::error::{Error, Result};
+use crate::fs::inode::Kind;
+use crate::fs::{Attr, Fs, Options, Subject};
+use crate::vault::Vault;
+use sha2::{Digest, Sha256};
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST: &str = "MANIFEST.sha256";
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ExportReport {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+    /// Special files (FIFOs, sockets, devices) hold no data and are left out.
+    pub skipped: u64,
+}
+
+/// Where the export goes: a `.tar` file, or a directory (new or empty).
+enum Sink {
+    Tar(Box<tar::Builder<std::fs::File>>),
+    Dir(PathBuf),
+}
+
+struct Export<'a> {
+    fs: &'a Fs,
+    who: Subject,
+    sink: Sink,
+    manifest: String,
+    report: ExportReport,
+    progress: &'a dyn Fn(u64),
+}
+
+/// Exports client `name` to `output`. `progress` sees the bytes written so far; `total`
+/// (bytes) is returned first through `start` so a progress bar can be sized.
+pub fn export(
+    vault: &Vault,
+    name: &str,
+    output: &Path,
+    start: &dyn Fn(u64),
+    progress: &dyn Fn(u64),
+) -> Result<ExportReport> {
+    let zone = vault
+        .zones
+        .iter()
+        .skip(1)
+        .find(|z| z.name == name)
+        .ok_or_else(|| {
+            Error::Usage(format!("no client named '{name}' (see tutela client list)"))
+        })?;
+    let fs = Fs::new(
+        vault,
+        Options {
+            read_only: true,
+            chown_new: false,
+        },
+    )?;
+    let who = me();
+    let top = resolve(&fs, &who, &zone.path)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "client '{name}' has no folder at {} (deleted?)",
+            zone.path
+        ))
+    })?;
+    let is_tar = output.extension().is_some_and(|e| e == "tar");
+    let sink = if is_tar {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(output)
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "cannot create {}: {e} (it must not exist yet)",
+                    output.display()
+                ))
+            })?;
+        let mut b = tar::Builder::new(f);
+        b.follow_symlinks(false);
+        Sink::Tar(Box::new(b))
+    } else {
+        crate::sys::ensure_empty_dir(output).map_err(|_| {
+            Error::Usage(format!(
+                "{} must be a new or empty folder (or name a .tar file)",
+                output.display()
+            ))
+        })?;
+        Sink::Dir(output.to_path_buf())
+    };
+    let mut total = 0;
+    size_of_tree(&fs, &who, top, &mut total)?;
+    start(total);
+    let mut ex = Export {
+        fs: &fs,
+        who,
+        sink,
+        manifest: String::new(),
+        report: ExportReport::default(),
+        progress,
+    };
+    let top_attr = fs.getattr(&who, top, None)?;
+    ex.dir_entry(name.as_bytes(), &top_attr)?;
+    ex.walk(top, name.as_bytes().to_vec())?;
+    ex.finish()?;
+    Ok(ex.report)
+}
+
+fn size_of_tree(fs: &Fs, who: &Subject, dir: u64, total: &mut u64) -> Result<()> {
+    for e in fs.list_dir(dir)? {
+        if e.name == "." || e.name == ".." {
+            continue;
+        }
+        let a = fs.lookup(who, dir, &e.name)?;
+        match a.kind {
+            Kind::Dir => size_of_tree(fs, who, a.ino, total)?,
+            Kind::File => *total += a.size,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// One manifest line as `sha256sum` writes it (names with a newline or backslash escaped).
+fn manifest_line(hash: &[u8], path: &[u8]) -> String {
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let p = String::from_utf8_lossy(path);
+    if p.contains('\n') || p.contains('\\') {
+        format!(
+            "\\{hex}  {}\n",
+            p.replace('\\', "\\\\").replace('\n', "\\n")
+        )
+    } else {
+        format!("{hex}  {p}\n")
+    }
+}
+
+/// Reads a file through the filesystem core, hashing as it goes.
+struct PlainReader<'a> {
+    fs: &'a Fs,
+    fh: u64,
+    off: u64,
+    hasher: Sha256,
+    done: u64,
+    progress: &'a dyn Fn(u64),
+    base: u64,
+}
+
+impl Read for PlainReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min(1 << 20) as u32;
+        let data = self
+            .fs
+            .read(self.fh, self.off, want)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))?;
+        buf[..data.len()].copy_from_slice(&data);
+        self.hasher.update(&data);
+        self.off += data.len() as u64;
+        self.done += data.len() as u64;
+        (self.progress)(self.base + self.done);
+        Ok(data.len())
+    }
+}
+
+impl Export<'_> {
+    fn walk(&mut self, dir: u64, path: Vec<u8>) -> Result<()> {
+        let mut entries = self.fs.list_dir(dir)?;
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        for e in entries {
+            if e.name == "." || e.name == ".." {
+                continue;
+            }
+            let a = self.fs.lookup(&self.who, dir, &e.name)?;
+            let mut p = path.clone();
+            p.push(b'/');
+            p.extend_from_slice(e.name.as_bytes());
+            match a.kind {
+                Kind::Dir => {
+                    self.dir_entry(&p, &a)?;
+                    self.walk(a.ino, p)?;
+                }
+                Kind::File => self.file(&p, &a)?,
+                Kind::Symlink => {
+                    let target = self.fs.readlink(&self.who, a.ino)?;
+                    self.symlink(&p, &target, &a)?;
+                }
+                _ => self.report.skipped += 1,
+            }
+        }
+        Ok(())
+    }
+
+    fn header(kind: tar::EntryType, a: &Attr, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(u32::from(a.perm));
+        h.set_mtime(a.mtime.0.max(0) as u64);
+        h.set_uid(u64::from(a.uid));
+        h.set_gid(u64::from(a.gid));
+        h.set_size(size);
+        h
+    }
+
+    fn dir_entry(&mut self, path: &[u8], a: &Attr) -> Result<()> {
+        self.report.dirs += 1;
+        match &mut self.sink {
+            Sink::Tar(b) => {
+                let mut h = Self::header(tar::EntryType::Directory, a, 0);
+                b.append_data(&mut h, OsStr::from_bytes(path), std::io::empty())?;
+            }
+            Sink::Dir(root) => {
+                std::fs::create_dir_all(root.join(OsStr::from_bytes(path)))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn symlink(&mut self, path: &[u8], target: &[u8], a: &Attr) -> Result<()> {
+        self.report.symlinks += 1;
+        match &mut self.sink {
+            Sink::Tar(b) => {
+                let mut h = Self::header(tar::EntryType::Symlink, a, 0);
+                b.append_link(&mut h, OsStr::from_bytes(path), OsStr::from_bytes(target))?;
+            }
+            Sink::Dir(root) => {
+                std::os::unix::fs::symlink(
+                    OsStr::from_bytes(target),
+                    root.join(OsStr::from_bytes(path)),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, path: &[u8], a: &Attr) -> Result<()> {
+        let fh = self.fs.open(&self.who, a.ino, libc::O_RDONLY)?;
+        let mut r = PlainReader {
+            fs: self.fs,
+            fh,
+            off: 0,
+            hasher: Sha256::new(),
+            done: 0,
+            progress: self.progress,
+            base: self.report.bytes,
+        };
+        let res = match &mut self.sink {
+            Sink::Tar(b) => {
+                let mut h = Self::header(tar::EntryType::Regular, a, a.size);
+                // Exactly the size in the header: a file that changed meanwhile fails loudly.
+                let mut limited = (&mut r).take(a.size);
+                b.append_data(&mut h, OsStr::from_bytes(path), &mut limited)
+                    .map_err(Error::Io)
+            }
+            Sink::Dir(root) => {
+                use std::os::unix::fs::PermissionsExt;
+                let dest = root.join(OsStr::from_bytes(path));
+                let res = std::fs::File::create(&dest).and_then(|mut f| {
+                    std::io::copy(&mut r, &mut f)?;
+                    f.set_permissions(std::fs::Permissions::from_mode(u32::from(a.perm)))?;
+                    f.set_modified(
+                        std::time::UNIX_EPOCH
+                            + std::time::Duration::new(a.mtime.0.max(0) as u64, a.mtime.1 as u32),
+                    )?;
+                    f.sync_all()
+                });
+                res.map_err(Error::Io)
+            }
+        };
+        self.fs.release(fh);
+        res?;
+        if r.done != a.size {
+            return Err(Error::Io(std::io::Error::other(format!(
+                "a file changed size during the export ({} of {} bytes read)",
+                r.done, a.size
+            ))));
+        }
+        self.report.files += 1;
+        self.report.bytes += r.done;
+        let hash = r.hasher.finalize();
+        self.manifest.push_str(&manifest_line(&hash, path));
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        match &mut self.sink {
+            Sink::Tar(b) => {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(self.manifest.len() as u64);
+                h.set_mtime(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0),
+                );
+                b.append_data(&mut h, MANIFEST, self.manifest.as_bytes())?;
+                b.finish()?;
+                b.get_mut().sync_all()?;
+            }
+            Sink::Dir(root) => {
+                let mut f = std::fs::File::create(root.join(MANIFEST))?;
+                f.write_all(self.manifest.as_bytes())?;
+                f.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::manifest_line;
+
+    #[test]
+    fn manifest_lines_match_sha256sum() {
+        assert_eq!(
+            manifest_line(&[0xab, 0x01], b"acme/a b"),
+            "ab01  acme/a b\n"
+        );
+        assert_eq!(manifest_line(&[0xab], b"acme/x\ny"), "\\ab  acme/x\\ny\n");
+    }
+}

@@ -1,0 +1,29 @@
+//! Crash points for the crash-in-the-middle tests. `TUTELA_TEST_CRASH_AT=NAME:N` makes the
+//! process abort, as a power cut would stop it, at the Nth time it passes point NAME. Unset,
+//! a point costs one relaxed atomic load.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+pub const ENV: &str = "TUTELA_TEST_CRASH_AT";
+
+static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+static HITS: AtomicU64 = AtomicU64::new(0);
+
+fn target() -> &'static Option<(String, u64)> {
+    TARGET.get_or_init(|| {
+        let v = std::env::var(ENV).ok()?;
+        let (name, n) = v.rsplit_once(':').unwrap_or((v.as_str(), "1"));
+        Some((name.to_string(), n.parse().ok()?))
+    })
+}
+
+/// Aborts here if this is the chosen point and pass.
+pub fn point(name: &str) {
+    if let Some((want, n)) = target() {
+        if want == name && HITS.fetch_add(1, Ordering::Relaxed) + 1 == *n {
+            eprintln!("tutela: test crash at {name}:{n}");
+            std::process::abort();
+        }
+    }
+}

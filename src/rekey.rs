@@ -1,0 +1,220 @@
+//! Key rotation (`tutela rekey`): a client zone, or the whole vault, gets fresh keys and
+//! its data is re-encrypted under them, resumably; the old keys are destroyed at the end.
+//!
+//! Order of a rotation, each step durable before the next:
+//! 1. `--all` only: the policy and the audit log are re-sealed under the new master key
+//!    into `tutela.policy.next` and `tutela.audit-next/`.
+//! 2. The config (and key store) is saved with the new keys current and the old ones kept
+//!    as "retiring": from here on the new keys are in force. This is the commit point.
+//! 3. `--all` only: the re-sealed policy and log replace the old ones (`settle`; done again
+//!    at the next unlock if a crash came first).
+//! 4. Every zone with a retiring key is walked and re-encrypted (fs/rekey.rs). A crash
+//!    leaves the vault readable (mounts are read-only meanwhile); running rekey again
+//!    carries on where it stopped.
+//! 5. The retiring keys are dropped from the config: the old keys no longer exist.
+
+use crate::audit::{self, Record};
+use crate::error::{Error, Result};
+use crate::faults;
+use crate::fs::{Fs, Options, RekeyStats};
+use crate::policy_store;
+use crate::secret::{Key32, Passphrase};
+use crate::sys;
+use crate::vault::{Unlock, Vault};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+const POLICY_NEXT: &str = "tutela.policy.next";
+const AUDIT_NEXT: &str = "tutela.audit-next";
+
+pub enum Scope<'a> {
+    /// One client zone.
+    Client(&'a str),
+    /// A new master key and new keys for every zone, the root zone included.
+    All {
+        label: &'a str,
+        pass: &'a Passphrase,
+    },
+    /// Only finish a rotation that was interrupted.
+    Resume,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Zones re-encrypted (client names; "(vault root)" for the root zone).
+    pub zones: Vec<String>,
+    pub stats: RekeyStats,
+    /// Set by --all: the new recovery key (the old one no longer opens anything current).
+    pub recovery_key: Option<Zeroizing<String>>,
+    /// Set by --all: passphrase labels that were dropped and must be added again.
+    pub dropped_slots: Vec<String>,
+    /// A rotation interrupted earlier was finished first.
+    pub resumed: bool,
+}
+
+/// Unlocks a vault and settles what an interrupted `rekey --all` left between its commit
+/// and its cleanup. Every command that unlocks goes through here.
+pub fn unlock(dir: &Path, how: &Unlock) -> Result<Vault> {
+    let v = Vault::unlock(dir, how)?;
+    settle(&v)?;
+    Ok(v)
+}
+
+/// Promotes a re-sealed policy and audit log if the config has committed to the key they
+/// are sealed under, and discards them otherwise. No-op while the vault is mounted.
+pub fn settle(v: &Vault) -> Result<()> {
+    let policy_next = v.dir.join(POLICY_NEXT);
+    let audit_next = v.dir.join(AUDIT_NEXT);
+    if !policy_next.exists() && !audit_next.exists() {
+        return Ok(());
+    }
+    let Ok(_lock) = audit::lock(&v.dir) else {
+        return Ok(());
+    };
+    if let Ok(bytes) = std::fs::read(&policy_next) {
+        if policy_store::open(&v.policy_key(), &v.config.vault_id, &bytes).is_ok() {
+            std::fs::rename(&policy_next, v.dir.join(policy_store::FILE_NAME))?;
+        } else {
+            std::fs::remove_file(&policy_next)?;
+        }
+    }
+    if audit_next.exists() {
+        let committed = audit::read_all(&audit_next, &v.audit_keys(), |_| {})
+            .map(|r| r.bad.is_none() && r.records > 0)
+            .unwrap_or(false);
+        if committed {
+            let cur = v.dir.join(audit::DIR_NAME);
+            let root = sys::open_dir(&v.dir)?;
+            let next = sys::open_dir(&audit_next)?;
+            use std::os::fd::AsFd;
+            sys::renameat2(
+                next.as_fd(),
+                std::ffi::OsStr::new(audit::DIR_NAME),
+                root.as_fd(),
+                std::ffi::OsStr::new(audit::DIR_NAME),
+                libc::RENAME_EXCHANGE,
+            )
+            .or_else(|e| {
+                // No current log at all: a plain move will do.
+                if cur.exists() {
+                    Err(e)
+                } else {
+                    std::fs::rename(audit_next.join(audit::DIR_NAME), &cur).map_err(Error::Io)
+                }
+            })?;
+        }
+        std::fs::remove_dir_all(&audit_next)?;
+    }
+    Ok(())
+}
+
+/// Runs a rotation. The vault must not be mounted. `tick` sees progress.
+pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) -> Result<Outcome> {
+    let lock = audit::lock(&v.dir)?;
+    let mut out = Outcome::default();
+    if !v.rekey_pending().is_empty() {
+        out.resumed = true;
+        finish(v, tick, &mut out)?;
+    }
+    match scope {
+        Scope::Resume => {
+            if !out.resumed {
+                return Err(Error::Usage(
+                    "no rekey to resume: the vault's keys are all current".into(),
+                ));
+            }
+        }
+        Scope::Client(name) => {
+            let z = v
+                .zones
+                .iter_mut()
+                .skip(1)
+                .find(|z| z.name == name)
+                .ok_or_else(|| {
+                    Error::Usage(format!("no client named '{name}' (see tutela client list)"))
+                })?;
+            let old = std::mem::replace(&mut z.key, Key32::random()?);
+            z.retiring = Some(old);
+            v.save()?;
+            finish(v, tick, &mut out)?;
+        }
+        Scope::All { label, pass } => {
+            let old_audit = v.audit_keys();
+            let policy = policy_store::read(&v.dir, &v.policy_key(), &v.config.vault_id)?;
+            let mut records = Vec::new();
+            let rep = audit::read_all(&v.dir, &old_audit, |r| records.push(r))?;
+            if let Some(bad) = rep.bad {
+                return Err(Error::AuditTampered(format!(
+                    "{bad}; rekey --all re-seals the log and will not carry a damaged one over (see tutela audit verify)"
+                )));
+            }
+            out.dropped_slots = v.slot_labels().into_iter().filter(|l| l != label).collect();
+            for z in v.zones.iter_mut() {
+                let old = std::mem::replace(&mut z.key, Key32::random()?);
+                z.retiring = Some(old);
+            }
+            let rk = v.rotate_master(label, pass)?;
+            // Step 1: re-seal policy and log under the new master key, beside the old ones.
+            let _ = std::fs::remove_dir_all(v.dir.join(AUDIT_NEXT));
+            if let Some(text) = &policy {
+                sys::write_atomic(
+                    &v.dir,
+                    POLICY_NEXT,
+                    &policy_store::seal(&v.policy_key(), &v.config.vault_id, text)?,
+                    0o600,
+                )?;
+            }
+            let mut rec = Record::now("rekey-all", "/");
+            rec.user = sys::user_name(rec.uid).unwrap_or_default();
+            rec.detail = Some(format!(
+                "new master key; {} earlier records re-sealed",
+                records.len()
+            ));
+            records.push(rec);
+            std::fs::create_dir_all(v.dir.join(AUDIT_NEXT))?;
+            audit::append_offline(&v.dir.join(AUDIT_NEXT), v.audit_keys(), &records)?;
+            faults::point("rekey-all-resealed");
+            // Step 2: commit.
+            v.save()?;
+            faults::point("rekey-all-committed");
+            out.recovery_key = Some(rk);
+            drop(lock);
+            // Step 3.
+            settle(v)?;
+            let _lock = audit::lock(&v.dir)?;
+            finish(v, tick, &mut out)?;
+            return Ok(out);
+        }
+    }
+    drop(lock);
+    Ok(out)
+}
+
+/// Steps 4 and 5: re-encrypt every zone with a retiring key, then destroy those keys.
+fn finish(v: &mut Vault, tick: &mut dyn FnMut(RekeyStats), out: &mut Outcome) -> Result<()> {
+    out.zones.extend(v.rekey_pending());
+    let fs = Fs::new(v, Options::default())?;
+    let mut total = out.stats;
+    for i in 0..v.zones.len() {
+        if v.zones[i].retiring.is_none() {
+            continue;
+        }
+        let base = total;
+        let s = fs.rekey_zone(i, &mut |s| {
+            tick(RekeyStats {
+                entries: base.entries + s.entries,
+                bytes: base.bytes + s.bytes,
+            })
+        })?;
+        total.entries += s.entries;
+        total.bytes += s.bytes;
+    }
+    faults::point("rekey-walked");
+    for z in v.zones.iter_mut() {
+        z.retiring = None;
+    }
+    v.save()?;
+    fs.rekey_cleanup()?;
+    out.stats = total;
+    Ok(())
+}
