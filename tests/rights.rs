@@ -308,6 +308,12 @@ fn rekey_client_then_all_re_encrypts_and_retires_old_keys() {
         "{t:?}"
     );
 
+    // A stored policy moves to the new master key with --all.
+    let pol = v.tmp.path().join("policy.toml");
+    let pol_text = "admins = [\"root\"]\ndefault = \"allow\"\n\n[clients.acme]\npath = \"/clients/acme\"\nread = [\"root\"]\nwrite = [\"root\"]\n";
+    fs::write(&pol, pol_text).unwrap();
+    run_ok(&mut cmd2(&v, &["policy", "set"], &[pol.to_str().unwrap()]));
+
     // --all: new master key; bob's slot goes; a new recovery key is printed.
     let conf_before_all = fs::read(v.vault.join("tutela.conf")).unwrap();
     let o = run_ok(&mut cmd(&v, &["rekey", "--all"]));
@@ -348,12 +354,25 @@ fn rekey_client_then_all_re_encrypts_and_retires_old_keys() {
     let hybrid2 = v.tmp.path().join("hybrid2");
     copy_dir(&v.vault, &hybrid2);
     fs::write(hybrid2.join("tutela.conf"), &conf_before_all).unwrap();
+    // The policy is sealed under the new key: the old config cannot even open it (an
+    // attacker would simply delete it).
+    let o = tutela()
+        .args(["policy", "show"])
+        .arg(&hybrid2)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), exit::DATA_DAMAGED, "{}", stderr(&o));
+    fs::remove_file(hybrid2.join("tutela.policy")).unwrap();
     h.vault = hybrid2;
     let t = mounted_tree(&mut h, &[]);
     assert!(t.is_empty(), "old config reads current data: {t:?}");
     h.mounted = false;
     let o = run_ok(&mut cmd2(&v, &["audit", "verify"], &[]));
     assert!(String::from_utf8_lossy(&o.stdout).contains("audit log ok"));
+    let o = run_ok(&mut cmd2(&v, &["policy", "show"], &[]));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), pol_text);
     let o = run_ok(&mut cmd2(&v, &["audit", "show"], &[]));
     let log = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
