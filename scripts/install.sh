@@ -34,3 +34,9 @@ mkdir -p "$MAN" "$BASH_C" "$ZSH_C" "$FISH_C"
 "$BIN" completions zsh > "$ZSH_C/_tutela"
 "$BIN" completions fish > "$FISH_C/tutela.fish"
 echo "==> man pages in $MAN, completions for bash, zsh and fish installed"
+if [ "$(id -u)" -eq 0 ]; then
+  # A stable path for systemd units, and the mount(8) helper for fstab and `mount -t fuse.tutela`.
+  [ "$BIN" = /usr/local/bin/tutela ] || ln -sf "$BIN" /usr/local/bin/tutela
+  ln -sf "$BIN" /sbin/mount.fuse.tutela
+  echo "==> linked /usr/local/bin/tutela and /sbin/mount.fuse.tutela (fstab type fuse.tutela)"
+fi

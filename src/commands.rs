@@ -492,68 +492,37 @@ struct MountStatus {
     read_only: bool,
     policy: bool,
     clients: Option<usize>,
+    idle_s: Option<u64>,
     pid: Option<u32>,
     uptime_s: Option<u64>,
 }
 
-/// The daemon serving `mountpoint`, found by its command line, and its age in seconds.
-fn daemon_of(mountpoint: &Path) -> Option<(u32, u64)> {
-    let mp = mountpoint.as_os_str().as_encoded_bytes();
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
-        let is_mount = args.iter().any(|a| *a == b"mount")
-            && args.iter().any(|a| {
-                std::fs::canonicalize(OsStrPath::from_bytes(a))
-                    .map(|c| c.as_os_str().as_encoded_bytes() == mp)
-                    .unwrap_or(false)
-            });
-        if is_mount && args.first().is_some_and(|a| a.ends_with(b"tutela")) {
-            let age = std::fs::metadata(e.path())
-                .ok()?
-                .modified()
-                .ok()?
-                .elapsed()
-                .ok()?
-                .as_secs();
-            return Some((pid, age));
-        }
-    }
-    None
-}
-
-struct OsStrPath;
-impl OsStrPath {
-    fn from_bytes(b: &[u8]) -> &Path {
-        use std::os::unix::ffi::OsStrExt;
-        Path::new(std::ffi::OsStr::from_bytes(b))
-    }
-}
-
 pub fn status(json: bool) -> Result<()> {
+    let daemons = tutela::runtime::live();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let mut out = Vec::new();
     for m in tutela::mount::mounts()
         .into_iter()
         .filter(|m| m.is_tutela())
     {
         let vault = m.source.trim_start_matches("tutela:").to_string();
-        let read_only = m.options.split(',').any(|o| o == "ro");
-        let policy = Path::new(&vault).join(policy_store::FILE_NAME).exists();
-        let daemon = daemon_of(&m.mountpoint);
+        let mountpoint = m.mountpoint.display().to_string();
+        let d = daemons.iter().find(|d| d.mountpoint == mountpoint);
         out.push(MountStatus {
+            read_only: m.options.split(',').any(|o| o == "ro"),
+            // The daemon's own report when it can be read; the policy file's presence else.
+            policy: d
+                .map(|d| d.policy)
+                .unwrap_or_else(|| Path::new(&vault).join(policy_store::FILE_NAME).exists()),
+            clients: d.map(|d| d.clients),
+            idle_s: d.and_then(|d| d.idle_s),
+            pid: d.map(|d| d.pid),
+            uptime_s: d.map(|d| now.saturating_sub(d.started_unix)),
             vault,
-            mountpoint: m.mountpoint.display().to_string(),
-            read_only,
-            policy,
-            // Client names and counts are sealed; without the passphrase they stay unknown.
-            clients: None,
-            pid: daemon.map(|d| d.0),
-            uptime_s: daemon.map(|d| d.1),
+            mountpoint,
         });
     }
     if json {
@@ -562,23 +531,37 @@ pub fn status(json: bool) -> Result<()> {
         println!("no tutela mounts");
     } else {
         for s in out {
-            println!(
-                "{} on {} ({}{}{})",
-                s.vault,
-                s.mountpoint,
+            let mut extra = Vec::new();
+            extra.push(
                 if s.read_only {
                     "read-only"
                 } else {
                     "read-write"
-                },
-                if s.policy { ", access policy" } else { "" },
-                s.uptime_s
-                    .map(|u| format!(
-                        ", up {}",
-                        humantime::format_duration(Duration::from_secs(u))
-                    ))
-                    .unwrap_or_default()
+                }
+                .to_string(),
             );
+            if s.policy {
+                extra.push("access policy".into());
+            }
+            if let Some(c) = s.clients {
+                extra.push(format!("{c} clients"));
+            }
+            if let Some(i) = s.idle_s {
+                extra.push(format!(
+                    "unmounts after {} idle",
+                    humantime::format_duration(Duration::from_secs(i))
+                ));
+            }
+            if let Some(u) = s.uptime_s {
+                extra.push(format!(
+                    "up {}",
+                    humantime::format_duration(Duration::from_secs(u))
+                ));
+            }
+            if let Some(p) = s.pid {
+                extra.push(format!("pid {p}"));
+            }
+            println!("{} on {} ({})", s.vault, s.mountpoint, extra.join(", "));
         }
     }
     Ok(())

@@ -20,24 +20,7 @@ fn source(p: &PassArgs) -> Source {
 }
 
 fn init_logging(verbose: u8, file: Option<&Path>) -> Result<()> {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
-    // fuser's debug lines carry plaintext names from requests; they never reach our logs.
-    b.filter_module("fuser", log::LevelFilter::Warn);
-    if let Some(f) = file {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(f)
-            .map_err(|e| Error::Usage(format!("cannot open log file {}: {e}", f.display())))?;
-        b.target(env_logger::Target::Pipe(Box::new(out)));
-    }
-    let _ = b.try_init();
-    Ok(())
+    tutela::logging::init(verbose, file)
 }
 
 fn warn_test_kdf(v: &Vault) {
@@ -205,7 +188,21 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = if argv
+        .first()
+        .is_some_and(|a| tutela::helper::invoked_as_helper(a))
+    {
+        match tutela::helper::translate(&argv[1..]) {
+            Ok(args) => Cli::parse_from(args),
+            Err(e) => {
+                eprintln!("tutela: {e}");
+                std::process::exit(e.exit_code());
+            }
+        }
+    } else {
+        Cli::parse()
+    };
     match run(cli) {
         Ok(()) => std::process::exit(exit::OK),
         Err(e) => {

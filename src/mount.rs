@@ -178,7 +178,9 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
         args.allow_other = true;
     }
     let config = session_config(&vault, &args);
+    let clients = vault.zones.len().saturating_sub(1);
     let keep = Keep {
+        clients,
         dir: vault.dir.clone(),
         vault_id: vault.config.vault_id,
         policy_key: vault.policy_key(),
@@ -210,6 +212,9 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
             sys::Forked::Child => {
                 drop(r);
                 sys::detach_stdio();
+                if args.log_file.is_none() {
+                    crate::logging::to_syslog();
+                }
                 Some(w)
             }
         }
@@ -219,6 +224,7 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
 
 /// What the daemon keeps from the unlocked vault (the master key itself is dropped).
 struct Keep {
+    clients: usize,
     dir: PathBuf,
     vault_id: crate::crypto::Id,
     policy_key: crate::secret::Key32,
@@ -347,7 +353,22 @@ fn serve(
             }
         )),
     );
+    let info = crate::runtime::DaemonInfo {
+        pid: std::process::id(),
+        vault: keep.dir.display().to_string(),
+        mountpoint: mp.display().to_string(),
+        started_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        read_only: args.read_only,
+        policy: fs.policy_active(),
+        clients: keep.clients,
+        idle_s: args.idle.map(|d| d.as_secs()),
+        threads: args.threads,
+    };
     watch_policy(fs.clone(), keep)?;
+    crate::runtime::publish(&info);
     if let Some(mut w) = ready.take() {
         let _ = writeln!(w, "ok");
     }
@@ -385,6 +406,7 @@ fn serve(
             })?;
     }
     let r = session.run();
+    crate::runtime::withdraw(std::process::id());
     log::info!("unmounted");
     fs.record_event("unmount", "ok", None);
     fs.close_audit();

@@ -1,0 +1,172 @@
+//! The mount(8) helper convention: `mount -t fuse.tutela VAULT MOUNTPOINT -o OPTIONS` (and
+//! /etc/fstab lines of type `fuse.tutela`) run `/sbin/mount.fuse.tutela VAULT MOUNTPOINT -o
+//! OPTIONS`; `scripts/install.sh` links that name to the tutela binary. This turns those
+//! options into the arguments of `tutela mount`.
+
+use crate::error::{Error, Result};
+use std::ffi::OsString;
+
+/// True when the program was started under a mount helper name.
+pub fn invoked_as_helper(argv0: &std::ffi::OsStr) -> bool {
+    let name = std::path::Path::new(argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name == "mount.fuse.tutela" || name == "mount.tutela"
+}
+
+/// Options mount(8), fstab and systemd pass along that mean nothing to tutela.
+fn ignored(opt: &str) -> bool {
+    matches!(
+        opt,
+        "defaults"
+            | "rw"
+            | "auto"
+            | "noauto"
+            | "nofail"
+            | "_netdev"
+            | "user"
+            | "users"
+            | "nouser"
+            | "owner"
+            | "exec"
+            | "noexec"
+            | "suid"
+            | "nosuid"
+            | "dev"
+            | "nodev"
+            | "atime"
+            | "noatime"
+            | "relatime"
+            | "nodiratime"
+            | "sync"
+            | "async"
+    ) || opt.starts_with("x-")
+        || opt.starts_with("comment=")
+}
+
+/// `mount.fuse.tutela VAULT MOUNTPOINT [-o OPTS] [-n] [-s] [-f] [-v]` -> `tutela mount ...`.
+pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
+    let usage = || {
+        Error::Usage(
+            "usage: mount.fuse.tutela VAULT MOUNTPOINT -o passfile=FILE[,ro][,allow_other][,idle=15m][,keystore=PATH][,log_file=FILE][,threads=N]".into(),
+        )
+    };
+    let mut pos = Vec::new();
+    let mut opts = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.to_str() {
+            Some("-o") => opts.push(it.next().ok_or_else(usage)?.to_string_lossy().into_owned()),
+            Some(s) if s.starts_with("-o") && s.len() > 2 => opts.push(s[2..].to_string()),
+            // -n (no mtab), -s (sloppy), -f (fake), -v (verbose) from mount(8).
+            Some("-n") | Some("-s") | Some("-v") => {}
+            Some("-f") => return Err(Error::Usage("fake mounts (-f) are not supported".into())),
+            Some(s) if s.starts_with('-') => {
+                return Err(Error::Usage(format!("mount.fuse.tutela: unknown flag {s}")))
+            }
+            _ => pos.push(a.clone()),
+        }
+    }
+    let [vault, mountpoint] = <[OsString; 2]>::try_from(pos).map_err(|_| usage())?;
+    let mut out: Vec<OsString> = vec!["tutela".into()];
+    let mut keystore = None;
+    let mut rest: Vec<OsString> = Vec::new();
+    let mut have_pass = false;
+    for o in opts
+        .iter()
+        .flat_map(|o| o.split(','))
+        .filter(|o| !o.is_empty())
+    {
+        let (k, v) = match o.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (o, None),
+        };
+        match (k, v) {
+            ("passfile", Some(f)) => {
+                have_pass = true;
+                rest.extend(["--passfile".into(), f.into()]);
+            }
+            ("extpass", Some(c)) => {
+                have_pass = true;
+                rest.extend(["--extpass".into(), c.into()]);
+            }
+            ("keystore", Some(p)) => keystore = Some(p.to_string()),
+            ("ro", None) => rest.push("--read-only".into()),
+            ("allow_other", None) => rest.push("--allow-other".into()),
+            ("idle", Some(d)) => rest.extend(["--idle".into(), d.into()]),
+            ("threads", Some(n)) => rest.extend(["--threads".into(), n.into()]),
+            ("log_file" | "logfile", Some(f)) => rest.extend(["--log-file".into(), f.into()]),
+            ("verbose", None) => rest.push("-v".into()),
+            _ if ignored(o) => {}
+            _ => {
+                return Err(Error::Usage(format!(
+                    "mount.fuse.tutela: unknown option '{o}' (known: passfile=, extpass=, keystore=, ro, allow_other, idle=, threads=, log_file=, verbose)"
+                )))
+            }
+        }
+    }
+    if !have_pass {
+        return Err(Error::Usage(
+            "mount.fuse.tutela: a mount from fstab or systemd has no terminal: give -o passfile=FILE (a root-only file) or extpass=CMD".into(),
+        ));
+    }
+    if let Some(k) = keystore {
+        out.extend(["--keystore".into(), k.into()]);
+    }
+    out.extend(["mount".into(), vault, mountpoint]);
+    out.extend(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(args: &[&str]) -> Result<Vec<String>> {
+        let a: Vec<OsString> = args.iter().map(OsString::from).collect();
+        translate(&a).map(|v| v.into_iter().map(|s| s.into_string().unwrap()).collect())
+    }
+
+    #[test]
+    fn fstab_options_become_mount_arguments() {
+        assert_eq!(
+            t(&[
+                "/srv/v",
+                "/srv/c",
+                "-o",
+                "rw,noauto,passfile=/etc/p,ro,allow_other,idle=15m,x-systemd.automount",
+                "-n"
+            ])
+            .unwrap(),
+            [
+                "tutela",
+                "mount",
+                "/srv/v",
+                "/srv/c",
+                "--passfile",
+                "/etc/p",
+                "--read-only",
+                "--allow-other",
+                "--idle",
+                "15m"
+            ]
+        );
+        assert_eq!(
+            t(&["v", "m", "-okeystore=/k,passfile=p"]).unwrap(),
+            [
+                "tutela",
+                "--keystore",
+                "/k",
+                "mount",
+                "v",
+                "m",
+                "--passfile",
+                "p"
+            ]
+        );
+        assert!(t(&["v", "m", "-o", "ro"]).is_err(), "no passphrase source");
+        assert!(t(&["v", "m", "-o", "passfile=p,bogus"]).is_err());
+        assert!(t(&["v", "-o", "passfile=p"]).is_err());
+    }
+}

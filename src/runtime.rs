@@ -1,0 +1,71 @@
+//! What a live mount daemon tells `tutela status`: one small JSON file per daemon in a
+//! runtime directory (`/run/tutela` for root, `$XDG_RUNTIME_DIR/tutela` otherwise), removed
+//! when the daemon ends. Nothing in it is secret: the vault path and mountpoint are in the
+//! mount table anyway, and clients are only counted.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    pub vault: String,
+    pub mountpoint: String,
+    pub started_unix: u64,
+    pub read_only: bool,
+    pub policy: bool,
+    pub clients: usize,
+    pub idle_s: Option<u64>,
+    pub threads: usize,
+}
+
+pub fn dir() -> PathBuf {
+    if crate::sys::geteuid() == 0 {
+        return PathBuf::from("/run/tutela");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) => PathBuf::from(d).join("tutela"),
+        None => std::env::temp_dir().join(format!("tutela-{}", crate::sys::geteuid())),
+    }
+}
+
+fn file_of(pid: u32) -> PathBuf {
+    dir().join(format!("{pid}.json"))
+}
+
+/// Written by the daemon once its mount is live (best effort: status degrades gracefully).
+pub fn publish(info: &DaemonInfo) {
+    let d = dir();
+    if std::fs::create_dir_all(&d).is_err() {
+        return;
+    }
+    if let Ok(text) = serde_json::to_vec(info) {
+        let _ = crate::sys::write_atomic(&d, &format!("{}.json", info.pid), &text, 0o644);
+    }
+}
+
+pub fn withdraw(pid: u32) {
+    let _ = std::fs::remove_file(file_of(pid));
+}
+
+/// Every published daemon that is still alive (stale files of dead daemons are removed).
+pub fn live() -> Vec<DaemonInfo> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir()) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(bytes) = std::fs::read(e.path()) else {
+            continue;
+        };
+        let Ok(info) = serde_json::from_slice::<DaemonInfo>(&bytes) else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{}", info.pid)).exists() {
+            out.push(info);
+        } else {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    out
+}

@@ -1,0 +1,226 @@
+//! At home on Linux: the shipped systemd unit (its ExecStart/ExecStop run as written), an
+//! /etc/fstab line through the real mount(8) and the mount.fuse.tutela helper, `tutela
+//! status`, and the background daemon logging to the system log without plaintext names.
+
+mod common;
+
+use common::{fuse_missing, is_mountpoint, is_root, run_ok, skip_unless, tutela, wait_until};
+use common::{TestVault, PASS};
+use std::fs;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// The value of `Key=` in a unit file (the first occurrence).
+fn unit_value(unit: &str, key: &str) -> String {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("unit has no {key}="))
+        .to_string()
+}
+
+#[test]
+fn systemd_service_unit_mounts_and_stops() {
+    let Some(mut v) = TestVault::new("systemd unit") else {
+        return;
+    };
+    v.mount();
+    fs::write(v.p("hello.txt"), b"from before the reboot").unwrap();
+    v.unmount();
+    let unit = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/systemd/tutela-clients.service"),
+    )
+    .unwrap();
+    // What systemd does with LoadCredential=: a private directory holding the file.
+    let cred = unit_value(&unit, "LoadCredential");
+    let (name, _src) = cred.split_once(':').unwrap();
+    let creds = v.tmp.path().join("credentials");
+    fs::create_dir(&creds).unwrap();
+    fs::write(creds.join(name), format!("{PASS}\n")).unwrap();
+    fs::set_permissions(
+        creds.join(name),
+        std::os::unix::fs::PermissionsExt::from_mode(0o400),
+    )
+    .unwrap();
+    let local = |cmd: &str| {
+        cmd.replace("/usr/local/bin/tutela", common::bin().to_str().unwrap())
+            .replace("/srv/tutela/vault", v.vault.to_str().unwrap())
+            .replace("/srv/clients", v.mnt.to_str().unwrap())
+    };
+    assert_eq!(unit_value(&unit, "Type"), "forking");
+    // ExecStart, run by a shell that expands ${CREDENTIALS_DIRECTORY} as systemd would.
+    let start = local(&unit_value(&unit, "ExecStart"));
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(&start)
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .env("TUTELA_TEST_INSECURE_KDF", "1")
+        .stdin(std::process::Stdio::null());
+    run_ok(&mut sh);
+    // Type=forking: the command has returned and the mount is live.
+    assert!(is_mountpoint(&v.mnt));
+    v.mounted = true;
+    assert_eq!(
+        fs::read(v.p("hello.txt")).unwrap(),
+        b"from before the reboot"
+    );
+    let o = run_ok(tutela().args(["status", "--json"]));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let m = j["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountpoint"] == v.mnt.to_str().unwrap())
+        .expect("status lists the mount")
+        .clone();
+    assert_eq!(m["read_only"], false);
+    assert!(m["pid"].as_u64().is_some() && m["uptime_s"].as_u64().is_some());
+    assert_eq!(m["clients"], 0);
+    run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg(local(&unit_value(&unit, "ExecStop"))),
+    );
+    wait_until(|| !is_mountpoint(&v.mnt), "ExecStop unmounts");
+    v.mounted = false;
+}
+
+#[test]
+fn fstab_line_mounts_through_mount8_and_the_helper() {
+    if skip_unless(fuse_missing(), "fstab") {
+        return;
+    }
+    let reason = (!is_root()).then(|| "mount(8) of an fstab line needs root".to_string());
+    if skip_unless(reason, "fstab") {
+        return;
+    }
+    let mut v = TestVault::new_unmounted();
+    v.mount();
+    fs::write(v.p("f"), b"fstab").unwrap();
+    v.unmount();
+    // mount(8) looks for /sbin/mount.fuse.<subtype>; link it to this build if no install did.
+    let helper = Path::new("/sbin/mount.fuse.tutela");
+    let made = !helper.exists();
+    if made {
+        std::os::unix::fs::symlink(common::bin(), helper).unwrap();
+    }
+    let fstab = v.tmp.path().join("fstab");
+    fs::write(
+        &fstab,
+        format!(
+            "# test fstab\n{} {} fuse.tutela noauto,passfile={},ro,idle=1h,nofail 0 0\n",
+            v.vault.display(),
+            v.mnt.display(),
+            v.passfile.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("mount")
+        .arg("--fstab")
+        .arg(&fstab)
+        .arg(&v.mnt)
+        .env("TUTELA_TEST_INSECURE_KDF", "1")
+        .output()
+        .unwrap();
+    if made {
+        let _ = fs::remove_file(helper);
+    }
+    assert!(
+        out.status.success(),
+        "mount --fstab failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    v.mounted = true;
+    assert_eq!(fs::read(v.p("f")).unwrap(), b"fstab");
+    let e = fs::write(v.p("g"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS), "ro option honoured");
+    let o = run_ok(tutela().args(["status", "--json"]));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let m = j["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountpoint"] == v.mnt.to_str().unwrap())
+        .expect("status lists the mount")
+        .clone();
+    assert_eq!(m["read_only"], true);
+    assert_eq!(m["idle_s"], 3600);
+    run_ok(Command::new("umount").arg(&v.mnt));
+    wait_until(|| !is_mountpoint(&v.mnt), "umount");
+    v.mounted = false;
+    // A bad option is refused with a clear message and the usage exit code.
+    let out = Command::new(common::bin())
+        .arg0_helper()
+        .args([
+            v.vault.to_str().unwrap(),
+            v.mnt.to_str().unwrap(),
+            "-o",
+            "passfile=/x,colour=blue",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option 'colour=blue'"));
+}
+
+trait Arg0 {
+    fn arg0_helper(&mut self) -> &mut Self;
+}
+impl Arg0 for Command {
+    fn arg0_helper(&mut self) -> &mut Self {
+        std::os::unix::process::CommandExt::arg0(self, "mount.fuse.tutela")
+    }
+}
+
+#[test]
+fn background_daemon_logs_to_syslog_without_names() {
+    let Some(mut v) = TestVault::new("syslog") else {
+        return;
+    };
+    let sock_path = v.tmp.path().join("devlog");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut c = tutela();
+    c.arg("mount")
+        .arg(&v.vault)
+        .arg(&v.mnt)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .arg("-vv")
+        .env("TUTELA_SYSLOG_SOCKET", &sock_path);
+    run_ok(&mut c);
+    v.mounted = true;
+    fs::write(v.p("Secret Client Memo.txt"), b"x").unwrap();
+    // A stray file in the backing dir makes the daemon warn on the next listing.
+    fs::write(v.vault.join("desktop.ini"), b"stray").unwrap();
+    let _ = fs::read_dir(&v.mnt).unwrap().count();
+    v.unmount();
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = sock.recv(&mut buf) {
+        lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        if lines.iter().any(|l| l.contains("unmounted")) {
+            break;
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<30>tutela[") && l.ends_with("mounted")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<28>") && l.contains("desktop.ini")),
+        "{lines:?}"
+    );
+    for l in &lines {
+        assert!(
+            !l.contains("Secret Client Memo"),
+            "plaintext name in the system log: {l}"
+        );
+    }
+}
