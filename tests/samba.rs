@@ -80,7 +80,7 @@ fn smb_conf(state: &Path, share: &Path) -> String {
 
 fn smbclient(conf: &Path, user: &str, pass: &str, cmds: &str) -> Output {
     Command::new("smbclient")
-        .arg(format!("//127.0.0.1/clients"))
+        .arg("//127.0.0.1/clients")
         .args(["-p", &PORT.to_string(), "-m", "SMB3", "-s"])
         .arg(conf)
         .arg("-U")
