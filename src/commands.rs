@@ -449,7 +449,19 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             if !yes {
                 confirm_shred(&name)?;
             }
-            let s = tutela::clients::shred(&mut v, &name)?;
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} shredding client '{msg}'")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_message(name.clone());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            let res = tutela::clients::shred(&mut v, &name);
+            bar.finish_and_clear();
+            let s = res?;
             offline_record(
                 &v,
                 "client-shred",
