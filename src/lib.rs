@@ -13,6 +13,8 @@ pub mod format;
 pub mod fs;
 pub mod fsck;
 pub mod fuse;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod helper;
 pub mod logging;
 pub mod mount;
