@@ -49,6 +49,19 @@ pub fn disable_core_dumps() {
 /// Opens `rel` (relative, no leading slash; "." for the root itself) beneath `root`, refusing
 /// to cross any symlink or leave the tree (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS).
 pub fn open_beneath(root: BorrowedFd<'_>, rel: &[u8], flags: i32, mode: u32) -> Result<OwnedFd> {
+    // Encrypted names are longer than plaintext ones, so a plaintext path near PATH_MAX has a
+    // longer backing path: walk it in pieces, each one still resolved beneath the last.
+    const PIECE: usize = 2048;
+    if rel.len() > PIECE {
+        let mut cut = rel[..PIECE].iter().rposition(|&b| b == b'/').unwrap_or(0);
+        if cut == 0 {
+            cut = rel.iter().position(|&b| b == b'/').unwrap_or(rel.len());
+        }
+        if cut < rel.len() {
+            let dir = open_beneath(root, &rel[..cut], libc::O_PATH | libc::O_DIRECTORY, 0)?;
+            return open_beneath(std::os::fd::AsFd::as_fd(&dir), &rel[cut + 1..], flags, mode);
+        }
+    }
     let path = cstr(if rel.is_empty() { b"." } else { rel })?;
     // SAFETY: open_how is plain old data; all-zero is valid.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };

@@ -112,14 +112,21 @@ impl Fs {
         if ino == ROOT_INO {
             return Ok(self.to_attr(&sys::fstat(self.root.as_fd())?, None));
         }
-        let (dir, name) = self.parent_of(ino)?;
-        let zone = self.node_info(ino)?.2;
-        let a = self.attr_at(&dir, &name, zone)?;
-        if a.ino != ino {
+        let by_name = self.parent_of(ino).and_then(|(dir, name)| {
+            let zone = self.node_info(ino)?.2;
+            self.attr_at(&dir, &name, zone)
+        });
+        match by_name {
+            Ok(a) if a.ino == ino => Ok(a),
             // The name now points at another backing inode (replaced behind our back).
-            return Err(Error::Stale);
+            Ok(_) => Err(Error::Stale),
+            // Unlinked while open (fstat of an open, deleted file): ask an open handle.
+            Err(Error::NotFound) => match self.files.any_handle_of(ino) {
+                Some(h) => Ok(self.to_attr(&sys::fstat(h.fd.as_fd())?, None)),
+                None => Err(Error::NotFound),
+            },
+            Err(e) => Err(e),
         }
-        Ok(a)
     }
 
     pub(super) fn setattr_inner(

@@ -133,6 +133,9 @@ impl Fs {
         }
         sys::unlinkat(dir.as_fd(), bname, false)?;
         self.remove_long_record(&dir, &stored);
+        if st.st_nlink > 1 {
+            lock(&self.inodes).unlinked(self.fuse_ino(st.st_ino), parent, bname);
+        }
         Ok(())
     }
 
@@ -199,8 +202,13 @@ impl Fs {
         }
         let mut t = lock(&self.inodes);
         let src_ino = self.fuse_ino(src.st_ino);
-        t.moved(
+        if let (Some(d), false) = (&dst, flags.exchange) {
+            // The replaced file may live on under another hard-link name.
+            t.unlinked(self.fuse_ino(d.st_ino), newparent, tb);
+        }
+        t.renamed(
             src_ino,
+            (parent, fb),
             newparent,
             tb.to_os_string(),
             newname.as_bytes().to_vec(),

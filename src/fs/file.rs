@@ -42,6 +42,11 @@ pub(super) struct OpenFiles {
 }
 
 impl OpenFiles {
+    /// Some open handle of inode `ino`, if any.
+    pub fn any_handle_of(&self, ino: u64) -> Option<Arc<Handle>> {
+        lock(&self.handles).values().find(|h| h.ino == ino).cloned()
+    }
+
     pub fn handle(&self, fh: u64) -> Option<Arc<Handle>> {
         lock(&self.handles).get(&fh).cloned()
     }

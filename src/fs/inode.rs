@@ -58,9 +58,17 @@ pub struct Node {
     pub zone: usize,
     /// Cached directory ID (directories only).
     pub dir_id: Option<Id>,
+    /// Other names of a hard-linked file that the kernel has seen: when the primary name is
+    /// unlinked, the inode is reached through one of these (the kernel may still hold a
+    /// cached dentry for it). Their parents are not reference-counted; a name whose parent
+    /// was evicted is dropped when it is needed.
+    alt: Vec<(u64, OsString, Vec<u8>)>,
     nlookup: u64,
     children: u64,
 }
+
+/// At most this many other names are remembered per inode.
+const MAX_ALT_NAMES: usize = 8;
 
 #[derive(Debug, Default)]
 pub struct InodeTable {
@@ -79,6 +87,7 @@ impl InodeTable {
                 kind: Kind::Dir,
                 zone: 0,
                 dir_id: Some(root_dir_id),
+                alt: Vec::new(),
                 nlookup: 1,
                 children: 0,
             },
@@ -124,6 +133,14 @@ impl InodeTable {
                 n.nlookup += add;
                 if n.kind != kind {
                     n.dir_id = None;
+                    n.alt.clear();
+                }
+                if kind != Kind::Dir && (n.parent != parent || n.backing != backing) {
+                    // Another name of the same file: keep the old one as an alternative.
+                    n.alt.retain(|(p, b, _)| !(*p == parent && *b == backing));
+                    if n.alt.len() < MAX_ALT_NAMES {
+                        n.alt.push((n.parent, n.backing.clone(), n.plain.clone()));
+                    }
                 }
                 n.kind = kind;
                 n.zone = zone;
@@ -143,6 +160,7 @@ impl InodeTable {
                         kind,
                         zone,
                         dir_id: None,
+                        alt: Vec::new(),
                         nlookup: add,
                         children: 0,
                     },
@@ -161,6 +179,51 @@ impl InodeTable {
         if !count {
             self.maybe_evict(ino);
         }
+    }
+
+    /// Forgets the name (`parent`, `backing`) of `ino` after it was unlinked or renamed
+    /// over; if it was the primary name, another known name of the file takes its place.
+    pub fn unlinked(&mut self, ino: u64, parent: u64, backing: &std::ffi::OsStr) {
+        let alts = match self.nodes.get_mut(&ino) {
+            Some(n) if n.parent == parent && n.backing == backing => std::mem::take(&mut n.alt),
+            Some(n) => {
+                n.alt.retain(|(p, b, _)| !(*p == parent && b == backing));
+                return;
+            }
+            None => return,
+        };
+        let mut alts = alts;
+        while let Some((p, b, plain)) = alts.pop() {
+            if self.nodes.contains_key(&p) {
+                self.moved(ino, p, b, plain);
+                if let Some(n) = self.nodes.get_mut(&ino) {
+                    n.alt = alts;
+                }
+                return;
+            }
+        }
+    }
+
+    /// Records a rename of the name `from` of `ino`: the primary name moves, or, for another
+    /// hard-link name, that alternative moves.
+    pub fn renamed(
+        &mut self,
+        ino: u64,
+        from: (u64, &std::ffi::OsStr),
+        parent: u64,
+        backing: OsString,
+        plain: Vec<u8>,
+    ) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            if n.parent != from.0 || n.backing != from.1 {
+                n.alt.retain(|(p, b, _)| !(*p == from.0 && b == from.1));
+                if n.alt.len() < MAX_ALT_NAMES {
+                    n.alt.push((parent, backing, plain));
+                }
+                return;
+            }
+        }
+        self.moved(ino, parent, backing, plain);
     }
 
     /// Moves an entry after a rename (no change in lookup count).
