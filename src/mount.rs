@@ -485,21 +485,42 @@ pub fn unmount(mp: &Path) -> Result<()> {
         let _ = sys::syncfs(&f);
     }
     if sys::geteuid() == 0 {
-        return match sys::umount(&canon, false) {
-            Ok(()) => Ok(()),
-            Err(libc::EBUSY) => Err(busy_error(&canon)),
-            Err(e) => Err(Error::Io(std::io::Error::from_raw_os_error(e))),
-        };
+        // The kernel releases a just-closed file asynchronously: a program that closed its
+        // last file a moment ago still counts as busy for a few milliseconds.
+        let start = Instant::now();
+        loop {
+            return match sys::umount(&canon, false) {
+                Ok(()) => Ok(()),
+                Err(libc::EBUSY) if start.elapsed() < Duration::from_millis(1500) => {
+                    if holders(&canon).is_empty() {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                    Err(busy_error(&canon))
+                }
+                Err(libc::EBUSY) => Err(busy_error(&canon)),
+                Err(e) => Err(Error::Io(std::io::Error::from_raw_os_error(e))),
+            };
+        }
     }
-    let out = std::process::Command::new("fusermount3")
-        .arg("-u")
-        .arg(&canon)
-        .output()
-        .map_err(|e| {
-            Error::Io(std::io::Error::other(format!(
-                "cannot run fusermount3: {e}"
-            )))
-        })?;
+    let start = Instant::now();
+    let out = loop {
+        let out = std::process::Command::new("fusermount3")
+            .arg("-u")
+            .arg(&canon)
+            .output()
+            .map_err(|e| {
+                Error::Io(std::io::Error::other(format!(
+                    "cannot run fusermount3: {e}"
+                )))
+            })?;
+        let busy = String::from_utf8_lossy(&out.stderr).contains("busy");
+        if busy && start.elapsed() < Duration::from_millis(1500) && holders(&canon).is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        break out;
+    };
     if out.status.success() {
         return Ok(());
     }

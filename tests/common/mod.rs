@@ -167,9 +167,11 @@ impl TestVault {
 
     pub fn unmount(&mut self) {
         if self.mounted {
+            let names = plaintext_names(&self.mnt);
             run_ok(tutela().arg("unmount").arg(&self.mnt));
             self.mounted = false;
             wait_until(|| !is_mountpoint(&self.mnt), "unmount");
+            assert_log_clean(&self.log, &names);
         }
     }
 
@@ -383,4 +385,43 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
     go(dir, dir, &mut out);
     out
+}
+
+/// Distinctive plaintext names in a mounted tree (at least 6 bytes, so that they cannot turn
+/// up in a log line by chance), for the log check every test does at unmount.
+pub fn plaintext_names(mnt: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut stack = vec![mnt.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if out.len() > 5000 {
+                return out;
+            }
+            let n = e.file_name().into_encoded_bytes();
+            if n.len() >= 6 && !n.iter().all(|b| b.is_ascii_digit()) {
+                out.push(n);
+            }
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Secrets hygiene, checked after every unmount of every test: the daemon's log (at -vv)
+/// holds none of the plaintext names the mount showed.
+pub fn assert_log_clean(log: &Path, names: &[Vec<u8>]) {
+    let Ok(text) = std::fs::read(log) else { return };
+    for n in names {
+        assert!(
+            !contains(&text, n),
+            "plaintext name {:?} appears in the daemon log {}",
+            String::from_utf8_lossy(n),
+            log.display()
+        );
+    }
 }
