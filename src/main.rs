@@ -93,6 +93,8 @@ fn run(cli: Cli) -> Result<()> {
                 None => Unlock::Passphrase(passphrase::existing(&source(&pass))?),
             };
             let v = tutela::rekey::unlock(&vault, &how)?;
+            // The daemon lives on with the keys only: the passphrase goes (and is zeroed) now.
+            drop(how);
             warn_test_kdf(&v);
             let pending = v.rekey_pending();
             let read_only = read_only || !pending.is_empty();

@@ -15,6 +15,9 @@ pub struct Source {
     pub extpass: Option<String>,
 }
 
+/// Passphrase files and --extpass output are read up to this size (the first line counts).
+const MAX_SECRET_FILE: usize = 64 * 1024;
+
 fn first_line(bytes: &[u8]) -> Vec<u8> {
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
     line.strip_suffix(b"\r").unwrap_or(line).to_vec()
@@ -30,9 +33,10 @@ pub fn from_file(path: &Path, what: &str) -> Result<Passphrase> {
             path.display()
         );
     }
-    let mut buf = Zeroizing::new(Vec::new());
+    // Sized up front: a growing buffer would leave copies of the passphrase in freed memory.
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET_FILE + 1));
     std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut buf))
+        .and_then(|f| f.take(MAX_SECRET_FILE as u64).read_to_end(&mut buf))
         .map_err(|e| {
             Error::Passphrase(format!("cannot read {what} file {}: {e}", path.display()))
         })?;
@@ -47,18 +51,27 @@ pub fn from_file(path: &Path, what: &str) -> Result<Passphrase> {
 }
 
 fn from_command(cmd: &str) -> Result<Passphrase> {
-    let out = std::process::Command::new("/bin/sh")
+    let mut child = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(cmd)
         .stdin(std::process::Stdio::inherit())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
-        .output()
+        .spawn()
         .map_err(|e| Error::Passphrase(format!("cannot run --extpass command: {e}")))?;
-    let stdout = Zeroizing::new(out.stdout);
-    if !out.status.success() {
+    // Sized up front, as in from_file.
+    let mut stdout = Zeroizing::new(Vec::with_capacity(MAX_SECRET_FILE + 1));
+    if let Some(out) = child.stdout.take() {
+        out.take(MAX_SECRET_FILE as u64)
+            .read_to_end(&mut stdout)
+            .map_err(|e| Error::Passphrase(format!("cannot read --extpass output: {e}")))?;
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::Passphrase(format!("--extpass command: {e}")))?;
+    if !status.success() {
         return Err(Error::Passphrase(format!(
-            "--extpass command failed ({})",
-            out.status
+            "--extpass command failed ({status})"
         )));
     }
     let p = Passphrase::new(first_line(&stdout));

@@ -1,0 +1,105 @@
+//! Secrets hygiene of a running daemon: the passphrase is not on its command line, in its
+//! environment or anywhere in its memory once the vault is mounted; the master key is not in
+//! its memory either (the daemon keeps only the keys it needs); core dumps are off. Reading
+//! another process's memory needs root (or ptrace rights): skips with a reason otherwise.
+
+mod common;
+
+use common::{is_root, run_ok, skip_unless, tutela, TestVault};
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+
+fn daemon_pid(v: &TestVault) -> u32 {
+    let o = run_ok(tutela().args(["status", "--json"]));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    j["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountpoint"] == v.mnt.to_str().unwrap())
+        .and_then(|m| m["pid"].as_u64())
+        .expect("daemon pid in status") as u32
+}
+
+/// Every readable mapping of `pid`, searched for `needle`; returns the mappings that hold it.
+fn memory_hits(pid: u32, needle: &[u8]) -> Vec<String> {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mem = fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut hits = Vec::new();
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(perm)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if !perm.starts_with('r') || line.contains("[vvar]") || line.contains("[vsyscall]") {
+            continue;
+        }
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap(),
+            u64::from_str_radix(b, 16).unwrap(),
+        );
+        let mut buf = vec![0u8; (b - a) as usize];
+        if mem.seek(SeekFrom::Start(a)).is_err() || mem.read_exact(&mut buf).is_err() {
+            continue;
+        }
+        if common::contains(&buf, needle) {
+            hits.push(line.to_string());
+        }
+    }
+    hits
+}
+
+#[test]
+fn the_daemon_holds_no_passphrase_and_no_master_key() {
+    let reason = common::fuse_missing()
+        .or_else(|| (!is_root()).then(|| "reading another process's memory needs root".into()));
+    if skip_unless(reason, "secrets") {
+        return;
+    }
+    // A vault whose passphrase and recovery key we know.
+    let v0 = TestVault::new_unmounted();
+    let pass = "Zq8-unique-passphrase-for-the-memory-scan";
+    fs::write(&v0.passfile, format!("{pass}\n")).unwrap();
+    let vault = v0.tmp.path().join("v2");
+    let o = run_ok(
+        tutela()
+            .arg("init")
+            .arg(&vault)
+            .arg("--passfile")
+            .arg(&v0.passfile),
+    );
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let rk: String = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() > 60 && l.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        .expect("recovery key printed")
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .collect();
+    let master: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&rk[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let mut v = v0;
+    v.vault = vault;
+    v.mount();
+    fs::write(v.p("work.txt"), b"some work").unwrap();
+    let pid = daemon_pid(&v);
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let environ = fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(!common::contains(&cmdline, pass.as_bytes()));
+    assert!(!common::contains(&environ, pass.as_bytes()));
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    assert!(
+        limits.lines().any(
+            |l| l.starts_with("Max core file size") && l.split_whitespace().nth(4) == Some("0")
+        ),
+        "core dumps not disabled:\n{limits}"
+    );
+    let hits = memory_hits(pid, pass.as_bytes());
+    assert!(hits.is_empty(), "passphrase in daemon memory: {hits:?}");
+    let hits = memory_hits(pid, &master);
+    assert!(hits.is_empty(), "master key in daemon memory: {hits:?}");
+    v.unmount();
+}
