@@ -255,6 +255,94 @@ fn bad_input_gets_one_clear_line_and_its_exit_code_and_changes_nothing() {
             says: "recovery key",
         },
     ];
+    let mut cases = cases;
+    // Every command that opens a vault, against every kind of bad vault or passphrase.
+    let commands: &[&[&str]] = &[
+        &["fsck"],
+        &["passwd", "--new-passfile", "NEWPASS"],
+        &["key", "list"],
+        &["key", "add", "--label", "x", "--new-passfile", "NEWPASS"],
+        &["key", "remove", "default"],
+        &["client", "list"],
+        &["client", "add", "acme", "--path", "/clients/acme"],
+        &["client", "export", "acme", "--output", "OUT.tar"],
+        &["client", "shred", "acme", "--yes"],
+        &["rekey", "--all"],
+        &["policy", "show"],
+        &["policy", "clear"],
+        &["audit", "verify"],
+        &["audit", "show"],
+    ];
+    let bad: &[(&'static str, String, String, i32, &'static str)] = &[
+        (
+            "missing vault",
+            s(&t.join("missing")),
+            pf.clone(),
+            exit::NOT_A_VAULT,
+            "not a tutela vault",
+        ),
+        (
+            "not a vault",
+            s(&t.join("notavault")),
+            pf.clone(),
+            exit::NOT_A_VAULT,
+            "not a tutela vault",
+        ),
+        (
+            "newer version",
+            s(&t.join("newer")),
+            pf.clone(),
+            exit::UNSUPPORTED_VERSION,
+            "upgrade",
+        ),
+        (
+            "damaged config",
+            s(&t.join("damaged")),
+            pf.clone(),
+            exit::CONFIG_CORRUPT,
+            "damaged",
+        ),
+        (
+            "wrong passphrase",
+            vault.clone(),
+            s(&t.join("wrongpass")),
+            exit::WRONG_PASSPHRASE,
+            "wrong passphrase",
+        ),
+        (
+            "empty passfile",
+            vault.clone(),
+            s(&t.join("emptypass")),
+            exit::PASSPHRASE_INPUT,
+            "empty",
+        ),
+    ];
+    for cmd in commands {
+        for (what, target, passfile, code, says) in bad {
+            // The subcommand words, then the vault, then the rest.
+            let words = if matches!(cmd[0], "key" | "client" | "policy" | "audit") {
+                2
+            } else {
+                1
+            };
+            let mut args: Vec<String> = cmd[..words].iter().map(|w| w.to_string()).collect();
+            args.push(target.clone());
+            for w in &cmd[words..] {
+                args.push(match *w {
+                    "NEWPASS" => pf.clone(),
+                    "OUT.tar" => s(&t.join("out.tar")),
+                    other => other.to_string(),
+                });
+            }
+            args.extend(["--passfile".to_string(), passfile.clone()]);
+            cases.push(Case {
+                what: Box::leak(format!("{} with {what}", cmd.join(" ")).into_boxed_str()),
+                args,
+                code: *code,
+                says,
+            });
+        }
+    }
     for c in cases {
         let before_vault = snapshot(&v.vault);
         let before_tmp = snapshot(t);
