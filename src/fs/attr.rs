@@ -142,7 +142,12 @@ impl Fs {
         }
         let (dir, name) = if ino == ROOT_INO {
             (
-                sys::open_beneath(self.root.as_fd(), b"", libc::O_PATH | libc::O_DIRECTORY, 0)?,
+                std::sync::Arc::new(sys::open_beneath(
+                    self.root.as_fd(),
+                    b"",
+                    libc::O_PATH | libc::O_DIRECTORY,
+                    0,
+                )?),
                 ".".into(),
             )
         } else {

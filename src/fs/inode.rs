@@ -58,6 +58,9 @@ pub struct Node {
     pub zone: usize,
     /// Cached directory ID (directories only).
     pub dir_id: Option<Id>,
+    /// Cached O_PATH descriptor of the backing directory (directories only): operations on
+    /// children then need no path walk. It follows the directory through renames.
+    pub fd: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// Other names of a hard-linked file that the kernel has seen: when the primary name is
     /// unlinked, the inode is reached through one of these (the kernel may still hold a
     /// cached dentry for it). Their parents are not reference-counted; a name whose parent
@@ -73,6 +76,8 @@ const MAX_ALT_NAMES: usize = 8;
 #[derive(Debug, Default)]
 pub struct InodeTable {
     nodes: HashMap<u64, Node>,
+    /// How many nodes hold a cached directory descriptor.
+    fds: usize,
 }
 
 impl InodeTable {
@@ -87,12 +92,30 @@ impl InodeTable {
                 kind: Kind::Dir,
                 zone: 0,
                 dir_id: Some(root_dir_id),
+                fd: None,
                 alt: Vec::new(),
                 nlookup: 1,
                 children: 0,
             },
         );
-        InodeTable { nodes }
+        InodeTable { nodes, fds: 0 }
+    }
+
+    /// Caches directory descriptor `fd` on `ino` unless `max` are cached already.
+    pub fn cache_fd(&mut self, ino: u64, fd: &std::sync::Arc<std::os::fd::OwnedFd>, max: usize) {
+        if self.fds >= max {
+            return;
+        }
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            if n.fd.is_none() && n.kind == Kind::Dir {
+                n.fd = Some(fd.clone());
+                self.fds += 1;
+            }
+        }
+    }
+
+    pub fn cached_fds(&self) -> usize {
+        self.fds
     }
 
     pub fn get(&self, ino: u64) -> Option<&Node> {
@@ -133,6 +156,9 @@ impl InodeTable {
                 n.nlookup += add;
                 if n.kind != kind {
                     n.dir_id = None;
+                    if n.fd.take().is_some() {
+                        self.fds -= 1;
+                    }
                     n.alt.clear();
                 }
                 if kind != Kind::Dir && (n.parent != parent || n.backing != backing) {
@@ -160,6 +186,7 @@ impl InodeTable {
                         kind,
                         zone,
                         dir_id: None,
+                        fd: None,
                         alt: Vec::new(),
                         nlookup: add,
                         children: 0,
@@ -270,7 +297,9 @@ impl InodeTable {
                 Some(n) if n.nlookup == 0 && n.children == 0 => n.parent,
                 _ => return,
             };
-            self.nodes.remove(&cur);
+            if self.nodes.remove(&cur).is_some_and(|n| n.fd.is_some()) {
+                self.fds -= 1;
+            }
             match self.nodes.get_mut(&parent) {
                 Some(p) => p.children = p.children.saturating_sub(1),
                 None => return,

@@ -74,6 +74,9 @@ pub struct Fs {
     guard: Guard,
 }
 
+/// Upper bound on cached directory descriptors.
+const MAX_CACHED_DIR_FDS: usize = 4096;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these tables half-updated in a way that
     // matters more than refusing service, so recover the guard instead of propagating.
@@ -162,36 +165,51 @@ impl Fs {
         Ok((path, n.kind, n.zone))
     }
 
-    /// Opens the backing object of `ino` itself.
+    /// Opens the backing object of `ino` itself (never through a symlink).
     fn open_ino(&self, ino: u64, flags: i32) -> Result<OwnedFd> {
-        let (path, _, _) = self.node_info(ino)?;
-        sys::open_beneath(self.root.as_fd(), &path, flags, 0)
+        if ino == ROOT_INO {
+            return sys::open_beneath(self.root.as_fd(), b"", flags, 0);
+        }
+        let (dir, name) = self.parent_of(ino)?;
+        sys::openat(dir.as_fd(), &name, flags, 0)
     }
 
     /// The directory holding `ino` and its backing name there. The root has no parent.
-    fn parent_of(&self, ino: u64) -> Result<(OwnedFd, std::ffi::OsString)> {
+    fn parent_of(&self, ino: u64) -> Result<(Arc<OwnedFd>, std::ffi::OsString)> {
         if ino == ROOT_INO {
             return Err(Error::Invalid);
         }
-        let (ppath, name) = {
+        let (parent, name) = {
             let t = lock(&self.inodes);
             let n = t.get(ino).ok_or(Error::Stale)?;
-            (
-                t.backing_path(n.parent).ok_or(Error::Stale)?,
-                n.backing.clone(),
-            )
+            (n.parent, n.backing.clone())
         };
-        let fd = sys::open_beneath(
-            self.root.as_fd(),
-            &ppath,
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-        )?;
-        Ok((fd, name))
+        Ok((self.dir_fd(parent)?, name))
     }
 
-    fn dir_fd(&self, ino: u64) -> Result<OwnedFd> {
-        self.open_ino(ino, libc::O_PATH | libc::O_DIRECTORY)
+    /// An O_PATH descriptor of directory `ino`'s backing directory, cached on the inode.
+    fn dir_fd(&self, ino: u64) -> Result<Arc<OwnedFd>> {
+        let path = {
+            let t = lock(&self.inodes);
+            let n = t.get(ino).ok_or(Error::Stale)?;
+            if let Some(fd) = &n.fd {
+                return Ok(fd.clone());
+            }
+            if n.kind != Kind::Dir {
+                return Err(Error::NotDir);
+            }
+            t.backing_path(ino).ok_or(Error::Stale)?
+        };
+        let fd = Arc::new(sys::open_beneath(
+            self.root.as_fd(),
+            &path,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )?);
+        // A bounded number of descriptors stay cached (each one is an open file of the
+        // daemon); past that, directories are opened per request as before.
+        lock(&self.inodes).cache_fd(ino, &fd, MAX_CACHED_DIR_FDS);
+        Ok(fd)
     }
 
     /// The zone a new child `name` of directory `parent` belongs to.
