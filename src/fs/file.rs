@@ -81,17 +81,94 @@ fn plain_len(fd: &OwnedFd) -> Result<u64> {
 
 /// Decrypts the ciphertext of consecutive blocks starting at `first` into `out`.
 fn open_blocks(c: &FileCipher, first: u64, ct: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    for (i, chunk) in ct.chunks(CT_BLOCK as usize).enumerate() {
-        if chunk.len() as u64 <= OVERHEAD {
-            return Err(Error::Corrupt {
-                what: "content block (truncated)",
-            });
-        }
-        let start = out.len();
-        out.resize(start + chunk.len() - OVERHEAD as usize, 0);
-        c.open_block(first + i as u64, chunk, &mut out[start..])?;
+    let n = ct.len().div_ceil(CT_BLOCK as usize);
+    if ct.len() % CT_BLOCK as usize != 0 && (ct.len() % CT_BLOCK as usize) as u64 <= OVERHEAD {
+        return Err(Error::Corrupt {
+            what: "content block (truncated)",
+        });
     }
-    Ok(())
+    let start = out.len();
+    out.resize(start + ct.len() - n * OVERHEAD as usize, 0);
+    let plain = &mut out[start..];
+    let open_range = |first_i: usize, ct: &[u8], plain: &mut [u8]| -> Result<()> {
+        for (i, (chunk, dst)) in ct
+            .chunks(CT_BLOCK as usize)
+            .zip(plain.chunks_mut(BLOCK as usize))
+            .enumerate()
+        {
+            c.open_block(first + (first_i + i) as u64, chunk, dst)?;
+        }
+        Ok(())
+    };
+    let workers = crypto_workers(n);
+    if workers <= 1 {
+        return open_range(0, ct, plain);
+    }
+    // Large requests: the blocks are independent, so split them across cores.
+    let per = n.div_ceil(workers);
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = ct
+            .chunks(per * CT_BLOCK as usize)
+            .zip(plain.chunks_mut(per * BLOCK as usize))
+            .enumerate()
+            .map(|(k, (ct, pl))| sc.spawn(move || open_range(k * per, ct, pl)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(Error::Invalid)))
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
+    })
+}
+
+/// How many threads to use for `blocks` blocks of crypto in one request: one below 64
+/// blocks (256 KiB; a thread costs more than it saves), else up to the cores, at most 4.
+fn crypto_workers(blocks: usize) -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if blocks < 64 {
+        1
+    } else {
+        cores.min(4)
+    }
+}
+
+/// Seals consecutive blocks `first..` from `plains` (each at most BLOCK bytes; all but the
+/// last exactly BLOCK) into `ct`, which is exactly their sealed size.
+fn seal_blocks(c: &FileCipher, first: u64, plains: &[&[u8]], ct: &mut [u8]) -> Result<()> {
+    let seal_range = |first_i: usize, plains: &[&[u8]], ct: &mut [u8]| -> Result<()> {
+        let mut pos = 0;
+        for (i, p) in plains.iter().enumerate() {
+            let len = p.len() + OVERHEAD as usize;
+            c.seal_block(first + (first_i + i) as u64, p, &mut ct[pos..pos + len])?;
+            pos += len;
+        }
+        Ok(())
+    };
+    let workers = crypto_workers(plains.len());
+    if workers <= 1 {
+        return seal_range(0, plains, ct);
+    }
+    let per = plains.len().div_ceil(workers);
+    std::thread::scope(|sc| {
+        let mut rest = ct;
+        let mut handles = Vec::new();
+        for (k, group) in plains.chunks(per).enumerate() {
+            let len: usize = group.iter().map(|p| p.len() + OVERHEAD as usize).sum();
+            let (mine, tail) = rest.split_at_mut(len);
+            rest = tail;
+            handles.push(sc.spawn(move || seal_range(k * per, group, mine)));
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(Error::Invalid)))
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
+    })
 }
 
 /// Reads and decrypts one block (empty when past EOF).
@@ -348,25 +425,38 @@ impl Fs {
         let end = offset + data.len() as u64;
         let first = offset / BLOCK;
         let last = (end - 1) / BLOCK;
-        let mut ct = Vec::with_capacity(((last - first + 1) * CT_BLOCK) as usize);
-        for blk in first..=last {
+        // Whole blocks are sealed straight from the request; only a partial first or last
+        // block is read, merged and re-sealed.
+        let mut merged: Vec<(u64, Vec<u8>)> = Vec::new();
+        for blk in [first, last] {
             let bstart = blk * BLOCK;
             let lo = offset.max(bstart);
             let hi = end.min(bstart + BLOCK);
             let existing = size.saturating_sub(bstart).min(BLOCK);
-            let new_len = existing.max(hi - bstart) as usize;
-            let src = &data[(lo - offset) as usize..(hi - offset) as usize];
-            let start = ct.len();
-            ct.resize(start + new_len + OVERHEAD as usize, 0);
-            if lo == bstart && hi - bstart >= existing {
-                c.seal_block(blk, src, &mut ct[start..])?;
-            } else {
-                let mut b = read_block(&h.fd, c, blk)?;
-                b.resize(new_len, 0);
-                b[(lo - bstart) as usize..(hi - bstart) as usize].copy_from_slice(src);
-                c.seal_block(blk, &b, &mut ct[start..])?;
+            if (lo == bstart && hi - bstart >= existing) || merged.iter().any(|(b, _)| *b == blk) {
+                continue;
             }
+            let new_len = existing.max(hi - bstart) as usize;
+            let mut b = read_block(&h.fd, c, blk)?;
+            b.resize(new_len, 0);
+            b[(lo - bstart) as usize..(hi - bstart) as usize]
+                .copy_from_slice(&data[(lo - offset) as usize..(hi - offset) as usize]);
+            merged.push((blk, b));
         }
+        let mut plains: Vec<&[u8]> = Vec::with_capacity((last - first + 1) as usize);
+        for blk in first..=last {
+            if let Some((_, b)) = merged.iter().find(|(b, _)| *b == blk) {
+                plains.push(b);
+                continue;
+            }
+            let bstart = blk * BLOCK;
+            let lo = offset.max(bstart);
+            let hi = end.min(bstart + BLOCK);
+            plains.push(&data[(lo - offset) as usize..(hi - offset) as usize]);
+        }
+        let total: usize = plains.iter().map(|p| p.len() + OVERHEAD as usize).sum();
+        let mut ct = vec![0u8; total];
+        seal_blocks(c, first, &plains, &mut ct)?;
         as_file(&h.fd, |f| f.write_all_at(&ct, content::block_offset(first)))?;
         Ok(data.len() as u32)
     }
