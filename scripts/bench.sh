@@ -35,6 +35,10 @@ echo "==> building tutela (release)"
 cargo build --release --quiet
 TUTELA="$PWD/target/release/tutela"
 
+# Leftovers of an interrupted run: unmount them before clearing the work directory.
+awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | while read -r m; do
+  fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+done
 rm -rf "$WORK"; mkdir -p "$WORK"
 PASS="$WORK/pass"; printf 'benchmark passphrase\n' > "$PASS"; chmod 600 "$PASS"
 TREE_TAR="$WORK/tree.tar"
