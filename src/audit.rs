@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const DIR_NAME: &str = "tutela.audit";
@@ -408,64 +407,90 @@ impl Writer {
     }
 }
 
-/// The daemon's handle to the log: records go over a channel to a writer thread, which
-/// writes each batch at once and fsyncs at least every second.
+/// Records waiting for the writer thread.
+#[derive(Default)]
+struct Queue {
+    recs: Vec<Record>,
+    closed: bool,
+}
+
+/// The daemon's handle to the log: records are queued and a writer thread writes them in
+/// batches, every 20 ms at most (or at once when many are waiting), and fsyncs at least every
+/// second. Queuing wakes nobody: a per-record wake-up cost more than the record itself.
 pub struct Sink {
-    tx: std::sync::Mutex<Option<mpsc::Sender<Record>>>,
+    shared: std::sync::Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+const BATCH_WAKE: usize = 512;
 
 impl Sink {
     pub fn start(vault: &Path, keys: Keys) -> Result<Sink> {
         let mut w = Writer::open(vault, keys, Duration::from_secs(10))?;
-        let (tx, rx) = mpsc::channel::<Record>();
+        let shared = std::sync::Arc::new((
+            std::sync::Mutex::new(Queue::default()),
+            std::sync::Condvar::new(),
+        ));
+        let sh = shared.clone();
         let thread = std::thread::Builder::new()
             .name("audit".into())
             .spawn(move || {
+                let (m, cv) = &*sh;
+                let mut last_sync = std::time::Instant::now();
                 let mut dirty = false;
                 loop {
-                    match rx.recv_timeout(Duration::from_millis(1000)) {
-                        Ok(first) => {
-                            let mut batch = vec![first];
-                            while let Ok(more) = rx.try_recv() {
-                                batch.push(more);
-                                if batch.len() >= 1024 {
-                                    break;
-                                }
-                            }
-                            if let Err(e) = w.append(&batch) {
-                                log::error!("audit log write failed: {e}");
-                            }
-                            dirty = true;
+                    let (batch, closed) = {
+                        let mut q = m.lock().unwrap_or_else(|p| p.into_inner());
+                        if q.recs.is_empty() && !q.closed {
+                            q = cv
+                                .wait_timeout(q, Duration::from_millis(20))
+                                .map(|(g, _)| g)
+                                .unwrap_or_else(|p| p.into_inner().0);
                         }
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            if dirty {
-                                let _ = w.file.sync_data();
-                                dirty = false;
-                            }
+                        (std::mem::take(&mut q.recs), q.closed)
+                    };
+                    for chunk in batch.chunks(1024) {
+                        if let Err(e) = w.append(chunk) {
+                            log::error!("audit log write failed: {e}");
                         }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => {
-                            let _ = w.file.sync_all();
-                            return;
-                        }
+                        dirty = true;
+                    }
+                    if closed {
+                        let _ = w.file.sync_all();
+                        return;
+                    }
+                    if dirty && last_sync.elapsed() >= Duration::from_secs(1) {
+                        let _ = w.file.sync_data();
+                        dirty = false;
+                        last_sync = std::time::Instant::now();
                     }
                 }
             })?;
         Ok(Sink {
-            tx: std::sync::Mutex::new(Some(tx)),
+            shared,
             thread: std::sync::Mutex::new(Some(thread)),
         })
     }
 
     pub fn record(&self, r: Record) {
-        if let Some(tx) = self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = tx.send(r);
+        let (m, cv) = &*self.shared;
+        let mut q = m.lock().unwrap_or_else(|p| p.into_inner());
+        if q.closed {
+            return;
+        }
+        q.recs.push(r);
+        if q.recs.len() >= BATCH_WAKE {
+            cv.notify_one();
         }
     }
 
     /// Writes everything queued and syncs (also done on drop). Later records are dropped.
     pub fn close(&self) {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        {
+            let (m, cv) = &*self.shared;
+            m.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+            cv.notify_one();
+        }
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
         }

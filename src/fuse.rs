@@ -6,8 +6,9 @@ use crate::fs::inode::Kind;
 use crate::fs::{Attr, Fs, RenameFlags, SetAttr, Subject};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -135,6 +136,11 @@ impl fuser::Filesystem for Adapter {
         let _ = config.set_max_write(1024 * 1024);
         let _ = config.set_max_readahead(1024 * 1024);
         let _ = config.set_max_background(64);
+        // READDIRPLUS: a listing carries each entry's attributes, so `ls -l`, `git status`
+        // and friends need no LOOKUP per entry (the kernel uses it adaptively).
+        let _ = config.add_capabilities(
+            fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
+        );
         Ok(())
     }
 
@@ -435,6 +441,57 @@ impl fuser::Filesystem for Adapter {
         };
         for (i, e) in list.iter().enumerate().skip(offset as usize) {
             if reply.add(INodeNo(e.ino), (i + 1) as u64, kind(e.kind), &e.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        self.touch();
+        let list = match self.fs.readdir(fh.0) {
+            Ok(l) => l,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let me = who(req);
+        for (i, e) in list.iter().enumerate().skip(offset as usize) {
+            let next = (i + 1) as u64;
+            // "." and ".." carry attributes but no lookup reference (the kernel skips them).
+            if e.name == "." || e.name == ".." {
+                let a = self.fs.getattr(&me, e.ino, None);
+                let Ok(a) = a else { continue };
+                if reply.add(
+                    INodeNo(e.ino),
+                    next,
+                    &e.name,
+                    &Duration::ZERO,
+                    &attr(&a),
+                    Generation(0),
+                ) {
+                    break;
+                }
+                continue;
+            }
+            // Every other entry is a lookup: counted now, given back if it does not fit.
+            let Ok(a) = self.fs.lookup(&me, ino.0, &e.name) else {
+                continue;
+            };
+            if reply.add(
+                INodeNo(a.ino),
+                next,
+                &e.name,
+                &self.ttl_for(a.ino),
+                &attr(&a),
+                Generation(0),
+            ) {
+                self.fs.forget(a.ino, 1);
                 break;
             }
         }
