@@ -99,15 +99,30 @@ pub fn add(vault: &mut Vault, name: &str, path: &str) -> Result<()> {
     vault.save()
 }
 
-/// Every client with its path and how much it holds.
-pub fn list(vault: &Vault) -> Result<Vec<ClientInfo>> {
-    let fs = Fs::new(
+/// The zone record of client `name`, or a usage error naming the command that lists them.
+pub fn zone_named<'a>(vault: &'a Vault, name: &str) -> Result<&'a ZoneRecord> {
+    vault
+        .zones
+        .iter()
+        .skip(1)
+        .find(|z| z.name == name)
+        .ok_or_else(|| Error::Usage(format!("no client named '{name}' (see tutela client list)")))
+}
+
+/// A read-only filesystem core over the vault, for offline commands.
+pub fn read_only_fs(vault: &Vault) -> Result<Fs> {
+    Fs::new(
         vault,
         Options {
             read_only: true,
             chown_new: false,
         },
-    )?;
+    )
+}
+
+/// Every client with its path and how much it holds.
+pub fn list(vault: &Vault) -> Result<Vec<ClientInfo>> {
+    let fs = read_only_fs(vault)?;
     let who = me();
     let mut out = Vec::new();
     for z in vault.zones.iter().skip(1) {

@@ -2,10 +2,10 @@
 //! directory, with `MANIFEST.sha256` (the format `sha256sum -c` checks). Reads the vault
 //! directly; no mount is needed.
 
-use crate::clients::{me, resolve};
+use crate::clients::{me, read_only_fs, resolve, zone_named};
 use crate::error::{Error, Result};
 use crate::fs::inode::Kind;
-use crate::fs::{Attr, Fs, Options, Subject};
+use crate::fs::{Attr, Fs, Subject};
 use crate::vault::Vault;
 use sha2::{Digest, Sha256};
 use std::ffi::OsStr;
@@ -49,21 +49,8 @@ pub fn export(
     start: &dyn Fn(u64),
     progress: &dyn Fn(u64),
 ) -> Result<ExportReport> {
-    let zone = vault
-        .zones
-        .iter()
-        .skip(1)
-        .find(|z| z.name == name)
-        .ok_or_else(|| {
-            Error::Usage(format!("no client named '{name}' (see tutela client list)"))
-        })?;
-    let fs = Fs::new(
-        vault,
-        Options {
-            read_only: true,
-            chown_new: false,
-        },
-    )?;
+    let zone = zone_named(vault, name)?;
+    let fs = read_only_fs(vault)?;
     let who = me();
     let top = resolve(&fs, &who, &zone.path)?.ok_or_else(|| {
         Error::Usage(format!(

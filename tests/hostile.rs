@@ -130,18 +130,7 @@ fn replaced_directory_record_hides_names_but_never_panics() {
     fs::write(v.p("Bluebird/bluebird-plan.txt"), b"plan").unwrap();
     v.unmount();
     // Copy one directory's ID record over the other's (file and xattr copies both).
-    let dirs: Vec<PathBuf> = fs::read_dir(&v.vault)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.is_dir()
-                && !p
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("tutela.")
-        })
-        .collect();
+    let dirs = common::backing_dirs(&v.vault);
     assert_eq!(dirs.len(), 2);
     let rec = fs::read(dirs[0].join(".tutela.dir")).unwrap();
     let target = dirs[1].join(".tutela.dir");

@@ -4,18 +4,10 @@
 
 mod common;
 
-use common::{run_ok, TestVault};
+use common::TestVault;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Output};
-
-fn ensure_user(name: &str) -> u32 {
-    let _ = Command::new("useradd")
-        .args(["--no-create-home", "--shell", "/bin/sh", name])
-        .output();
-    let out = run_ok(Command::new("id").arg("-u").arg(name));
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
 
 fn as_user(user: &str, script: &str) -> Output {
     Command::new("runuser")
@@ -31,8 +23,8 @@ fn allow_other_gives_files_to_their_creators_and_enforces_modes() {
     if common::skip_unless(reason, "multi-user") {
         return;
     }
-    let alice = ensure_user("tutela_alice");
-    let bob = ensure_user("tutela_bob");
+    let alice = common::ensure_user("tutela_alice");
+    let bob = common::ensure_user("tutela_bob");
     let mut v = TestVault::new_unmounted();
     v.mount_args(&["--allow-other"]);
     fs::create_dir(v.p("shared")).unwrap();

@@ -15,13 +15,6 @@ use std::time::{Duration, Instant};
 
 const PORT: u16 = 4450;
 
-fn ensure_user(name: &str) {
-    let _ = Command::new("useradd")
-        .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
-        .output();
-    run_ok(Command::new("id").arg(name));
-}
-
 struct Smbd(Child);
 
 impl Drop for Smbd {
@@ -99,8 +92,8 @@ fn samba_share_applies_policy_and_audit_per_user() {
     {
         return;
     }
-    ensure_user("tutela_alice");
-    ensure_user("tutela_bob");
+    common::ensure_user("tutela_alice");
+    common::ensure_user("tutela_bob");
     let mut v = TestVault::new_unmounted();
     run_ok(
         tutela()

@@ -10,14 +10,8 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 
 fn daemon_pid(v: &TestVault) -> u32 {
-    let o = run_ok(tutela().args(["status", "--json"]));
-    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    j["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["mountpoint"] == v.mnt.to_str().unwrap())
-        .and_then(|m| m["pid"].as_u64())
+    common::status_of(&v.mnt)["pid"]
+        .as_u64()
         .expect("daemon pid in status") as u32
 }
 

@@ -65,15 +65,7 @@ fn systemd_service_unit_mounts_and_stops() {
         fs::read(v.p("hello.txt")).unwrap(),
         b"from before the reboot"
     );
-    let o = run_ok(tutela().args(["status", "--json"]));
-    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let m = j["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["mountpoint"] == v.mnt.to_str().unwrap())
-        .expect("status lists the mount")
-        .clone();
+    let m = common::status_of(&v.mnt);
     assert_eq!(m["read_only"], false);
     assert!(m["pid"].as_u64().is_some() && m["uptime_s"].as_u64().is_some());
     assert_eq!(m["clients"], 0);
@@ -135,15 +127,7 @@ fn fstab_line_mounts_through_mount8_and_the_helper() {
     assert_eq!(fs::read(v.p("f")).unwrap(), b"fstab");
     let e = fs::write(v.p("g"), b"x").unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EROFS), "ro option honoured");
-    let o = run_ok(tutela().args(["status", "--json"]));
-    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let m = j["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["mountpoint"] == v.mnt.to_str().unwrap())
-        .expect("status lists the mount")
-        .clone();
+    let m = common::status_of(&v.mnt);
     assert_eq!(m["read_only"], true);
     assert_eq!(m["idle_s"], 3600);
     run_ok(Command::new("umount").arg(&v.mnt));

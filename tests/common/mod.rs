@@ -288,8 +288,8 @@ pub fn pattern(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// The first encrypted directory at the top of a vault (not tutela's own `tutela.*` entries).
-pub fn first_backing_dir(vault: &Path) -> PathBuf {
+/// The encrypted directories at the top of a vault (not tutela's own `tutela.*`), sorted.
+pub fn backing_dirs(vault: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(vault)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -303,7 +303,37 @@ pub fn first_backing_dir(vault: &Path) -> PathBuf {
         })
         .collect();
     dirs.sort();
-    dirs.into_iter().next().expect("an encrypted directory")
+    dirs
+}
+
+/// The first encrypted directory at the top of a vault.
+pub fn first_backing_dir(vault: &Path) -> PathBuf {
+    backing_dirs(vault)
+        .into_iter()
+        .next()
+        .expect("an encrypted directory")
+}
+
+/// Creates local user `name` (no home) if missing; needs root.
+pub fn ensure_user(name: &str) -> u32 {
+    let _ = Command::new("useradd")
+        .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
+        .output();
+    let out = run_ok(Command::new("id").arg("-u").arg(name));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// `tutela status --json`'s entry for mountpoint `mnt`.
+pub fn status_of(mnt: &Path) -> serde_json::Value {
+    let o = run_ok(tutela().args(["status", "--json"]));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    j["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountpoint"] == mnt.to_str().unwrap())
+        .expect("status lists the mount")
+        .clone()
 }
 
 /// Asserts that nothing under `dir` (names, contents, link targets) contains any of `needles`.
