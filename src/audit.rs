@@ -319,22 +319,11 @@ struct Writer {
 impl Writer {
     fn open(vault: &Path, keys: Keys, wait: Duration) -> Result<Writer> {
         let dir = vault.join(DIR_NAME);
-        std::fs::create_dir_all(&dir)?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("lock"))?;
-        // A daemon that was just unmounted may still be closing its log: wait a little.
-        let start = std::time::Instant::now();
-        while !crate::sys::try_lock_exclusive(&lock) {
-            if start.elapsed() >= wait {
-                return Err(Error::Busy(
-                    "the vault's audit log is in use: is the vault mounted already?".into(),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let lock = take_lock(
+            vault,
+            wait,
+            "the vault's audit log is in use: is the vault mounted already?",
+        )?;
         let (seg, seq, prev) = tail(vault, &keys)?;
         let (file, size) = Self::new_segment(&dir, &keys, seg, &prev)?;
         Ok(Writer {
@@ -503,8 +492,9 @@ impl Drop for Sink {
     }
 }
 
-/// Takes the vault's log lock for an offline command that must not run beside a mount.
-pub fn lock(vault: &Path) -> Result<std::fs::File> {
+/// Takes the log's lock file, waiting up to `wait`: a daemon that was just unmounted may
+/// still be closing its log.
+fn take_lock(vault: &Path, wait: Duration, busy: &str) -> Result<std::fs::File> {
     let dir = vault.join(DIR_NAME);
     std::fs::create_dir_all(&dir)?;
     let f = std::fs::OpenOptions::new()
@@ -512,15 +502,23 @@ pub fn lock(vault: &Path) -> Result<std::fs::File> {
         .truncate(false)
         .write(true)
         .open(dir.join("lock"))?;
-    // A daemon that was just unmounted may still be closing its log: give it a moment.
     let start = std::time::Instant::now();
     while !crate::sys::try_lock_exclusive(&f) {
-        if start.elapsed() > Duration::from_secs(3) {
-            return Err(Error::Busy("the vault is mounted: unmount it first".into()));
+        if start.elapsed() >= wait {
+            return Err(Error::Busy(busy.into()));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     Ok(f)
+}
+
+/// Takes the vault's log lock for an offline command that must not run beside a mount.
+pub fn lock(vault: &Path) -> Result<std::fs::File> {
+    take_lock(
+        vault,
+        Duration::from_secs(3),
+        "the vault is mounted: unmount it first",
+    )
 }
 
 /// Appends records from a command (policy set, etc.) without a daemon.

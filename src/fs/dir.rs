@@ -155,9 +155,8 @@ impl Fs {
         let (pzone, dir_id) = self.dir_keys(parent)?;
         let dir = self.dir_fd(parent)?;
         let top = self.child_zone(parent, name.as_bytes())?;
-        let gens = self.generations(pzone)?;
         let mut found = Err(Error::NotFound);
-        for g in gens.iter().copied() {
+        for g in self.generations(pzone)? {
             let stored = self.zone(g)?.names.encrypt(&dir_id, name.as_bytes())?;
             let backing = stored.backing_name().to_string();
             // A zone's top has its own zone; anything else has its name's key generation.
@@ -241,8 +240,8 @@ impl Fs {
                 continue;
             };
             let mut plain = None;
-            for (n, g) in gens.iter().enumerate() {
-                if let Ok(p) = self.zone(*g)?.names.decrypt(&dir_id, &full) {
+            for (n, g) in gens.clone().enumerate() {
+                if let Ok(p) = self.zone(g)?.names.decrypt(&dir_id, &full) {
                     plain = Some((p, n > 0));
                     break;
                 }

@@ -235,12 +235,10 @@ impl Fs {
     }
 
     /// The key generations an entry of zone `idx` may use: the current one first, then the
-    /// retiring one during a rekey.
-    fn generations(&self, idx: usize) -> Result<Vec<usize>> {
+    /// retiring one during a rekey (no allocation: this is on every lookup).
+    fn generations(&self, idx: usize) -> Result<impl Iterator<Item = usize> + Clone> {
         let fam = self.zone(idx)?.family;
-        let mut v = vec![fam];
-        v.extend(self.zone(fam)?.retiring);
-        Ok(v)
+        Ok(std::iter::once(fam).chain(self.zone(fam)?.retiring))
     }
 
     /// True while some zone is being rekeyed (the mount is then read-only).

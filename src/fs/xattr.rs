@@ -59,7 +59,7 @@ impl Fs {
                 e
             }
         })?;
-        let gens = self.generations(zone)?;
+        let gens: Vec<usize> = self.generations(zone)?.collect();
         for g in gens.iter().copied() {
             let Some(bname) = self.sealed_name(g, name)? else {
                 return Err(Error::NoAttr);
@@ -88,7 +88,7 @@ impl Fs {
         let gens = self.generations(zone)?;
         let mut out = Vec::new();
         for raw in sys::flistxattr(fd.as_fd())? {
-            for g in gens.iter().copied() {
+            for g in gens.clone() {
                 if let Ok(plain) = self.zone(g)?.names.decrypt_xattr_name(&raw) {
                     out.extend_from_slice(USER);
                     out.extend_from_slice(&plain);
