@@ -480,8 +480,39 @@ pub fn unmount(mp: &Path) -> Result<()> {
             entry.fstype
         )));
     }
+    // The daemon writes its last audit record and releases the vault after the kernel lets
+    // go of the mount; "unmounted" should mean that too, so its pid is noted to wait for.
+    let daemons: Vec<u32> = crate::runtime::live()
+        .into_iter()
+        .filter(|d| std::fs::canonicalize(&d.mountpoint).ok().as_deref() == Some(&canon))
+        .map(|d| d.pid)
+        .collect();
+    kernel_unmount(&canon)?;
+    wait_for_exit(&daemons, Duration::from_secs(10));
+    Ok(())
+}
+
+/// True while `pid` runs (a zombie has finished its work and counts as gone).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+fn wait_for_exit(pids: &[u32], timeout: Duration) {
+    let start = Instant::now();
+    while pids.iter().any(|p| running(*p)) && start.elapsed() < timeout {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn kernel_unmount(canon: &Path) -> Result<()> {
     // Push dirty pages (e.g. from shared mmap) to the daemon before the connection goes.
-    if let Ok(f) = std::fs::File::open(&canon) {
+    if let Ok(f) = std::fs::File::open(canon) {
         let _ = sys::syncfs(&f);
     }
     if sys::geteuid() == 0 {
@@ -489,16 +520,16 @@ pub fn unmount(mp: &Path) -> Result<()> {
         // last file a moment ago still counts as busy for a few milliseconds.
         let start = Instant::now();
         loop {
-            return match sys::umount(&canon, false) {
+            return match sys::umount(canon, false) {
                 Ok(()) => Ok(()),
                 Err(libc::EBUSY) if start.elapsed() < Duration::from_millis(1500) => {
-                    if holders(&canon).is_empty() {
+                    if holders(canon).is_empty() {
                         std::thread::sleep(Duration::from_millis(50));
                         continue;
                     }
-                    Err(busy_error(&canon))
+                    Err(busy_error(canon))
                 }
-                Err(libc::EBUSY) => Err(busy_error(&canon)),
+                Err(libc::EBUSY) => Err(busy_error(canon)),
                 Err(e) => Err(Error::Io(std::io::Error::from_raw_os_error(e))),
             };
         }
@@ -507,7 +538,7 @@ pub fn unmount(mp: &Path) -> Result<()> {
     let out = loop {
         let out = std::process::Command::new("fusermount3")
             .arg("-u")
-            .arg(&canon)
+            .arg(canon)
             .output()
             .map_err(|e| {
                 Error::Io(std::io::Error::other(format!(
@@ -515,7 +546,7 @@ pub fn unmount(mp: &Path) -> Result<()> {
                 )))
             })?;
         let busy = String::from_utf8_lossy(&out.stderr).contains("busy");
-        if busy && start.elapsed() < Duration::from_millis(1500) && holders(&canon).is_empty() {
+        if busy && start.elapsed() < Duration::from_millis(1500) && holders(canon).is_empty() {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         }
@@ -526,7 +557,7 @@ pub fn unmount(mp: &Path) -> Result<()> {
     }
     let err = String::from_utf8_lossy(&out.stderr);
     if err.contains("busy") {
-        return Err(busy_error(&canon));
+        return Err(busy_error(canon));
     }
     Err(Error::Io(std::io::Error::other(err.trim().to_string())))
 }
