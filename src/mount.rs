@@ -126,10 +126,17 @@ fn session_config(vault: &Vault, args: &MountArgs) -> Config {
     c.mount_options = vec![
         MountOption::FSName(format!("tutela:{}", vault.dir.display())),
         MountOption::Subtype("tutela".into()),
-        MountOption::DefaultPermissions,
         MountOption::NoDev,
         MountOption::NoSuid,
     ];
+    // Shared mounts (and every mount with an access policy) let the kernel check modes for
+    // each caller. A private mount serves only its owner, whose rights on the backing files
+    // are the same as on the plaintext ones, so the backing filesystem checks them (as with
+    // gocryptfs) and the kernel need not re-read a directory's attributes before every
+    // create, lookup or unlink in it.
+    if args.allow_other {
+        c.mount_options.push(MountOption::DefaultPermissions);
+    }
     if args.read_only {
         c.mount_options.push(MountOption::RO);
     }

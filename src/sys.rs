@@ -127,6 +127,14 @@ pub fn fstatat(dir: BorrowedFd<'_>, name: &OsStr) -> Result<libc::stat> {
     Ok(st)
 }
 
+/// Whether this process may access `name` in `dir` as `mode` (R_OK/W_OK/X_OK) asks.
+pub fn faccessat(dir: BorrowedFd<'_>, name: &OsStr, mode: i32) -> Result<()> {
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: valid fd and NUL-terminated name.
+    check(unsafe { libc::faccessat(dir.as_raw_fd(), c.as_ptr(), mode, libc::AT_SYMLINK_NOFOLLOW) })
+        .map(|_| ())
+}
+
 pub fn fstat(fd: BorrowedFd<'_>) -> Result<libc::stat> {
     // SAFETY: as above.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -245,6 +253,11 @@ pub fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Vec<u8>> {
     }
     buf.truncate(n as usize);
     Ok(buf)
+}
+
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> Result<()> {
+    // SAFETY: valid fd.
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) }).map(|_| ())
 }
 
 pub fn fchmodat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> Result<()> {

@@ -33,6 +33,8 @@ pub struct SetAttr {
     pub size: Option<u64>,
     pub atime: TimeSpec,
     pub mtime: TimeSpec,
+    /// A truncate by a process that may not keep set-ID bits (see `file::drop_suid`).
+    pub kill_suid: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +157,13 @@ impl Fs {
         };
         if let Some(mode) = set.mode {
             sys::fchmodat(dir.as_fd(), &name, mode & 0o7777)?;
+        } else if set.kill_suid && set.size.is_some() {
+            let st = sys::fstatat(dir.as_fd(), &name)?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+                if let Some(m) = super::file::without_suid(st.st_mode) {
+                    sys::fchmodat(dir.as_fd(), &name, m)?;
+                }
+            }
         }
         if set.uid.is_some() || set.gid.is_some() {
             sys::fchownat(dir.as_fd(), &name, set.uid, set.gid)?;
@@ -163,6 +172,20 @@ impl Fs {
             sys::utimensat(dir.as_fd(), &name, set.atime, set.mtime)?;
         }
         self.getattr_inner(ino, fh)
+    }
+
+    pub(super) fn access_inner(&self, ino: u64, mask: i32) -> Result<()> {
+        if mask == libc::F_OK {
+            return self.node_info(ino).map(|_| ());
+        }
+        if mask & libc::W_OK != 0 {
+            self.check_writable()?;
+        }
+        if ino == ROOT_INO {
+            return sys::faccessat(self.root.as_fd(), std::ffi::OsStr::new("."), mask);
+        }
+        let (dir, name) = self.parent_of(ino)?;
+        sys::faccessat(dir.as_fd(), &name, mask)
     }
 
     pub(super) fn readlink_inner(&self, ino: u64) -> Result<Vec<u8>> {

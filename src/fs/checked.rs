@@ -60,6 +60,14 @@ impl Fs {
         self.getattr_inner(ino, fh)
     }
 
+    /// access(2) on a mount without kernel permission checks (single-user mounts): the
+    /// backing file carries the same modes and the daemon runs as that user (or root), so
+    /// the backing filesystem gives the answer a local disk would.
+    pub fn access(&self, who: &Subject, ino: u64, mask: i32) -> Result<()> {
+        self.gate(who, "access", || self.path_of(ino), Read)?;
+        self.access_inner(ino, mask)
+    }
+
     pub fn readlink(&self, who: &Subject, ino: u64) -> Result<Vec<u8>> {
         self.gate(who, "readlink", || self.path_of(ino), Read)?;
         self.readlink_inner(ino)

@@ -11,7 +11,7 @@ use crate::sys;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, RwLock};
@@ -71,6 +71,27 @@ fn as_file<R>(fd: &OwnedFd, f: impl FnOnce(&File) -> R) -> R {
 
 fn ct_len(fd: &OwnedFd) -> Result<u64> {
     Ok(sys::fstat(fd.as_fd())?.st_size as u64)
+}
+
+/// Clears set-user-ID, and set-group-ID where it means "run as group" (group-execute set),
+/// as a write or truncate by an unprivileged process does on a local disk. The daemon writes
+/// the backing file with its own (often root's) rights, which the backing filesystem would not
+/// strip them for, so with FUSE_HANDLE_KILLPRIV_V2 this is our job.
+pub(super) fn drop_suid(fd: BorrowedFd<'_>) -> Result<()> {
+    let mode = sys::fstat(fd)?.st_mode;
+    match without_suid(mode) {
+        Some(m) => sys::fchmod(fd, m),
+        None => Ok(()),
+    }
+}
+
+/// The permission bits of `mode` once set-ID bits are dropped; None when nothing changes.
+pub(super) fn without_suid(mode: u32) -> Option<u32> {
+    let mut kill = mode & libc::S_ISUID;
+    if mode & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID | libc::S_IXGRP {
+        kill |= libc::S_ISGID;
+    }
+    (kill != 0).then_some(mode & 0o7777 & !kill)
 }
 
 fn plain_len(fd: &OwnedFd) -> Result<u64> {
@@ -400,11 +421,16 @@ impl Fs {
         Ok(plain)
     }
 
-    pub fn write(&self, fh: u64, offset: u64, data: &[u8], _append: bool) -> Result<u32> {
+    /// `kill_suid`: the writer may not keep set-user/group-ID bits (the kernel leaves
+    /// clearing them to us, see `drop_suid`).
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8], kill_suid: bool) -> Result<u32> {
         self.check_writable()?;
         let h = self.handle(fh)?;
         if data.is_empty() {
             return Ok(0);
+        }
+        if kill_suid {
+            drop_suid(h.fd.as_fd())?;
         }
         offset
             .checked_add(data.len() as u64)

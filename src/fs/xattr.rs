@@ -1,6 +1,8 @@
 //! Extended attributes in the `user.` namespace, stored encrypted as backing xattrs
-//! `user.tutela.<sealed name>` with sealed values. Other namespaces are not stored: reads of
-//! them say "no such attribute" (so `cp -a` and `ls` carry on), writes are refused.
+//! `user.tutela.<sealed name>` with sealed values. Other namespaces (ACLs, SELinux labels,
+//! capabilities) are not supported: reads and writes of them say EOPNOTSUPP, as a local
+//! filesystem without them does. `cp -a` carries on, and `ls -l` then stops asking for the
+//! rest of the mount instead of spending two round trips per file.
 
 use super::inode::Kind;
 use super::Fs;
@@ -52,6 +54,11 @@ impl Fs {
     }
 
     pub(super) fn getxattr_inner(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
+        // The kernel asks for `security.capability` before writes and chowns; other
+        // namespaces are never stored, so that answer needs no backing file.
+        if !name.as_bytes().starts_with(USER) {
+            return Err(Error::NotSupported);
+        }
         let (fd, zone) = self.xattr_fd(ino).map_err(|e| {
             if matches!(e, Error::NotPermitted) {
                 Error::NoAttr
@@ -104,7 +111,7 @@ impl Fs {
         self.check_writable()?;
         let (fd, zone) = self.xattr_fd(ino)?;
         let Some(bname) = self.sealed_name(zone, name)? else {
-            return Err(Error::NoAttr);
+            return Err(Error::NotSupported);
         };
         sys::fremovexattr(fd.as_fd(), &bname)
     }
@@ -137,7 +144,7 @@ mod tests {
         assert_eq!(fs.listxattr(&ME, a.ino).unwrap(), b"user.color\0");
         assert!(matches!(
             fs.getxattr(&ME, a.ino, OsStr::new("security.selinux")),
-            Err(Error::NoAttr)
+            Err(Error::NotSupported)
         ));
         assert!(matches!(
             fs.setxattr(&ME, a.ino, OsStr::new("trusted.x"), b"1", 0),
