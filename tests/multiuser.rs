@@ -73,3 +73,70 @@ fn allow_other_gives_files_to_their_creators_and_enforces_modes() {
         .collect();
     assert!(owners.contains(&alice) && owners.contains(&bob));
 }
+
+/// The daemon writes as root, which the backing filesystem lets keep set-ID bits; the kernel
+/// leaves clearing them to us (FUSE_HANDLE_KILLPRIV_V2), so an unprivileged write or truncate
+/// must drop them as on a local disk, and root's own writes must not.
+#[test]
+fn unprivileged_writes_and_truncates_clear_set_id_bits() {
+    use std::os::unix::fs::PermissionsExt;
+    let reason = common::fuse_missing()
+        .or_else(|| (!common::is_root()).then(|| "needs root to create users".to_string()));
+    if common::skip_unless(reason, "multi-user") {
+        return;
+    }
+    common::ensure_user("tutela_alice");
+    let mut v = TestVault::new_unmounted();
+    v.mount_args(&["--allow-other"]);
+    let mode = |v: &TestVault, name: &str| fs::metadata(v.p(name)).unwrap().mode() & 0o7777;
+    for name in ["written", "truncated", "by-root", "sgid-no-gx"] {
+        fs::write(v.p(name), b"#!/bin/sh\n").unwrap();
+    }
+    for (name, m) in [
+        ("written", 0o6777),
+        ("truncated", 0o4777),
+        ("by-root", 0o4777),
+        ("sgid-no-gx", 0o2666),
+    ] {
+        fs::set_permissions(v.p(name), fs::Permissions::from_mode(m)).unwrap();
+    }
+    let d = v.mnt.display();
+    let out = as_user(
+        "tutela_alice",
+        &format!(
+            "echo more >> {d}/written && truncate -s 1 {d}/truncated && echo x >> {d}/sgid-no-gx"
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        mode(&v, "written"),
+        0o0777,
+        "write drops set-user-ID and set-group-ID"
+    );
+    assert_eq!(mode(&v, "truncated"), 0o0777, "truncate drops set-user-ID");
+    // Without group-execute, set-group-ID means mandatory locking, not "run as": it stays.
+    assert_eq!(mode(&v, "sgid-no-gx"), 0o2666);
+    std::io::Write::write_all(
+        &mut fs::OpenOptions::new()
+            .append(true)
+            .open(v.p("by-root"))
+            .unwrap(),
+        b"root\n",
+    )
+    .unwrap();
+    assert_eq!(
+        mode(&v, "by-root"),
+        0o4777,
+        "root (CAP_FSETID) keeps the bits"
+    );
+    v.remount();
+    assert_eq!(
+        mode(&v, "written"),
+        0o0777,
+        "the change reached the backing file"
+    );
+}

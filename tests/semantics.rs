@@ -509,3 +509,32 @@ fn seek_and_read_past_eof() {
     assert_eq!(f.read(&mut buf).unwrap(), 3);
     assert_eq!(&buf[..3], b"llo");
 }
+
+/// A private mount leaves mode checks to the backing filesystem (no default_permissions):
+/// access(2) still answers as on a local disk, for root too.
+#[test]
+fn access_on_a_private_mount_answers_as_a_local_disk() {
+    let Some(v) = TestVault::new("access") else {
+        return;
+    };
+    let access = |p: &std::path::Path, mode: i32| {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: NUL-terminated path.
+        unsafe { libc::access(c.as_ptr(), mode) == 0 }
+    };
+    fs::write(v.p("data"), b"x").unwrap();
+    fs::write(v.p("tool"), b"#!/bin/sh\n").unwrap();
+    fs::set_permissions(v.p("data"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(v.p("tool"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(access(&v.p("data"), libc::F_OK));
+    assert!(access(&v.p("data"), libc::R_OK | libc::W_OK));
+    assert!(access(&v.p("tool"), libc::X_OK));
+    assert!(!access(&v.p("missing"), libc::F_OK));
+    if common::is_root() {
+        // Root may read and write anything but executes only what has an x bit.
+        fs::set_permissions(v.p("data"), fs::Permissions::from_mode(0o000)).unwrap();
+        assert!(access(&v.p("data"), libc::R_OK | libc::W_OK));
+        assert!(!access(&v.p("data"), libc::X_OK));
+        assert_eq!(fs::read(v.p("data")).unwrap(), b"x");
+    }
+}
