@@ -362,9 +362,15 @@ impl fuser::Filesystem for Adapter {
         reply: ReplyData,
     ) {
         self.touch();
-        match self.fs.read(fh.0, offset, size) {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(errno(&e)),
+        // The data is replied from the reader's buffer; the reply stays here for errors.
+        let mut slot = Some(reply);
+        let r = self.fs.read_with(fh.0, offset, size, |d| {
+            if let Some(reply) = slot.take() {
+                reply.data(d);
+            }
+        });
+        if let (Err(e), Some(reply)) = (r, slot.take()) {
+            reply.error(errno(&e));
         }
     }
 

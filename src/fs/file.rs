@@ -8,6 +8,7 @@ use crate::crypto::content::{self, FileCipher, BLOCK, CT_BLOCK, HEADER_LEN, OVER
 use crate::crypto::kdf;
 use crate::error::{Error, Result};
 use crate::sys;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
@@ -15,6 +16,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex, RwLock};
+use std::thread::LocalKey;
 
 pub(super) enum Content {
     /// No header yet: the file is empty.
@@ -100,17 +102,46 @@ fn plain_len(fd: &OwnedFd) -> Result<u64> {
     })
 }
 
-/// Decrypts the ciphertext of consecutive blocks starting at `first` into `out`.
-fn open_blocks(c: &FileCipher, first: u64, ct: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    let n = ct.len().div_ceil(CT_BLOCK as usize);
-    if ct.len() % CT_BLOCK as usize != 0 && (ct.len() % CT_BLOCK as usize) as u64 <= OVERHEAD {
+thread_local! {
+    // Per-thread scratch space for request-sized ciphertext and plaintext: a 1 MiB request
+    // would otherwise allocate, zero and page-fault fresh buffers every time.
+    static CT_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static PLAIN_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` bytes of this thread's buffer `buf`, whose contents are unspecified
+/// (callers overwrite what they use). A re-entrant use gets a fresh buffer instead.
+fn scratch<R>(
+    buf: &'static LocalKey<RefCell<Vec<u8>>>,
+    len: usize,
+    f: impl FnOnce(&mut [u8]) -> R,
+) -> R {
+    buf.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => {
+            if b.len() < len {
+                b.resize(len, 0);
+            }
+            f(&mut b[..len])
+        }
+        Err(_) => f(&mut vec![0u8; len]),
+    })
+}
+
+/// The plaintext size of `ct_len` bytes of consecutive sealed blocks.
+fn opened_len(ct_len: usize) -> Result<usize> {
+    let n = ct_len.div_ceil(CT_BLOCK as usize);
+    if ct_len % CT_BLOCK as usize != 0 && (ct_len % CT_BLOCK as usize) as u64 <= OVERHEAD {
         return Err(Error::Corrupt {
             what: "content block (truncated)",
         });
     }
-    let start = out.len();
-    out.resize(start + ct.len() - n * OVERHEAD as usize, 0);
-    let plain = &mut out[start..];
+    Ok(ct_len - n * OVERHEAD as usize)
+}
+
+/// Decrypts the ciphertext of consecutive blocks starting at `first` into `plain`, which is
+/// exactly `opened_len(ct.len())` bytes.
+fn open_blocks(c: &FileCipher, first: u64, ct: &[u8], plain: &mut [u8]) -> Result<()> {
+    let n = ct.len().div_ceil(CT_BLOCK as usize);
     let open_range = |first_i: usize, ct: &[u8], plain: &mut [u8]| -> Result<()> {
         for (i, (chunk, dst)) in ct
             .chunks(CT_BLOCK as usize)
@@ -125,20 +156,26 @@ fn open_blocks(c: &FileCipher, first: u64, ct: &[u8], out: &mut Vec<u8>) -> Resu
     if workers <= 1 {
         return open_range(0, ct, plain);
     }
-    // Large requests: the blocks are independent, so split them across cores.
+    // Large requests: the blocks are independent, so split them across cores; this thread
+    // takes the first share itself.
     let per = n.div_ceil(workers);
     std::thread::scope(|sc| {
-        let handles: Vec<_> = ct
+        let mut parts = ct
             .chunks(per * CT_BLOCK as usize)
             .zip(plain.chunks_mut(per * BLOCK as usize))
-            .enumerate()
+            .enumerate();
+        let mine = parts.next();
+        let handles: Vec<_> = parts
             .map(|(k, (ct, pl))| sc.spawn(move || open_range(k * per, ct, pl)))
             .collect();
+        let here = match mine {
+            Some((_, (ct, pl))) => open_range(0, ct, pl),
+            None => Ok(()),
+        };
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or(Err(Error::Invalid)))
-            .collect::<Result<Vec<()>>>()
-            .map(|_| ())
+            .fold(here, |acc, r| acc.and(r))
     })
 }
 
@@ -176,19 +213,25 @@ fn seal_blocks(c: &FileCipher, first: u64, plains: &[&[u8]], ct: &mut [u8]) -> R
     }
     let per = plains.len().div_ceil(workers);
     std::thread::scope(|sc| {
-        let mut rest = ct;
+        let mut groups = plains.chunks(per);
+        let first_group = groups.next().unwrap_or(&[]);
+        let first_len: usize = first_group
+            .iter()
+            .map(|p| p.len() + OVERHEAD as usize)
+            .sum();
+        let (first_ct, mut rest) = ct.split_at_mut(first_len);
         let mut handles = Vec::new();
-        for (k, group) in plains.chunks(per).enumerate() {
+        for (k, group) in groups.enumerate() {
             let len: usize = group.iter().map(|p| p.len() + OVERHEAD as usize).sum();
             let (mine, tail) = rest.split_at_mut(len);
             rest = tail;
-            handles.push(sc.spawn(move || seal_range(k * per, group, mine)));
+            handles.push(sc.spawn(move || seal_range((k + 1) * per, group, mine)));
         }
+        let here = seal_range(0, first_group, first_ct);
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or(Err(Error::Invalid)))
-            .collect::<Result<Vec<()>>>()
-            .map(|_| ())
+            .fold(here, |acc, r| acc.and(r))
     })
 }
 
@@ -197,7 +240,7 @@ fn read_block(fd: &OwnedFd, c: &FileCipher, blk: u64) -> Result<Vec<u8>> {
     let mut ct = vec![0u8; CT_BLOCK as usize];
     let n = as_file(fd, |f| pread_full(f, &mut ct, content::block_offset(blk)))?;
     ct.truncate(n);
-    let mut out = Vec::with_capacity(BLOCK as usize);
+    let mut out = vec![0u8; opened_len(n)?];
     open_blocks(c, blk, &ct, &mut out)?;
     Ok(out)
 }
@@ -381,10 +424,22 @@ impl Fs {
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        self.read_with(fh, offset, size, |d| d.to_vec())
+    }
+
+    /// Reads up to `size` bytes at `offset` and hands them to `f` (from per-thread buffers,
+    /// so a FUSE reply is sent without copying them again).
+    pub fn read_with<R>(
+        &self,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
         let h = self.handle(fh)?;
         let content = h.node.content.read().unwrap_or_else(|p| p.into_inner());
         let c = match &*content {
-            Content::Empty => return Ok(Vec::new()),
+            Content::Empty => return Ok(f(&[])),
             Content::Damaged => {
                 return Err(Error::Corrupt {
                     what: "file header",
@@ -393,32 +448,33 @@ impl Fs {
             Content::Ready(c) => c,
         };
         if size == 0 {
-            return Ok(Vec::new());
+            return Ok(f(&[]));
         }
         let first = offset / BLOCK;
         let last = (offset + size as u64 - 1) / BLOCK;
-        let mut ct = vec![0u8; ((last - first + 1) * CT_BLOCK) as usize];
-        let n = as_file(&h.fd, |f| {
-            pread_full(f, &mut ct, content::block_offset(first))
-        })?;
-        ct.truncate(n);
-        let mut plain = Vec::with_capacity(ct.len());
-        open_blocks(c, first, &ct, &mut plain).inspect_err(|_| {
-            log::warn!(
-                "inode {}: block in {}..={} does not authenticate",
-                h.ino,
-                first,
-                last
-            );
-        })?;
-        let skip = (offset - first * BLOCK) as usize;
-        if skip >= plain.len() {
-            return Ok(Vec::new());
-        }
-        let end = (skip + size as usize).min(plain.len());
-        plain.truncate(end);
-        plain.drain(..skip);
-        Ok(plain)
+        let ct_len = ((last - first + 1) * CT_BLOCK) as usize;
+        scratch(&CT_BUF, ct_len, |ct| {
+            let n = as_file(&h.fd, |file| {
+                pread_full(file, ct, content::block_offset(first))
+            })?;
+            let ct = &ct[..n];
+            scratch(&PLAIN_BUF, opened_len(n)?, |plain| {
+                open_blocks(c, first, ct, plain).inspect_err(|_| {
+                    log::warn!(
+                        "inode {}: block in {}..={} does not authenticate",
+                        h.ino,
+                        first,
+                        last
+                    );
+                })?;
+                let skip = (offset - first * BLOCK) as usize;
+                if skip >= plain.len() {
+                    return Ok(f(&[]));
+                }
+                let end = (skip + size as usize).min(plain.len());
+                Ok(f(&plain[skip..end]))
+            })
+        })
     }
 
     /// `kill_suid`: the writer may not keep set-user/group-ID bits (the kernel leaves
@@ -481,9 +537,11 @@ impl Fs {
             plains.push(&data[(lo - offset) as usize..(hi - offset) as usize]);
         }
         let total: usize = plains.iter().map(|p| p.len() + OVERHEAD as usize).sum();
-        let mut ct = vec![0u8; total];
-        seal_blocks(c, first, &plains, &mut ct)?;
-        as_file(&h.fd, |f| f.write_all_at(&ct, content::block_offset(first)))?;
+        scratch(&CT_BUF, total, |ct| {
+            seal_blocks(c, first, &plains, ct)?;
+            as_file(&h.fd, |f| f.write_all_at(ct, content::block_offset(first)))
+                .map_err(Error::from)
+        })?;
         Ok(data.len() as u32)
     }
 
