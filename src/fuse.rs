@@ -23,6 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// lifetime is zero instead (`must_revalidate`).
 const TTL: Duration = Duration::from_secs(30);
 
+/// File contents change only through this daemon, and the kernel updates or drops its cached
+/// pages on every write and truncate it sends us, so an open need not throw them away.
+const KEEP_CACHE: FopenFlags = FopenFlags::FOPEN_KEEP_CACHE;
+
 /// Called on every request (the idle timer hangs off it).
 pub type Activity = Arc<dyn Fn() + Send + Sync>;
 
@@ -148,6 +152,11 @@ impl fuser::Filesystem for Adapter {
         // need not ask for `security.capability` (a GETXATTR round trip) before every write,
         // nor re-read attributes before every chown. That xattr is never stored here.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2);
+        // Lookups in one directory may run side by side (git's parallel lstat), and symlink
+        // targets (which never change) may stay in the page cache.
+        let _ = config.add_capabilities(
+            fuser::InitFlags::FUSE_PARALLEL_DIROPS | fuser::InitFlags::FUSE_CACHE_SYMLINKS,
+        );
         Ok(())
     }
 
@@ -345,7 +354,7 @@ impl fuser::Filesystem for Adapter {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.touch();
         match self.fs.open(&who(req), ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok(fh) => reply.opened(FileHandle(fh), KEEP_CACHE),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -606,7 +615,7 @@ impl fuser::Filesystem for Adapter {
                 &attr(&a),
                 Generation(0),
                 FileHandle(fh),
-                FopenFlags::empty(),
+                KEEP_CACHE,
             ),
             Err(e) => reply.error(errno(&e)),
         }
