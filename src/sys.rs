@@ -626,6 +626,11 @@ pub fn geteuid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+pub fn getegid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::getegid() }
+}
+
 pub fn set_umask(mask: u32) {
     // SAFETY: always succeeds.
     unsafe { libc::umask(mask as libc::mode_t) };

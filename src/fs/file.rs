@@ -369,7 +369,7 @@ impl Fs {
         self.check_writable()?;
         let stored = self.seal_child(parent, name)?;
         let dir = self.dir_fd(parent)?;
-        let (gid, _) = self.new_gid(&dir, who)?;
+        let (gid, inherited) = self.new_gid(&dir, who)?;
         let bname = OsStr::new(stored.backing_name());
         self.write_long_record(&dir, &stored)?;
         let created = match sys::openat(
@@ -394,7 +394,11 @@ impl Fs {
         };
         // The fresh file is served through the descriptor that created it: no second
         // lookup or open of the backing path.
-        if self.opts.chown_new {
+        // The backing filesystem already gave the file the daemon's user and the group the
+        // caller should get when those match (root creating in a root mount): a chown would
+        // cost a journalled inode update per file.
+        let own = (sys::geteuid(), sys::getegid());
+        if self.opts.chown_new && !(who.uid == own.0 && (inherited || gid == own.1)) {
             sys::fchown(created.as_fd(), who.uid, gid)?;
         }
         let st = sys::fstat(created.as_fd())?;
