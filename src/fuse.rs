@@ -20,7 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// this daemon (offline commands refuse while mounted), and the kernel drops or updates its copy
 /// on each change it sends us, so a long lifetime is safe and spares a round trip per stat
 /// (securefs uses 30 s too). Where an access policy makes the answer depend on who asks, the
-/// lifetime is zero instead (`must_revalidate`).
+/// lifetime of the name is zero instead (`must_revalidate`): every path walk through it asks
+/// the daemon, which checks the caller.
 const TTL: Duration = Duration::from_secs(30);
 
 /// File contents change only through this daemon, and the kernel updates or drops its cached
@@ -117,7 +118,9 @@ fn timespec(t: Option<TimeOrNow>) -> crate::sys::TimeSpec {
 
 fn entry(reply: ReplyEntry, a: &Adapter, r: Result<Attr>) {
     match r {
-        Ok(at) => reply.entry(&a.ttl_for(at.ino), &attr(&at), Generation(0)),
+        // Only the name needs asking again where a policy applies (the walk through it is
+        // where the daemon sees who is asking); its attributes may stay cached.
+        Ok(at) => reply.entry_with_ttls(&TTL, &a.ttl_for(at.ino), &attr(&at), Generation(0)),
         Err(e) => reply.error(errno(&e)),
     }
 }
@@ -195,7 +198,7 @@ impl fuser::Filesystem for Adapter {
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.touch();
         match self.fs.getattr(&who(req), ino.0, fh.map(|f| f.0)) {
-            Ok(a) => reply.attr(&self.ttl_for(a.ino), &attr(&a)),
+            Ok(a) => reply.attr(&TTL, &attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -231,7 +234,7 @@ impl fuser::Filesystem for Adapter {
             kill_suid: size.is_some() && req.uid() != 0,
         };
         match self.fs.setattr(&who(req), ino.0, &set, fh.map(|f| f.0)) {
-            Ok(a) => reply.attr(&self.ttl_for(a.ino), &attr(&a)),
+            Ok(a) => reply.attr(&TTL, &attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
     }

@@ -268,7 +268,7 @@ fn policy_stamp(dir: &Path) -> Option<(u64, i64, i64, u64)> {
 }
 
 /// Reloads the policy when `tutela policy set` replaces it, so no remount is needed.
-fn watch_policy(fs: Arc<Fs>, keep: Keep) -> Result<()> {
+fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()> {
     let mut stamp = policy_stamp(&keep.dir);
     std::thread::Builder::new()
         .name("policy".into())
@@ -285,6 +285,14 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep) -> Result<()> {
                 Ok(p) => {
                     let detail = p.as_ref().map(|p| format!("{} clients", p.clients.len()));
                     fs.set_policy(p);
+                    // Entries are cached for a while; none may outlive the rules they were
+                    // looked up under (a missing one is simply not cached: ignored).
+                    for (parent, name) in fs.known_names() {
+                        let _ = notifier.inval_entry(
+                            fuser::INodeNo(parent),
+                            std::os::unix::ffi::OsStrExt::from_bytes(&name),
+                        );
+                    }
                     fs.record_event("policy-change", "ok", detail);
                     log::info!("access policy reloaded");
                 }
@@ -374,7 +382,7 @@ fn serve(
         idle_s: args.idle.map(|d| d.as_secs()),
         threads: args.threads,
     };
-    watch_policy(fs.clone(), keep)?;
+    watch_policy(fs.clone(), keep, session.notifier())?;
     crate::runtime::publish(&info);
     if let Some(mut w) = ready.take() {
         let _ = writeln!(w, "ok");

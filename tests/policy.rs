@@ -377,3 +377,17 @@ fn audit_verify_locates_tampering_and_policy_check_reports_positions() {
     assert!(!out.status.success());
     assert!(!common::is_mountpoint(&v.mnt));
 }
+
+/// The kernel caches names for a while. Entries cached before a policy change (here: every
+/// file, created by root before any policy existed) must not let a walk skip the check.
+#[test]
+fn entries_cached_before_a_policy_change_are_checked_after_it() {
+    let Some(v) = setup() else {
+        return;
+    };
+    let nda = v.p("clients/bluebird/nda.txt");
+    // root looked these up moments ago; alice's walk must still reach the daemon.
+    denied("tutela_alice", &format!("stat {}", nda.display()));
+    denied("tutela_alice", &format!("cat {}", nda.display()));
+    ok("tutela_bob", &format!("stat {}", nda.display()));
+}

@@ -150,6 +150,12 @@ impl Fs {
         self.guard.set_policy(p);
     }
 
+    /// Names the kernel may have cached: after a policy change they are invalidated, so no
+    /// walk rides on an entry cached under the old rules.
+    pub fn known_names(&self) -> Vec<(u64, Vec<u8>)> {
+        lock(&self.inodes).names()
+    }
+
     /// Whether the kernel must ask again on every use of this entry (entry and attribute
     /// timeouts of zero). Kernel caches are shared by all users, so every place where the
     /// policy answers differently for different users must not be cached: a client's top

@@ -332,6 +332,19 @@ impl InodeTable {
         Some(out)
     }
 
+    /// Every (parent, plaintext name) the kernel may hold a cached entry for.
+    pub fn names(&self) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        for (ino, n) in &self.nodes {
+            if *ino == ROOT_INO {
+                continue;
+            }
+            out.push((n.parent, n.plain.clone()));
+            out.extend(n.alt.iter().map(|(p, _, plain)| (*p, plain.clone())));
+        }
+        out
+    }
+
     /// The plaintext path of `ino` ("/" for the root), for zone/policy/audit decisions.
     pub fn plain_path(&self, ino: u64) -> Option<Vec<u8>> {
         let mut parts: Vec<&[u8]> = Vec::new();
