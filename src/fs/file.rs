@@ -195,43 +195,62 @@ fn crypto_workers(blocks: usize) -> usize {
     }
 }
 
+/// Blocks per piece of a large write: each piece is sealed, then written, by one thread.
+const WRITE_PIECE: usize = 32;
+
+/// A piece of a write: index of its first block in the request, its plaintext blocks and the
+/// space for their ciphertext.
+type Piece<'a> = (usize, &'a [&'a [u8]], &'a mut [u8]);
+
 /// Seals consecutive blocks `first..` from `plains` (each at most BLOCK bytes; all but the
-/// last exactly BLOCK) into `ct`, which is exactly their sealed size.
-fn seal_blocks(c: &FileCipher, first: u64, plains: &[&[u8]], ct: &mut [u8]) -> Result<()> {
-    let seal_range = |first_i: usize, plains: &[&[u8]], ct: &mut [u8]| -> Result<()> {
+/// last exactly BLOCK) into `ct`, which is exactly their sealed size, and writes them to the
+/// backing file. Large writes are cut into pieces dealt out to the cores: while one thread
+/// copies its sealed piece into the page cache (the backing filesystem lets one writer in at
+/// a time), the others seal theirs. The daemon holds the file's content lock throughout, so
+/// the order in which pieces land is not visible.
+fn seal_and_write(
+    fd: &OwnedFd,
+    c: &FileCipher,
+    first: u64,
+    plains: &[&[u8]],
+    ct: &mut [u8],
+) -> Result<()> {
+    let seal_write = |first_i: usize, plains: &[&[u8]], ct: &mut [u8]| -> Result<()> {
         let mut pos = 0;
         for (i, p) in plains.iter().enumerate() {
             let len = p.len() + OVERHEAD as usize;
             c.seal_block(first + (first_i + i) as u64, p, &mut ct[pos..pos + len])?;
             pos += len;
         }
-        Ok(())
+        let at = content::block_offset(first + first_i as u64);
+        as_file(fd, |f| f.write_all_at(ct, at)).map_err(Error::from)
     };
     let workers = crypto_workers(plains.len());
     if workers <= 1 {
-        return seal_range(0, plains, ct);
+        return seal_write(0, plains, ct);
     }
-    let per = plains.len().div_ceil(workers);
+    let mut shares: Vec<Vec<Piece<'_>>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut rest = ct;
+    for (k, group) in plains.chunks(WRITE_PIECE).enumerate() {
+        let len: usize = group.iter().map(|p| p.len() + OVERHEAD as usize).sum();
+        let (mine, tail) = rest.split_at_mut(len);
+        rest = tail;
+        shares[k % workers].push((k * WRITE_PIECE, group, mine));
+    }
+    let run = |share: Vec<Piece<'_>>| -> Result<()> {
+        share
+            .into_iter()
+            .try_for_each(|(first_i, group, ct)| seal_write(first_i, group, ct))
+    };
     std::thread::scope(|sc| {
-        let mut groups = plains.chunks(per);
-        let first_group = groups.next().unwrap_or(&[]);
-        let first_len: usize = first_group
-            .iter()
-            .map(|p| p.len() + OVERHEAD as usize)
-            .sum();
-        let (first_ct, mut rest) = ct.split_at_mut(first_len);
-        let mut handles = Vec::new();
-        for (k, group) in groups.enumerate() {
-            let len: usize = group.iter().map(|p| p.len() + OVERHEAD as usize).sum();
-            let (mine, tail) = rest.split_at_mut(len);
-            rest = tail;
-            handles.push(sc.spawn(move || seal_range((k + 1) * per, group, mine)));
-        }
-        let here = seal_range(0, first_group, first_ct);
+        let mut shares = shares.into_iter();
+        let here = shares.next().unwrap_or_default();
+        let handles: Vec<_> = shares.map(|sh| sc.spawn(move || run(sh))).collect();
+        let mine = run(here);
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or(Err(Error::Invalid)))
-            .fold(here, |acc, r| acc.and(r))
+            .fold(mine, |acc, r| acc.and(r))
     })
 }
 
@@ -542,9 +561,7 @@ impl Fs {
         }
         let total: usize = plains.iter().map(|p| p.len() + OVERHEAD as usize).sum();
         scratch(&CT_BUF, total, |ct| {
-            seal_blocks(c, first, &plains, ct)?;
-            as_file(&h.fd, |f| f.write_all_at(ct, content::block_offset(first)))
-                .map_err(Error::from)
+            seal_and_write(&h.fd, c, first, &plains, ct)
         })?;
         Ok(data.len() as u32)
     }
@@ -657,6 +674,40 @@ mod tests {
             assert_eq!(a.size, n as u64);
             fs.release(fh);
         }
+    }
+
+    /// Requests of 1 MiB and more are sealed and written in pieces by several threads (and
+    /// read on several): unaligned ends, pieces of every size and a short last block.
+    #[test]
+    fn large_unaligned_writes_split_across_threads_read_back() {
+        let (_t, fs) = new_fs();
+        let (_, fh) = fs
+            .create(&ME, ROOT_INO, OsStr::new("big"), 0o644, 0, libc::O_RDWR)
+            .unwrap();
+        let mut model = pattern(3 << 20, 3);
+        fs.write(fh, 0, &model, false).unwrap();
+        for (off, len, seed) in [
+            (5000usize, (1 << 20) + 100, 9u8),
+            (0, 1 << 20, 4),
+            (123, 700_001, 5),
+        ] {
+            let patch = pattern(len, seed);
+            fs.write(fh, off as u64, &patch, false).unwrap();
+            model[off..off + len].copy_from_slice(&patch);
+        }
+        let tail = pattern((1 << 20) + 77, 6);
+        fs.write(fh, model.len() as u64, &tail, false).unwrap();
+        model.extend_from_slice(&tail);
+        let mut back = Vec::new();
+        let mut at = 0u64;
+        while at < model.len() as u64 {
+            let chunk = fs.read(fh, at, 1 << 20).unwrap();
+            assert!(!chunk.is_empty());
+            at += chunk.len() as u64;
+            back.extend_from_slice(&chunk);
+        }
+        assert!(back == model, "read back differs from what was written");
+        fs.release(fh);
     }
 
     #[test]
