@@ -6,6 +6,7 @@
 #   sudo scripts/bench.sh                 # full run (needs root: drop_caches, mounts)
 #   REPS=3 STREAM_MB=1024 FIO_SECS=15 sudo scripts/bench.sh
 #   SYSTEMS="tutela tutela-policy gocryptfs" sudo scripts/bench.sh
+# Rounds rotate the order of the systems, so none always runs first.
 #
 # Workloads: streaming write (1 MiB writes + fsync) and cold read back; fio 4 KiB random
 # read/write mix on a 256 MiB file; untar of /usr/include (thousands of small files), cold
@@ -103,6 +104,7 @@ rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$RESULTS"; }
 run_round() {
   local s=$1 w pid t0 t1 c0 c1 peak
   # --- streaming write / cold read ---
+  drop   # start from a settled disk and an empty page cache, whatever ran before
   w=$(mnt "$s"); pid=$(daemon_pid "$s"); c0=$(cpu_ticks "$pid")
   t0=$(now); dd if=/dev/zero of="$w/stream" bs=1M count="$STREAM_MB" conv=fsync status=none; t1=$(now)
   rec "$s" "stream write MB/s" "$(echo "$STREAM_MB / $(secs "$t0" "$t1")" | bc -l)"
@@ -159,8 +161,12 @@ run_round() {
 }
 
 for s in $SYSTEMS; do setup "$s"; done
+# Each round starts one system later (A B C, B C A, C A B, ...): the first slot of a round
+# follows the previous system's small-file work, whose writeback still loads the disk, and
+# no system should always get that slot.
 for r in $(seq 1 "$REPS"); do
-  for s in $SYSTEMS; do
+  order=$(echo $SYSTEMS | awk -v k=$((r - 1)) '{for (i = 0; i < NF; i++) printf "%s ", $(((i + k) % NF) + 1)}')
+  for s in $order; do
     echo "==> round $r/$REPS: $s"
     run_round "$s"
   done
