@@ -144,6 +144,8 @@ fn xattr_reply(reply: ReplyXattr, r: Result<Vec<u8>>, size: u32) {
 impl fuser::Filesystem for Adapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1024 * 1024);
+        // The kernel offers its own readahead (128 KiB) as the most we may ask for here;
+        // `mount::raise_readahead` lifts it afterwards where the daemon has the rights.
         let _ = config.set_max_readahead(1024 * 1024);
         let _ = config.set_max_background(64);
         // READDIRPLUS: a listing carries each entry's attributes, so `ls -l`, `git status`

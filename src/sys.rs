@@ -470,6 +470,32 @@ pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> Result<()> {
     .map(|_| ())
 }
 
+/// Starts writeback of a range without waiting for it (a hint: errors show up at fsync).
+pub fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) {
+    // SAFETY: plain syscall on a valid fd; no memory is passed.
+    unsafe {
+        libc::sync_file_range(
+            fd.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+/// Asks the kernel to drop a range from the page cache (only clean pages go; a hint).
+pub fn drop_cached(fd: BorrowedFd<'_>, offset: u64, len: u64) {
+    // SAFETY: plain syscall on a valid fd; no memory is passed.
+    unsafe {
+        libc::posix_fadvise(
+            fd.as_raw_fd(),
+            offset as libc::off_t,
+            len as libc::off_t,
+            libc::POSIX_FADV_DONTNEED,
+        );
+    }
+}
+
 /// Creates `dir` if missing and checks that it is an empty directory.
 pub fn ensure_empty_dir(dir: &Path) -> Result<()> {
     match std::fs::create_dir_all(dir) {

@@ -3,6 +3,7 @@
 //! cipher, derived once) is shared by every handle of the inode and guarded by one RwLock, so
 //! concurrent readers and writers of one file see consistent data.
 
+use super::stream::Stream;
 use super::{lock, Attr, Fs, Subject};
 use crate::crypto::content::{self, FileCipher, BLOCK, CT_BLOCK, HEADER_LEN, OVERHEAD};
 use crate::crypto::kdf;
@@ -35,6 +36,23 @@ pub(super) struct Handle {
     pub ino: u64,
     pub fd: OwnedFd,
     node: Arc<FileNode>,
+    reads: Mutex<Stream>,
+    writes: Mutex<Stream>,
+}
+
+impl Handle {
+    /// Notes an access of plaintext `[off, end)` stored as ciphertext `[ct_start, ct_end)`
+    /// and passes the streaming hints on to the kernel.
+    fn streamed(&self, off: u64, end: u64, ct_start: u64, ct_end: u64, write: bool) {
+        let s = if write { &self.writes } else { &self.reads };
+        let advice = lock(s).advance(off, end, ct_start, ct_end, write);
+        if let Some((at, len)) = advice.write_back {
+            sys::start_writeback(self.fd.as_fd(), at, len);
+        }
+        if let Some((at, len)) = advice.drop {
+            sys::drop_cached(self.fd.as_fd(), at, len);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -345,7 +363,16 @@ impl Fs {
         let zone = self.node_info(ino)?.2;
         let node = self.node_for(ino, zone, &fd)?;
         let fh = self.new_fh();
-        lock(&self.files.handles).insert(fh, Arc::new(Handle { ino, fd, node }));
+        lock(&self.files.handles).insert(
+            fh,
+            Arc::new(Handle {
+                ino,
+                fd,
+                node,
+                reads: Mutex::default(),
+                writes: Mutex::default(),
+            }),
+        );
         Ok(fh)
     }
 
@@ -481,6 +508,14 @@ impl Fs {
                 pread_full(file, ct, content::block_offset(first))
             })?;
             let ct = &ct[..n];
+            let ct_start = content::block_offset(first);
+            h.streamed(
+                offset,
+                offset + size as u64,
+                ct_start,
+                ct_start + n as u64,
+                false,
+            );
             scratch(&PLAIN_BUF, opened_len(n)?, |plain| {
                 open_blocks(c, first, ct, plain).inspect_err(|_| {
                     log::warn!(
@@ -563,6 +598,8 @@ impl Fs {
         scratch(&CT_BUF, total, |ct| {
             seal_and_write(&h.fd, c, first, &plains, ct)
         })?;
+        let ct_start = content::block_offset(first);
+        h.streamed(offset, end, ct_start, ct_start + total as u64, true);
         Ok(data.len() as u32)
     }
 

@@ -10,6 +10,7 @@ mod file;
 mod guard;
 pub mod inode;
 mod rekey;
+mod stream;
 mod xattr;
 
 use crate::crypto::names::{NameCipher, Stored};
