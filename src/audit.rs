@@ -44,15 +44,21 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record made by this process now.
     pub fn now(op: &str, path: &str) -> Record {
+        Record::by(op, path, crate::sys::getuid(), std::process::id())
+    }
+
+    /// A record of something process `pid` of user `uid` did now.
+    pub fn by(op: &str, path: &str, uid: u32, pid: u32) -> Record {
         Record {
             time_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
-            uid: crate::sys::getuid(),
+            uid,
             user: String::new(),
-            pid: std::process::id(),
+            pid,
             program: "tutela".into(),
             op: op.into(),
             path: path.into(),

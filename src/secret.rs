@@ -17,6 +17,16 @@ impl Key32 {
         Key32(b)
     }
 
+    /// A key that lives only while a cipher is built from it (a file's content key): not
+    /// mlocked, which would cost a syscall per opened file while the cipher's round keys sit
+    /// in ordinary memory anyway. Still zeroized on drop.
+    pub fn short_lived(bytes: [u8; 32]) -> Key32 {
+        let b = Box::new(bytes);
+        let mut src = bytes;
+        src.zeroize();
+        Key32(b)
+    }
+
     /// Fills a new key from the OS random generator.
     pub fn random() -> crate::error::Result<Key32> {
         let mut b = Box::new([0u8; 32]);

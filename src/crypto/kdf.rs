@@ -21,13 +21,17 @@ pub const LABEL_AUDIT_MAC: &[u8] = b"tutela/v1/audit-mac";
 
 /// HKDF-SHA256 (RFC 5869) with a 32-byte output.
 pub fn derive(ikm: &Key32, salt: &[u8], label: &[u8]) -> Key32 {
+    Key32::from_bytes(expand(ikm, salt, label))
+}
+
+fn expand(ikm: &Key32, salt: &[u8], label: &[u8]) -> [u8; 32] {
     let hk = Hkdf::<Sha256>::new(Some(salt), ikm.as_bytes());
     let mut out = [0u8; 32];
     // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
     if hk.expand(label, &mut out).is_err() {
         out = [0u8; 32];
     }
-    Key32::from_bytes(out)
+    out
 }
 
 pub fn config_mac_key(master: &Key32, vault_id: &Id) -> Key32 {
@@ -59,7 +63,7 @@ pub fn xattr_key(zone: &Key32, zone_id: &Id) -> Key32 {
 }
 
 pub fn content_key(zone: &Key32, file_id: &Id) -> Key32 {
-    derive(zone, file_id, LABEL_CONTENT)
+    Key32::short_lived(expand(zone, file_id, LABEL_CONTENT))
 }
 
 #[cfg(test)]

@@ -101,6 +101,13 @@ pub(super) fn read_dir_id(dir: BorrowedFd<'_>, heal: bool) -> Result<Id> {
 }
 
 pub(crate) fn write_dir_id_file(dir: BorrowedFd<'_>, id: &Id) -> Result<()> {
+    write_dir_id_file_with(dir, id, true)
+}
+
+/// `durable`: fsync the file before returning. Not needed where the xattr copy was just set:
+/// that is journalled metadata, on disk no later than the rename that publishes the
+/// directory, and `read_dir_id` restores the file from it after a crash.
+fn write_dir_id_file_with(dir: BorrowedFd<'_>, id: &Id, durable: bool) -> Result<()> {
     let name = OsStr::new(dirfile::FILE_NAME);
     let _ = sys::unlinkat(dir, name, false);
     let fd = sys::openat(
@@ -111,7 +118,9 @@ pub(crate) fn write_dir_id_file(dir: BorrowedFd<'_>, id: &Id) -> Result<()> {
     )?;
     let mut f = std::fs::File::from(fd);
     f.write_all(&dirfile::encode(id))?;
-    f.sync_all()?;
+    if durable {
+        f.sync_all()?;
+    }
     Ok(())
 }
 
@@ -305,8 +314,9 @@ impl Fs {
         let result = (|| {
             let sub = sys::openat(dir.as_fd(), &tmp, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
             let id = crate::crypto::random_id()?;
-            write_dir_id_file(sub.as_fd(), &id)?;
-            let _ = sys::fsetxattr(sub.as_fd(), dirfile::XATTR_NAME, &dirfile::encode(&id), 0);
+            let in_xattr =
+                sys::fsetxattr(sub.as_fd(), dirfile::XATTR_NAME, &dirfile::encode(&id), 0).is_ok();
+            write_dir_id_file_with(sub.as_fd(), &id, !in_xattr)?;
             sys::fchmodat(dir.as_fd(), &tmp, mode)?;
             self.give_to(&dir, &tmp, who, gid)?;
             self.write_long_record(&dir, &stored)?;
@@ -316,15 +326,26 @@ impl Fs {
                 dir.as_fd(),
                 OsStr::new(stored.backing_name()),
                 libc::RENAME_NOREPLACE,
-            )
+            )?;
+            Ok(id)
         })();
-        if let Err(e) = result {
-            let _ = sys::openat(dir.as_fd(), &tmp, libc::O_RDONLY | libc::O_DIRECTORY, 0)
-                .and_then(|sub| sys::unlinkat(sub.as_fd(), OsStr::new(dirfile::FILE_NAME), false));
-            let _ = sys::unlinkat(dir.as_fd(), &tmp, true);
-            return Err(e);
+        let id = match result {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = sys::openat(dir.as_fd(), &tmp, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                    .and_then(|sub| {
+                        sys::unlinkat(sub.as_fd(), OsStr::new(dirfile::FILE_NAME), false)
+                    });
+                let _ = sys::unlinkat(dir.as_fd(), &tmp, true);
+                return Err(e);
+            }
+        };
+        let attr = self.lookup_inner(who, parent, name)?;
+        // Its children's names are sealed with this ID: no need to read it back.
+        if let Some(n) = lock(&self.inodes).get_mut(attr.ino) {
+            n.dir_id.get_or_insert(id);
         }
-        self.lookup_inner(who, parent, name)
+        Ok(attr)
     }
 
     pub(super) fn rmdir_inner(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<()> {

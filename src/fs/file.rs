@@ -234,12 +234,7 @@ fn seal_and_write(
     ct: &mut [u8],
 ) -> Result<()> {
     let seal_write = |first_i: usize, plains: &[&[u8]], ct: &mut [u8]| -> Result<()> {
-        let mut pos = 0;
-        for (i, p) in plains.iter().enumerate() {
-            let len = p.len() + OVERHEAD as usize;
-            c.seal_block(first + (first_i + i) as u64, p, &mut ct[pos..pos + len])?;
-            pos += len;
-        }
+        c.seal_blocks(first + first_i as u64, plains, ct)?;
         let at = content::block_offset(first + first_i as u64);
         as_file(fd, |f| f.write_all_at(ct, at)).map_err(Error::from)
     };
@@ -443,7 +438,9 @@ impl Fs {
         // The backing filesystem already gave the file the daemon's user and the group the
         // caller should get when those match (root creating in a root mount): a chown would
         // cost a journalled inode update per file.
-        let own = (sys::geteuid(), sys::getegid());
+        // The daemon never changes its own ids: ask once, not per file.
+        static OWN: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+        let own = *OWN.get_or_init(|| (sys::geteuid(), sys::getegid()));
         if self.opts.chown_new && !(who.uid == own.0 && (inherited || gid == own.1)) {
             sys::fchown(created.as_fd(), who.uid, gid)?;
         }

@@ -61,10 +61,8 @@ impl Guard {
         detail: Option<String>,
     ) {
         let Some(sink) = &self.audit else { return };
-        let mut r = Record::now(op, path);
-        r.uid = who.uid;
+        let mut r = Record::by(op, path, who.uid, who.pid);
         r.user = self.user_name(who.uid);
-        r.pid = who.pid;
         r.program = program_of(who.pid);
         r.path2 = path2.map(str::to_string);
         r.client = client.map(str::to_string);
