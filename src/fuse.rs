@@ -34,11 +34,17 @@ pub type Activity = Arc<dyn Fn() + Send + Sync>;
 pub struct Adapter {
     fs: Arc<Fs>,
     activity: Activity,
+    /// Other users may use the mount (--allow-other; always with a policy).
+    shared: bool,
 }
 
 impl Adapter {
-    pub fn new(fs: Arc<Fs>, activity: Activity) -> Adapter {
-        Adapter { fs, activity }
+    pub fn new(fs: Arc<Fs>, activity: Activity, shared: bool) -> Adapter {
+        Adapter {
+            fs,
+            activity,
+            shared,
+        }
     }
 
     fn ttl_for(&self, ino: u64) -> Duration {
@@ -448,70 +454,74 @@ impl fuser::Filesystem for Adapter {
         empty(reply, self.fs.fsync(fh.0, datasync));
     }
 
-    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    /// Listings are served statelessly from the offset in each READDIR, so no handle is
+    /// needed. A private mount answers ENOSYS: the kernel then never sends OPENDIR or
+    /// RELEASEDIR again (two round trips per directory listed) and caches listings itself
+    /// (dropped whenever the directory changes). A shared mount must not let the kernel
+    /// cache them: with a policy, each user sees only the clients they may read (a policy
+    /// can arrive while mounted).
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.touch();
-        match self.fs.opendir(&who(req), ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(errno(&e)),
+        if self.shared {
+            reply.opened(FileHandle(0), FopenFlags::empty());
+        } else {
+            reply.error(Errno::ENOSYS);
         }
     }
 
     fn readdir(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         self.touch();
-        let list = match self.fs.readdir(fh.0) {
-            Ok(l) => l,
-            Err(e) => return reply.error(errno(&e)),
-        };
-        for (i, e) in list.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(e.ino), (i + 1) as u64, kind(e.kind), &e.name) {
-                break;
-            }
+        let mut added = false;
+        let r = self.fs.readdir_at(&who(req), ino.0, offset, |e, next| {
+            let full = reply.add(INodeNo(e.ino), next, kind(e.kind), &e.name);
+            added |= !full;
+            !full
+        });
+        match r {
+            // Entries already added stand; the error comes again on the next call.
+            Err(e) if !added => reply.error(errno(&e)),
+            _ => reply.ok(),
         }
-        reply.ok();
     }
 
     fn readdirplus(
         &self,
         req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
         self.touch();
-        let list = match self.fs.readdir(fh.0) {
-            Ok(l) => l,
-            Err(e) => return reply.error(errno(&e)),
-        };
         let me = who(req);
-        for (i, e) in list.iter().enumerate().skip(offset as usize) {
-            let next = (i + 1) as u64;
+        let mut added = false;
+        let r = self.fs.readdir_at(&me, ino.0, offset, |e, next| {
             // "." and ".." carry attributes but no lookup reference (the kernel skips them).
             if e.name == "." || e.name == ".." {
-                let a = self.fs.getattr(&me, e.ino, None);
-                let Ok(a) = a else { continue };
-                if reply.add(
+                let Ok(a) = self.fs.getattr(&me, e.ino, None) else {
+                    return true;
+                };
+                let full = reply.add(
                     INodeNo(e.ino),
                     next,
                     &e.name,
                     &Duration::ZERO,
                     &attr(&a),
                     Generation(0),
-                ) {
-                    break;
-                }
-                continue;
+                );
+                added |= !full;
+                return !full;
             }
             // Every other entry is a lookup: counted now, given back if it does not fit.
             let Ok(a) = self.fs.lookup(&me, ino.0, &e.name) else {
-                continue;
+                return true;
             };
             if reply.add(
                 INodeNo(a.ino),
@@ -522,22 +532,16 @@ impl fuser::Filesystem for Adapter {
                 Generation(0),
             ) {
                 self.fs.forget(a.ino, 1);
-                break;
+                return false;
             }
+            added = true;
+            true
+        });
+        match r {
+            // Entries already added (and their lookups counted) stand.
+            Err(e) if !added => reply.error(errno(&e)),
+            _ => reply.ok(),
         }
-        reply.ok();
-    }
-
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
-        self.fs.releasedir(fh.0);
-        reply.ok();
     }
 
     fn fsyncdir(

@@ -376,6 +376,7 @@ fn serve(
     let adapter = Adapter::new(
         fs.clone(),
         Arc::new(move || last2.store(now_secs(start), Ordering::Relaxed)),
+        args.allow_other,
     );
     let mut session = match fuser::Session::new(adapter, mp, &config) {
         Ok(s) => s,

@@ -3,12 +3,11 @@
 //! where the operation is one the audit log records (not lookups, stats or plain reads).
 
 use super::dir::DirEntryOut;
-use super::{lock, Attr, Fs, RenameFlags, SetAttr, Subject};
+use super::{Attr, Fs, RenameFlags, SetAttr, Subject};
 use crate::error::{Error, Result};
 use crate::policy::Access::{Read, Write};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
 
 fn open_mode(flags: i32) -> &'static str {
     match flags & libc::O_ACCMODE {
@@ -235,31 +234,39 @@ impl Fs {
         )
     }
 
-    /// Lists a directory; entries the caller may not read (other clients) are left out.
-    pub fn opendir(&self, who: &Subject, ino: u64) -> Result<u64> {
+    /// Lists a directory from `cookie` (see `list_dir_at`); entries the caller may not read
+    /// (other clients) are left out. The policy is asked on every call, the audit log gets
+    /// one "list" record per listing (the call that starts it).
+    pub fn readdir_at(
+        &self,
+        who: &Subject,
+        ino: u64,
+        cookie: u64,
+        mut emit: impl FnMut(DirEntryOut, u64) -> bool,
+    ) -> Result<()> {
         let path = self.path_of(ino)?;
         let client = self.allow(who, "list", &path, Read)?;
-        let r = self.list_dir(ino).map(|mut list| {
-            if let Some(p) = self.guard_policy() {
-                let c = self.creds_of(who);
-                list.retain(|e: &DirEntryOut| {
-                    if e.name == "." || e.name == ".." {
-                        return true;
-                    }
+        let policy = self.guard_policy();
+        let c = policy.as_ref().map(|_| self.creds_of(who));
+        let r = self.list_dir_at(ino, cookie, |e, next| {
+            if let (Some(p), Some(c)) = (&policy, &c) {
+                if e.name != "." && e.name != ".." {
                     let mut child = path.clone();
                     if child != "/" {
                         child.push('/');
                     }
                     child.push_str(&String::from_utf8_lossy(e.name.as_bytes()));
-                    self.visible(&c, &p, &child)
-                });
+                    if !self.visible(c, p, &child) {
+                        return true;
+                    }
+                }
             }
-            list
+            emit(e, next)
         });
-        let list = self.audited(who, "list", &path, None, client.as_deref(), None, r)?;
-        let fh = self.new_fh();
-        lock(&self.dirs).insert(fh, Arc::new(list));
-        Ok(fh)
+        if cookie == 0 {
+            return self.audited(who, "list", &path, None, client.as_deref(), None, r);
+        }
+        r
     }
 
     pub fn setxattr(

@@ -11,7 +11,6 @@ use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct DirEntryOut {
@@ -200,13 +199,98 @@ impl Fs {
         lock(&self.inodes).forget(ino, n);
     }
 
-    /// Snapshot of a directory's plaintext entries, taken at opendir (offsets stay stable).
-    pub fn readdir(&self, fh: u64) -> Result<Arc<Vec<DirEntryOut>>> {
-        lock(&self.dirs).get(&fh).cloned().ok_or(Error::Invalid)
+    /// Lists directory `ino` from `cookie` (0: the start, else the `next` of an entry handed
+    /// out before), giving each plaintext entry and the cookie after it to `emit` until it
+    /// returns false. Stateless, so the kernel needs no OPENDIR/RELEASEDIR round trips, and
+    /// the cookies are the backing filesystem's: a reader never skips or repeats an entry that
+    /// stays while others change the directory. Undecryptable entries are skipped as in
+    /// `list_dir`.
+    pub fn list_dir_at(
+        &self,
+        ino: u64,
+        cookie: u64,
+        mut emit: impl FnMut(DirEntryOut, u64) -> bool,
+    ) -> Result<()> {
+        let (zone, dir_id) = self.dir_keys(ino)?;
+        let fd = self.open_ino(ino, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let parent_ino = if ino == ROOT_INO {
+            ROOT_INO
+        } else {
+            lock(&self.inodes)
+                .get(ino)
+                .map(|n| n.parent)
+                .unwrap_or(ROOT_INO)
+        };
+        let gens: Vec<usize> = self.generations(zone)?.collect();
+        let mut failed = None;
+        sys::read_dir_from(fd.as_fd(), cookie, |e, next| {
+            let b = e.name.as_bytes();
+            let out = match b {
+                b"." => Some(DirEntryOut {
+                    ino,
+                    kind: Kind::Dir,
+                    name: ".".into(),
+                }),
+                b".." => Some(DirEntryOut {
+                    ino: parent_ino,
+                    kind: Kind::Dir,
+                    name: "..".into(),
+                }),
+                _ if is_internal(b, ino == ROOT_INO) => None,
+                _ => match self.decrypt_entry(fd.as_fd(), &dir_id, &gens, &e) {
+                    Ok(found) => found,
+                    Err(err) => {
+                        failed = Some(err);
+                        return false;
+                    }
+                },
+            };
+            match out {
+                Some(out) => emit(out, next),
+                None => true,
+            }
+        })?;
+        failed.map_or(Ok(()), Err)
     }
 
-    pub fn releasedir(&self, fh: u64) {
-        lock(&self.dirs).remove(&fh);
+    /// The plaintext entry for backing entry `e`, or None when it is skipped: undecryptable
+    /// (warned), or under a retiring key while its re-encrypted twin exists (an interrupted
+    /// rekey; the re-encrypted one wins).
+    fn decrypt_entry(
+        &self,
+        dir: BorrowedFd<'_>,
+        dir_id: &Id,
+        gens: &[usize],
+        e: &sys::DirEntry,
+    ) -> Result<Option<DirEntryOut>> {
+        let Ok(full) = full_encoded(dir, e.name.as_bytes()) else {
+            log::warn!(
+                "skipping backing entry {:?}: its long-name record is damaged",
+                e.name
+            );
+            return Ok(None);
+        };
+        for (n, g) in gens.iter().enumerate() {
+            let Ok(p) = self.zone(*g)?.names.decrypt(dir_id, &full) else {
+                continue;
+            };
+            if n > 0 {
+                let current = self.zone(gens[0])?.names.encrypt(dir_id, &p)?;
+                if sys::fstatat(dir, OsStr::new(current.backing_name())).is_ok() {
+                    return Ok(None);
+                }
+            }
+            return Ok(Some(DirEntryOut {
+                ino: self.fuse_ino(e.ino),
+                kind: Kind::from_dtype(e.dtype).unwrap_or(Kind::File),
+                name: OsString::from(OsStr::from_bytes(&p)),
+            }));
+        }
+        log::warn!(
+            "skipping backing entry {:?}: its name does not decrypt (stray file or damage)",
+            e.name
+        );
+        Ok(None)
     }
 
     /// Decrypts every entry; undecryptable ones (stray files from sync tools, damage) are

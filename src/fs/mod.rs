@@ -20,7 +20,6 @@ use crate::secret::Key32;
 use crate::sys;
 use crate::vault::Vault;
 use inode::{InodeTable, Kind, ROOT_INO};
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -69,7 +68,6 @@ pub struct Fs {
     zones: Vec<Zone>,
     inodes: Mutex<InodeTable>,
     files: file::OpenFiles,
-    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntryOut>>>>,
     next_fh: AtomicU64,
     opts: Options,
     guard: Guard,
@@ -114,7 +112,6 @@ impl Fs {
             zones,
             inodes: Mutex::new(InodeTable::new(vault.config.root_dir_id)),
             files: file::OpenFiles::default(),
-            dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             opts,
             guard: Guard::default(),
