@@ -457,15 +457,25 @@ impl fuser::Filesystem for Adapter {
     /// Listings are served statelessly from the offset in each READDIR, so no handle is
     /// needed. A private mount answers ENOSYS: the kernel then never sends OPENDIR or
     /// RELEASEDIR again (two round trips per directory listed) and caches listings itself
-    /// (dropped whenever the directory changes). A shared mount must not let the kernel
-    /// cache them: with a policy, each user sees only the clients they may read (a policy
-    /// can arrive while mounted).
-    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    /// (dropped whenever the directory changes). A shared mount checks each open (the
+    /// policy); the kernel caches the listing only where every user who may open the
+    /// directory sees the same entries (`Fs::listing_cacheable`).
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.touch();
-        if self.shared {
-            reply.opened(FileHandle(0), FopenFlags::empty());
-        } else {
-            reply.error(Errno::ENOSYS);
+        if !self.shared {
+            return reply.error(Errno::ENOSYS);
+        }
+        match self.fs.open_listing(&who(req), ino.0) {
+            Ok(()) => {
+                // Without KEEP_CACHE the kernel drops the cached listing at every open.
+                let flags = if self.fs.listing_cacheable(ino.0) {
+                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.opened(FileHandle(0), flags)
+            }
+            Err(e) => reply.error(errno(&e)),
         }
     }
 
@@ -479,11 +489,13 @@ impl fuser::Filesystem for Adapter {
     ) {
         self.touch();
         let mut added = false;
-        let r = self.fs.readdir_at(&who(req), ino.0, offset, |e, next| {
-            let full = reply.add(INodeNo(e.ino), next, kind(e.kind), &e.name);
-            added |= !full;
-            !full
-        });
+        let r = self
+            .fs
+            .readdir_at(&who(req), ino.0, offset, !self.shared, |e, next| {
+                let full = reply.add(INodeNo(e.ino), next, kind(e.kind), &e.name);
+                added |= !full;
+                !full
+            });
         match r {
             // Entries already added stand; the error comes again on the next call.
             Err(e) if !added => reply.error(errno(&e)),
@@ -502,41 +514,43 @@ impl fuser::Filesystem for Adapter {
         self.touch();
         let me = who(req);
         let mut added = false;
-        let r = self.fs.readdir_at(&me, ino.0, offset, |e, next| {
-            // "." and ".." carry attributes but no lookup reference (the kernel skips them).
-            if e.name == "." || e.name == ".." {
-                let Ok(a) = self.fs.getattr(&me, e.ino, None) else {
+        let r = self
+            .fs
+            .readdir_at(&me, ino.0, offset, !self.shared, |e, next| {
+                // "." and ".." carry attributes but no lookup reference (the kernel skips them).
+                if e.name == "." || e.name == ".." {
+                    let Ok(a) = self.fs.getattr(&me, e.ino, None) else {
+                        return true;
+                    };
+                    let full = reply.add(
+                        INodeNo(e.ino),
+                        next,
+                        &e.name,
+                        &Duration::ZERO,
+                        &attr(&a),
+                        Generation(0),
+                    );
+                    added |= !full;
+                    return !full;
+                }
+                // Every other entry is a lookup: counted now, given back if it does not fit.
+                let Ok(a) = self.fs.lookup(&me, ino.0, &e.name) else {
                     return true;
                 };
-                let full = reply.add(
-                    INodeNo(e.ino),
+                if reply.add(
+                    INodeNo(a.ino),
                     next,
                     &e.name,
-                    &Duration::ZERO,
+                    &self.ttl_for(a.ino),
                     &attr(&a),
                     Generation(0),
-                );
-                added |= !full;
-                return !full;
-            }
-            // Every other entry is a lookup: counted now, given back if it does not fit.
-            let Ok(a) = self.fs.lookup(&me, ino.0, &e.name) else {
-                return true;
-            };
-            if reply.add(
-                INodeNo(a.ino),
-                next,
-                &e.name,
-                &self.ttl_for(a.ino),
-                &attr(&a),
-                Generation(0),
-            ) {
-                self.fs.forget(a.ino, 1);
-                return false;
-            }
-            added = true;
-            true
-        });
+                ) {
+                    self.fs.forget(a.ino, 1);
+                    return false;
+                }
+                added = true;
+                true
+            });
         match r {
             // Entries already added (and their lookups counted) stand.
             Err(e) if !added => reply.error(errno(&e)),

@@ -331,6 +331,10 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
                             std::os::unix::ffi::OsStrExt::from_bytes(&name),
                         );
                     }
+                    // So may no listing the kernel cached under the old rules.
+                    for ino in fs.known_dirs() {
+                        let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
+                    }
                     fs.record_event("policy-change", "ok", detail);
                     log::info!("access policy reloaded");
                 }

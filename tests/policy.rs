@@ -391,3 +391,48 @@ fn entries_cached_before_a_policy_change_are_checked_after_it() {
     denied("tutela_alice", &format!("cat {}", nda.display()));
     ok("tutela_bob", &format!("stat {}", nda.display()));
 }
+
+/// A listing the kernel cached (every user may see it whole) is dropped when a new policy
+/// makes one of its entries a client top that some users may not see.
+#[test]
+fn cached_listings_do_not_outlive_a_policy_change() {
+    let Some(v) = setup() else {
+        return;
+    };
+    let m = v.mnt.display().to_string();
+    fs::create_dir(v.p("shared/gamma")).unwrap();
+    fs::set_permissions(
+        v.p("shared/gamma"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            ok("tutela_alice", &format!("ls {m}/shared")),
+            "gamma\nhandbook.txt\n"
+        );
+    }
+    let pf = v.tmp.path().join("policy2.toml");
+    fs::write(
+        &pf,
+        format!("{POLICY}\n[clients.gamma]\npath = \"/shared/gamma\"\nread = [\"tutela_bob\"]\nwrite = [\"tutela_bob\"]\n"),
+    )
+    .unwrap();
+    run_ok(
+        tutela()
+            .arg("policy")
+            .arg("set")
+            .arg(&v.vault)
+            .arg(&pf)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    common::wait_until(
+        || ok("tutela_alice", &format!("ls {m}/shared")) == "handbook.txt\n",
+        "alice's listing of /shared drops the new client",
+    );
+    assert_eq!(
+        ok("tutela_bob", &format!("ls {m}/shared")),
+        "gamma\nhandbook.txt\n"
+    );
+}

@@ -234,14 +234,24 @@ impl Fs {
         )
     }
 
+    /// Checks and audits the opening of directory `ino` for listing (shared mounts, where
+    /// every open reaches the daemon and the kernel may then serve the listing from its
+    /// cache; `readdir_at` is then called with `audit` false).
+    pub fn open_listing(&self, who: &Subject, ino: u64) -> Result<()> {
+        let path = self.path_of(ino)?;
+        let client = self.allow(who, "list", &path, Read)?;
+        self.audited(who, "list", &path, None, client.as_deref(), None, Ok(()))
+    }
+
     /// Lists a directory from `cookie` (see `list_dir_at`); entries the caller may not read
-    /// (other clients) are left out. The policy is asked on every call, the audit log gets
-    /// one "list" record per listing (the call that starts it).
+    /// (other clients) are left out. The policy is asked on every call; with `audit`, the log
+    /// gets one "list" record per listing (the call that starts it).
     pub fn readdir_at(
         &self,
         who: &Subject,
         ino: u64,
         cookie: u64,
+        audit: bool,
         mut emit: impl FnMut(DirEntryOut, u64) -> bool,
     ) -> Result<()> {
         let path = self.path_of(ino)?;
@@ -263,7 +273,7 @@ impl Fs {
             }
             emit(e, next)
         });
-        if cookie == 0 {
+        if cookie == 0 && audit {
             return self.audited(who, "list", &path, None, client.as_deref(), None, r);
         }
         r

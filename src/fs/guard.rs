@@ -154,6 +154,27 @@ impl Fs {
         lock(&self.inodes).names()
     }
 
+    pub fn known_dirs(&self) -> Vec<u64> {
+        lock(&self.inodes).dirs()
+    }
+
+    /// Whether the kernel may cache directory `ino`'s listing for every user who opens it
+    /// (each open still reaches the daemon and is checked). True unless a policy hides some
+    /// of its entries from some users: a directory holding a client's top, or an ancestor of
+    /// one. Inside a client's subtree every entry belongs to that client, and outside the
+    /// clients every entry has the same rule as the directory itself, so whoever may open
+    /// the directory may see the whole listing. Cached listings are dropped on every policy
+    /// change.
+    pub fn listing_cacheable(&self, ino: u64) -> bool {
+        let Some(p) = self.guard.policy() else {
+            return true;
+        };
+        match self.path_of(ino) {
+            Ok(path) => !p.is_above_client(&path),
+            Err(_) => false,
+        }
+    }
+
     /// Whether the kernel must ask again on every use of this entry (entry and attribute
     /// timeouts of zero). Kernel caches are shared by all users, so every place where the
     /// policy answers differently for different users must not be cached: a client's top

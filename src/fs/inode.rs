@@ -345,6 +345,20 @@ impl InodeTable {
         out
     }
 
+    /// Every directory inode the kernel knows of, the root included.
+    pub fn dirs(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.kind == Kind::Dir)
+            .map(|(ino, _)| *ino)
+            .collect();
+        if !out.contains(&ROOT_INO) {
+            out.push(ROOT_INO);
+        }
+        out
+    }
+
     /// The plaintext path of `ino` ("/" for the root), for zone/policy/audit decisions.
     pub fn plain_path(&self, ino: u64) -> Option<Vec<u8>> {
         let mut parts: Vec<&[u8]> = Vec::new();
