@@ -362,45 +362,13 @@ pub struct DirEntry {
 
 /// Reads all entries of an open directory (the fd is duplicated, the caller keeps its own).
 pub fn read_dir(dir: BorrowedFd<'_>) -> Result<Vec<DirEntry>> {
-    // SAFETY: dup of a valid fd; fdopendir takes ownership of the duplicate.
-    let dup = check(unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
-    // SAFETY: dup is a valid directory fd that fdopendir now owns.
-    let dp = unsafe { libc::fdopendir(dup) };
-    if dp.is_null() {
-        let e = Error::last_os();
-        // SAFETY: fdopendir failed, so we still own dup.
-        unsafe { libc::close(dup) };
-        return Err(e);
-    }
-    // SAFETY: dp is a valid DIR*.
-    unsafe { libc::rewinddir(dp) };
     let mut out = Vec::new();
-    loop {
-        // SAFETY: dp is a valid DIR*; the returned entry is valid until the next readdir.
-        let ent = unsafe { libc::readdir64(dp) };
-        if ent.is_null() {
-            break;
+    read_dir_from(dir, 0, |e, _| {
+        if e.name != "." && e.name != ".." {
+            out.push(e);
         }
-        // SAFETY: d_name is NUL-terminated within the entry.
-        let (name, ino, dtype) = unsafe {
-            let e = &*ent;
-            (
-                CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
-                e.d_ino,
-                e.d_type,
-            )
-        };
-        if name == b"." || name == b".." {
-            continue;
-        }
-        out.push(DirEntry {
-            name: OsString::from_vec(name),
-            ino,
-            dtype,
-        });
-    }
-    // SAFETY: dp is valid and closed once.
-    unsafe { libc::closedir(dp) };
+        true
+    })?;
     Ok(out)
 }
 

@@ -68,6 +68,21 @@ read = ["tutela_bob"]
 write = ["tutela_bob"]
 "#;
 
+/// Stores `text` as the vault's policy (through a file named `file`), as an admin would.
+fn set_policy(v: &TestVault, file: &str, text: &str) {
+    let pf = v.tmp.path().join(file);
+    fs::write(&pf, text).unwrap();
+    run_ok(
+        tutela()
+            .arg("policy")
+            .arg("set")
+            .arg(&v.vault)
+            .arg(&pf)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+}
+
 fn setup() -> Option<TestVault> {
     let reason = common::fuse_missing()
         .or_else(|| (!common::is_root()).then(|| "needs root to create users".to_string()));
@@ -103,18 +118,8 @@ fn setup() -> Option<TestVault> {
         fs::write(v.p(f), format!("contents of {f}\n")).unwrap();
         fs::set_permissions(v.p(f), std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     }
-    let pf = v.tmp.path().join("policy.toml");
-    fs::write(&pf, POLICY).unwrap();
     // Set while mounted: the live mount picks it up without a remount.
-    run_ok(
-        tutela()
-            .arg("policy")
-            .arg("set")
-            .arg(&v.vault)
-            .arg(&pf)
-            .arg("--passfile")
-            .arg(&v.passfile),
-    );
+    set_policy(&v, "policy.toml", POLICY);
     common::wait_until(
         || {
             as_user(
@@ -412,20 +417,10 @@ fn cached_listings_do_not_outlive_a_policy_change() {
             "gamma\nhandbook.txt\n"
         );
     }
-    let pf = v.tmp.path().join("policy2.toml");
-    fs::write(
-        &pf,
-        format!("{POLICY}\n[clients.gamma]\npath = \"/shared/gamma\"\nread = [\"tutela_bob\"]\nwrite = [\"tutela_bob\"]\n"),
-    )
-    .unwrap();
-    run_ok(
-        tutela()
-            .arg("policy")
-            .arg("set")
-            .arg(&v.vault)
-            .arg(&pf)
-            .arg("--passfile")
-            .arg(&v.passfile),
+    set_policy(
+        &v,
+        "policy2.toml",
+        &format!("{POLICY}\n[clients.gamma]\npath = \"/shared/gamma\"\nread = [\"tutela_bob\"]\nwrite = [\"tutela_bob\"]\n"),
     );
     common::wait_until(
         || ok("tutela_alice", &format!("ls {m}/shared")) == "handbook.txt\n",

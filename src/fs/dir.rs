@@ -203,8 +203,8 @@ impl Fs {
     /// out before), giving each plaintext entry and the cookie after it to `emit` until it
     /// returns false. Stateless, so the kernel needs no OPENDIR/RELEASEDIR round trips, and
     /// the cookies are the backing filesystem's: a reader never skips or repeats an entry that
-    /// stays while others change the directory. Undecryptable entries are skipped as in
-    /// `list_dir`.
+    /// stays while others change the directory. Undecryptable entries (stray files from sync
+    /// tools, damage) are skipped with a warning that names only the backing name.
     pub fn list_dir_at(
         &self,
         ino: u64,
@@ -293,86 +293,13 @@ impl Fs {
         Ok(None)
     }
 
-    /// Decrypts every entry; undecryptable ones (stray files from sync tools, damage) are
-    /// skipped with a warning that names only the backing (ciphertext) name.
+    /// Every plaintext entry of a directory, "." and ".." included (see `list_dir_at`).
     pub fn list_dir(&self, ino: u64) -> Result<Vec<DirEntryOut>> {
-        let (zone, dir_id) = self.dir_keys(ino)?;
-        let fd = self.open_ino(ino, libc::O_RDONLY | libc::O_DIRECTORY)?;
-        let parent_ino = if ino == ROOT_INO {
-            ROOT_INO
-        } else {
-            lock(&self.inodes)
-                .get(ino)
-                .map(|n| n.parent)
-                .unwrap_or(ROOT_INO)
-        };
-        let mut out = vec![
-            DirEntryOut {
-                ino,
-                kind: Kind::Dir,
-                name: ".".into(),
-            },
-            DirEntryOut {
-                ino: parent_ino,
-                kind: Kind::Dir,
-                name: "..".into(),
-            },
-        ];
-        let gens = self.generations(zone)?;
-        let mut retiring_names = Vec::new();
-        for e in sys::read_dir(fd.as_fd())? {
-            let b = e.name.as_bytes();
-            if is_internal(b, ino == ROOT_INO) {
-                continue;
-            }
-            let Ok(full) = full_encoded(fd.as_fd(), b) else {
-                log::warn!(
-                    "skipping backing entry {:?}: its long-name record is damaged",
-                    e.name
-                );
-                continue;
-            };
-            let mut plain = None;
-            for (n, g) in gens.clone().enumerate() {
-                if let Ok(p) = self.zone(g)?.names.decrypt(&dir_id, &full) {
-                    plain = Some((p, n > 0));
-                    break;
-                }
-            }
-            match plain {
-                Some((p, retiring)) => {
-                    let kind = Kind::from_dtype(e.dtype).unwrap_or(Kind::File);
-                    if retiring {
-                        retiring_names.push(out.len());
-                    }
-                    out.push(DirEntryOut {
-                        ino: self.fuse_ino(e.ino),
-                        kind,
-                        name: OsString::from(std::ffi::OsStr::from_bytes(&p)),
-                    });
-                }
-                None => log::warn!(
-                    "skipping backing entry {:?}: its name does not decrypt (stray file or damage)",
-                    e.name
-                ),
-            }
-        }
-        if !retiring_names.is_empty() {
-            // An interrupted rekey can leave an entry under both keys for a moment: the
-            // re-encrypted one wins.
-            let current: std::collections::HashSet<OsString> = out
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !retiring_names.contains(i))
-                .map(|(_, e)| e.name.clone())
-                .collect();
-            let mut i = 0;
-            out.retain(|e| {
-                let keep = !(retiring_names.contains(&i) && current.contains(&e.name));
-                i += 1;
-                keep
-            });
-        }
+        let mut out = Vec::new();
+        self.list_dir_at(ino, 0, |e, _| {
+            out.push(e);
+            true
+        })?;
         Ok(out)
     }
 
