@@ -21,7 +21,7 @@ STREAM_MB=${STREAM_MB:-1024}
 FIO_MB=${FIO_MB:-256}
 FIO_SECS=${FIO_SECS:-15}
 SMALL_N=${SMALL_N:-10000}
-SYSTEMS=${SYSTEMS:-"tutela tutela-policy gocryptfs securefs bindfs plain"}
+SYSTEMS=${SYSTEMS:-"tutela tutela-shared tutela-policy gocryptfs securefs bindfs plain"}
 WORK=${WORK:-/var/tmp/tutela-bench}
 
 if [ "$(id -u)" -ne 0 ]; then echo "bench: run as root (it drops caches and mounts)" >&2; exit 2; fi
@@ -64,7 +64,7 @@ cpu_ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null |
 setup() { # create backing dirs (once)
   local s=$1 d="$WORK/$1"; mkdir -p "$d/back" "$d/mnt"
   case "$s" in
-    tutela|tutela-policy)
+    tutela|tutela-shared|tutela-policy)
       "$TUTELA" init "$d/back" --passfile "$PASS" >/dev/null 2>&1
       if [ "$s" = tutela-policy ]; then
         printf 'admins = ["root"]\n[clients.bench]\npath = "/bench"\nread = ["root"]\nwrite = ["root"]\n' > "$d/policy.toml"
@@ -79,6 +79,9 @@ mnt() { # mount system $1; prints the directory to work in
   local s=$1 d="$WORK/$1"
   case "$s" in
     tutela|tutela-policy) "$TUTELA" mount "$d/back" "$d/mnt" --passfile "$PASS" 2>/dev/null ;;
+    # A multi-user mount without a policy: what kernel permission checks cost on their own
+    # (a policy mount is always multi-user).
+    tutela-shared) "$TUTELA" mount "$d/back" "$d/mnt" --passfile "$PASS" --allow-other 2>/dev/null ;;
     gocryptfs) gocryptfs -q -extpass "cat $PASS" "$d/back" "$d/mnt" ;;
     securefs) securefs mount -b --pass "benchmark passphrase" "$d/back" "$d/mnt" >/dev/null 2>&1; sleep 0.5 ;;
     bindfs) bindfs "$d/back" "$d/mnt" ;;
@@ -203,14 +206,22 @@ w = [max(len(r[i]) for r in rows + [hdr]) for i in range(len(hdr))]
 print("  ".join(h.ljust(w[i]) for i, h in enumerate(hdr)))
 for r in rows:
     print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
-pt = [m for m in order if ("tutela", m) in med and ("tutela-policy", m) in med]
-if pt:
+def cost(base, other, title):
+    ms = [m for m in order if (base, m) in med and (other, m) in med]
+    if not ms:
+        return
     print()
-    print("cost of an access policy + audit log (tutela-policy vs tutela; >1.00 means slower):")
-    for m in pt:
-        a, b = med[("tutela", m)], med[("tutela-policy", m)]
+    print(title)
+    for m in ms:
+        a, b = med[(base, m)], med[(other, m)]
         if a and b:
             print("  %-28s %.2fx" % (m, (a / b) if higher_better(m) else (b / a)))
+cost("tutela", "tutela-policy",
+     "cost of an access policy + audit log (tutela-policy vs tutela; >1.00 means slower):")
+cost("tutela", "tutela-shared",
+     "of which a multi-user mount alone (tutela-shared vs tutela; kernel permission checks):")
+cost("tutela-shared", "tutela-policy",
+     "and the policy on top of a multi-user mount (tutela-policy vs tutela-shared):")
 PY
 echo
 echo "raw results: $RESULTS"
