@@ -544,6 +544,43 @@ pub fn drop_cached(fd: BorrowedFd<'_>, offset: u64, len: u64) {
     }
 }
 
+/// Asks the kernel to read a range into the page cache (a hint; returns once queued).
+pub fn prefetch(fd: BorrowedFd<'_>, offset: u64, len: u64) {
+    // The kernel caps one WILLNEED at the device's readahead window (128 KiB by default),
+    // so a long range is asked for a window at a time.
+    const STEP: u64 = 128 << 10;
+    let end = offset.saturating_add(len);
+    let mut at = offset;
+    while at < end {
+        let n = STEP.min(end - at);
+        // SAFETY: plain syscall on a valid fd; no memory is passed.
+        let r = unsafe {
+            libc::posix_fadvise(
+                fd.as_raw_fd(),
+                at as libc::off_t,
+                n as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            )
+        };
+        if r != 0 {
+            return;
+        }
+        at += n;
+    }
+}
+
+/// Physical memory of the machine, in bytes.
+pub fn total_memory() -> Option<u64> {
+    // SAFETY: sysconf only reads configuration values.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    (pages > 0 && size > 0).then(|| pages as u64 * size as u64)
+}
+
 /// Creates `dir` if missing and checks that it is an empty directory.
 pub fn ensure_empty_dir(dir: &Path) -> Result<()> {
     match std::fs::create_dir_all(dir) {

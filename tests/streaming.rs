@@ -1,5 +1,6 @@
 //! Streaming hints through a real mount: a file read front to back leaves its ciphertext out
-//! of the backing page cache (drop-behind), and what streams through reads back intact.
+//! of the backing page cache (drop-behind), random access afterwards brings it back in one
+//! sweep, and what streams through reads back intact.
 
 mod common;
 
@@ -153,5 +154,73 @@ fn a_streamed_write_reads_back_intact_after_remount() {
     assert!(
         got == model,
         "file differs after a streamed write and a patch"
+    );
+}
+
+#[test]
+fn random_access_after_a_streamed_write_brings_the_ciphertext_back() {
+    let Some(mut v) = TestVault::new("streaming refill") else {
+        return;
+    };
+    if on_tmpfs(&v.vault) {
+        eprintln!("SKIP streaming refill: the backing directory is on tmpfs");
+        return;
+    }
+    v.mount();
+    let data = pattern(SIZE, 5);
+    {
+        let mut f = File::create(v.p("db")).unwrap();
+        for chunk in data.chunks(MIB) {
+            f.write_all(chunk).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    let backing = largest_file(&v.vault);
+    let written = resident_fraction(&backing);
+    assert!(
+        written < 0.6,
+        "the streamed write left {:.0}% of its ciphertext cached (no drop-behind to undo)",
+        written * 100.0
+    );
+    // As fio does before its random phase: drop the plaintext, so reads reach the daemon.
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(v.p("db"))
+        .unwrap();
+    // SAFETY: plain syscall on an open fd.
+    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    use std::os::unix::fs::FileExt;
+    let mut block = vec![0u8; 4096];
+    let at = 40 * MIB + 3 * 4096;
+    f.read_exact_at(&mut block, at as u64).unwrap();
+    assert!(block == data[at..at + 4096], "random read differs");
+    // The sweep runs in the background: give it time, but not forever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut now = resident_fraction(&backing);
+    while now < 0.9 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        now = resident_fraction(&backing);
+    }
+    assert!(
+        now >= 0.9,
+        "only {:.0}% of the ciphertext came back after the first random access",
+        now * 100.0
+    );
+    // Random writes and reads on the refilled file stay correct.
+    let mut model = data;
+    for (i, off) in [7 * MIB + 100, 33 * MIB, 61 * MIB + 4095]
+        .into_iter()
+        .enumerate()
+    {
+        let patch = pattern(5000, 20 + i as u64);
+        f.write_all_at(&patch, off as u64).unwrap();
+        model[off..off + 5000].copy_from_slice(&patch);
+    }
+    drop(f);
+    v.remount();
+    assert!(
+        std::fs::read(v.p("db")).unwrap() == model,
+        "file differs after random writes on a refilled file"
     );
 }

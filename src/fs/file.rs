@@ -42,8 +42,16 @@ pub(super) struct Handle {
 
 impl Handle {
     /// Notes an access of plaintext `[off, end)` stored as ciphertext `[ct_start, ct_end)`
-    /// and passes the streaming hints on to the kernel.
-    fn streamed(&self, off: u64, end: u64, ct_start: u64, ct_end: u64, write: bool) {
+    /// and passes the streaming hints on to the kernel. `old`: the access reads or rewrites
+    /// ciphertext that was already there (not an append).
+    fn streamed(
+        &self,
+        files: &OpenFiles,
+        (off, end): (u64, u64),
+        (ct_start, ct_end): (u64, u64),
+        write: bool,
+        old: bool,
+    ) {
         let s = if write { &self.writes } else { &self.reads };
         let advice = lock(s).advance(off, end, ct_start, ct_end, write);
         if let Some((at, len)) = advice.write_back {
@@ -51,17 +59,71 @@ impl Handle {
         }
         if let Some((at, len)) = advice.drop {
             sys::drop_cached(self.fd.as_fd(), at, len);
+            files.dropped_from(self.ino);
+        } else if advice.fresh && old && off > 0 && files.take_dropped(self.ino) {
+            // (A run starting at offset 0 is most likely another front-to-back pass, which
+            // readahead serves; the next access elsewhere decides.)
+            self.refill();
         }
     }
+
+    /// Asks for the whole ciphertext back in the page cache, in the background: one
+    /// sequential sweep instead of a disk wait per block for the random accesses to come.
+    /// Files large next to memory are left to fetch what they touch.
+    fn refill(&self) {
+        let Ok(len) = ct_len(&self.fd) else { return };
+        if len == 0 || len > refill_limit() {
+            return;
+        }
+        let Ok(fd) = self.fd.try_clone() else { return };
+        // The sweep allocates and queues up to `len` of page cache: not inside a request.
+        let _ = std::thread::Builder::new()
+            .name("tutela-refill".into())
+            .spawn(move || sys::prefetch(fd.as_fd(), 0, len));
+    }
 }
+
+/// Largest ciphertext brought back whole after a drop: 1/32 of the machine's memory.
+fn refill_limit() -> u64 {
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| sys::total_memory().map_or(256 << 20, |m| m / 32))
+}
+
+/// Files whose ciphertext was dropped from the page cache are remembered by inode, up to
+/// this many (the oldest are forgotten first; forgetting only costs speed).
+const DROPPED_MAX: usize = 256;
 
 #[derive(Default)]
 pub(super) struct OpenFiles {
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     nodes: Mutex<HashMap<u64, (Arc<FileNode>, usize)>>,
+    /// Inodes with ciphertext dropped behind a stream, oldest first. Outlives the handles:
+    /// a file is typically streamed through one open and patched through the next.
+    dropped: Mutex<std::collections::VecDeque<u64>>,
 }
 
 impl OpenFiles {
+    fn dropped_from(&self, ino: u64) {
+        let mut d = lock(&self.dropped);
+        if !d.contains(&ino) {
+            if d.len() == DROPPED_MAX {
+                d.pop_front();
+            }
+            d.push_back(ino);
+        }
+    }
+
+    fn take_dropped(&self, ino: u64) -> bool {
+        let mut d = lock(&self.dropped);
+        match d.iter().position(|i| *i == ino) {
+            Some(at) => {
+                d.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Some open handle of inode `ino`, if any.
     pub fn any_handle_of(&self, ino: u64) -> Option<Arc<Handle>> {
         lock(&self.handles).values().find(|h| h.ino == ino).cloned()
@@ -507,11 +569,11 @@ impl Fs {
             let ct = &ct[..n];
             let ct_start = content::block_offset(first);
             h.streamed(
-                offset,
-                offset + size as u64,
-                ct_start,
-                ct_start + n as u64,
+                &self.files,
+                (offset, offset + size as u64),
+                (ct_start, ct_start + n as u64),
                 false,
+                true,
             );
             scratch(&PLAIN_BUF, opened_len(n)?, |plain| {
                 open_blocks(c, first, ct, plain).inspect_err(|_| {
@@ -555,6 +617,7 @@ impl Fs {
             });
         };
         let mut size = plain_len(&h.fd)?;
+        let old = offset < size;
         if offset > size {
             extend(&h.fd, c, size, offset)?;
             size = offset;
@@ -596,7 +659,13 @@ impl Fs {
             seal_and_write(&h.fd, c, first, &plains, ct)
         })?;
         let ct_start = content::block_offset(first);
-        h.streamed(offset, end, ct_start, ct_start + total as u64, true);
+        h.streamed(
+            &self.files,
+            (offset, end),
+            (ct_start, ct_start + total as u64),
+            true,
+            old,
+        );
         Ok(data.len() as u32)
     }
 

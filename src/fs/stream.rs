@@ -6,6 +6,12 @@
 //! the cache once clean. Both are hints to the kernel: nothing waits for the disk here, pages
 //! still dirty or under writeback stay cached, and errors surface at fsync as before. Random
 //! access (databases, editors) never reaches the threshold and is left alone.
+//!
+//! Dropping has one price: a file streamed in and then patched or read at random (fio's
+//! layout, a database restore, a VM image) would fetch its ciphertext back from disk one
+//! 4 KiB block at a time, each a disk wait inside a request. So the first random access to a
+//! file whose ciphertext was dropped asks for all of it back in one sequential sweep
+//! (`Refill`), when it is small next to memory.
 
 /// Ciphertext is handed to the disk, and dropped, in steps of this many bytes.
 pub const WINDOW: u64 = 8 << 20;
@@ -31,6 +37,8 @@ pub struct Stream {
 pub struct Advice {
     pub write_back: Option<(u64, u64)>,
     pub drop: Option<(u64, u64)>,
+    /// This access did not continue the handle's run (random access, or the first access).
+    pub fresh: bool,
 }
 
 impl Stream {
@@ -60,7 +68,10 @@ impl Stream {
                 dropped: ct_start,
             };
         }
-        let mut advice = Advice::default();
+        let mut advice = Advice {
+            fresh: !continues,
+            ..Advice::default()
+        };
         if self.run < STREAM_AFTER {
             return advice;
         }
@@ -94,7 +105,8 @@ mod tests {
     fn nothing_happens_before_a_run_is_long_enough() {
         let mut s = Stream::default();
         for i in 0..7 {
-            assert_eq!(step(&mut s, i * MIB, MIB, true), Advice::default());
+            let a = step(&mut s, i * MIB, MIB, true);
+            assert_eq!((a.write_back, a.drop, a.fresh), (None, None, i == 0));
         }
     }
 
@@ -150,7 +162,22 @@ mod tests {
         let mut s = Stream::default();
         for i in 0..100u64 {
             let off = (i * 7919 % 97) * 64 * MIB;
-            assert_eq!(step(&mut s, off, MIB, true), Advice::default());
+            let a = step(&mut s, off, MIB, true);
+            assert_eq!((a.write_back, a.drop, a.fresh), (None, None, true));
         }
+    }
+
+    #[test]
+    fn only_the_start_of_a_run_is_fresh() {
+        let mut s = Stream::default();
+        let fresh: Vec<bool> = (0..20)
+            .map(|i| step(&mut s, i * MIB, MIB, false).fresh)
+            .collect();
+        assert_eq!(fresh.iter().filter(|f| **f).count(), 1);
+        assert!(fresh[0]);
+        assert!(
+            step(&mut s, 500 * MIB, MIB, false).fresh,
+            "a jump starts a new run"
+        );
     }
 }
