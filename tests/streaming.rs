@@ -76,25 +76,35 @@ fn on_tmpfs(path: &Path) -> bool {
     }
 }
 
-#[test]
-fn a_sequential_read_drops_its_ciphertext_behind_and_reads_back_intact() {
-    let Some(mut v) = TestVault::new("streaming drop-behind") else {
-        return;
-    };
+/// A mounted vault whose backing pages can be dropped (not tmpfs), or None with the reason
+/// printed.
+fn droppable_vault(what: &str) -> Option<TestVault> {
+    let mut v = TestVault::new(what)?;
     if on_tmpfs(&v.vault) {
         // tmpfs pages cannot be dropped; there is nothing to observe.
-        eprintln!("SKIP streaming drop-behind: the backing directory is on tmpfs");
-        return;
+        eprintln!("SKIP {what}: the backing directory is on tmpfs");
+        return None;
     }
     v.mount();
-    let data = pattern(SIZE, 7);
-    {
-        let mut f = File::create(v.p("big")).unwrap();
-        for chunk in data.chunks(MIB) {
-            f.write_all(chunk).unwrap();
-        }
-        f.sync_all().unwrap();
+    Some(v)
+}
+
+/// Writes `data` front to back in `chunk`-sized writes, then fsyncs.
+fn stream_in(path: &Path, data: &[u8], chunk: usize) {
+    let mut f = File::create(path).unwrap();
+    for c in data.chunks(chunk) {
+        f.write_all(c).unwrap();
     }
+    f.sync_all().unwrap();
+}
+
+#[test]
+fn a_sequential_read_drops_its_ciphertext_behind_and_reads_back_intact() {
+    let Some(mut v) = droppable_vault("streaming drop-behind") else {
+        return;
+    };
+    let data = pattern(SIZE, 7);
+    stream_in(&v.p("big"), &data, MIB);
     // A fresh mount has no plaintext cached, so every read reaches the daemon.
     v.unmount();
     let backing = largest_file(&v.vault);
@@ -133,13 +143,7 @@ fn a_streamed_write_reads_back_intact_after_remount() {
     v.mount();
     // Odd-sized writes straddle blocks and windows; a rewrite in the middle breaks the run.
     let data = pattern(SIZE + 12345, 3);
-    {
-        let mut f = File::create(v.p("big")).unwrap();
-        for chunk in data.chunks(MIB + 333) {
-            f.write_all(chunk).unwrap();
-        }
-        f.sync_all().unwrap();
-    }
+    stream_in(&v.p("big"), &data, MIB + 333);
     let mut model = data.clone();
     {
         use std::os::unix::fs::FileExt;
@@ -159,22 +163,11 @@ fn a_streamed_write_reads_back_intact_after_remount() {
 
 #[test]
 fn random_access_after_a_streamed_write_brings_the_ciphertext_back() {
-    let Some(mut v) = TestVault::new("streaming refill") else {
+    let Some(mut v) = droppable_vault("streaming refill") else {
         return;
     };
-    if on_tmpfs(&v.vault) {
-        eprintln!("SKIP streaming refill: the backing directory is on tmpfs");
-        return;
-    }
-    v.mount();
     let data = pattern(SIZE, 5);
-    {
-        let mut f = File::create(v.p("db")).unwrap();
-        for chunk in data.chunks(MIB) {
-            f.write_all(chunk).unwrap();
-        }
-        f.sync_all().unwrap();
-    }
+    stream_in(&v.p("db"), &data, MIB);
     let backing = largest_file(&v.vault);
     let written = resident_fraction(&backing);
     assert!(
