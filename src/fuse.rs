@@ -174,9 +174,9 @@ impl fuser::Filesystem for Adapter {
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.touch();
         match self.fs.lookup(&who(req), parent.0, name) {
-            // A negative entry the kernel may cache (no policy: the answer is the same for
-            // everyone, and every create goes through us and replaces it).
-            Err(Error::NotFound) if !self.fs.policy_active() => {
+            // A negative entry the kernel may cache where the answer is the same for every
+            // caller (`Fs::absence_cacheable`); every create goes through us and replaces it.
+            Err(Error::NotFound) if self.fs.absence_cacheable(parent.0, name) => {
                 let mut neg = attr(&Attr {
                     ino: 0,
                     size: 0,

@@ -331,6 +331,13 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
                             std::os::unix::ffi::OsStrExt::from_bytes(&name),
                         );
                     }
+                    // Nor an absence cached where a client's top now stands.
+                    for (parent, name) in fs.client_top_entries() {
+                        let _ = notifier.inval_entry(
+                            fuser::INodeNo(parent),
+                            std::os::unix::ffi::OsStrExt::from_bytes(&name),
+                        );
+                    }
                     // So may no listing the kernel cached under the old rules.
                     for ino in fs.known_dirs() {
                         let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);

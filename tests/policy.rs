@@ -431,3 +431,86 @@ fn cached_listings_do_not_outlive_a_policy_change() {
         "gamma\nhandbook.txt\n"
     );
 }
+
+/// Below a client's top the kernel may remember that a name is absent (git probes a
+/// `.gitignore` in every directory on every `git status`). When a new policy makes such a
+/// name a client's top, the remembered absence must not answer for a caller it refuses.
+#[test]
+fn absences_cached_below_a_top_do_not_outlive_a_policy_change() {
+    let Some(v) = setup() else {
+        return;
+    };
+    let matters = v.p("clients/acme/matters").display().to_string();
+    for _ in 0..2 {
+        let out = as_user("tutela_alice", &format!("stat {matters}"));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("No such file"),
+            "alice may look in acme: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let moved = POLICY.replace(
+        "[clients.acme]\npath = \"/clients/acme\"\nread = [\"tutela_alice\", \"group:tutela_paralegals\"]\nwrite = [\"tutela_alice\"]",
+        "[clients.matters]\npath = \"/clients/acme/matters\"\nread = [\"tutela_bob\"]\nwrite = [\"tutela_bob\"]",
+    );
+    assert_ne!(moved, POLICY);
+    set_policy(&v, "policy2.toml", &moved);
+    common::wait_until(
+        || {
+            String::from_utf8_lossy(&as_user("tutela_alice", &format!("stat {matters}")).stderr)
+                .contains("Permission denied")
+        },
+        "alice refused at the new client's top, not told it is absent",
+    );
+    let out = as_user("tutela_bob", &format!("stat {matters}"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such file"));
+    ok(
+        "tutela_bob",
+        &format!("mkdir {matters} && echo x > {matters}/brief.txt"),
+    );
+    denied("tutela_alice", &format!("cat {matters}/brief.txt"));
+}
+
+/// Without a policy every absence may be cached, the mount's root included. A policy that
+/// then names such a name as a client's top must be enforced at once for it.
+#[test]
+fn an_absence_cached_before_a_policy_does_not_answer_for_a_new_top() {
+    let Some(v) = setup() else {
+        return;
+    };
+    run_ok(
+        tutela()
+            .args(["policy", "clear"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    let acme = v.p("clients/acme").display().to_string();
+    common::wait_until(
+        || {
+            as_user("tutela_bob", &format!("ls {acme}"))
+                .status
+                .success()
+        },
+        "the policy cleared",
+    );
+    let newtop = v.p("newtop");
+    for _ in 0..2 {
+        assert_eq!(common::errno_of(fs::metadata(&newtop)), libc::ENOENT);
+    }
+    set_policy(
+        &v,
+        "policy3.toml",
+        &format!("{POLICY}\n[clients.newtop]\npath = \"/newtop\"\nread = [\"tutela_bob\"]\nwrite = [\"tutela_bob\"]\n"),
+    );
+    let newtop = newtop.display().to_string();
+    common::wait_until(
+        || {
+            String::from_utf8_lossy(&as_user("tutela_alice", &format!("stat {newtop}")).stderr)
+                .contains("Permission denied")
+        },
+        "alice refused at the new top, not told it is absent",
+    );
+    let out = as_user("tutela_bob", &format!("stat {newtop}"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such file"));
+}

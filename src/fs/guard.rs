@@ -194,6 +194,49 @@ impl Fs {
             || (!p.default_allow && p.client_of(&path).is_none())
     }
 
+    /// Whether the kernel may remember that `name` is absent from `parent` for everyone.
+    /// Without a policy the answer is the same for every caller. With one, a caller the
+    /// policy refuses gets EACCES, not ENOENT, so an absence may be cached only where every
+    /// caller who can reach it gets the same answer: strictly below a client's top, which
+    /// every path walk passes through and which is checked for each caller (the rule for
+    /// positive entries in `must_revalidate`). Spares git a LOOKUP per directory for each
+    /// `.gitignore` it probes on every `git status`.
+    pub fn absence_cacheable(&self, parent: u64, name: &OsStr) -> bool {
+        let Some(p) = self.guard.policy() else {
+            return true;
+        };
+        let Ok(path) = self.child_path(parent, name) else {
+            return false;
+        };
+        p.client_of(&path).is_some_and(|c| c.path != path)
+    }
+
+    /// The entries naming each client's top directory, where the directory holding it is
+    /// known: after a policy change they are dropped from the kernel's cache, so no absence
+    /// cached before a name became a client's top answers for a caller the policy refuses.
+    /// (Dropping a known name drops the absences cached beneath it too; this catches the
+    /// ones in the mount's root, cached while no policy was in force.)
+    pub fn client_top_entries(&self) -> Vec<(u64, Vec<u8>)> {
+        let Some(p) = self.guard.policy() else {
+            return Vec::new();
+        };
+        let inodes = lock(&self.inodes);
+        let dirs: HashMap<Vec<u8>, u64> = inodes
+            .dirs()
+            .into_iter()
+            .filter_map(|ino| inodes.plain_path(ino).map(|path| (path, ino)))
+            .collect();
+        p.clients
+            .iter()
+            .filter_map(|c| {
+                let (parent, name) = c.path.rsplit_once('/')?;
+                let parent = if parent.is_empty() { "/" } else { parent };
+                let ino = dirs.get(parent.as_bytes())?;
+                Some((*ino, name.as_bytes().to_vec()))
+            })
+            .collect()
+    }
+
     /// Records an event that is not tied to one request (mount, policy change).
     pub fn record_event(&self, op: &str, result: &str, detail: Option<String>) {
         let who = Subject {
@@ -295,5 +338,59 @@ impl Fs {
             return Err(Error::CrossDevice);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::inode::ROOT_INO;
+    use super::super::testutil::{new_fs, ME};
+    use std::ffi::OsStr;
+
+    fn policy(text: &str) -> crate::policy::Policy {
+        crate::policy::parse(text, "p", &|_, _| None).unwrap()
+    }
+
+    /// What the kernel may keep, by place: the same for everyone without a policy; with one,
+    /// a client's top is asked for on every walk, and an absence is kept only inside a client.
+    #[test]
+    fn what_the_kernel_may_cache_follows_the_policy() {
+        let (_t, fs) = new_fs();
+        let clients = fs
+            .mkdir(&ME, ROOT_INO, OsStr::new("clients"), 0o755, 0)
+            .unwrap();
+        let acme = fs
+            .mkdir(&ME, clients.ino, OsStr::new("acme"), 0o755, 0)
+            .unwrap();
+        let inner = fs
+            .mkdir(&ME, acme.ino, OsStr::new("letters"), 0o755, 0)
+            .unwrap();
+        assert!(fs.absence_cacheable(ROOT_INO, OsStr::new("x")));
+        assert!(!fs.must_revalidate(acme.ino));
+        assert!(fs.client_top_entries().is_empty());
+
+        fs.set_policy(Some(policy(
+            "[clients.acme]\npath = \"/clients/acme\"\nread = [\"4242\"]\n",
+        )));
+        assert!(!fs.absence_cacheable(ROOT_INO, OsStr::new("x")));
+        assert!(!fs.absence_cacheable(clients.ino, OsStr::new("acme")));
+        assert!(!fs.absence_cacheable(clients.ino, OsStr::new("other")));
+        assert!(fs.absence_cacheable(acme.ino, OsStr::new(".gitignore")));
+        assert!(fs.absence_cacheable(inner.ino, OsStr::new(".gitignore")));
+        assert!(fs.must_revalidate(acme.ino));
+        assert!(!fs.must_revalidate(inner.ino));
+        assert!(!fs.must_revalidate(clients.ino));
+        assert_eq!(
+            fs.client_top_entries(),
+            vec![(clients.ino, b"acme".to_vec())]
+        );
+
+        // A top directly in the root, and one whose parent the kernel has not seen yet.
+        fs.set_policy(Some(policy(
+            "[clients.top]\npath = \"/top\"\nread = [\"4242\"]\n\
+             [clients.deep]\npath = \"/nowhere/deep\"\nread = [\"4242\"]\n",
+        )));
+        assert_eq!(fs.client_top_entries(), vec![(ROOT_INO, b"top".to_vec())]);
+        assert!(!fs.absence_cacheable(ROOT_INO, OsStr::new("top")));
     }
 }
