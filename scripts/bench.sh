@@ -133,12 +133,12 @@ run_round() {
   peak=0
   # VmHWM is the daemon's high-water mark; each sample replaces the file whole (a sampler
   # killed mid-write must not leave it empty).
-  ( while :; do r=$(awk '/VmHWM/{print $2}' "/proc/$pid/status" 2>/dev/null); [ -n "$r" ] && echo "$r" > "$WORK/peak.new" && mv "$WORK/peak.new" "$WORK/peak"; sleep 0.2; done ) &
+  ( while :; do r=$(awk '/VmHWM/{print $2}' "/proc/$pid/status" 2>/dev/null || true); [ -n "$r" ] && echo "$r" > "$WORK/peak.new" && mv "$WORK/peak.new" "$WORK/peak"; sleep 0.2; done ) &
   local sampler=$!
   t0=$(now); tar -C "$w" -xf "$TREE_TAR"; t1=$(now)
-  kill $sampler 2>/dev/null; wait $sampler 2>/dev/null || true
+  kill $sampler 2>/dev/null || true; wait $sampler 2>/dev/null || true
   rec "$s" "untar s" "$(secs "$t0" "$t1")"
-  peak=$(cat "$WORK/peak" 2>/dev/null); rm -f "$WORK/peak"
+  peak=$(cat "$WORK/peak" 2>/dev/null || true); rm -f "$WORK/peak"
   [ -n "$pid" ] && [ -n "$peak" ] && rec "$s" "daemon peak RSS MiB" "$(echo "$peak / 1024" | bc -l)"
   umnt "$s"; drop; w=$(mnt "$s")
   t0=$(now); ls -lR "$w/include" > /dev/null; t1=$(now); rec "$s" "ls -lR cold s" "$(secs "$t0" "$t1")"
