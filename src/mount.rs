@@ -324,15 +324,11 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
                     let detail = p.as_ref().map(|p| format!("{} clients", p.clients.len()));
                     fs.set_policy(p);
                     // Entries are cached for a while; none may outlive the rules they were
-                    // looked up under (a missing one is simply not cached: ignored).
-                    for (parent, name) in fs.known_names() {
-                        let _ = notifier.inval_entry(
-                            fuser::INodeNo(parent),
-                            std::os::unix::ffi::OsStrExt::from_bytes(&name),
-                        );
-                    }
-                    // Nor an absence cached where a client's top now stands.
-                    for (parent, name) in fs.client_top_entries() {
+                    // looked up under (a missing one is simply not cached: ignored), nor
+                    // may an absence cached where a client's top now stands.
+                    for (parent, name) in
+                        fs.known_names().into_iter().chain(fs.client_top_entries())
+                    {
                         let _ = notifier.inval_entry(
                             fuser::INodeNo(parent),
                             std::os::unix::ffi::OsStrExt::from_bytes(&name),

@@ -54,6 +54,11 @@ fn denied(user: &str, script: &str) {
     );
 }
 
+/// What `stat PATH` run as `user` printed on stderr (empty when it succeeded).
+fn stat_err(user: &str, path: &str) -> String {
+    String::from_utf8_lossy(&as_user(user, &format!("stat {path}")).stderr).into_owned()
+}
+
 const POLICY: &str = r#"# who may see which client
 admins = ["group:tutela_partners"]
 
@@ -442,11 +447,10 @@ fn absences_cached_below_a_top_do_not_outlive_a_policy_change() {
     };
     let matters = v.p("clients/acme/matters").display().to_string();
     for _ in 0..2 {
-        let out = as_user("tutela_alice", &format!("stat {matters}"));
+        let err = stat_err("tutela_alice", &matters);
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("No such file"),
-            "alice may look in acme: {}",
-            String::from_utf8_lossy(&out.stderr)
+            err.contains("No such file"),
+            "alice may look in acme: {err}"
         );
     }
     let moved = POLICY.replace(
@@ -456,14 +460,10 @@ fn absences_cached_below_a_top_do_not_outlive_a_policy_change() {
     assert_ne!(moved, POLICY);
     set_policy(&v, "policy2.toml", &moved);
     common::wait_until(
-        || {
-            String::from_utf8_lossy(&as_user("tutela_alice", &format!("stat {matters}")).stderr)
-                .contains("Permission denied")
-        },
+        || stat_err("tutela_alice", &matters).contains("Permission denied"),
         "alice refused at the new client's top, not told it is absent",
     );
-    let out = as_user("tutela_bob", &format!("stat {matters}"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("No such file"));
+    assert!(stat_err("tutela_bob", &matters).contains("No such file"));
     ok(
         "tutela_bob",
         &format!("mkdir {matters} && echo x > {matters}/brief.txt"),
@@ -505,12 +505,8 @@ fn an_absence_cached_before_a_policy_does_not_answer_for_a_new_top() {
     );
     let newtop = newtop.display().to_string();
     common::wait_until(
-        || {
-            String::from_utf8_lossy(&as_user("tutela_alice", &format!("stat {newtop}")).stderr)
-                .contains("Permission denied")
-        },
+        || stat_err("tutela_alice", &newtop).contains("Permission denied"),
         "alice refused at the new top, not told it is absent",
     );
-    let out = as_user("tutela_bob", &format!("stat {newtop}"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("No such file"));
+    assert!(stat_err("tutela_bob", &newtop).contains("No such file"));
 }
