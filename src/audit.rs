@@ -11,6 +11,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -124,6 +125,19 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Takes group and other access off segments an earlier version wrote while the daemon's
+/// umask was 0: anyone able to write one could cut the evidence short.
+fn close_segments(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for (_, p) in segments(dir)? {
+        let meta = std::fs::symlink_metadata(&p)?;
+        if meta.file_type().is_file() && meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(meta.mode() & 0o600))?;
+        }
+    }
+    Ok(())
 }
 
 /// What `verify` found.
@@ -330,6 +344,7 @@ impl Writer {
             wait,
             "the vault's audit log is in use: is the vault mounted already?",
         )?;
+        close_segments(&dir)?;
         let (seg, seq, prev) = tail(vault, &keys)?;
         let (file, size) = Self::new_segment(&dir, &keys, seg, &prev)?;
         Ok(Writer {
@@ -360,6 +375,7 @@ impl Writer {
         let mut f = std::fs::OpenOptions::new()
             .create_new(true)
             .append(true)
+            .mode(0o600)
             .open(segment_path(dir, n))?;
         f.write_all(&hdr)?;
         f.sync_all()?;
@@ -502,12 +518,20 @@ impl Drop for Sink {
 /// still be closing its log.
 fn take_lock(vault: &Path, wait: Duration, busy: &str) -> Result<std::fs::File> {
     let dir = vault.join(DIR_NAME);
-    std::fs::create_dir_all(&dir)?;
+    crate::sys::private_dir(&dir)?;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(dir.join("lock"))?;
+    // Another user able to take the lock could keep the vault from mounting.
+    if let Ok(m) = f.metadata() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if m.mode() & 0o077 != 0 {
+            let _ = f.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o600));
+        }
+    }
     let start = std::time::Instant::now();
     while !crate::sys::try_lock_exclusive(&f) {
         if start.elapsed() >= wait {

@@ -60,9 +60,11 @@ pub fn export(
     })?;
     let is_tar = output.extension().is_some_and(|e| e == "tar");
     let sink = if is_tar {
+        use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(output)
             .map_err(|e| {
                 Error::Usage(format!(
@@ -74,7 +76,8 @@ pub fn export(
         b.follow_symlinks(false);
         Sink::Tar(Box::new(b))
     } else {
-        crate::sys::ensure_empty_dir(output).map_err(|_| {
+        // A client's files in plaintext: only the exporting user may look until they say.
+        crate::sys::ensure_empty_dir(output, 0o700).map_err(|_| {
             Error::Usage(format!(
                 "{} must be a new or empty folder (or name a .tar file)",
                 output.display()

@@ -222,6 +222,9 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
         // A policy exists to share one mount between several people.
         args.allow_other = true;
     }
+    if args.allow_other && !args.read_only {
+        close_vault_to_others(&fs, &vault.dir);
+    }
     let config = session_config(&vault, &args);
     let clients = vault.zones.len().saturating_sub(1);
     let keep = Keep {
@@ -265,6 +268,30 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
         }
     };
     serve(fs, keep, config, &mp, args, ready_pipe)
+}
+
+/// On a shared mount, other local users must reach client files only through the mount,
+/// where modes and the policy are enforced. A vault directory they may enter would let them
+/// read the ciphertext's sizes and times, and delete, replace or roll back encrypted files
+/// of clients the policy keeps them from (backing files carry the plaintext's modes). So the
+/// vault directory is closed to group and others (the mount root keeps showing its mode); a
+/// failure is reported, not fatal: some filesystems (vfat, some network mounts) have no
+/// xattrs or fix modes at mount time.
+fn close_vault_to_others(fs: &Fs, dir: &Path) {
+    match fs.close_backing_root() {
+        Ok(None) => {}
+        Ok(Some(mode)) => eprintln!(
+            "tutela: closed {} to other users (mode {mode:04o} -> {:04o}); the mount root \
+             still shows {mode:04o}",
+            dir.display(),
+            mode & 0o700
+        ),
+        Err(e) => eprintln!(
+            "tutela: warning: {} is open to other users and could not be closed ({e}): they \
+             can delete or roll back encrypted files behind the policy's back; chmod go-rwx it",
+            dir.display()
+        ),
+    }
 }
 
 /// What the daemon keeps from the unlocked vault (the master key itself is dropped).

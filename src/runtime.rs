@@ -1,6 +1,6 @@
 //! What a live mount daemon tells `tutela status`: one small JSON file per daemon in a
-//! runtime directory (`/run/tutela` for root, `$XDG_RUNTIME_DIR/tutela` otherwise), removed
-//! when the daemon ends. Nothing in it is secret: the vault path and mountpoint are in the
+//! runtime directory (`/run/tutela` for root, `$XDG_RUNTIME_DIR/tutela` or `/tmp/tutela-UID`
+//! otherwise, mode 0700), removed when the daemon ends. Nothing in it is secret: the vault path and mountpoint are in the
 //! mount table anyway, and clients are only counted.
 
 use serde::{Deserialize, Serialize};
@@ -33,14 +33,34 @@ fn file_of(pid: u32) -> PathBuf {
     dir().join(format!("{pid}.json"))
 }
 
+/// The runtime directory, if it is ours alone. Without `XDG_RUNTIME_DIR` it lives in the
+/// shared /tmp, where another user could have made it first (to plant status files, or
+/// symlinks that our writes would follow): such a directory is not used.
+fn own_dir() -> Option<PathBuf> {
+    let d = dir();
+    match crate::sys::private_dir(&d) {
+        Ok(owner) if owner == crate::sys::geteuid() => Some(d),
+        Ok(owner) => {
+            log::warn!(
+                "not using {}: it belongs to uid {owner}, not to us",
+                d.display()
+            );
+            None
+        }
+        Err(e) => {
+            log::warn!("not using {}: {e}", d.display());
+            None
+        }
+    }
+}
+
 /// Written by the daemon once its mount is live (best effort: status degrades gracefully).
 pub fn publish(info: &DaemonInfo) {
-    let d = dir();
-    if std::fs::create_dir_all(&d).is_err() {
+    let Some(d) = own_dir() else {
         return;
-    }
+    };
     if let Ok(text) = serde_json::to_vec(info) {
-        let _ = crate::sys::write_atomic(&d, &format!("{}.json", info.pid), &text, 0o644);
+        let _ = crate::sys::write_atomic(&d, &format!("{}.json", info.pid), &text, 0o600);
     }
 }
 
@@ -51,7 +71,10 @@ pub fn withdraw(pid: u32) {
 /// Every published daemon that is still alive (stale files of dead daemons are removed).
 pub fn live() -> Vec<DaemonInfo> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir()) else {
+    let Some(d) = own_dir() else {
+        return out;
+    };
+    let Ok(rd) = std::fs::read_dir(d) else {
         return out;
     };
     for e in rd.flatten() {

@@ -581,9 +581,15 @@ pub fn total_memory() -> Option<u64> {
     (pages > 0 && size > 0).then(|| pages as u64 * size as u64)
 }
 
-/// Creates `dir` if missing and checks that it is an empty directory.
-pub fn ensure_empty_dir(dir: &Path) -> Result<()> {
-    match std::fs::create_dir_all(dir) {
+/// Creates `dir` if missing (with `mode`, less the umask) and checks that it is an empty
+/// directory.
+pub fn ensure_empty_dir(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+    {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Error::VaultDirNotEmpty {
@@ -599,6 +605,29 @@ pub fn ensure_empty_dir(dir: &Path) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Makes `dir` (and missing parents) a directory only its owner may enter: created 0700, or
+/// tightened to that if it exists with group or other bits (the daemon runs with umask 0, and
+/// earlier versions left such directories open). A symlink or non-directory is refused, so a
+/// name planted by another user is never followed. Returns the directory's owner.
+pub fn private_dir(dir: &Path) -> Result<u32> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.file_type().is_dir() {
+        return Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} is not a directory", dir.display()),
+        )));
+    }
+    if meta.mode() & 0o077 != 0 && meta.uid() == geteuid() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(meta.mode() & 0o700))?;
+    }
+    Ok(meta.uid())
 }
 
 /// Writes `name` in `dir` atomically: temp file, fsync, rename over, fsync the directory.
@@ -826,4 +855,28 @@ pub fn try_lock_exclusive(f: &File) -> bool {
 pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<()> {
     // SAFETY: valid fd.
     check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) }).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_private_dir_is_made_closed_tightened_and_never_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let fresh = t.path().join("a/b");
+        assert_eq!(private_dir(&fresh).unwrap(), geteuid());
+        assert_eq!(mode(&fresh), 0o700);
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o777)).unwrap();
+        private_dir(&fresh).unwrap();
+        assert_eq!(mode(&fresh), 0o700, "an open one is tightened");
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&fresh, &link).unwrap();
+        assert!(private_dir(&link).is_err(), "a planted symlink is refused");
+        let file = t.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        assert!(private_dir(&file).is_err());
+    }
 }

@@ -127,7 +127,7 @@ impl Vault {
             Some(p) => Some(new_keystore_path(dir, p)?),
             None => None,
         };
-        sys::ensure_empty_dir(dir)?;
+        sys::ensure_empty_dir(dir, 0o777)?;
         let master = Key32::random()?;
         let vault_id = crypto::random_id()?;
         let root_zone = zones::ZoneRecord {

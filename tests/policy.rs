@@ -510,3 +510,72 @@ fn an_absence_cached_before_a_policy_does_not_answer_for_a_new_top() {
     );
     assert!(stat_err("tutela_bob", &newtop).contains("No such file"));
 }
+
+/// A vault directory other users may enter would let them delete or roll back encrypted files
+/// of clients the policy keeps them from: a shared mount closes it, and the log and status
+/// files the daemon writes (with umask 0) are its owner's alone.
+#[test]
+fn other_users_cannot_go_behind_the_policy_through_the_backing_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(mut v) = setup() else {
+        return;
+    };
+    let mode = |p: &std::path::Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(
+        mode(&v.vault),
+        0o700,
+        "the shared mount closed the vault directory"
+    );
+    let root_mode = |v: &TestVault| mode(&v.mnt);
+    assert_eq!(root_mode(&v), 0o755, "the mount root shows the mode it had");
+    // As someone might reopen it (say, for a backup group), before the next shared mount.
+    v.unmount();
+    fs::set_permissions(&v.vault, fs::Permissions::from_mode(0o755)).unwrap();
+    let vault = v.vault.display().to_string();
+    ok("tutela_bob", &format!("ls {vault}"));
+    let out = run_ok(
+        tutela()
+            .arg("mount")
+            .arg(&v.vault)
+            .arg(&v.mnt)
+            .arg("--passfile")
+            .arg(&v.passfile)
+            .arg("--log-file")
+            .arg(&v.log),
+    );
+    v.mounted = true;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("closed") && err.contains("0755 -> 0700"),
+        "{err}"
+    );
+    assert_eq!(mode(&v.vault), 0o700);
+    // chmod of the mount root changes what it shows, not the vault directory.
+    fs::set_permissions(&v.mnt, fs::Permissions::from_mode(0o711)).unwrap();
+    assert_eq!(root_mode(&v), 0o711);
+    assert_eq!(mode(&v.vault), 0o700);
+    fs::set_permissions(&v.mnt, fs::Permissions::from_mode(0o755)).unwrap();
+    denied("tutela_bob", &format!("ls {vault}"));
+    denied("tutela_bob", &format!("ls {vault}/tutela.audit"));
+    ok(
+        "tutela_bob",
+        &format!("cat {}", v.p("clients/bluebird/nda.txt").display()),
+    );
+
+    let audit = v.vault.join("tutela.audit");
+    assert_eq!(mode(&audit), 0o700);
+    for e in fs::read_dir(&audit).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
+    let run = std::path::Path::new("/run/tutela");
+    assert_eq!(mode(run), 0o700);
+    let mnt = v.mnt.display().to_string();
+    let ours: Vec<_> = fs::read_dir(run)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| fs::read_to_string(p).is_ok_and(|t| t.contains(&mnt)))
+        .collect();
+    assert_eq!(ours.len(), 1, "this daemon's status file");
+    assert_eq!(mode(&ours[0]), 0o600);
+}

@@ -112,7 +112,11 @@ impl Fs {
             }
         }
         if ino == ROOT_INO {
-            return Ok(self.to_attr(&sys::fstat(self.root.as_fd())?, None));
+            let mut a = self.to_attr(&sys::fstat(self.root.as_fd())?, None);
+            if let Some(m) = self.root_mode() {
+                a.perm = m as u16;
+            }
+            return Ok(a);
         }
         let by_name = self.parent_of(ino).and_then(|(dir, name)| {
             let zone = self.node_info(ino)?.2;
@@ -156,7 +160,9 @@ impl Fs {
             self.parent_of(ino)?
         };
         if let Some(mode) = set.mode {
-            sys::fchmodat(dir.as_fd(), &name, mode & 0o7777)?;
+            if !(ino == ROOT_INO && self.set_root_mode(mode)?) {
+                sys::fchmodat(dir.as_fd(), &name, mode & 0o7777)?;
+            }
         } else if set.kill_suid && set.size.is_some() {
             let st = sys::fstatat(dir.as_fd(), &name)?;
             if st.st_mode & libc::S_IFMT == libc::S_IFREG {

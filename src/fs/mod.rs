@@ -10,6 +10,7 @@ mod file;
 mod guard;
 pub mod inode;
 mod rekey;
+mod rootmode;
 mod stream;
 mod xattr;
 
@@ -23,7 +24,7 @@ use inode::{InodeTable, Kind, ROOT_INO};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use attr::{Attr, SetAttr, Statfs};
@@ -65,6 +66,8 @@ pub struct Zone {
 pub struct Fs {
     root: OwnedFd,
     root_backing_ino: u64,
+    /// The mount root's mode where the vault directory is closed (`rootmode`).
+    root_mode: AtomicU32,
     zones: Vec<Zone>,
     inodes: Mutex<InodeTable>,
     files: file::OpenFiles,
@@ -106,9 +109,11 @@ impl Fs {
                 zones.push(zone(z.id, old, &z.path, i));
             }
         }
+        let root_mode = AtomicU32::new(rootmode::read(root.as_fd()));
         Ok(Fs {
             root,
             root_backing_ino: st.st_ino,
+            root_mode,
             zones,
             inodes: Mutex::new(InodeTable::new(vault.config.root_dir_id)),
             files: file::OpenFiles::default(),
