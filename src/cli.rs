@@ -54,7 +54,8 @@ pub enum Command {
         /// Mount read-only.
         #[arg(long)]
         read_only: bool,
-        /// Let other local users use the mount (modes and owners enforced as on a local disk).
+        /// Let other local users use the mount (modes and owners enforced as on a local disk;
+        /// the vault directory is closed to them, so nobody goes around the mount).
         #[arg(long)]
         allow_other: bool,
         /// Unmount after this long without access (e.g. 15m, 2h).

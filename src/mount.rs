@@ -222,7 +222,7 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
         // A policy exists to share one mount between several people.
         args.allow_other = true;
     }
-    if args.allow_other && !args.read_only {
+    if args.allow_other {
         close_vault_to_others(&fs, &vault.dir);
     }
     let config = session_config(&vault, &args);
@@ -275,8 +275,8 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
 /// read the ciphertext's sizes and times, and delete, replace or roll back encrypted files
 /// of clients the policy keeps them from (backing files carry the plaintext's modes). So the
 /// vault directory is closed to group and others (the mount root keeps showing its mode); a
-/// failure is reported, not fatal: some filesystems (vfat, some network mounts) have no
-/// xattrs or fix modes at mount time.
+/// failure (a read-only mount; a filesystem without xattrs, or whose modes are fixed at
+/// mount time) is reported, not fatal.
 fn close_vault_to_others(fs: &Fs, dir: &Path) {
     match fs.close_backing_root() {
         Ok(None) => {}
@@ -288,7 +288,8 @@ fn close_vault_to_others(fs: &Fs, dir: &Path) {
         ),
         Err(e) => eprintln!(
             "tutela: warning: {} is open to other users and could not be closed ({e}): they \
-             can delete or roll back encrypted files behind the policy's back; chmod go-rwx it",
+             can delete or roll back encrypted files without going through the mount; chmod \
+             go-rwx it",
             dir.display()
         ),
     }

@@ -1,7 +1,7 @@
 //! What a live mount daemon tells `tutela status`: one small JSON file per daemon in a
 //! runtime directory (`/run/tutela` for root, `$XDG_RUNTIME_DIR/tutela` or `/tmp/tutela-UID`
-//! otherwise, mode 0700), removed when the daemon ends. Nothing in it is secret: the vault path and mountpoint are in the
-//! mount table anyway, and clients are only counted.
+//! otherwise, mode 0700), removed when the daemon ends. Nothing in it is secret: the vault
+//! path and mountpoint are in the mount table anyway, and clients are only counted.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

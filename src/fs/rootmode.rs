@@ -16,13 +16,13 @@ pub(crate) const ROOT_MODE_XATTR: &str = "user.tutela-root-mode";
 /// No mode kept apart (the vault directory's own applies).
 pub(super) const NONE: u32 = u32::MAX;
 
-/// What the xattr holds, if it is there and well formed (anything else is ignored: the
-/// vault directory's own mode then shows, which is never wider than what was kept).
+/// What the xattr holds, if it is there and well formed (anything else is ignored and the
+/// vault directory's own mode shows).
 pub(super) fn read(root: BorrowedFd<'_>) -> u32 {
     sys::fgetxattr(root, ROOT_MODE_XATTR)
         .ok()
         .and_then(|v| std::str::from_utf8(&v).ok().map(str::to_owned))
-        .and_then(|s| u32::from_str_radix(s.trim(), 8).ok())
+        .and_then(|s| u32::from_str_radix(&s, 8).ok())
         .filter(|m| *m <= 0o7777)
         .unwrap_or(NONE)
 }
@@ -33,11 +33,7 @@ impl Fs {
         Some(self.root_mode.load(Ordering::Relaxed)).filter(|m| *m != NONE)
     }
 
-    /// chmod of the mount root once its mode is kept apart: the vault directory stays shut.
-    pub(super) fn set_root_mode(&self, mode: u32) -> Result<bool> {
-        if self.root_mode().is_none() {
-            return Ok(false);
-        }
+    fn keep_root_mode(&self, mode: u32) -> Result<()> {
         let mode = mode & 0o7777;
         sys::fsetxattr(
             self.root.as_fd(),
@@ -46,6 +42,15 @@ impl Fs {
             0,
         )?;
         self.root_mode.store(mode, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// chmod of the mount root once its mode is kept apart: the vault directory stays shut.
+    pub(super) fn set_root_mode(&self, mode: u32) -> Result<bool> {
+        if self.root_mode().is_none() {
+            return Ok(false);
+        }
+        self.keep_root_mode(mode)?;
         Ok(true)
     }
 
@@ -53,21 +58,21 @@ impl Fs {
     /// shows. Returns the mode it had when this changed it. The kept mode is written before
     /// the directory is closed, so a crash in between leaves nothing to repair.
     pub fn close_backing_root(&self) -> Result<Option<u32>> {
-        self.check_writable()?;
-        let st = sys::fstat(self.root.as_fd())?;
-        let mode = st.st_mode & 0o7777;
-        if mode & 0o077 == 0 {
+        let mode = sys::fstat(self.root.as_fd())?.st_mode & 0o7777;
+        let open = mode & 0o077 != 0;
+        if self.root_mode().is_none() && !self.opts.read_only {
+            // Kept even for a directory that is closed already (say, restored from a backup
+            // without xattrs), so that a chmod of the mount root never reopens it.
+            match self.keep_root_mode(mode) {
+                Ok(()) => {}
+                Err(e) if open => return Err(e),
+                Err(_) => return Ok(None),
+            }
+        }
+        if !open {
             return Ok(None);
         }
-        if self.root_mode().is_none() {
-            sys::fsetxattr(
-                self.root.as_fd(),
-                ROOT_MODE_XATTR,
-                format!("{mode:o}").as_bytes(),
-                0,
-            )?;
-            self.root_mode.store(mode, Ordering::Relaxed);
-        }
+        self.check_writable()?;
         sys::fchmod(self.root.as_fd(), mode & 0o700)?;
         Ok(Some(mode))
     }
@@ -112,6 +117,28 @@ mod tests {
         assert_eq!(fs.close_backing_root().unwrap(), Some(0o755));
         assert_eq!(fs.getattr(&ME, ROOT_INO, None).unwrap().perm, 0o750);
         assert_eq!(real(), 0o700);
+    }
+
+    #[test]
+    fn a_directory_closed_already_still_keeps_the_mode_shown() {
+        let (t, fs) = new_fs();
+        let dir = t.path().join("vault");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(fs.close_backing_root().unwrap(), None);
+        if fs.root_mode().is_none() {
+            eprintln!("SKIP: backing filesystem has no user xattrs");
+            return;
+        }
+        let set = SetAttr {
+            mode: Some(0o755),
+            ..Default::default()
+        };
+        assert_eq!(fs.setattr(&ME, ROOT_INO, &set, None).unwrap().perm, 0o755);
+        let real = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(
+            real, 0o700,
+            "a chmod of the mount root does not reopen the directory"
+        );
     }
 
     #[test]
