@@ -130,12 +130,8 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// Takes group and other access off segments an earlier version wrote while the daemon's
 /// umask was 0: anyone able to write one could cut the evidence short.
 fn close_segments(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     for (_, p) in segments(dir)? {
-        let meta = std::fs::symlink_metadata(&p)?;
-        if meta.file_type().is_file() && meta.mode() & 0o077 != 0 {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(meta.mode() & 0o600))?;
-        }
+        crate::sys::private_file(&p)?;
     }
     Ok(())
 }
@@ -526,12 +522,7 @@ fn take_lock(vault: &Path, wait: Duration, busy: &str) -> Result<std::fs::File> 
         .mode(0o600)
         .open(dir.join("lock"))?;
     // Another user able to take the lock could keep the vault from mounting.
-    if let Ok(m) = f.metadata() {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        if m.mode() & 0o077 != 0 {
-            let _ = f.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o600));
-        }
-    }
+    let _ = crate::sys::private_file(&dir.join("lock"));
     let start = std::time::Instant::now();
     while !crate::sys::try_lock_exclusive(&f) {
         if start.elapsed() >= wait {

@@ -630,6 +630,17 @@ pub fn private_dir(dir: &Path) -> Result<u32> {
     Ok(meta.uid())
 }
 
+/// Takes group and other access off a regular file an earlier version created while the
+/// daemon's umask was 0 (a symlink or anything else is left alone).
+pub fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_file() && meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(meta.mode() & 0o600))?;
+    }
+    Ok(())
+}
+
 /// Writes `name` in `dir` atomically: temp file, fsync, rename over, fsync the directory.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
@@ -878,5 +889,8 @@ mod tests {
         let file = t.path().join("file");
         std::fs::write(&file, b"").unwrap();
         assert!(private_dir(&file).is_err());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        private_file(&file).unwrap();
+        assert_eq!(mode(&file), 0o600);
     }
 }

@@ -11,10 +11,10 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 
 /// Outside the `user.tutela.` prefix of sealed user xattrs, so listings and rekeys skip it.
-pub(crate) const ROOT_MODE_XATTR: &str = "user.tutela-root-mode";
+const ROOT_MODE_XATTR: &str = "user.tutela-root-mode";
 
 /// No mode kept apart (the vault directory's own applies).
-pub(super) const NONE: u32 = u32::MAX;
+const NONE: u32 = u32::MAX;
 
 /// What the xattr holds, if it is there and well formed (anything else is ignored and the
 /// vault directory's own mode shows).
