@@ -533,17 +533,8 @@ fn other_users_cannot_go_behind_the_policy_through_the_backing_dir() {
     fs::set_permissions(&v.vault, fs::Permissions::from_mode(0o755)).unwrap();
     let vault = v.vault.display().to_string();
     ok("tutela_bob", &format!("ls {vault}"));
-    let out = run_ok(
-        tutela()
-            .arg("mount")
-            .arg(&v.vault)
-            .arg(&v.mnt)
-            .arg("--passfile")
-            .arg(&v.passfile)
-            .arg("--log-file")
-            .arg(&v.log),
-    );
-    v.mounted = true;
+    // A vault with a policy is always mounted shared.
+    let out = v.mount_args(&[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("closed") && err.contains("0755 -> 0700"),

@@ -144,7 +144,8 @@ impl TestVault {
         }
     }
 
-    pub fn mount_args(&mut self, extra: &[&str]) {
+    /// Mounts with `extra` arguments; returns what `tutela mount` printed.
+    pub fn mount_args(&mut self, extra: &[&str]) -> Output {
         let mut c = tutela();
         c.arg("mount")
             .arg(&self.vault)
@@ -153,12 +154,13 @@ impl TestVault {
             .arg(&self.passfile);
         c.arg("--log-file").arg(&self.log).arg("-vv");
         c.args(extra);
-        run_ok(&mut c);
+        let out = run_ok(&mut c);
         self.mounted = true;
         assert!(
             is_mountpoint(&self.mnt),
             "mount returned but nothing is mounted"
         );
+        out
     }
 
     pub fn mount(&mut self) {
