@@ -510,7 +510,11 @@ struct MountStatus {
 }
 
 pub fn status(json: bool) -> Result<()> {
-    let daemons = tutela::runtime::live();
+    // Without the daemons' reports the mounts are still listed, with fewer details; say why.
+    let daemons = tutela::runtime::live_or_why().unwrap_or_else(|why| {
+        eprintln!("tutela: no mount details ({why})");
+        Vec::new()
+    });
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -37,20 +37,19 @@ fn file_of(pid: u32) -> PathBuf {
 /// shared /tmp, where another user could have made it first (to plant status files, or
 /// symlinks that our writes would follow): such a directory is not used.
 fn own_dir() -> Option<PathBuf> {
+    checked_dir().map_err(|why| log::warn!("{why}")).ok()
+}
+
+/// The runtime directory, or why it is not used (for `tutela status` to say).
+fn checked_dir() -> Result<PathBuf, String> {
     let d = dir();
     match crate::sys::private_dir(&d) {
-        Ok(owner) if owner == crate::sys::geteuid() => Some(d),
-        Ok(owner) => {
-            log::warn!(
-                "not using {}: it belongs to uid {owner}, not to us",
-                d.display()
-            );
-            None
-        }
-        Err(e) => {
-            log::warn!("not using {}: {e}", d.display());
-            None
-        }
+        Ok(owner) if owner == crate::sys::geteuid() => Ok(d),
+        Ok(owner) => Err(format!(
+            "not using {}: it belongs to uid {owner}, not to us",
+            d.display()
+        )),
+        Err(e) => Err(format!("not using {}: {e}", d.display())),
     }
 }
 
@@ -70,12 +69,18 @@ pub fn withdraw(pid: u32) {
 
 /// Every published daemon that is still alive (stale files of dead daemons are removed).
 pub fn live() -> Vec<DaemonInfo> {
+    live_or_why().unwrap_or_else(|why| {
+        log::warn!("{why}");
+        Vec::new()
+    })
+}
+
+/// As `live`, or why no daemon's report can be read (the runtime directory is not ours).
+pub fn live_or_why() -> Result<Vec<DaemonInfo>, String> {
+    let d = checked_dir()?;
     let mut out = Vec::new();
-    let Some(d) = own_dir() else {
-        return out;
-    };
     let Ok(rd) = std::fs::read_dir(d) else {
-        return out;
+        return Ok(out);
     };
     for e in rd.flatten() {
         let Ok(bytes) = std::fs::read(e.path()) else {
@@ -90,5 +95,5 @@ pub fn live() -> Vec<DaemonInfo> {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    out
+    Ok(out)
 }

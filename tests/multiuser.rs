@@ -140,3 +140,45 @@ fn unprivileged_writes_and_truncates_clear_set_id_bits() {
         "the change reached the backing file"
     );
 }
+
+/// Without `XDG_RUNTIME_DIR` a user's status directory is `/tmp/tutela-UID`; one that another
+/// user made first is not used (it could hold planted files), and `tutela status` says why
+/// instead of quietly showing mounts without their details.
+#[test]
+fn status_says_why_it_skips_a_status_directory_another_user_made() {
+    if common::skip_unless(
+        (!common::is_root()).then(|| "needs root to create users".to_string()),
+        "foreign status directory",
+    ) {
+        return;
+    }
+    let dave = common::ensure_user("tutela_dave");
+    let planted = std::path::PathBuf::from(format!("/tmp/tutela-{dave}"));
+    let _ = fs::remove_dir_all(&planted);
+    fs::create_dir(&planted).unwrap();
+    let bin = common::bin();
+    let out = Command::new("runuser")
+        .args([
+            "-u",
+            "tutela_dave",
+            "--",
+            "env",
+            "-u",
+            "XDG_RUNTIME_DIR",
+            "TMPDIR=/tmp",
+        ])
+        .arg(&bin)
+        .arg("status")
+        .output()
+        .unwrap();
+    let _ = fs::remove_dir_all(&planted);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "not using {}: it belongs to uid 0",
+            planted.display()
+        )),
+        "{err}"
+    );
+}
