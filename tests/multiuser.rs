@@ -156,21 +156,13 @@ fn status_says_why_it_skips_a_status_directory_another_user_made() {
     let planted = std::path::PathBuf::from(format!("/tmp/tutela-{dave}"));
     let _ = fs::remove_dir_all(&planted);
     fs::create_dir(&planted).unwrap();
-    let bin = common::bin();
-    let out = Command::new("runuser")
-        .args([
-            "-u",
-            "tutela_dave",
-            "--",
-            "env",
-            "-u",
-            "XDG_RUNTIME_DIR",
-            "TMPDIR=/tmp",
-        ])
-        .arg(&bin)
-        .arg("status")
-        .output()
-        .unwrap();
+    let out = as_user(
+        "tutela_dave",
+        &format!(
+            "env -u XDG_RUNTIME_DIR TMPDIR=/tmp {} status",
+            common::bin().display()
+        ),
+    );
     let _ = fs::remove_dir_all(&planted);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
