@@ -23,6 +23,8 @@ const HEADER_LEN: usize = 8 + 2 + 8 + 32 + 32;
 const SEGMENT_MAX: u64 = 16 * 1024 * 1024;
 const MAX_RECORD: usize = 1 << 20;
 
+pub mod prune;
+
 /// One audited event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -145,15 +147,57 @@ pub struct Report {
     pub torn_tail: bool,
     /// The first problem, naming segment and record.
     pub bad: Option<String>,
+    /// Where the log starts when older records were pruned.
+    pub pruned: Option<prune::Checkpoint>,
+    /// One entry per segment read whole, oldest first (what `prune` decides from).
+    pub spans: Vec<SegmentSpan>,
+}
+
+/// What one segment holds, as `read_all` found it.
+#[derive(Debug, Clone)]
+pub struct SegmentSpan {
+    pub number: u64,
+    pub path: PathBuf,
+    pub records: u64,
+    /// The newest record's time, if it holds any.
+    pub newest_ms: Option<u64>,
+    /// The chain value and sequence number the next segment continues from.
+    pub end_mac: [u8; 32],
+    pub end_seq: u64,
 }
 
 /// Reads and verifies every record in order; `each` gets the ones that verify.
 pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Result<Report> {
     let dir = vault.join(DIR_NAME);
-    let segs = segments(&dir)?;
     let mut rep = Report::default();
     let mut prev = keys.genesis();
     let mut seq_expected = 0u64;
+    let mut first_segment = 0u64;
+    match prune::Checkpoint::read(&dir, keys) {
+        Ok(Some(cp)) => {
+            prev = cp.prev;
+            seq_expected = cp.first_seq;
+            first_segment = cp.first_segment;
+            rep.pruned = Some(cp);
+        }
+        Ok(None) => {}
+        Err(Error::AuditTampered(why)) => {
+            rep.bad = Some(why);
+            return Ok(rep);
+        }
+        Err(e) => return Err(e),
+    }
+    // Segments older than the pruning point are left over from an interrupted prune.
+    let segs: Vec<_> = segments(&dir)?
+        .into_iter()
+        .filter(|(n, _)| *n >= first_segment)
+        .collect();
+    if segs.is_empty() && rep.pruned.is_some() {
+        rep.bad = Some(format!(
+            "segment {first_segment:016}.seg: missing (the log was pruned up to it, and nothing is left)"
+        ));
+        return Ok(rep);
+    }
     let cipher_key = keys.enc.as_bytes();
     for (i, (n, path)) in segs.iter().enumerate() {
         let last_segment = i + 1 == segs.len();
@@ -163,9 +207,9 @@ pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Resu
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if i == 0 && *n != 0 {
+        if i == 0 && *n != first_segment {
             rep.bad = Some(format!(
-                "segment {name}: earlier segments are missing (the log starts at segment {n})"
+                "segment {name}: earlier segments are missing (the log starts at segment {n}, not {first_segment})"
             ));
             return Ok(rep);
         }
@@ -200,6 +244,7 @@ pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Resu
         }
         let mut pos = HEADER_LEN;
         let mut idx = 0u64;
+        let mut newest_ms = None;
         while pos < bytes.len() {
             let here = format!("segment {name}, record {idx} (sequence {seq_expected})");
             // A record cut short ends its segment: a crash mid-write. The next segment
@@ -237,6 +282,7 @@ pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Resu
             let rec: Record = serde_json::from_slice(&plain).map_err(|_| Error::Corrupt {
                 what: "audit record (authenticated but unparsable)",
             })?;
+            newest_ms = newest_ms.max(Some(rec.time_ms));
             each(rec);
             prev = mac;
             seq_expected += 1;
@@ -244,6 +290,14 @@ pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Resu
             idx += 1;
             pos = end;
         }
+        rep.spans.push(SegmentSpan {
+            number: *n,
+            path: path.clone(),
+            records: idx,
+            newest_ms,
+            end_mac: prev,
+            end_seq: seq_expected,
+        });
     }
     Ok(rep)
 }
@@ -289,7 +343,12 @@ fn tail(vault: &Path, keys: &Keys) -> Result<(u64, u64, [u8; 32])> {
         if let Some(seq) = last_record_seq_before(&segs, path)? {
             return Ok((next_seg, seq + 1, prev));
         }
-        return Ok((next_seg, 0, prev));
+        // No record left at all: after a prune, numbering goes on from the pruning point.
+        let first_seq = prune::Checkpoint::read(&vault.join(DIR_NAME), keys)
+            .ok()
+            .flatten()
+            .map_or(0, |cp| cp.first_seq);
+        return Ok((next_seg, first_seq, prev));
     }
     Ok((next_seg, 0, keys.genesis()))
 }

@@ -20,6 +20,11 @@ pub const KDF_VECTORS_V1_AUDIT: [&str; 3] = [
     "17c1eac8acb5437f488aa83e99fe0833bb827cecb0998b452479dc059daa9605",
 ];
 
+/// Audit pruning checkpoint (FORMAT.md "Pruning") under audit MAC key 32 x 0x02: first
+/// segment 3, first sequence 42, chain value 32 x 0x55, cutoff 1764547200000, pruned at
+/// 1796083200000, 42 records pruned, uid 1000.
+pub const PRUNE_VECTOR: &str = "545554454c415052010003000000000000002a000000000000005555555555555555555555555555555555555555555555555555555555555555008435d79a01000000b0e62ea20100002a00000000000000e8030000c56ff10ba9e4b152e5312500c334b5c0bc277a3d41ce7f96c7579aa10d7f29e7";
+
 /// Name "report.pdf" sealed for directory ID 16 x 0x33 with name key 32 x 0x01.
 pub const NAME_VECTOR: &str = "zH1w1uQRvHqsor1cJOFYNen8MlrQ00Z5K3U";
 
