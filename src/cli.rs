@@ -252,6 +252,26 @@ pub enum AuditCmd {
         #[command(flatten)]
         pass: PassArgs,
     },
+    /// Remove records older than a time, a whole segment at a time; what stays still
+    /// verifies. Asks first; the newest segment always stays.
+    Prune {
+        vault: PathBuf,
+        /// Remove records older than this: 2026-11-20, "2026-11-20 14:00:00" (UTC), or an
+        /// age such as 2555d (about seven years).
+        #[arg(long)]
+        before: String,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation (for scripts and timers).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print records, oldest first, filtered.
     Show {
         vault: PathBuf,

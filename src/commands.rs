@@ -149,11 +149,35 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
                 "audit log ok: {} records in {} segments",
                 rep.records, rep.segments
             );
+            if let Some(cp) = &rep.pruned {
+                println!(
+                    "pruned: {} on {} by {}({})",
+                    cp.describe(),
+                    audit::prune::stamp(cp.pruned_at_ms),
+                    tutela::sys::user_name(cp.uid).unwrap_or_default(),
+                    cp.uid
+                );
+            }
             if rep.torn_tail {
                 println!("note: a record was cut short by a crash (the last moment before it is lost); this is not tampering");
             }
             Ok(())
         }
+        AuditCmd::Prune {
+            vault,
+            before,
+            dry_run,
+            yes,
+            pass,
+            json,
+        } => crate::prune_cmd::run(crate::prune_cmd::Args {
+            vault: &vault,
+            before: &before,
+            dry_run,
+            yes,
+            pass: &pass,
+            json,
+        }),
         AuditCmd::Show {
             vault,
             pass,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod prune_cmd;
 
 use clap::Parser;
 use cli::{Cli, Command, PassArgs};

@@ -326,21 +326,42 @@ fn load_policy(vault: &Vault) -> Result<Option<Policy>> {
     }
 }
 
-fn policy_stamp(dir: &Path) -> Option<(u64, i64, i64, u64)> {
+fn file_stamp(path: &Path) -> Option<(u64, i64, i64, u64)> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(dir.join(policy_store::FILE_NAME))
+    std::fs::metadata(path)
         .ok()
         .map(|m| (m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
 }
 
-/// Reloads the policy when `tutela policy set` replaces it, so no remount is needed.
+fn prune_checkpoint(dir: &Path) -> PathBuf {
+    dir.join(crate::audit::DIR_NAME)
+        .join(crate::audit::prune::FILE_NAME)
+}
+
+/// Reloads the policy when `tutela policy set` replaces it, so no remount is needed, and
+/// records a prune of the audit log (`tutela audit prune` cannot write to a log the daemon
+/// holds).
 fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()> {
-    let mut stamp = policy_stamp(&keep.dir);
+    let policy_file = keep.dir.join(policy_store::FILE_NAME);
+    let mut stamp = file_stamp(&policy_file);
+    let mut pruned = file_stamp(&prune_checkpoint(&keep.dir));
     std::thread::Builder::new()
         .name("policy".into())
         .spawn(move || loop {
             std::thread::sleep(Duration::from_millis(500));
-            let now = policy_stamp(&keep.dir);
+            let now = file_stamp(&prune_checkpoint(&keep.dir));
+            if now != pruned {
+                pruned = now;
+                let dir = keep.dir.join(crate::audit::DIR_NAME);
+                match crate::audit::prune::Checkpoint::read(&dir, &keep.audit_keys) {
+                    Ok(Some(cp)) => {
+                        fs.record_event_as(cp.uid, "audit-prune", "ok", Some(cp.describe()))
+                    }
+                    Ok(None) => {}
+                    Err(e) => fs.record_event("audit-prune", "rejected", Some(e.to_string())),
+                }
+            }
+            let now = file_stamp(&policy_file);
             if now == stamp {
                 continue;
             }

@@ -239,8 +239,13 @@ impl Fs {
 
     /// Records an event that is not tied to one request (mount, policy change).
     pub fn record_event(&self, op: &str, result: &str, detail: Option<String>) {
+        self.record_event_as(sys::getuid(), op, result, detail);
+    }
+
+    /// An event the daemon saw another tutela process of user `uid` cause (a prune).
+    pub fn record_event_as(&self, uid: u32, op: &str, result: &str, detail: Option<String>) {
         let who = Subject {
-            uid: sys::getuid(),
+            uid,
             gid: sys::getgid(),
             pid: std::process::id(),
         };

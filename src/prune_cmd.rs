@@ -1,0 +1,127 @@
+//! `tutela audit prune`: a retention limit for the audit log (the work is in audit::prune).
+
+use crate::cli::PassArgs;
+use crate::commands::{parse_time, unlock};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tutela::audit::{self, prune, Record};
+use tutela::error::{Error, Result};
+
+pub struct Args<'a> {
+    pub vault: &'a Path,
+    pub before: &'a str,
+    pub dry_run: bool,
+    pub yes: bool,
+    pub pass: &'a PassArgs,
+    pub json: bool,
+}
+
+pub fn run(a: Args<'_>) -> Result<()> {
+    let cutoff = parse_time(a.before)?;
+    let v = unlock(a.vault, a.pass)?;
+    let keys = v.audit_keys();
+    let _lock = prune::lock(&v.dir)?;
+    let uid = tutela::sys::getuid();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let plan = prune::plan(&v.dir, &keys, cutoff, uid, now)?;
+    let go = plan.next.is_some() && !a.dry_run;
+    if go && !a.yes {
+        confirm(&plan)?;
+    }
+    if !a.dry_run {
+        // Also clears segments an interrupted prune left behind.
+        prune::execute(&v.dir, &keys, &plan)?;
+    }
+    if let (true, Some(cp)) = (go, &plan.next) {
+        record(&v, cp);
+    }
+    if a.json {
+        println!("{}", json(&plan, a.dry_run, cutoff));
+    } else {
+        println!("{}", human(&plan, a.dry_run, cutoff));
+    }
+    Ok(())
+}
+
+/// The prune's own record. While the vault is mounted the daemon holds the log and records
+/// the prune itself when it sees the new checkpoint.
+fn record(v: &tutela::vault::Vault, cp: &prune::Checkpoint) {
+    let mut r = Record::now("audit-prune", "/");
+    r.user = tutela::sys::user_name(r.uid).unwrap_or_default();
+    r.detail = Some(cp.describe());
+    if let Err(e) = audit::append_offline(&v.dir, v.audit_keys(), &[r]) {
+        if !matches!(e, Error::Busy(_)) {
+            eprintln!("tutela: warning: could not write the audit record of this prune: {e}");
+        }
+    }
+}
+
+fn span(from: Option<u64>, to: Option<u64>) -> String {
+    match (from, to) {
+        (Some(f), Some(t)) => format!("{} .. {}", prune::stamp(f), prune::stamp(t)),
+        _ => "no records".into(),
+    }
+}
+
+fn human(p: &prune::Plan, dry_run: bool, cutoff: u64) -> String {
+    let kept = match p.kept_from_ms {
+        Some(t) => format!(
+            "{} records stay, from {} on",
+            p.kept_records,
+            prune::stamp(t)
+        ),
+        None => "no records stay (the newest segment, now empty, does)".into(),
+    };
+    if p.next.is_none() {
+        return format!(
+            "nothing to prune: no whole segment before the newest holds only records older than {}; {kept}",
+            prune::stamp(cutoff)
+        );
+    }
+    let verb = if dry_run { "would remove" } else { "removed" };
+    format!(
+        "{verb} {} records in {} segments ({}); {kept}",
+        p.records,
+        p.segments,
+        span(p.oldest_ms, p.newest_ms)
+    )
+}
+
+fn json(p: &prune::Plan, dry_run: bool, cutoff: u64) -> serde_json::Value {
+    serde_json::json!({
+        "dry_run": dry_run,
+        "cutoff_ms": cutoff,
+        "removed": {
+            "records": p.records,
+            "segments": p.segments,
+            "oldest_ms": p.oldest_ms,
+            "newest_ms": p.newest_ms,
+        },
+        "kept": { "records": p.kept_records, "oldest_ms": p.kept_from_ms },
+        "first_seq": p.next.as_ref().map(|c| c.first_seq),
+    })
+}
+
+fn confirm(p: &prune::Plan) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "prune removes audit records for good: confirm on a terminal, or pass --yes (see --dry-run)"
+                .into(),
+        ));
+    }
+    eprint!(
+        "This removes {} audit records ({}) for good.\nType 'prune' to confirm: ",
+        p.records,
+        span(p.oldest_ms, p.newest_ms)
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim() != "prune" {
+        return Err(Error::Usage("not confirmed: nothing was changed".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! `tutela audit prune`: a retention limit for the audit log, through the real binary, on an
+//! unmounted vault and beside a live mount. What stays must still verify, the prune itself is
+//! recorded, and pruning never becomes a way to cut evidence unnoticed.
+
+mod common;
+
+use common::{run_ok, tutela, TestVault};
+use std::path::Path;
+use std::process::Output;
+use tutela::error::exit;
+
+fn cmd(v: &TestVault, args: &[&str]) -> Output {
+    tutela()
+        .args(&args[..2])
+        .arg(&v.vault)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .args(&args[2..])
+        .output()
+        .expect("spawn")
+}
+
+fn ok(v: &TestVault, args: &[&str]) -> String {
+    let out = cmd(v, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn segments(v: &TestVault) -> Vec<String> {
+    let mut s: Vec<String> = std::fs::read_dir(v.vault.join("tutela.audit"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".seg"))
+        .collect();
+    s.sort();
+    s
+}
+
+fn policy_file(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("policy.toml");
+    std::fs::write(
+        &p,
+        "admins = [\"root\"]\n[clients.acme]\npath = \"/clients/acme\"\nread = [\"root\"]\nwrite = [\"root\"]\n",
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn pruning_an_unmounted_vault_keeps_the_rest_verifiable_and_records_the_prune() {
+    let v = TestVault::new_unmounted();
+    let pol = policy_file(v.tmp.path());
+    // Each offline command that records something writes a segment of its own.
+    ok(&v, &["policy", "set", pol.to_str().unwrap()]);
+    ok(&v, &["policy", "clear"]);
+    ok(&v, &["policy", "set", pol.to_str().unwrap()]);
+    assert_eq!(segments(&v).len(), 3);
+
+    // Bad input changes nothing and says why.
+    let out = cmd(&v, &["audit", "prune", "--before", "last tuesday", "--yes"]);
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a time"));
+    // Without --yes and without a terminal to ask on: refused, nothing removed.
+    let out = cmd(&v, &["audit", "prune", "--before", "0s"]);
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    let wrong = tutela()
+        .args(["audit", "prune"])
+        .arg(&v.vault)
+        .args(["--before", "0s", "--yes", "--extpass", "echo wrong"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(exit::WRONG_PASSPHRASE));
+    let dry = ok(&v, &["audit", "prune", "--before", "0s", "--dry-run"]);
+    assert!(
+        dry.contains("would remove 2 records in 2 segments"),
+        "{dry}"
+    );
+    assert_eq!(segments(&v).len(), 3);
+
+    let done = ok(&v, &["audit", "prune", "--before", "0s", "--yes", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(done.trim()).unwrap();
+    assert_eq!(j["removed"]["records"], 2, "{done}");
+    assert_eq!(j["kept"]["records"], 1, "{done}");
+    assert_eq!(j["first_seq"], 2, "{done}");
+    // The oldest two segments are gone; the prune's own record starts a new one.
+    assert_eq!(
+        segments(&v),
+        vec!["0000000000000002.seg", "0000000000000003.seg"]
+    );
+    let verify = ok(&v, &["audit", "verify"]);
+    assert!(verify.contains("audit log ok: 2 records"), "{verify}");
+    assert!(
+        verify.contains("pruned: records before sequence 2"),
+        "{verify}"
+    );
+    let show = ok(&v, &["audit", "show", "--json"]);
+    let recs: Vec<serde_json::Value> = show
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 2, "{show}");
+    assert_eq!(recs[1]["op"], "audit-prune");
+    assert_eq!(recs[1]["uid"], tutela::sys::getuid());
+    assert!(recs[1]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("2 removed in all"));
+
+    // fsck checks the pruned chain too.
+    run_ok(
+        tutela()
+            .arg("fsck")
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+
+    // Removing the checkpoint, or another segment, is tampering.
+    let cp = v.vault.join("tutela.audit/pruned");
+    let saved = std::fs::read(&cp).unwrap();
+    std::fs::remove_file(&cp).unwrap();
+    let out = cmd(&v, &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(exit::AUDIT_TAMPERED));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("earlier segments are missing"));
+    // ... and prune refuses to work on a log that does not verify.
+    let out = cmd(&v, &["audit", "prune", "--before", "0s", "--yes"]);
+    assert_eq!(out.status.code(), Some(exit::AUDIT_TAMPERED));
+    std::fs::write(&cp, saved).unwrap();
+    ok(&v, &["audit", "verify"]);
+}
+
+#[test]
+fn pruning_beside_a_live_mount_is_recorded_by_the_daemon() {
+    let Some(mut v) = TestVault::new("pruning_beside_a_live_mount_is_recorded_by_the_daemon")
+    else {
+        return;
+    };
+    v.mount();
+    std::fs::write(v.p("first-letter.txt"), b"old").unwrap();
+    v.remount();
+    std::fs::write(v.p("second-letter.txt"), b"new").unwrap();
+    let before = segments(&v);
+    assert!(before.len() >= 2, "{before:?}");
+
+    let done = ok(&v, &["audit", "prune", "--before", "0s", "--yes"]);
+    assert!(done.contains("removed"), "{done}");
+    // Only the live mount's segment is left; the daemon records the prune within a second.
+    assert_eq!(segments(&v), vec![before.last().unwrap().clone()]);
+    common::wait_until(
+        || ok(&v, &["audit", "show"]).contains("audit-prune"),
+        "the daemon's record of the prune",
+    );
+    let show = ok(&v, &["audit", "show"]);
+    assert!(show.contains("second-letter.txt"), "{show}");
+    assert!(!show.contains("first-letter.txt"), "{show}");
+    v.unmount();
+    let verify = ok(&v, &["audit", "verify"]);
+    assert!(
+        verify.contains("pruned: records before sequence"),
+        "{verify}"
+    );
+    let show = ok(&v, &["audit", "show", "--json"]);
+    let prune: Vec<serde_json::Value> = show
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["op"] == "audit-prune")
+        .collect();
+    assert_eq!(prune.len(), 1, "{show}");
+    assert_eq!(prune[0]["uid"], tutela::sys::getuid());
+    // A remount continues the chain after the prune.
+    v.mount();
+    std::fs::write(v.p("third-letter.txt"), b"x").unwrap();
+    v.unmount();
+    assert!(ok(&v, &["audit", "show"]).contains("third-letter.txt"));
+    run_ok(
+        tutela()
+            .args(["audit", "verify"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+}
