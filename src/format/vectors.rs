@@ -50,6 +50,23 @@ mod tests {
             .collect()
     }
 
+    /// The spec and the code cannot drift apart: every vector is quoted in FORMAT.md
+    /// (whitespace aside, since long ones are wrapped there).
+    #[test]
+    fn every_vector_is_quoted_in_format_md() {
+        let spec: String = include_str!("../../FORMAT.md")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let all = KDF_VECTORS
+            .iter()
+            .chain(KDF_VECTORS_V1_AUDIT.iter())
+            .chain([NAME_VECTOR, ARGON2_VECTOR, BLOCK_VECTOR, PRUNE_VECTOR].iter());
+        for v in all {
+            assert!(spec.contains(v), "FORMAT.md does not quote {v}");
+        }
+    }
+
     #[test]
     fn name_vector() {
         let c = NameCipher::new(&Key32::from_bytes([1; 32]), &Key32::from_bytes([2; 32]));
