@@ -229,6 +229,17 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
                     "{bad}: records after it are not shown"
                 )));
             }
+            // An investigator asking about a time the log no longer covers must be told.
+            if let Some(cp) = rep
+                .pruned
+                .filter(|cp| since.is_none_or(|s| s < cp.cutoff_ms))
+            {
+                eprintln!(
+                    "tutela: note: records older than {} were pruned on {}",
+                    audit::prune::stamp(cp.cutoff_ms),
+                    audit::prune::stamp(cp.pruned_at_ms)
+                );
+            }
             Ok(())
         }
     }
@@ -471,7 +482,11 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 )));
             }
             if !yes {
-                confirm_shred(&name)?;
+                confirm(
+                    "shred destroys the client's files for good: confirm on a terminal, or pass --yes",
+                    &format!("This destroys client '{name}' and every file in its folder, with no undo."),
+                    &name,
+                )?;
             }
             let bar = indicatif::ProgressBar::with_draw_target(
                 None,
@@ -607,19 +622,18 @@ pub fn status(json: bool) -> Result<()> {
     Ok(())
 }
 
-fn confirm_shred(name: &str) -> Result<()> {
+/// Asks on the terminal for `answer` (typed back) before something that cannot be undone;
+/// without a terminal, refuses with `refusal` (scripts pass --yes instead).
+pub fn confirm(refusal: &str, prompt: &str, answer: &str) -> Result<()> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(
-            "shred destroys the client's files for good: confirm on a terminal, or pass --yes"
-                .into(),
-        ));
+        return Err(Error::Usage(refusal.into()));
     }
-    eprint!("This destroys client '{name}' and every file in its folder, with no undo.\nType the client's name to confirm: ");
+    eprint!("{prompt}\nType '{answer}' to confirm: ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    if line.trim() != name {
+    if line.trim() != answer {
         return Err(Error::Usage("not confirmed: nothing was changed".into()));
     }
     Ok(())

@@ -68,8 +68,9 @@ fn span(from: Option<u64>, to: Option<u64>) -> String {
 fn human(p: &prune::Plan, dry_run: bool, cutoff: u64) -> String {
     let kept = match p.kept_from_ms {
         Some(t) => format!(
-            "{} records stay, from {} on",
-            p.kept_records,
+            "{} {}, from {} on",
+            count(p.kept_records, "record"),
+            if p.kept_records == 1 { "stays" } else { "stay" },
             prune::stamp(t)
         ),
         None => "no records stay (the newest segment, now empty, does)".into(),
@@ -82,9 +83,9 @@ fn human(p: &prune::Plan, dry_run: bool, cutoff: u64) -> String {
     }
     let verb = if dry_run { "would remove" } else { "removed" };
     format!(
-        "{verb} {} records in {} segments ({}); {kept}",
-        p.records,
-        p.segments,
+        "{verb} {} in {} ({}); {kept}",
+        count(p.records, "record"),
+        count(p.segments, "segment"),
         span(p.oldest_ms, p.newest_ms)
     )
 }
@@ -105,23 +106,17 @@ fn json(p: &prune::Plan, dry_run: bool, cutoff: u64) -> serde_json::Value {
 }
 
 fn confirm(p: &prune::Plan) -> Result<()> {
-    use std::io::{BufRead, IsTerminal, Write};
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(
-            "prune removes audit records for good: confirm on a terminal, or pass --yes (see --dry-run)"
-                .into(),
-        ));
-    }
-    eprint!(
-        "This removes {} audit records ({}) for good.\nType 'prune' to confirm: ",
-        p.records,
-        span(p.oldest_ms, p.newest_ms)
-    );
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    if line.trim() != "prune" {
-        return Err(Error::Usage("not confirmed: nothing was changed".into()));
-    }
-    Ok(())
+    crate::commands::confirm(
+        "prune removes audit records for good: confirm on a terminal, or pass --yes (see --dry-run)",
+        &format!(
+            "This removes {} ({}) from the audit log for good.",
+            count(p.records, "record"),
+            span(p.oldest_ms, p.newest_ms)
+        ),
+        "prune",
+    )
+}
+
+fn count(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }

@@ -98,7 +98,10 @@ fn pruning_an_unmounted_vault_keeps_the_rest_verifiable_and_records_the_prune() 
         verify.contains("pruned: records before sequence 2"),
         "{verify}"
     );
-    let show = ok(&v, &["audit", "show", "--json"]);
+    let out = cmd(&v, &["audit", "show", "--json"]);
+    // Whoever reads a pruned log is told what it no longer covers (not in the JSON).
+    assert!(String::from_utf8_lossy(&out.stderr).contains("note: records older than"));
+    let show = String::from_utf8_lossy(&out.stdout).into_owned();
     let recs: Vec<serde_json::Value> = show
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -184,4 +187,52 @@ fn pruning_beside_a_live_mount_is_recorded_by_the_daemon() {
             .arg("--passfile")
             .arg(&v.passfile),
     );
+}
+
+/// The value of `Key=` in a unit file (the first occurrence).
+fn unit_value(unit: &str, key: &str) -> String {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("unit has no {key}="))
+        .to_string()
+}
+
+#[test]
+fn the_shipped_retention_unit_runs_its_prune_as_written() {
+    let v = TestVault::new_unmounted();
+    let pol = policy_file(v.tmp.path());
+    ok(&v, &["policy", "set", pol.to_str().unwrap()]);
+    ok(&v, &["policy", "clear"]);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/systemd");
+    let unit = std::fs::read_to_string(dir.join("tutela-audit-prune.service")).unwrap();
+    assert_eq!(unit_value(&unit, "Type"), "oneshot");
+    let timer = std::fs::read_to_string(dir.join("tutela-audit-prune.timer")).unwrap();
+    assert_eq!(unit_value(&timer, "OnCalendar"), "monthly");
+    // What systemd does with LoadCredential=: a private directory holding the file.
+    let cred = unit_value(&unit, "LoadCredential");
+    let (name, _) = cred.split_once(':').unwrap();
+    let creds = v.tmp.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::copy(&v.passfile, creds.join(name)).unwrap();
+    let start = unit_value(&unit, "ExecStart")
+        .replace("/usr/local/bin/tutela", common::bin().to_str().unwrap())
+        .replace("/srv/tutela/vault", v.vault.to_str().unwrap());
+    let run = |start: &str| {
+        run_ok(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(start)
+                .env("CREDENTIALS_DIRECTORY", &creds)
+                .env("TUTELA_TEST_INSECURE_KDF", "1")
+                .stdin(std::process::Stdio::null()),
+        )
+    };
+    // Seven years of retention: nothing in a new log is old enough.
+    let out = run(&start);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to prune"));
+    assert_eq!(segments(&v).len(), 2);
+    // The same command with a retention the records are past removes them, unattended.
+    let out = run(&start.replace("2555d", "0s"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 record in 1 segment"));
+    ok(&v, &["audit", "verify"]);
 }
