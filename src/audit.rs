@@ -572,6 +572,11 @@ impl Drop for Sink {
 /// Takes the log's lock file, waiting up to `wait`: a daemon that was just unmounted may
 /// still be closing its log.
 fn take_lock(vault: &Path, wait: Duration, busy: &str) -> Result<std::fs::File> {
+    take_named_lock(vault, "lock", wait, busy)
+}
+
+/// Takes lock file `name` in the log's directory (flock), waiting up to `wait`.
+fn take_named_lock(vault: &Path, name: &str, wait: Duration, busy: &str) -> Result<std::fs::File> {
     let dir = vault.join(DIR_NAME);
     crate::sys::private_dir(&dir)?;
     let f = std::fs::OpenOptions::new()
@@ -579,9 +584,9 @@ fn take_lock(vault: &Path, wait: Duration, busy: &str) -> Result<std::fs::File> 
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .open(dir.join("lock"))?;
+        .open(dir.join(name))?;
     // Another user able to take the lock could keep the vault from mounting.
-    let _ = crate::sys::private_file(&dir.join("lock"));
+    let _ = crate::sys::private_file(&dir.join(name));
     let start = std::time::Instant::now();
     while !crate::sys::try_lock_exclusive(&f) {
         if start.elapsed() >= wait {

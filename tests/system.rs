@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::unit_value;
 use common::{fuse_missing, is_mountpoint, is_root, run_ok, skip_unless, tutela, wait_until};
 use common::{TestVault, PASS};
 use std::fs;
@@ -11,14 +12,6 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// The value of `Key=` in a unit file (the first occurrence).
-fn unit_value(unit: &str, key: &str) -> String {
-    unit.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("unit has no {key}="))
-        .to_string()
-}
 
 #[test]
 fn systemd_service_unit_mounts_and_stops() {

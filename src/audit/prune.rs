@@ -208,21 +208,12 @@ pub fn execute(vault: &Path, keys: &Keys, plan: &Plan) -> Result<()> {
 /// One prune at a time: two at once could each delete what the other's checkpoint keeps.
 /// A live mount's writer is not in the way (it only appends to the newest segment).
 pub fn lock(vault: &Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = vault.join(DIR_NAME);
-    crate::sys::private_dir(&dir)?;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(dir.join(LOCK_NAME))?;
-    if !crate::sys::try_lock_exclusive(&f) {
-        return Err(Error::Busy(
-            "another prune of this audit log is running".into(),
-        ));
-    }
-    Ok(f)
+    super::take_named_lock(
+        vault,
+        LOCK_NAME,
+        Duration::ZERO,
+        "another prune of this audit log is running",
+    )
 }
 
 #[cfg(test)]

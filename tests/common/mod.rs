@@ -457,3 +457,11 @@ pub fn assert_log_clean(log: &Path, names: &[Vec<u8>]) {
         );
     }
 }
+
+/// The value of `Key=` in a systemd unit file (the first occurrence).
+pub fn unit_value(unit: &str, key: &str) -> String {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("unit has no {key}="))
+        .to_string()
+}
