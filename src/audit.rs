@@ -23,6 +23,7 @@ const HEADER_LEN: usize = 8 + 2 + 8 + 32 + 32;
 const SEGMENT_MAX: u64 = 16 * 1024 * 1024;
 const MAX_RECORD: usize = 1 << 20;
 
+pub mod anchor;
 pub mod prune;
 
 /// One audited event.
@@ -151,6 +152,10 @@ pub struct Report {
     pub pruned: Option<prune::Checkpoint>,
     /// One entry per segment read whole, oldest first (what `prune` decides from).
     pub spans: Vec<SegmentSpan>,
+    /// The last record, as an anchor to keep outside the vault.
+    pub head: Option<anchor::Anchor>,
+    /// Anchors given that lie before the pruning point (nothing left to compare).
+    pub anchors_pruned: u64,
 }
 
 /// What one segment holds, as `read_all` found it.
@@ -167,7 +172,17 @@ pub struct SegmentSpan {
 }
 
 /// Reads and verifies every record in order; `each` gets the ones that verify.
-pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Result<Report> {
+pub fn read_all(vault: &Path, keys: &Keys, each: impl FnMut(Record)) -> Result<Report> {
+    read_all_anchored(vault, keys, &[], each)
+}
+
+/// `read_all`, also checking that the log still reaches each anchor, unchanged.
+pub fn read_all_anchored(
+    vault: &Path,
+    keys: &Keys,
+    anchors: &[anchor::Anchor],
+    mut each: impl FnMut(Record),
+) -> Result<Report> {
     let dir = vault.join(DIR_NAME);
     let mut rep = Report::default();
     let mut prev = keys.genesis();
@@ -199,6 +214,7 @@ pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Resu
         return Ok(rep);
     }
     let cipher_key = keys.enc.as_bytes();
+    let start_seq = seq_expected;
     for (i, (n, path)) in segs.iter().enumerate() {
         let last_segment = i + 1 == segs.len();
         rep.segments += 1;
@@ -223,7 +239,7 @@ pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Resu
                 && MAGIC.starts_with(&bytes[..bytes.len().min(8)])
             {
                 rep.torn_tail = true;
-                return Ok(rep);
+                break;
             }
             rep.bad = Some(format!("segment {name}: header damaged"));
             return Ok(rep);
@@ -277,6 +293,11 @@ pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Resu
                 rep.bad = Some(format!("{here}: sequence number {seq} out of order"));
                 return Ok(rep);
             }
+            if let Some(why) = anchor::check_record(anchors, seq, &mac) {
+                rep.bad = Some(format!("{here}: {why}"));
+                return Ok(rep);
+            }
+            rep.head = Some(anchor::Anchor::of(seq, &mac));
             let plain =
                 crypto::open_random(cipher_key, &seq.to_le_bytes(), sealed, "audit record")?;
             let rec: Record = serde_json::from_slice(&plain).map_err(|_| Error::Corrupt {
@@ -299,6 +320,9 @@ pub fn read_all(vault: &Path, keys: &Keys, mut each: impl FnMut(Record)) -> Resu
             end_seq: seq_expected,
         });
     }
+    let (cut, pruned) = anchor::check_end(anchors, start_seq, seq_expected);
+    rep.bad = cut;
+    rep.anchors_pruned = pruned;
     Ok(rep)
 }
 
@@ -744,6 +768,56 @@ mod tests {
         let (r, seen) = verify(t.path());
         assert!(r.bad.is_none(), "{r:?}");
         assert_eq!(seen.len(), 6);
+    }
+
+    fn anchored(dir: &Path, anchors: &[anchor::Anchor]) -> Report {
+        read_all_anchored(dir, &keys(), anchors, |_| {}).unwrap()
+    }
+
+    #[test]
+    fn records_cut_off_the_end_are_caught_only_by_an_anchor() {
+        let t = tempfile::tempdir().unwrap();
+        write_log(t.path(), &[3, 2]);
+        let head = verify(t.path()).0.head.unwrap();
+        assert_eq!(head.seq, 4);
+        assert!(anchored(t.path(), &[head]).bad.is_none());
+        let (last, _) = seg_bytes(t.path(), 1);
+        std::fs::remove_file(last).unwrap();
+        // The shorter chain verifies on its own: this is what anchors are for.
+        assert!(verify(t.path()).0.bad.is_none());
+        let bad = anchored(t.path(), &[head]).bad.expect("not caught");
+        assert!(bad.contains("cut off its end"), "{bad}");
+    }
+
+    #[test]
+    fn a_log_cut_back_and_written_on_differs_from_its_anchor() {
+        let t = tempfile::tempdir().unwrap();
+        write_log(t.path(), &[3, 2]);
+        let head = verify(t.path()).0.head.unwrap();
+        let (last, _) = seg_bytes(t.path(), 1);
+        std::fs::remove_file(last).unwrap();
+        // The next mount numbers its records from where the cut log ends.
+        write_log(t.path(), &[2]);
+        assert!(verify(t.path()).0.bad.is_none());
+        let bad = anchored(t.path(), &[head]).bad.expect("not caught");
+        assert!(
+            bad.contains("differs from anchor") && bad.contains("sequence 4"),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn an_anchor_before_a_pruning_point_is_counted_not_failed() {
+        let t = tempfile::tempdir().unwrap();
+        write_log(t.path(), &[2, 2, 1]);
+        // The last record of the first segment, which the prune removes.
+        let first = verify(t.path()).0.spans[0].clone();
+        let early = anchor::Anchor::of(first.end_seq - 1, &first.end_mac);
+        let p = prune::plan(t.path(), &keys(), u64::MAX, 0, 0).unwrap();
+        prune::execute(t.path(), &keys(), &p).unwrap();
+        let rep = anchored(t.path(), &[early]);
+        assert!(rep.bad.is_none(), "{rep:?}");
+        assert_eq!(rep.anchors_pruned, 1);
     }
 
     #[test]

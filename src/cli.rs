@@ -246,11 +246,16 @@ pub enum PolicyCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Check the whole log's chain; names the first bad record.
+    /// Check the whole log's chain; names the first bad record. Prints the head (an anchor
+    /// to keep outside the vault).
     Verify {
         vault: PathBuf,
         #[command(flatten)]
         pass: PassArgs,
+        /// An anchor printed by an earlier verify (SEQUENCE:DIGEST): fail unless the log
+        /// still reaches that record unchanged, so records cut off its end are caught.
+        #[arg(long, value_name = "ANCHOR")]
+        expect: Vec<String>,
     },
     /// Remove records older than a time, a whole segment at a time; what stays still
     /// verifies. Asks first; the newest segment always stays.

@@ -136,9 +136,17 @@ fn human(r: &Record) -> String {
 
 pub fn audit(cmd: AuditCmd) -> Result<()> {
     match cmd {
-        AuditCmd::Verify { vault, pass } => {
+        AuditCmd::Verify {
+            vault,
+            pass,
+            expect,
+        } => {
+            let anchors = expect
+                .iter()
+                .map(|a| audit::anchor::Anchor::parse(a))
+                .collect::<Result<Vec<_>>>()?;
             let v = unlock(&vault, &pass)?;
-            let rep = audit::read_all(&v.dir, &v.audit_keys(), |_| {})?;
+            let rep = audit::read_all_anchored(&v.dir, &v.audit_keys(), &anchors, |_| {})?;
             if let Some(bad) = rep.bad {
                 return Err(Error::AuditTampered(format!(
                     "{bad} ({} records before it verified)",
@@ -149,6 +157,19 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
                 "audit log ok: {} records in {} segments",
                 rep.records, rep.segments
             );
+            if let Some(head) = &rep.head {
+                println!("head: {head}");
+            }
+            let checked = anchors.len() as u64 - rep.anchors_pruned;
+            if checked > 0 {
+                println!("anchors: {checked} reached unchanged");
+            }
+            if rep.anchors_pruned > 0 {
+                println!(
+                    "anchors: {} lie before the pruning point (removed by a prune; nothing to compare)",
+                    rep.anchors_pruned
+                );
+            }
             if let Some(cp) = &rep.pruned {
                 println!(
                     "pruned: {} on {} by {}({})",

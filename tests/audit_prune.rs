@@ -222,3 +222,30 @@ fn the_shipped_retention_unit_runs_its_prune_as_written() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 record in 1 segment"));
     ok(&v, &["audit", "verify"]);
 }
+
+#[test]
+fn an_anchor_kept_outside_the_vault_catches_records_cut_off_the_end() {
+    let v = TestVault::new_unmounted();
+    let pol = policy_file(v.tmp.path());
+    ok(&v, &["policy", "set", pol.to_str().unwrap()]);
+    ok(&v, &["policy", "clear"]);
+    let verify = ok(&v, &["audit", "verify"]);
+    let head = verify
+        .lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .unwrap_or_else(|| panic!("no head in {verify}"))
+        .to_string();
+    assert!(head.starts_with("1:"), "{head}");
+    let out = ok(&v, &["audit", "verify", "--expect", &head]);
+    assert!(out.contains("anchors: 1 reached unchanged"), "{out}");
+    let out = cmd(&v, &["audit", "verify", "--expect", "1:nothex"]);
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    // Someone deletes the newest segment: the shorter log verifies alone, not against the
+    // anchor.
+    let last = segments(&v).pop().unwrap();
+    std::fs::remove_file(v.vault.join("tutela.audit").join(last)).unwrap();
+    ok(&v, &["audit", "verify"]);
+    let out = cmd(&v, &["audit", "verify", "--expect", &head]);
+    assert_eq!(out.status.code(), Some(exit::AUDIT_TAMPERED));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cut off its end"));
+}
