@@ -738,6 +738,9 @@ pub fn rekey(
         println!("    {}", rk.as_str());
         println!();
         println!("Write it down and store it offline; it is shown only this once.");
+        println!();
+        // The log was re-sealed under the new master key: old anchors name old MACs.
+        println!("The audit log was re-sealed under the new key and numbered afresh: audit anchors taken before now no longer match. Take a new one with tutela audit verify.");
     }
     Ok(())
 }
