@@ -18,7 +18,7 @@ pub fn unlock(vault: &Path, pass: &PassArgs) -> Result<Vault> {
     tutela::rekey::unlock(vault, &Unlock::Passphrase(passphrase::existing(&src)?))
 }
 
-fn offline_record(v: &Vault, op: &str, detail: Option<String>) {
+pub fn offline_record(v: &Vault, op: &str, detail: Option<String>) {
     let mut r = Record::now(op, "/");
     r.user = tutela::sys::user_name(r.uid).unwrap_or_default();
     r.detail = detail;

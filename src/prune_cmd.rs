@@ -4,8 +4,8 @@ use crate::cli::PassArgs;
 use crate::commands::{parse_time, unlock};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tutela::audit::{self, prune, Record};
-use tutela::error::{Error, Result};
+use tutela::audit::prune;
+use tutela::error::Result;
 
 pub struct Args<'a> {
     pub vault: &'a Path,
@@ -35,7 +35,8 @@ pub fn run(a: Args<'_>) -> Result<()> {
         prune::execute(&v.dir, &keys, &plan)?;
     }
     if let (true, Some(cp)) = (go, &plan.next) {
-        record(&v, cp);
+        // While the vault is mounted, the daemon records it when it sees the checkpoint.
+        crate::commands::offline_record(&v, "audit-prune", Some(cp.describe()));
     }
     if a.json {
         println!("{}", json(&plan, a.dry_run, cutoff));
@@ -43,19 +44,6 @@ pub fn run(a: Args<'_>) -> Result<()> {
         println!("{}", human(&plan, a.dry_run, cutoff));
     }
     Ok(())
-}
-
-/// The prune's own record. While the vault is mounted the daemon holds the log and records
-/// the prune itself when it sees the new checkpoint.
-fn record(v: &tutela::vault::Vault, cp: &prune::Checkpoint) {
-    let mut r = Record::now("audit-prune", "/");
-    r.user = tutela::sys::user_name(r.uid).unwrap_or_default();
-    r.detail = Some(cp.describe());
-    if let Err(e) = audit::append_offline(&v.dir, v.audit_keys(), &[r]) {
-        if !matches!(e, Error::Busy(_)) {
-            eprintln!("tutela: warning: could not write the audit record of this prune: {e}");
-        }
-    }
 }
 
 fn span(from: Option<u64>, to: Option<u64>) -> String {

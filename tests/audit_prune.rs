@@ -50,13 +50,20 @@ fn policy_file(dir: &Path) -> std::path::PathBuf {
     p
 }
 
-#[test]
-fn pruning_an_unmounted_vault_keeps_the_rest_verifiable_and_records_the_prune() {
+/// An unmounted vault whose log holds two segments of one record each (each offline command
+/// that records something writes a segment of its own).
+fn vault_with_two_segments() -> TestVault {
     let v = TestVault::new_unmounted();
     let pol = policy_file(v.tmp.path());
-    // Each offline command that records something writes a segment of its own.
     ok(&v, &["policy", "set", pol.to_str().unwrap()]);
     ok(&v, &["policy", "clear"]);
+    v
+}
+
+#[test]
+fn pruning_an_unmounted_vault_keeps_the_rest_verifiable_and_records_the_prune() {
+    let v = vault_with_two_segments();
+    let pol = policy_file(v.tmp.path());
     ok(&v, &["policy", "set", pol.to_str().unwrap()]);
     assert_eq!(segments(&v).len(), 3);
 
@@ -185,10 +192,7 @@ fn pruning_beside_a_live_mount_is_recorded_by_the_daemon() {
 
 #[test]
 fn the_shipped_retention_unit_runs_its_prune_as_written() {
-    let v = TestVault::new_unmounted();
-    let pol = policy_file(v.tmp.path());
-    ok(&v, &["policy", "set", pol.to_str().unwrap()]);
-    ok(&v, &["policy", "clear"]);
+    let v = vault_with_two_segments();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/systemd");
     let unit = std::fs::read_to_string(dir.join("tutela-audit-prune.service")).unwrap();
     assert_eq!(unit_value(&unit, "Type"), "oneshot");
@@ -225,10 +229,7 @@ fn the_shipped_retention_unit_runs_its_prune_as_written() {
 
 #[test]
 fn an_anchor_kept_outside_the_vault_catches_records_cut_off_the_end() {
-    let v = TestVault::new_unmounted();
-    let pol = policy_file(v.tmp.path());
-    ok(&v, &["policy", "set", pol.to_str().unwrap()]);
-    ok(&v, &["policy", "clear"]);
+    let v = vault_with_two_segments();
     let verify = ok(&v, &["audit", "verify"]);
     let head = verify
         .lines()
