@@ -126,7 +126,12 @@ fn entry(reply: ReplyEntry, a: &Adapter, r: Result<Attr>) {
     match r {
         // Only the name needs asking again where a policy applies (the walk through it is
         // where the daemon sees who is asking); its attributes may stay cached.
-        Ok(at) => reply.entry_with_ttls(&TTL, &a.ttl_for(at.ino), &attr(&at), Generation(0)),
+        Ok(at) => reply.entry_with_ttls(
+            &TTL,
+            &a.ttl_for(at.ino),
+            &attr(&at),
+            Generation(at.generation),
+        ),
         Err(e) => reply.error(errno(&e)),
     }
 }
@@ -179,6 +184,7 @@ impl fuser::Filesystem for Adapter {
             Err(Error::NotFound) if self.fs.absence_cacheable(parent.0, name) => {
                 let mut neg = attr(&Attr {
                     ino: 0,
+                    generation: 0,
                     size: 0,
                     blocks: 0,
                     atime: (0, 0),
@@ -543,7 +549,7 @@ impl fuser::Filesystem for Adapter {
                     &e.name,
                     &self.ttl_for(a.ino),
                     &attr(&a),
-                    Generation(0),
+                    Generation(a.generation),
                 ) {
                     self.fs.forget(a.ino, 1);
                     return false;
@@ -636,7 +642,7 @@ impl fuser::Filesystem for Adapter {
             Ok((a, fh)) => reply.created(
                 &self.ttl_for(a.ino),
                 &attr(&a),
-                Generation(0),
+                Generation(a.generation),
                 FileHandle(fh),
                 KEEP_CACHE,
             ),

@@ -446,6 +446,11 @@ fn serve(
         }
     };
     log::info!("mounted");
+    let notifier = session.notifier();
+    // Attributes only: the cached pages stay valid (offset -1).
+    fs.set_invalidator(Box::new(move |ino| {
+        let _ = notifier.inval_inode(fuser::INodeNo(ino), -1, 0);
+    }));
     raise_readahead(mp.to_path_buf());
     fs.record_event(
         "mount",

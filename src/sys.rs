@@ -326,7 +326,28 @@ pub fn utimensat(
     mtime: TimeSpec,
 ) -> Result<()> {
     let c = cstr(name.as_bytes())?;
-    let conv = |t: TimeSpec| match t {
+    let ts = [timespec(atime), timespec(mtime)];
+    // SAFETY: valid fd, NUL-terminated name and two valid timespecs.
+    check(unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Sets the times of the open file `fd` itself.
+pub fn futimens(fd: BorrowedFd<'_>, atime: TimeSpec, mtime: TimeSpec) -> Result<()> {
+    let ts = [timespec(atime), timespec(mtime)];
+    // SAFETY: valid fd and two valid timespecs.
+    check(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) }).map(|_| ())
+}
+
+fn timespec(t: TimeSpec) -> libc::timespec {
+    match t {
         None => libc::timespec {
             tv_sec: 0,
             tv_nsec: libc::UTIME_OMIT,
@@ -339,18 +360,7 @@ pub fn utimensat(
             tv_sec: s,
             tv_nsec: ns,
         },
-    };
-    let ts = [conv(atime), conv(mtime)];
-    // SAFETY: two valid timespecs.
-    check(unsafe {
-        libc::utimensat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map(|_| ())
+    }
 }
 
 /// One entry of a backing directory.

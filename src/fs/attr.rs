@@ -11,6 +11,9 @@ use std::os::fd::AsFd;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attr {
     pub ino: u64,
+    /// The entry's FUSE generation where it was just looked up or made (0 elsewhere: only
+    /// entry replies carry it).
+    pub generation: u64,
     pub size: u64,
     pub blocks: u64,
     pub atime: (i64, i64),
@@ -68,6 +71,7 @@ impl Fs {
         };
         Attr {
             ino: self.fuse_ino(st.st_ino),
+            generation: 0,
             size,
             blocks: st.st_blocks as u64,
             atime: (st.st_atime, st.st_atime_nsec),
@@ -124,14 +128,12 @@ impl Fs {
         });
         match by_name {
             Ok(a) if a.ino == ino => Ok(a),
-            // The name now points at another backing inode (replaced behind our back).
-            Ok(_) => Err(Error::Stale),
-            // Unlinked while open (fstat of an open, deleted file): ask an open handle.
-            Err(Error::NotFound) => match self.files.any_handle_of(ino) {
+            // Unlinked while open (fstat of an open, deleted file), or the name now points at
+            // another backing inode (replaced behind our back): an open handle still knows it.
+            other => match self.files.any_handle_of(ino) {
                 Some(h) => Ok(self.to_attr(&sys::fstat(h.fd.as_fd())?, None)),
-                None => Err(Error::NotFound),
+                None => Err(other.err().unwrap_or(Error::Stale)),
             },
-            Err(e) => Err(e),
         }
     }
 
@@ -146,38 +148,52 @@ impl Fs {
         if let Some(size) = set.size {
             self.truncate(ino, fh, size)?;
         }
-        let (dir, name) = if ino == ROOT_INO {
-            (
-                std::sync::Arc::new(sys::open_beneath(
-                    self.root.as_fd(),
-                    b"",
-                    libc::O_PATH | libc::O_DIRECTORY,
-                    0,
-                )?),
-                ".".into(),
-            )
-        } else {
-            self.parent_of(ino)?
-        };
-        if let Some(mode) = set.mode {
-            if !(ino == ROOT_INO && self.set_root_mode(mode)?) {
-                sys::fchmodat(dir.as_fd(), &name, mode & 0o7777)?;
-            }
-        } else if set.kill_suid && set.size.is_some() {
-            let st = sys::fstatat(dir.as_fd(), &name)?;
-            if st.st_mode & libc::S_IFMT == libc::S_IFREG {
-                if let Some(m) = super::file::without_suid(st.st_mode) {
-                    sys::fchmodat(dir.as_fd(), &name, m)?;
+        let changes_more = set.mode.is_some()
+            || set.uid.is_some()
+            || set.gid.is_some()
+            || set.atime.is_some()
+            || set.mtime.is_some()
+            || (set.kill_suid && set.size.is_some());
+        if changes_more {
+            let target = self.setattr_target(ino)?;
+            if let Some(mode) = set.mode {
+                if !(ino == ROOT_INO && self.set_root_mode(mode)?) {
+                    target.chmod(mode & 0o7777)?;
+                }
+            } else if set.kill_suid && set.size.is_some() {
+                let st = target.stat()?;
+                if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+                    if let Some(m) = super::file::without_suid(st.st_mode) {
+                        target.chmod(m)?;
+                    }
                 }
             }
-        }
-        if set.uid.is_some() || set.gid.is_some() {
-            sys::fchownat(dir.as_fd(), &name, set.uid, set.gid)?;
-        }
-        if set.atime.is_some() || set.mtime.is_some() {
-            sys::utimensat(dir.as_fd(), &name, set.atime, set.mtime)?;
+            if set.uid.is_some() || set.gid.is_some() {
+                target.chown(set.uid, set.gid)?;
+            }
+            if set.atime.is_some() || set.mtime.is_some() {
+                target.utimens(set.atime, set.mtime)?;
+            }
         }
         self.getattr_inner(ino, fh)
+    }
+
+    /// What a setattr changes: the entry by name, or, for a file whose name is gone while it
+    /// is open (fchmod of an unlinked file), the open file itself.
+    fn setattr_target(&self, ino: u64) -> Result<Target> {
+        if ino == ROOT_INO {
+            let fd =
+                sys::open_beneath(self.root.as_fd(), b"", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+            return Ok(Target::At(std::sync::Arc::new(fd), ".".into()));
+        }
+        match self.parent_of(ino) {
+            Ok((dir, name)) => Ok(Target::At(dir, name)),
+            Err(e @ (Error::NotFound | Error::Stale)) => match self.files.any_handle_of(ino) {
+                Some(h) => Ok(Target::Open(h)),
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     pub(super) fn access_inner(&self, ino: u64, mask: i32) -> Result<()> {
@@ -218,5 +234,45 @@ impl Fs {
             namelen: crate::crypto::names::NAME_MAX as u32,
             frsize: s.f_frsize as u32,
         })
+    }
+}
+
+/// The object a setattr changes (see `Fs::setattr_target`).
+enum Target {
+    At(std::sync::Arc<std::os::fd::OwnedFd>, std::ffi::OsString),
+    Open(std::sync::Arc<super::file::Handle>),
+}
+
+impl Target {
+    fn stat(&self) -> Result<libc::stat> {
+        match self {
+            Target::At(dir, name) => sys::fstatat(dir.as_fd(), name),
+            Target::Open(h) => sys::fstat(h.fd.as_fd()),
+        }
+    }
+
+    fn chmod(&self, mode: u32) -> Result<()> {
+        match self {
+            Target::At(dir, name) => sys::fchmodat(dir.as_fd(), name, mode),
+            Target::Open(h) => sys::fchmod(h.fd.as_fd(), mode),
+        }
+    }
+
+    fn chown(&self, uid: Option<u32>, gid: Option<u32>) -> Result<()> {
+        match self {
+            Target::At(dir, name) => sys::fchownat(dir.as_fd(), name, uid, gid),
+            Target::Open(h) => sys::fchown(
+                h.fd.as_fd(),
+                uid.unwrap_or(u32::MAX),
+                gid.unwrap_or(u32::MAX),
+            ),
+        }
+    }
+
+    fn utimens(&self, atime: sys::TimeSpec, mtime: sys::TimeSpec) -> Result<()> {
+        match self {
+            Target::At(dir, name) => sys::utimensat(dir.as_fd(), name, atime, mtime),
+            Target::Open(h) => sys::futimens(h.fd.as_fd(), atime, mtime),
+        }
     }
 }

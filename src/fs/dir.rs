@@ -1,6 +1,6 @@
 //! Directories: directory IDs, lookup, listing, mkdir and rmdir.
 
-use super::inode::{Kind, ROOT_INO};
+use super::inode::{DirRef, Kind, ROOT_INO};
 use super::{lock, Attr, Fs, Subject};
 use crate::crypto::names::{self, Stored};
 use crate::crypto::Id;
@@ -123,6 +123,21 @@ fn write_dir_id_file_with(dir: BorrowedFd<'_>, id: &Id, durable: bool) -> Result
     Ok(())
 }
 
+/// Writes the long-name record for a hashed entry (before the entry itself exists).
+pub(crate) fn write_long_record(dir: BorrowedFd<'_>, stored: &Stored) -> Result<()> {
+    if let Stored::Long { hashed, full } = stored {
+        let rec = names::long_record_name(hashed);
+        let fd = sys::openat(
+            dir,
+            OsStr::new(&rec),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            0o444,
+        )?;
+        std::fs::File::from(fd).write_all(full.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// Names in a backing directory that are tutela's own, never shown.
 pub(super) fn is_internal(name: &[u8], in_root: bool) -> bool {
     name == dirfile::FILE_NAME.as_bytes()
@@ -136,17 +151,7 @@ pub(super) fn is_internal(name: &[u8], in_root: bool) -> bool {
 impl Fs {
     /// Writes the long-name record for a hashed entry (before the entry itself exists).
     pub(super) fn write_long_record(&self, dir: &OwnedFd, stored: &Stored) -> Result<()> {
-        if let Stored::Long { hashed, full } = stored {
-            let rec = names::long_record_name(hashed);
-            let fd = sys::openat(
-                dir.as_fd(),
-                OsStr::new(&rec),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
-                0o444,
-            )?;
-            std::fs::File::from(fd).write_all(full.as_bytes())?;
-        }
-        Ok(())
+        write_long_record(dir.as_fd(), stored)
     }
 
     pub(super) fn remove_long_record(&self, dir: &OwnedFd, stored: &Stored) {
@@ -160,8 +165,8 @@ impl Fs {
     }
 
     pub(super) fn lookup_inner(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<Attr> {
-        let (pzone, dir_id) = self.dir_keys(parent)?;
-        let dir = self.dir_fd(parent)?;
+        let (pzone, d) = self.dir_of(parent)?;
+        let (dir, dir_id) = (d.fd, d.id);
         let top = self.child_zone(parent, name.as_bytes())?;
         let mut found = Err(Error::NotFound);
         for g in self.generations(pzone)? {
@@ -181,9 +186,9 @@ impl Fs {
                 }
             }
         }
-        let (attr, backing, zone) = found?;
+        let (mut attr, backing, zone) = found?;
         let backing = OsStr::new(&backing);
-        lock(&self.inodes).remember(
+        attr.generation = lock(&self.inodes).remember(
             attr.ino,
             parent,
             backing.to_os_string(),
@@ -211,8 +216,15 @@ impl Fs {
         cookie: u64,
         mut emit: impl FnMut(DirEntryOut, u64) -> bool,
     ) -> Result<()> {
-        let (zone, dir_id) = self.dir_keys(ino)?;
-        let fd = self.open_ino(ino, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let (zone, d) = self.dir_of(ino)?;
+        let dir_id = d.id;
+        // Read through the descriptor the ID came with: the same directory object.
+        let fd = sys::openat(
+            d.fd.as_fd(),
+            OsStr::new("."),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        )?;
         let parent_ino = if ino == ROOT_INO {
             ROOT_INO
         } else {
@@ -312,8 +324,9 @@ impl Fs {
         umask: u32,
     ) -> Result<Attr> {
         self.check_writable()?;
-        let stored = self.seal_child(parent, name)?;
-        let dir = self.dir_fd(parent)?;
+        let pd = self.dir_of(parent)?;
+        let stored = self.seal_in(&pd, name)?;
+        let dir = pd.1.fd;
         let (gid, sgid) = self.new_gid(&dir, who)?;
         let mode = (mode & !umask & 0o7777) | if sgid { libc::S_ISGID } else { 0 };
         // Build the directory under a temporary name with its ID inside, then rename it into
@@ -338,10 +351,10 @@ impl Fs {
                 OsStr::new(stored.backing_name()),
                 libc::RENAME_NOREPLACE,
             )?;
-            Ok(id)
+            Ok((id, sub))
         })();
-        let id = match result {
-            Ok(id) => id,
+        let (id, sub) = match result {
+            Ok(made) => made,
             Err(e) => {
                 let _ = sys::openat(dir.as_fd(), &tmp, libc::O_RDONLY | libc::O_DIRECTORY, 0)
                     .and_then(|sub| {
@@ -352,17 +365,25 @@ impl Fs {
             }
         };
         let attr = self.lookup_inner(who, parent, name)?;
-        // Its children's names are sealed with this ID: no need to read it back.
-        if let Some(n) = lock(&self.inodes).get_mut(attr.ino) {
-            n.dir_id.get_or_insert(id);
+        // Its children's names are sealed with this ID, kept with the descriptor of the
+        // directory that holds it (no need to read it back), unless the name now stands for
+        // another entry (replaced meanwhile).
+        if self.fuse_ino(sys::fstat(sub.as_fd())?.st_ino) == attr.ino {
+            let d = DirRef {
+                fd: std::sync::Arc::new(sub),
+                id,
+            };
+            let max = super::MAX_CACHED_DIR_FDS;
+            lock(&self.inodes).cache_dir(attr.ino, attr.generation, &d, max);
         }
         Ok(attr)
     }
 
     pub(super) fn rmdir_inner(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
-        let stored = self.seal_child(parent, name)?;
-        let dir = self.dir_fd(parent)?;
+        let pd = self.dir_of(parent)?;
+        let stored = self.seal_in(&pd, name)?;
+        let dir = pd.1.fd;
         let bname = OsStr::new(stored.backing_name());
         let st = sys::fstatat(dir.as_fd(), bname)?;
         if Kind::from_mode(st.st_mode) != Kind::Dir {
@@ -370,6 +391,7 @@ impl Fs {
         }
         self.remove_backing_dir(&dir, bname)?;
         self.remove_long_record(&dir, &stored);
+        lock(&self.inodes).removed(self.fuse_ino(st.st_ino), parent, bname);
         Ok(())
     }
 
@@ -455,6 +477,47 @@ mod tests {
             backing_dir.join(".tutela.dir").exists(),
             "the file copy is restored"
         );
+    }
+
+    /// The backing filesystem (ext4 here) hands a removed directory's inode number to the next
+    /// new one; the kernel's FORGET of the old one may not have arrived yet (here: never).
+    #[test]
+    fn a_directory_given_a_removed_ones_number_seals_names_under_its_own_id() {
+        let (t, fs) = new_fs();
+        let mut reused = 0;
+        for i in 0..200 {
+            let a = fs.mkdir(&ME, ROOT_INO, OsStr::new("a"), 0o755, 0).unwrap();
+            fs.list_dir(a.ino).unwrap();
+            fs.rmdir(&ME, ROOT_INO, OsStr::new("a")).unwrap();
+            let b = fs
+                .mkdir(&ME, ROOT_INO, OsStr::new(&format!("b{i}")), 0o755, 0)
+                .unwrap();
+            reused += usize::from(b.ino == a.ino);
+            let (_, fh) = fs
+                .create(&ME, b.ino, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
+                .unwrap();
+            fs.write(fh, 0, b"x", false).unwrap();
+            fs.release(fh);
+        }
+        eprintln!("inode numbers reused: {reused} of 200");
+        let v = crate::vault::Vault::unlock(
+            &t.path().join("vault"),
+            &crate::vault::Unlock::Passphrase(crate::secret::Passphrase::new(b"pw".to_vec())),
+        )
+        .unwrap();
+        let fresh = Fs::new(&v, Default::default()).unwrap();
+        for i in 0..200 {
+            let b = fresh
+                .lookup(&ME, ROOT_INO, OsStr::new(&format!("b{i}")))
+                .unwrap();
+            let names: Vec<OsString> = fresh
+                .list_dir(b.ino)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name)
+                .collect();
+            assert!(names.iter().any(|n| n == "f"), "b{i}/f is lost: {names:?}");
+        }
     }
 
     fn xattrs_unsupported(p: &std::path::Path) -> bool {

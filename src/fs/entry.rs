@@ -1,7 +1,7 @@
 //! Name operations that are not about directories' own contents: mknod, symlink, link,
 //! unlink, rename.
 
-use super::inode::Kind;
+use super::inode::{InodeTable, Kind};
 use super::{lock, Attr, Fs, Subject};
 use crate::error::{Error, Result};
 use crate::sys;
@@ -16,6 +16,21 @@ pub struct RenameFlags {
 }
 
 impl Fs {
+    /// Records in the inode table that the name (`parent`, `bname`) of the backing entry
+    /// `st` (as it was before) was removed.
+    fn name_gone(&self, st: &libc::stat, parent: u64, bname: &OsStr) {
+        let mut t = lock(&self.inodes);
+        Self::name_gone_in(&mut t, self.fuse_ino(st.st_ino), st, parent, bname);
+    }
+
+    fn name_gone_in(t: &mut InodeTable, ino: u64, st: &libc::stat, parent: u64, bname: &OsStr) {
+        if Kind::from_mode(st.st_mode) != Kind::Dir && st.st_nlink > 1 {
+            t.unlinked(ino, parent, bname);
+        } else {
+            t.removed(ino, parent, bname);
+        }
+    }
+
     pub(super) fn mknod_inner(
         &self,
         who: &Subject,
@@ -26,8 +41,9 @@ impl Fs {
         rdev: u32,
     ) -> Result<Attr> {
         self.check_writable()?;
-        let stored = self.seal_child(parent, name)?;
-        let dir = self.dir_fd(parent)?;
+        let pd = self.dir_of(parent)?;
+        let stored = self.seal_in(&pd, name)?;
+        let dir = pd.1.fd;
         let (gid, _) = self.new_gid(&dir, who)?;
         let bname = OsStr::new(stored.backing_name());
         let fmt = mode & libc::S_IFMT;
@@ -69,13 +85,14 @@ impl Fs {
         if target.is_empty() {
             return Err(Error::NotFound);
         }
-        let stored = self.seal_child(parent, name)?;
+        let pd = self.dir_of(parent)?;
+        let stored = self.seal_in(&pd, name)?;
         let zone = self.child_zone(parent, name.as_bytes())?;
         let enc = self.zone(zone)?.names.encrypt_symlink(target)?;
         if enc.len() >= libc::PATH_MAX as usize {
             return Err(Error::NameTooLong);
         }
-        let dir = self.dir_fd(parent)?;
+        let dir = pd.1.fd;
         let (gid, _) = self.new_gid(&dir, who)?;
         let bname = OsStr::new(stored.backing_name());
         self.write_long_record(&dir, &stored)?;
@@ -105,8 +122,9 @@ impl Fs {
         if self.child_zone(newparent, newname.as_bytes())? != zone {
             return Err(Error::CrossDevice);
         }
-        let stored = self.seal_child(newparent, newname)?;
-        let dir = self.dir_fd(newparent)?;
+        let pd = self.dir_of(newparent)?;
+        let stored = self.seal_in(&pd, newname)?;
+        let dir = pd.1.fd;
         self.write_long_record(&dir, &stored)?;
         if let Err(e) = sys::linkat(
             src_dir.as_fd(),
@@ -124,8 +142,9 @@ impl Fs {
 
     pub(super) fn unlink_inner(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
-        let stored = self.seal_child(parent, name)?;
-        let dir = self.dir_fd(parent)?;
+        let pd = self.dir_of(parent)?;
+        let stored = self.seal_in(&pd, name)?;
+        let dir = pd.1.fd;
         let bname = OsStr::new(stored.backing_name());
         let st = sys::fstatat(dir.as_fd(), bname)?;
         if Kind::from_mode(st.st_mode) == Kind::Dir {
@@ -133,9 +152,7 @@ impl Fs {
         }
         sys::unlinkat(dir.as_fd(), bname, false)?;
         self.remove_long_record(&dir, &stored);
-        if st.st_nlink > 1 {
-            lock(&self.inodes).unlinked(self.fuse_ino(st.st_ino), parent, bname);
-        }
+        self.name_gone(&st, parent, bname);
         Ok(())
     }
 
@@ -149,19 +166,19 @@ impl Fs {
         flags: RenameFlags,
     ) -> Result<()> {
         self.check_writable()?;
-        let from = self.seal_child(parent, name)?;
-        let to = self.seal_child(newparent, newname)?;
+        let from_d = self.dir_of(parent)?;
+        let to_d = self.dir_of(newparent)?;
+        let from = self.seal_in(&from_d, name)?;
+        let to = self.seal_in(&to_d, newname)?;
         let from_zone = self.child_zone(parent, name.as_bytes())?;
         let to_zone = self.child_zone(newparent, newname.as_bytes())?;
-        let (from_parent_zone, _) = self.dir_keys(parent)?;
-        let (to_parent_zone, _) = self.dir_keys(newparent)?;
+        let (from_parent_zone, to_parent_zone) = (from_d.0, to_d.0);
         // A file belongs to exactly one zone: moving across zones (or moving a zone's top
         // directory) would need re-encryption. EXDEV makes `mv` copy instead.
         if from_zone != to_zone || from_parent_zone != to_parent_zone {
             return Err(Error::CrossDevice);
         }
-        let from_dir = self.dir_fd(parent)?;
-        let to_dir = self.dir_fd(newparent)?;
+        let (from_dir, to_dir) = (from_d.1.fd, to_d.1.fd);
         let fb = OsStr::new(from.backing_name());
         let tb = OsStr::new(to.backing_name());
         let src = sys::fstatat(from_dir.as_fd(), fb)?;
@@ -203,8 +220,8 @@ impl Fs {
         let mut t = lock(&self.inodes);
         let src_ino = self.fuse_ino(src.st_ino);
         if let (Some(d), false) = (&dst, flags.exchange) {
-            // The replaced file may live on under another hard-link name.
-            t.unlinked(self.fuse_ino(d.st_ino), newparent, tb);
+            // The replaced entry is gone, or lives on under another hard-link name.
+            Self::name_gone_in(&mut t, self.fuse_ino(d.st_ino), d, newparent, tb);
         }
         t.renamed(
             src_ino,

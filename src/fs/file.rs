@@ -159,11 +159,12 @@ fn ct_len(fd: &OwnedFd) -> Result<u64> {
 /// as a write or truncate by an unprivileged process does on a local disk. The daemon writes
 /// the backing file with its own (often root's) rights, which the backing filesystem would not
 /// strip them for, so with FUSE_HANDLE_KILLPRIV_V2 this is our job.
-pub(super) fn drop_suid(fd: BorrowedFd<'_>) -> Result<()> {
+/// True when a bit was cleared.
+pub(super) fn drop_suid(fd: BorrowedFd<'_>) -> Result<bool> {
     let mode = sys::fstat(fd)?.st_mode;
     match without_suid(mode) {
-        Some(m) => sys::fchmod(fd, m),
-        None => Ok(()),
+        Some(m) => sys::fchmod(fd, m).map(|()| true),
+        None => Ok(false),
     }
 }
 
@@ -470,8 +471,9 @@ impl Fs {
         flags: i32,
     ) -> Result<(Attr, u64)> {
         self.check_writable()?;
-        let stored = self.seal_child(parent, name)?;
-        let dir = self.dir_fd(parent)?;
+        let pd = self.dir_of(parent)?;
+        let stored = self.seal_in(&pd, name)?;
+        let dir = pd.1.fd;
         let (gid, inherited) = self.new_gid(&dir, who)?;
         let bname = OsStr::new(stored.backing_name());
         self.write_long_record(&dir, &stored)?;
@@ -507,9 +509,9 @@ impl Fs {
             sys::fchown(created.as_fd(), who.uid, gid)?;
         }
         let st = sys::fstat(created.as_fd())?;
-        let attr = self.to_attr(&st, None);
+        let mut attr = self.to_attr(&st, None);
         let zone = self.child_zone(parent, name.as_bytes())?;
-        lock(&self.inodes).remember(
+        attr.generation = lock(&self.inodes).remember(
             attr.ino,
             parent,
             bname.to_os_string(),
@@ -602,8 +604,8 @@ impl Fs {
         if data.is_empty() {
             return Ok(0);
         }
-        if kill_suid {
-            drop_suid(h.fd.as_fd())?;
+        if kill_suid && drop_suid(h.fd.as_fd())? {
+            self.attrs_changed(h.ino);
         }
         offset
             .checked_add(data.len() as u64)

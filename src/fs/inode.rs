@@ -46,6 +46,30 @@ impl Kind {
     }
 }
 
+/// A directory's backing descriptor and the ID its children's names are sealed with, read
+/// through that very descriptor. They are cached together or not at all: the descriptor pins
+/// the backing inode, so while the pair is cached its number cannot be handed to a new
+/// directory, and a name is never sealed under one directory's ID and written into another.
+#[derive(Debug, Clone)]
+pub struct DirRef {
+    pub fd: std::sync::Arc<std::os::fd::OwnedFd>,
+    pub id: Id,
+}
+
+/// Whether a node's backing entry is still where the table says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Life {
+    /// Reachable under its recorded name.
+    Named,
+    /// Its only known name was unlinked, but the file lives on under a name the kernel has
+    /// not shown us yet (a hard link): operations by path answer ESTALE, so the kernel looks
+    /// the name up again.
+    Unnamed,
+    /// Its last name is gone from the backing directory. The backing filesystem may hand its
+    /// inode number to the next new entry; that entry then gets a new generation.
+    Removed,
+}
+
 #[derive(Debug)]
 pub struct Node {
     pub parent: u64,
@@ -56,11 +80,13 @@ pub struct Node {
     pub kind: Kind,
     /// Index into the filesystem's zone list: the zone this entry belongs to.
     pub zone: usize,
-    /// Cached directory ID (directories only).
-    pub dir_id: Option<Id>,
-    /// Cached O_PATH descriptor of the backing directory (directories only): operations on
-    /// children then need no path walk. It follows the directory through renames.
-    pub fd: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+    /// The backing directory and its ID (directories only; see `DirRef`). It follows the
+    /// directory through renames.
+    pub dir: Option<DirRef>,
+    /// The FUSE generation: (inode number, generation) names one entry for the life of the
+    /// mount, so the kernel never mistakes a new entry for a removed one that had its number.
+    pub generation: u64,
+    pub life: Life,
     /// Other names of a hard-linked file that the kernel has seen: when the primary name is
     /// unlinked, the inode is reached through one of these (the kernel may still hold a
     /// cached dentry for it). Their parents are not reference-counted; a name whose parent
@@ -73,15 +99,18 @@ pub struct Node {
 /// At most this many other names are remembered per inode.
 const MAX_ALT_NAMES: usize = 8;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InodeTable {
     nodes: HashMap<u64, Node>,
     /// How many nodes hold a cached directory descriptor.
     fds: usize,
+    /// The last generation handed out (unique for the life of the mount).
+    last_generation: u64,
 }
 
 impl InodeTable {
-    pub fn new(root_dir_id: Id) -> InodeTable {
+    /// A table holding the root, whose directory (`root`) is always known.
+    pub fn new(root: DirRef) -> InodeTable {
         let mut nodes = HashMap::new();
         nodes.insert(
             ROOT_INO,
@@ -91,24 +120,34 @@ impl InodeTable {
                 plain: Vec::new(),
                 kind: Kind::Dir,
                 zone: 0,
-                dir_id: Some(root_dir_id),
-                fd: None,
+                dir: Some(root),
+                generation: 0,
+                life: Life::Named,
                 alt: Vec::new(),
                 nlookup: 1,
                 children: 0,
             },
         );
-        InodeTable { nodes, fds: 0 }
+        InodeTable {
+            nodes,
+            fds: 0,
+            last_generation: 0,
+        }
     }
 
-    /// Caches directory descriptor `fd` on `ino` unless `max` are cached already.
-    pub fn cache_fd(&mut self, ino: u64, fd: &std::sync::Arc<std::os::fd::OwnedFd>, max: usize) {
+    /// Caches directory `dir` on `ino` unless `max` are cached already or the node is no
+    /// longer the one of generation `generation` (removed, or its number reused meanwhile).
+    pub fn cache_dir(&mut self, ino: u64, generation: u64, dir: &DirRef, max: usize) {
         if self.fds >= max {
             return;
         }
         if let Some(n) = self.nodes.get_mut(&ino) {
-            if n.fd.is_none() && n.kind == Kind::Dir {
-                n.fd = Some(fd.clone());
+            if n.dir.is_none()
+                && n.kind == Kind::Dir
+                && n.generation == generation
+                && n.life == Life::Named
+            {
+                n.dir = Some(dir.clone());
                 self.fds += 1;
             }
         }
@@ -122,10 +161,6 @@ impl InodeTable {
         self.nodes.get(&ino)
     }
 
-    pub fn get_mut(&mut self, ino: u64) -> Option<&mut Node> {
-        self.nodes.get_mut(&ino)
-    }
-
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -134,8 +169,17 @@ impl InodeTable {
         self.nodes.is_empty()
     }
 
+    fn drop_dir(fds: &mut usize, n: &mut Node) {
+        if n.dir.take().is_some() && n.parent != 0 {
+            *fds -= 1;
+        }
+    }
+
     /// Records that the kernel learnt `ino` as (`parent`, name); counts one lookup unless
-    /// `count` is false (for entries reported without a lookup reference).
+    /// `count` is false (for entries reported without a lookup reference). Returns the
+    /// entry's generation. A number whose entry was removed (or that now names another kind
+    /// of entry) starts a new generation with nothing cached: whatever the kernel still holds
+    /// under the old one is a different, dead inode to it.
     #[allow(clippy::too_many_arguments)]
     pub fn remember(
         &mut self,
@@ -146,37 +190,42 @@ impl InodeTable {
         kind: Kind,
         zone: usize,
         count: bool,
-    ) {
+    ) -> u64 {
         if ino == ROOT_INO {
-            return;
+            return 0;
         }
         let add = u64::from(count);
-        let old_parent = match self.nodes.get_mut(&ino) {
+        let (old_parent, generation) = match self.nodes.get_mut(&ino) {
             Some(n) => {
+                // Lookups of the old generation stay counted: the kernel forgets them by
+                // number, not by generation.
                 n.nlookup += add;
-                if n.kind != kind {
-                    n.dir_id = None;
-                    if n.fd.take().is_some() {
-                        self.fds -= 1;
-                    }
+                if n.life == Life::Removed || n.kind != kind {
+                    self.last_generation += 1;
+                    n.generation = self.last_generation;
+                    Self::drop_dir(&mut self.fds, n);
                     n.alt.clear();
-                }
-                if kind != Kind::Dir && (n.parent != parent || n.backing != backing) {
+                } else if kind != Kind::Dir
+                    && n.life == Life::Named
+                    && (n.parent != parent || n.backing != backing)
+                {
                     // Another name of the same file: keep the old one as an alternative.
                     n.alt.retain(|(p, b, _)| !(*p == parent && *b == backing));
                     if n.alt.len() < MAX_ALT_NAMES {
                         n.alt.push((n.parent, n.backing.clone(), n.plain.clone()));
                     }
                 }
+                n.life = Life::Named;
                 n.kind = kind;
                 n.zone = zone;
                 n.backing = backing;
                 n.plain = plain;
                 let old = n.parent;
                 n.parent = parent;
-                Some(old)
+                (Some(old), n.generation)
             }
             None => {
+                self.last_generation += 1;
                 self.nodes.insert(
                     ino,
                     Node {
@@ -185,14 +234,15 @@ impl InodeTable {
                         plain,
                         kind,
                         zone,
-                        dir_id: None,
-                        fd: None,
+                        dir: None,
+                        generation: self.last_generation,
+                        life: Life::Named,
                         alt: Vec::new(),
                         nlookup: add,
                         children: 0,
                     },
                 );
-                None
+                (None, self.last_generation)
             }
         };
         if old_parent != Some(parent) {
@@ -206,10 +256,30 @@ impl InodeTable {
         if !count {
             self.maybe_evict(ino);
         }
+        generation
     }
 
-    /// Forgets the name (`parent`, `backing`) of `ino` after it was unlinked or renamed
-    /// over; if it was the primary name, another known name of the file takes its place.
+    /// Records that `ino`'s last name (`parent`, `backing`) was removed from the backing
+    /// directory (unlink of the last link, rmdir, or replaced by a rename). Nothing cached
+    /// for it is used again, and its number gets a new generation when it is reused.
+    pub fn removed(&mut self, ino: u64, parent: u64, backing: &std::ffi::OsStr) {
+        if ino == ROOT_INO {
+            return;
+        }
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            if n.parent == parent && n.backing == backing {
+                n.life = Life::Removed;
+                n.alt.clear();
+                Self::drop_dir(&mut self.fds, n);
+            } else {
+                n.alt.retain(|(p, b, _)| !(*p == parent && b == backing));
+            }
+        }
+    }
+
+    /// Forgets the name (`parent`, `backing`) of `ino` after it was unlinked or renamed over
+    /// while other links remain; if it was the primary name, another known name of the file
+    /// takes its place, or the node is `Unnamed` until the kernel looks one up.
     pub fn unlinked(&mut self, ino: u64, parent: u64, backing: &std::ffi::OsStr) {
         let alts = match self.nodes.get_mut(&ino) {
             Some(n) if n.parent == parent && n.backing == backing => std::mem::take(&mut n.alt),
@@ -228,6 +298,9 @@ impl InodeTable {
                 }
                 return;
             }
+        }
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.life = Life::Unnamed;
         }
     }
 
@@ -259,6 +332,9 @@ impl InodeTable {
             Some(n) => {
                 n.backing = backing;
                 n.plain = plain;
+                if n.life == Life::Unnamed {
+                    n.life = Life::Named;
+                }
                 let old = n.parent;
                 n.parent = parent;
                 old
@@ -297,7 +373,7 @@ impl InodeTable {
                 Some(n) if n.nlookup == 0 && n.children == 0 => n.parent,
                 _ => return,
             };
-            if self.nodes.remove(&cur).is_some_and(|n| n.fd.is_some()) {
+            if self.nodes.remove(&cur).is_some_and(|n| n.dir.is_some()) {
                 self.fds -= 1;
             }
             match self.nodes.get_mut(&parent) {
@@ -314,7 +390,7 @@ impl InodeTable {
         let mut cur = ino;
         let mut guard = 0;
         while cur != ROOT_INO {
-            let n = self.nodes.get(&cur)?;
+            let n = self.nodes.get(&cur).filter(|n| n.life == Life::Named)?;
             parts.push(&n.backing);
             cur = n.parent;
             guard += 1;
@@ -336,7 +412,7 @@ impl InodeTable {
     pub fn names(&self) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::with_capacity(self.nodes.len());
         for (ino, n) in &self.nodes {
-            if *ino == ROOT_INO {
+            if *ino == ROOT_INO || n.life != Life::Named {
                 continue;
             }
             out.push((n.parent, n.plain.clone()));
@@ -350,7 +426,7 @@ impl InodeTable {
         let mut out: Vec<u64> = self
             .nodes
             .iter()
-            .filter(|(_, n)| n.kind == Kind::Dir)
+            .filter(|(_, n)| n.kind == Kind::Dir && n.life == Life::Named)
             .map(|(ino, _)| *ino)
             .collect();
         if !out.contains(&ROOT_INO) {
@@ -365,7 +441,7 @@ impl InodeTable {
         let mut cur = ino;
         let mut guard = 0;
         while cur != ROOT_INO {
-            let n = self.nodes.get(&cur)?;
+            let n = self.nodes.get(&cur).filter(|n| n.life == Life::Named)?;
             parts.push(&n.plain);
             cur = n.parent;
             guard += 1;
@@ -393,9 +469,79 @@ mod tests {
         OsString::from(s)
     }
 
+    fn table() -> InodeTable {
+        InodeTable::new(root_ref([1; 16]))
+    }
+
+    fn root_ref(id: Id) -> DirRef {
+        let fd = std::fs::File::open("/").unwrap();
+        DirRef {
+            fd: std::sync::Arc::new(fd.into()),
+            id,
+        }
+    }
+
+    #[test]
+    fn a_removed_directorys_number_reused_by_a_new_directory_starts_afresh() {
+        let mut t = table();
+        let g1 = t.remember(10, ROOT_INO, os("A"), b"a".to_vec(), Kind::Dir, 0, true);
+        t.cache_dir(10, g1, &root_ref([7; 16]), 10);
+        assert_eq!(t.cached_fds(), 1);
+        t.removed(10, ROOT_INO, &os("A"));
+        assert!(t.get(10).unwrap().dir.is_none(), "nothing cached stays");
+        assert_eq!(t.cached_fds(), 0);
+        assert!(t.backing_path(10).is_none(), "a removed entry has no path");
+        // The kernel has not forgotten the old directory yet when the number comes back.
+        let g2 = t.remember(10, ROOT_INO, os("B"), b"b".to_vec(), Kind::Dir, 0, true);
+        assert_ne!(g1, g2, "a reused number is a new generation");
+        let n = t.get(10).unwrap();
+        assert!(n.dir.is_none(), "the old directory's ID is not inherited");
+        assert_eq!(t.plain_path(10).unwrap(), b"/b");
+        // A late cache fill for the old generation is refused.
+        t.cache_dir(10, g1, &root_ref([7; 16]), 10);
+        assert!(t.get(10).unwrap().dir.is_none());
+        // Both generations' lookups are forgotten by number: the node lives until both are.
+        t.forget(10, 1);
+        assert!(t.get(10).is_some());
+        t.forget(10, 1);
+        assert!(t.get(10).is_none());
+    }
+
+    #[test]
+    fn a_removed_files_number_reused_by_another_kind_starts_afresh() {
+        let mut t = table();
+        let g1 = t.remember(11, ROOT_INO, os("F"), b"f".to_vec(), Kind::File, 0, true);
+        t.removed(11, ROOT_INO, &os("F"));
+        let g2 = t.remember(11, ROOT_INO, os("D"), b"d".to_vec(), Kind::Dir, 0, true);
+        assert_ne!(g1, g2);
+        assert_eq!(t.get(11).unwrap().kind, Kind::Dir);
+        // Same kind, same name, removed in between: still a new generation.
+        t.removed(11, ROOT_INO, &os("D"));
+        let g3 = t.remember(11, ROOT_INO, os("D"), b"d".to_vec(), Kind::Dir, 0, true);
+        assert!(g3 != g2 && g3 != g1);
+        // A lookup of a live entry keeps its generation.
+        let g4 = t.remember(11, ROOT_INO, os("D"), b"d".to_vec(), Kind::Dir, 0, true);
+        assert_eq!(g3, g4);
+    }
+
+    #[test]
+    fn a_hard_link_whose_known_name_is_unlinked_is_stale_until_looked_up_again() {
+        let mut t = table();
+        let g = t.remember(12, ROOT_INO, os("X"), b"x".to_vec(), Kind::File, 0, true);
+        t.unlinked(12, ROOT_INO, &os("X"));
+        assert_eq!(t.get(12).unwrap().life, Life::Unnamed);
+        assert!(t.backing_path(12).is_none(), "the old name is not used");
+        let again = t.remember(12, ROOT_INO, os("Y"), b"y".to_vec(), Kind::File, 0, true);
+        assert_eq!(
+            g, again,
+            "the same file keeps its generation (open files stay valid)"
+        );
+        assert_eq!(t.backing_path(12).unwrap(), b"Y");
+    }
+
     #[test]
     fn forget_evicts_leaf_then_unreferenced_parents() {
-        let mut t = InodeTable::new([1; 16]);
+        let mut t = table();
         t.remember(10, ROOT_INO, os("A"), b"a".to_vec(), Kind::Dir, 0, true);
         t.remember(11, 10, os("B"), b"b".to_vec(), Kind::File, 0, true);
         assert_eq!(t.backing_path(11).unwrap(), b"A/B");
@@ -410,7 +556,7 @@ mod tests {
 
     #[test]
     fn move_updates_paths() {
-        let mut t = InodeTable::new([1; 16]);
+        let mut t = table();
         t.remember(10, ROOT_INO, os("A"), b"a".to_vec(), Kind::Dir, 0, true);
         t.remember(11, ROOT_INO, os("B"), b"b".to_vec(), Kind::File, 0, true);
         t.moved(11, 10, os("C"), b"c".to_vec());

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::secret::Key32;
 use crate::sys;
 use crate::vault::Vault;
-use inode::{InodeTable, Kind, ROOT_INO};
+use inode::{DirRef, InodeTable, Kind, Life, ROOT_INO};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use attr::{Attr, SetAttr, Statfs};
 pub use dir::DirEntryOut;
-pub(crate) use dir::{dir_id_copies, full_encoded, write_dir_id_file};
+pub(crate) use dir::{dir_id_copies, full_encoded, write_dir_id_file, write_long_record};
 pub use entry::RenameFlags;
 pub use guard::Guard;
 pub use rekey::RekeyStats;
@@ -63,6 +63,9 @@ pub struct Zone {
     pub retiring: Option<usize>,
 }
 
+/// Tells the kernel that its cached attributes of an inode are out of date.
+pub type Invalidate = Box<dyn Fn(u64) + Send + Sync>;
+
 pub struct Fs {
     root: OwnedFd,
     root_backing_ino: u64,
@@ -74,6 +77,8 @@ pub struct Fs {
     next_fh: AtomicU64,
     opts: Options,
     guard: Guard,
+    /// Set by the daemon once mounted; unit tests run without.
+    invalidate: std::sync::OnceLock<Invalidate>,
 }
 
 /// Upper bound on cached directory descriptors.
@@ -110,22 +115,46 @@ impl Fs {
             }
         }
         let root_mode = AtomicU32::new(rootmode::read(root.as_fd()));
+        let root_ref = DirRef {
+            fd: Arc::new(sys::open_beneath(
+                root.as_fd(),
+                b"",
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+            )?),
+            id: vault.config.root_dir_id,
+        };
         Ok(Fs {
             root,
             root_backing_ino: st.st_ino,
             root_mode,
             zones,
-            inodes: Mutex::new(InodeTable::new(vault.config.root_dir_id)),
+            inodes: Mutex::new(InodeTable::new(root_ref)),
             files: file::OpenFiles::default(),
             next_fh: AtomicU64::new(1),
             opts,
             guard: Guard::default(),
+            invalidate: std::sync::OnceLock::new(),
         })
     }
 
     /// Installs the policy/audit guard (the daemon does; core unit tests run without).
     pub fn set_guard(&mut self, g: Guard) {
         self.guard = g;
+    }
+
+    /// Installs how the daemon tells the kernel about attribute changes the kernel did not
+    /// ask for (set once).
+    pub fn set_invalidator(&self, f: Invalidate) {
+        let _ = self.invalidate.set(f);
+    }
+
+    /// The daemon changed `ino`'s attributes on its own (set-ID bits cleared by a write): the
+    /// kernel's copy must not be served for the rest of its lifetime.
+    fn attrs_changed(&self, ino: u64) {
+        if let Some(f) = self.invalidate.get() {
+            f(ino);
+        }
     }
 
     pub fn read_only(&self) -> bool {
@@ -177,7 +206,9 @@ impl Fs {
         sys::openat(dir.as_fd(), &name, flags, 0)
     }
 
-    /// The directory holding `ino` and its backing name there. The root has no parent.
+    /// The directory holding `ino` and its backing name there. The root has no parent; an
+    /// entry removed from the backing directory is not found (an open handle may still serve
+    /// it), and one that lost its only known name is stale (the kernel then looks it up).
     fn parent_of(&self, ino: u64) -> Result<(Arc<OwnedFd>, std::ffi::OsString)> {
         if ino == ROOT_INO {
             return Err(Error::Invalid);
@@ -185,34 +216,77 @@ impl Fs {
         let (parent, name) = {
             let t = lock(&self.inodes);
             let n = t.get(ino).ok_or(Error::Stale)?;
+            match n.life {
+                Life::Named => {}
+                Life::Removed => return Err(Error::NotFound),
+                Life::Unnamed => return Err(Error::Stale),
+            }
             (n.parent, n.backing.clone())
         };
         Ok((self.dir_fd(parent)?, name))
     }
 
-    /// An O_PATH descriptor of directory `ino`'s backing directory, cached on the inode.
+    /// A descriptor of directory `ino`'s backing directory (for operations that seal no
+    /// name: see `dir_of` for those).
     fn dir_fd(&self, ino: u64) -> Result<Arc<OwnedFd>> {
-        let path = {
+        {
             let t = lock(&self.inodes);
             let n = t.get(ino).ok_or(Error::Stale)?;
-            if let Some(fd) = &n.fd {
-                return Ok(fd.clone());
+            if let Some(d) = &n.dir {
+                return Ok(d.fd.clone());
             }
+            if t.cached_fds() >= MAX_CACHED_DIR_FDS {
+                if n.kind != Kind::Dir {
+                    return Err(Error::NotDir);
+                }
+                let path = t.backing_path(ino).ok_or(Error::Stale)?;
+                drop(t);
+                return Ok(Arc::new(self.open_backing_dir(&path)?));
+            }
+        }
+        Ok(self.dir_of(ino)?.1.fd)
+    }
+
+    fn open_backing_dir(&self, path: &[u8]) -> Result<OwnedFd> {
+        sys::open_beneath(self.root.as_fd(), path, libc::O_PATH | libc::O_DIRECTORY, 0)
+    }
+
+    /// Directory `ino`'s zone and its backing directory with the ID its children's names are
+    /// sealed with, both of one directory object (`DirRef`): the ID is read through the
+    /// descriptor returned, never taken from another directory that once had the number.
+    fn dir_of(&self, ino: u64) -> Result<(usize, DirRef)> {
+        let (path, generation) = {
+            let t = lock(&self.inodes);
+            let n = t.get(ino).ok_or(Error::Stale)?;
             if n.kind != Kind::Dir {
                 return Err(Error::NotDir);
             }
-            t.backing_path(ino).ok_or(Error::Stale)?
+            if let Some(d) = &n.dir {
+                return Ok((n.zone, d.clone()));
+            }
+            if n.life == Life::Removed {
+                return Err(Error::NotFound);
+            }
+            (t.backing_path(ino).ok_or(Error::Stale)?, n.generation)
         };
-        let fd = Arc::new(sys::open_beneath(
-            self.root.as_fd(),
-            &path,
-            libc::O_PATH | libc::O_DIRECTORY,
+        let fd = self.open_backing_dir(&path)?;
+        let readable = sys::openat(
+            fd.as_fd(),
+            OsStr::new("."),
+            libc::O_RDONLY | libc::O_DIRECTORY,
             0,
-        )?);
+        )?;
+        let id = dir::read_dir_id(readable.as_fd(), !self.opts.read_only)?;
+        let d = DirRef {
+            fd: Arc::new(fd),
+            id,
+        };
         // A bounded number of descriptors stay cached (each one is an open file of the
-        // daemon); past that, directories are opened per request as before.
-        lock(&self.inodes).cache_fd(ino, &fd, MAX_CACHED_DIR_FDS);
-        Ok(fd)
+        // daemon); past that, directories are opened (and their IDs read) per request.
+        let mut t = lock(&self.inodes);
+        t.cache_dir(ino, generation, &d, MAX_CACHED_DIR_FDS);
+        let zone = t.get(ino).ok_or(Error::Stale)?.zone;
+        Ok((zone, d))
     }
 
     /// The zone a new child `name` of directory `parent` belongs to.
@@ -249,30 +323,9 @@ impl Fs {
         self.zones.iter().any(|z| z.retiring.is_some())
     }
 
-    /// Seals `name` for a child of directory `parent`.
-    fn seal_child(&self, parent: u64, name: &OsStr) -> Result<Stored> {
-        let (zone, dir_id) = self.dir_keys(parent)?;
-        self.zone(zone)?.names.encrypt(&dir_id, name.as_bytes())
-    }
-
-    /// The zone and directory ID that seal children names of directory `ino`.
-    fn dir_keys(&self, ino: u64) -> Result<(usize, Id)> {
-        {
-            let t = lock(&self.inodes);
-            let n = t.get(ino).ok_or(Error::Stale)?;
-            if n.kind != Kind::Dir {
-                return Err(Error::NotDir);
-            }
-            if let Some(id) = n.dir_id {
-                return Ok((n.zone, id));
-            }
-        }
-        let fd = self.open_ino(ino, libc::O_RDONLY | libc::O_DIRECTORY)?;
-        let id = dir::read_dir_id(fd.as_fd(), !self.opts.read_only)?;
-        let mut t = lock(&self.inodes);
-        let n = t.get_mut(ino).ok_or(Error::Stale)?;
-        n.dir_id = Some(id);
-        Ok((n.zone, id))
+    /// Seals `name` for a child of directory `d` of zone `zone`.
+    fn seal_in(&self, (zone, d): &(usize, DirRef), name: &OsStr) -> Result<Stored> {
+        self.zone(*zone)?.names.encrypt(&d.id, name.as_bytes())
     }
 
     /// Sets owner of a new backing entry to the caller, when the daemon may.

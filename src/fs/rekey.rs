@@ -95,7 +95,7 @@ impl Fs {
         };
         w.convert_xattrs(top.as_fd())?;
         // The root's directory ID lives in the config, every other one in its directory.
-        let top_id = self.dir_keys(ino)?.1;
+        let top_id = self.dir_of(ino)?.1.id;
         w.walk(&top, top_id, cur.path.clone(), ino == ROOT_INO)?;
         // Every old inode has been replaced: the staging links are no longer needed.
         for e in sys::read_dir(w.staging.as_fd())? {

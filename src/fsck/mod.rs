@@ -2,7 +2,11 @@
 //! name, directory ID, long-name record, block of every file, symlink target, the policy file
 //! and the audit chain (the config and key slots were authenticated by unlocking). Reports each
 //! problem with the plaintext path where it can be recovered, and with `repair` fixes what needs
-//! no guessing: a lost directory-ID copy, orphaned long-name records, leftover temp dirs.
+//! no guessing: a lost directory-ID copy, orphaned long-name records, leftover temp dirs, and
+//! entries sealed under another directory's ID (`recover`: re-sealed where the ID is found,
+//! else moved to the zone's `lost+found`).
+
+mod recover;
 
 use crate::crypto::content::{self, FileCipher, CT_BLOCK, HEADER_LEN};
 use crate::crypto::names::{self, NameCipher};
@@ -52,6 +56,15 @@ struct Ctx<'p> {
     repair: bool,
     report: Report,
     zones: Vec<(String, NameCipher, crate::secret::Key32)>,
+    /// Every directory ID in the vault, read when a name first fails to open: names sealed
+    /// under the wrong one are opened with these.
+    known_ids: Option<Vec<Id>>,
+    root: std::os::fd::OwnedFd,
+    root_id: Id,
+    /// Each zone's top directory seen in the walk: (backing path, directory ID).
+    tops: std::collections::HashMap<usize, (std::path::PathBuf, Id)>,
+    /// Entries that belong to the vault but whose name opens under no known ID.
+    orphans: Vec<recover::Orphan>,
 }
 
 impl Ctx<'_> {
@@ -92,13 +105,21 @@ pub fn check(vault: &Vault, repair: bool, progress: Progress<'_>) -> Result<Repo
             (z.path.clone(), n, z.key.duplicate())
         })
         .collect();
+    let root = sys::open_dir(&vault.dir)?;
     let mut cx = Ctx {
         progress,
         repair,
         report: Report::default(),
         zones,
+        known_ids: None,
+        root: root.try_clone()?,
+        root_id: vault.config.root_dir_id,
+        tops: std::collections::HashMap::from([(
+            0,
+            (std::path::PathBuf::new(), vault.config.root_dir_id),
+        )]),
+        orphans: Vec::new(),
     };
-    let root = sys::open_dir(&vault.dir)?;
     walk_dir(
         &mut cx,
         root.as_fd(),
@@ -107,6 +128,7 @@ pub fn check(vault: &Vault, repair: bool, progress: Progress<'_>) -> Result<Repo
         vault.config.root_dir_id,
         0,
     )?;
+    recover::place_orphans(&mut cx, root.as_fd());
     // The policy file and the audit chain.
     let pf = vault.dir.join(crate::policy_store::FILE_NAME);
     if pf.exists() {
@@ -211,8 +233,15 @@ fn walk_dir(
         } else {
             b.to_vec()
         };
-        let name = match cx.zones[zone].1.decrypt(&dir_id, &full) {
-            Ok(n) => n,
+        let (name, backing) = match cx.zones[zone].1.decrypt(&dir_id, &full) {
+            Ok(n) => (n, e.name.clone()),
+            Err(crate::error::Error::AuthFailed { .. }) => {
+                // A well-formed name that opens under another key or directory ID.
+                match recover::misplaced(cx, dir, &brel, plain, dir_id, zone, &e.name, &full) {
+                    Some(found) => found,
+                    None => continue,
+                }
+            }
             Err(_) => {
                 cx.problem(
                     None,
@@ -224,8 +253,9 @@ fn walk_dir(
                 continue;
             }
         };
+        let brel = rel.join(&backing);
         let p = join_plain(plain, &name);
-        let st = match sys::fstatat(dir, &e.name) {
+        let st = match sys::fstatat(dir, &backing) {
             Ok(s) => s,
             Err(err) => {
                 cx.problem(Some(&p), &brel, format!("cannot stat: {err}"), false, false);
@@ -234,16 +264,21 @@ fn walk_dir(
         };
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => {
-                let sub = sys::openat(dir, &e.name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+                let sub = sys::openat(dir, &backing, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
                 let child_zone = cx.zone_for(&p, zone);
                 match dir_id_of(cx, sub.as_fd(), &p, &brel) {
-                    Some(id) => walk_dir(cx, sub.as_fd(), &brel, &p, id, child_zone)?,
+                    Some(id) => {
+                        if child_zone != zone {
+                            cx.tops.insert(child_zone, (brel.clone(), id));
+                        }
+                        walk_dir(cx, sub.as_fd(), &brel, &p, id, child_zone)?
+                    }
                     None => cx.problem(Some(&p), &brel, "both copies of the directory ID are lost: the names inside cannot be recovered", true, false),
                 }
             }
-            libc::S_IFREG => check_file(cx, dir, &e.name, &p, &brel, zone, st.st_size as u64),
+            libc::S_IFREG => check_file(cx, dir, &backing, &p, &brel, zone, st.st_size as u64),
             libc::S_IFLNK => {
-                let ok = sys::readlinkat(dir, &e.name)
+                let ok = sys::readlinkat(dir, &backing)
                     .ok()
                     .and_then(|t| cx.zones[zone].1.decrypt_symlink(&t).ok())
                     .is_some();

@@ -1,0 +1,526 @@
+//! Node identity through a real mount: the backing filesystem (ext4 under the test's temp
+//! dir) hands a removed entry's inode number to the next new one, often before the kernel has
+//! told the daemon that it forgot the old one. Nothing may be sealed under the old
+//! directory's ID, and the kernel must never take the new entry for the old, dead one.
+
+mod common;
+
+use common::{run_ok, tutela, TestVault};
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn mounted(test: &str, extra: &[&str]) -> Option<TestVault> {
+    let mut v = TestVault::new(test)?;
+    if extra.contains(&"--allow-other")
+        && !common::is_root()
+        && common::skip_unless(Some("--allow-other needs root here".into()), test)
+    {
+        return None;
+    }
+    v.mount_args(extra);
+    Some(v)
+}
+
+fn fsck_clean(v: &TestVault) {
+    let out = tutela()
+        .arg("fsck")
+        .arg(&v.vault)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fsck found problems:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `mkdir a; ls a; rmdir a; mkdir bN; echo x > bN/f`, many rounds: every file is there after
+/// a remount, fsck is clean, and every directory can be removed again.
+fn reused_numbers_lose_nothing(test: &str, extra: &[&str]) {
+    let Some(mut v) = mounted(test, extra) else {
+        return;
+    };
+    const ROUNDS: usize = 600;
+    let mut reused = 0;
+    for i in 0..ROUNDS {
+        let a = v.p("a");
+        fs::create_dir(&a).unwrap();
+        let old = fs::metadata(&a).unwrap().ino();
+        assert_eq!(fs::read_dir(&a).unwrap().count(), 0);
+        fs::remove_dir(&a).unwrap();
+        let b = v.p(&format!("b{i}"));
+        fs::create_dir(&b).unwrap();
+        reused += usize::from(fs::metadata(&b).unwrap().ino() == old);
+        fs::write(b.join("f"), format!("x{i}")).unwrap();
+    }
+    eprintln!("{test}: inode numbers reused {reused} of {ROUNDS}");
+    v.remount();
+    for i in 0..ROUNDS {
+        let b = v.p(&format!("b{i}"));
+        assert_eq!(
+            fs::read_to_string(b.join("f")).unwrap_or_default(),
+            format!("x{i}"),
+            "b{i}/f is lost"
+        );
+    }
+    v.unmount();
+    fsck_clean(&v);
+    v.mount_args(extra);
+    for i in 0..ROUNDS {
+        fs::remove_dir_all(v.p(&format!("b{i}"))).unwrap();
+    }
+    assert_eq!(fs::read_dir(&v.mnt).unwrap().count(), 0);
+}
+
+#[test]
+fn directories_given_removed_numbers_keep_their_files_private_mount() {
+    reused_numbers_lose_nothing("reused numbers (private)", &[]);
+}
+
+#[test]
+fn directories_given_removed_numbers_keep_their_files_shared_mount() {
+    reused_numbers_lose_nothing("reused numbers (shared)", &["--allow-other"]);
+}
+
+/// Something (a shell's cwd, an open descriptor) still holds the removed directory when a
+/// new one gets its number: creating in the new one must work.
+fn held_old_directory_does_not_capture_the_new(test: &str, extra: &[&str]) {
+    let Some(v) = mounted(test, extra) else {
+        return;
+    };
+    let mut failures = Vec::new();
+    let mut reused = 0;
+    for i in 0..200 {
+        let a = v.p("held");
+        fs::create_dir(&a).unwrap();
+        let old = fs::metadata(&a).unwrap().ino();
+        let holder = fs::File::open(&a).unwrap();
+        fs::remove_dir(&a).unwrap();
+        let b = v.p(&format!("new{i}"));
+        fs::create_dir(&b).unwrap();
+        reused += usize::from(fs::metadata(&b).unwrap().ino() == old);
+        if let Err(e) = fs::write(b.join("f"), b"x") {
+            failures.push(format!("new{i}/f: {e}"));
+        }
+        drop(holder);
+    }
+    eprintln!("{test}: inode numbers reused {reused} of 200");
+    assert!(
+        failures.is_empty(),
+        "{} failures: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    for i in 0..200 {
+        assert_eq!(fs::read(v.p(&format!("new{i}/f"))).unwrap(), b"x");
+    }
+}
+
+#[test]
+fn a_new_directory_is_usable_while_a_removed_one_with_its_number_is_held_private() {
+    held_old_directory_does_not_capture_the_new("held old directory (private)", &[]);
+}
+
+#[test]
+fn a_new_directory_is_usable_while_a_removed_one_with_its_number_is_held_shared() {
+    held_old_directory_does_not_capture_the_new("held old directory (shared)", &["--allow-other"]);
+}
+
+/// A file replaced the same way (unlink, then a new file gets the number) while the old one
+/// is still open: both read their own contents.
+#[test]
+fn a_removed_files_number_reused_while_it_is_open_keeps_both_apart() {
+    let Some(v) = mounted("reused file numbers", &[]) else {
+        return;
+    };
+    for i in 0..100 {
+        let a = v.p("old");
+        fs::write(&a, format!("old{i}")).unwrap();
+        let keep = fs::File::open(&a).unwrap();
+        fs::remove_file(&a).unwrap();
+        fs::write(v.p(&format!("n{i}")), format!("new{i}")).unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut &keep, &mut s).unwrap();
+        assert_eq!(s, format!("old{i}"));
+        assert_eq!(keep.metadata().unwrap().len(), s.len() as u64);
+    }
+    for i in 0..100 {
+        assert_eq!(
+            fs::read_to_string(v.p(&format!("n{i}"))).unwrap(),
+            format!("new{i}")
+        );
+    }
+}
+
+/// A small xorshift: the stress test is reproducible from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// What one worker believes exists: relative path -> Some(contents) for files, None for
+/// directories. Workers only touch names they made (prefixed with their number), inside
+/// directories shared by all, so each model stays exact while the trees overlap.
+type Model = BTreeMap<String, Option<Vec<u8>>>;
+
+fn churn(root: PathBuf, worker: usize, until: Instant) -> Model {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((worker as u64 + 1) * 0x1234_5678_9abc));
+    let mut m = Model::new();
+    let shared = ["s0", "s1", "s2"];
+    let mut n = 0u64;
+    let mut ops = 0u64;
+    while Instant::now() < until {
+        ops += 1;
+        n += 1;
+        let dirs: Vec<String> = shared
+            .iter()
+            .map(|s| s.to_string())
+            .chain(
+                m.iter()
+                    .filter(|(k, v)| v.is_none() && k.matches('/').count() < 4)
+                    .map(|(k, _)| k.clone()),
+            )
+            .collect();
+        let parent = dirs[rng.below(dirs.len())].clone();
+        let name = format!("{parent}/w{worker}_{n}");
+        let files: Vec<String> = m
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let own_dirs: Vec<String> = m
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        match rng.below(9) {
+            0 | 1 => {
+                fs::create_dir(root.join(&name)).unwrap();
+                m.insert(name, None);
+            }
+            2 | 3 => {
+                let data = format!("{name}:{n}").into_bytes();
+                fs::write(root.join(&name), &data).unwrap();
+                m.insert(name, Some(data));
+            }
+            4 if !files.is_empty() => {
+                let f = &files[rng.below(files.len())];
+                fs::remove_file(root.join(f)).unwrap();
+                m.remove(f);
+            }
+            5 if !own_dirs.is_empty() => {
+                // Remove a whole subtree (files first, then directories bottom-up).
+                let d = own_dirs[rng.below(own_dirs.len())].clone();
+                fs::remove_dir_all(root.join(&d)).unwrap();
+                let prefix = format!("{d}/");
+                m.retain(|k, _| *k != d && !k.starts_with(&prefix));
+            }
+            6 if !files.is_empty() => {
+                let f = files[rng.below(files.len())].clone();
+                fs::rename(root.join(&f), root.join(&name)).unwrap();
+                let v = m.remove(&f).unwrap();
+                m.insert(name, v);
+            }
+            7 if !own_dirs.is_empty() => {
+                let d = own_dirs[rng.below(own_dirs.len())].clone();
+                let prefix = format!("{d}/");
+                if parent == d || parent.starts_with(&prefix) {
+                    continue;
+                }
+                fs::rename(root.join(&d), root.join(&name)).unwrap();
+                let moved: Vec<(String, Option<Vec<u8>>)> = m
+                    .iter()
+                    .filter(|(k, _)| **k == d || k.starts_with(&prefix))
+                    .map(|(k, v)| (format!("{name}{}", &k[d.len()..]), v.clone()))
+                    .collect();
+                m.retain(|k, _| *k != d && !k.starts_with(&prefix));
+                m.extend(moved);
+            }
+            _ => {
+                // Churn that frees and reuses inode numbers, then a listing checked against
+                // the model (only this worker's names: the others change meanwhile).
+                let t = root.join(format!("{parent}/w{worker}_tmp"));
+                fs::create_dir(&t).unwrap();
+                fs::read_dir(&t).unwrap().for_each(drop);
+                fs::remove_dir(&t).unwrap();
+                let mine = format!("w{worker}_");
+                let seen: Vec<String> = fs::read_dir(root.join(&parent))
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|s| s.starts_with(&mine))
+                    .map(|s| format!("{parent}/{s}"))
+                    .collect();
+                let mut want: Vec<String> = m
+                    .keys()
+                    .filter(|k| {
+                        k.strip_prefix(&format!("{parent}/"))
+                            .is_some_and(|rest| !rest.contains('/'))
+                    })
+                    .cloned()
+                    .collect();
+                let mut seen = seen;
+                seen.sort();
+                want.sort();
+                assert_eq!(seen, want, "worker {worker}: listing of {parent}");
+            }
+        }
+    }
+    eprintln!("worker {worker}: {ops} operations, {} entries", m.len());
+    m
+}
+
+fn read_tree(root: &Path, rel: &str, out: &mut Model) {
+    for e in fs::read_dir(root.join(rel)).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        if e.file_type().unwrap().is_dir() {
+            out.insert(path.clone(), None);
+            read_tree(root, &path, out);
+        } else {
+            out.insert(path.clone(), Some(fs::read(root.join(&path)).unwrap()));
+        }
+    }
+}
+
+/// Several processes' worth of threads create, remove, rename and list in overlapping trees
+/// for a bounded time; after a remount the tree is exactly the union of their models, fsck is
+/// clean, and everything can be removed.
+#[test]
+fn directory_churn_in_overlapping_trees_matches_a_model_after_remount() {
+    let Some(mut v) = mounted("directory churn", &[]) else {
+        return;
+    };
+    for s in ["s0", "s1", "s2"] {
+        fs::create_dir(v.p(s)).unwrap();
+    }
+    let secs = std::env::var("TUTELA_CHURN_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let until = Instant::now() + Duration::from_secs(secs);
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let root = v.mnt.clone();
+            std::thread::spawn(move || churn(root, w, until))
+        })
+        .collect();
+    let mut want = Model::new();
+    for s in ["s0", "s1", "s2"] {
+        want.insert(s.to_string(), None);
+    }
+    for w in workers {
+        want.extend(w.join().expect("a worker failed"));
+    }
+    v.remount();
+    let mut got = Model::new();
+    read_tree(&v.mnt, "", &mut got);
+    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+    let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, unexpected {extra:?}"
+    );
+    assert_eq!(got, want, "contents differ from the model");
+    v.unmount();
+    fsck_clean(&v);
+    v.mount();
+    for s in ["s0", "s1", "s2"] {
+        fs::remove_dir_all(v.p(s)).unwrap();
+    }
+    assert_eq!(fs::read_dir(&v.mnt).unwrap().count(), 0);
+}
+
+/// The daemon clears set-user-ID when an unprivileged user writes (FUSE_HANDLE_KILLPRIV_V2):
+/// the kernel must not go on showing the old mode from its cache (xfstests generic/355).
+#[test]
+fn set_id_bits_cleared_by_a_write_show_at_once() {
+    if common::skip_unless(
+        (!common::is_root()).then(|| "needs root (runs a write as another user)".into()),
+        "set-ID bits cleared by a write",
+    ) {
+        return;
+    }
+    let Some(v) = mounted("set-ID bits cleared by a write", &["--allow-other"]) else {
+        return;
+    };
+    let uid = common::ensure_user("tutela-suid");
+    let f = v.p("prog");
+    fs::write(&f, b"#!/bin/sh\n").unwrap();
+    std::os::unix::fs::chown(&f, Some(uid), None).unwrap();
+    // A direct write (as generic/355 does) and a buffered write through a descriptor opened
+    // for reading and writing: after each, stat shows the bits cleared.
+    let writes = [
+        format!(
+            "dd if=/dev/zero of='{}' bs=4096 count=1 oflag=direct conv=notrunc 2>/dev/null",
+            f.display()
+        ),
+        format!("exec 3<>'{}'; echo more >&3", f.display()),
+    ];
+    for w in writes {
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o6775)).unwrap();
+        assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o6775);
+        run_ok(
+            std::process::Command::new("runuser")
+                .args(["-u", "tutela-suid", "--", "sh", "-c"])
+                .arg(&w),
+        );
+        // `stat -c %a` asks for the mode alone (statx with STATX_MODE), which the kernel
+        // serves from its cache unless told the daemon changed it.
+        let out = run_ok(
+            std::process::Command::new("stat")
+                .args(["-c", "%a"])
+                .arg(&f),
+        );
+        let mode = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(mode, "775", "stat shows {mode} after `{w}`");
+    }
+}
+
+fn fsck_out(v: &TestVault, extra: &[&str]) -> (i32, String) {
+    let out = tutela()
+        .arg("fsck")
+        .arg(&v.vault)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The backing directory at the top of the vault holding a file of plaintext size `n`.
+fn backing_dir_with(v: &TestVault, n: usize) -> PathBuf {
+    let ct = tutela::crypto::content::cipher_size(n as u64);
+    common::backing_dirs(&v.vault)
+        .into_iter()
+        .find(|d| {
+            fs::read_dir(d)
+                .unwrap()
+                .any(|e| e.unwrap().metadata().unwrap().len() == ct)
+        })
+        .expect("backing directory")
+}
+
+fn backing_entry(dir: &Path, ct_len: Option<u64>) -> PathBuf {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| {
+            let m = e.metadata().unwrap();
+            !e.file_name().to_string_lossy().starts_with(".tutela")
+                && match ct_len {
+                    Some(l) => m.is_file() && m.len() == l,
+                    None => m.is_dir(),
+                }
+        })
+        .unwrap()
+        .path()
+}
+
+/// A vault damaged as the old bug damaged it (entries sealed under another directory's ID,
+/// and under the ID of a directory that was removed since) shows the symptoms the users saw,
+/// and `fsck --repair` brings every file back: re-sealed where the ID is known, into
+/// `lost+found` with its contents where it is not.
+#[test]
+fn fsck_repair_recovers_entries_sealed_under_the_wrong_directory_id() {
+    let Some(mut v) = mounted("fsck repairs misplaced entries", &[]) else {
+        return;
+    };
+    let (a, b, c) = (
+        common::pattern(100, 1),
+        common::pattern(200, 2),
+        common::pattern(300, 3),
+    );
+    let s = common::pattern(400, 4);
+    for d in ["A", "B", "C", "C/sub"] {
+        fs::create_dir(v.p(d)).unwrap();
+    }
+    fs::write(v.p("A/a"), &a).unwrap();
+    fs::write(v.p("B/b"), &b).unwrap();
+    fs::write(v.p("C/c"), &c).unwrap();
+    fs::write(v.p("C/sub/s"), &s).unwrap();
+    v.unmount();
+    let ct = |n: u64| tutela::crypto::content::cipher_size(n);
+    let (da, db, dc) = (
+        backing_dir_with(&v, 100),
+        backing_dir_with(&v, 200),
+        backing_dir_with(&v, 300),
+    );
+    // A's file moves into B (sealed under A's ID, which still exists); C's file and
+    // subdirectory move into B and C is removed (its ID is gone with it).
+    let fa = backing_entry(&da, Some(ct(100)));
+    fs::rename(&fa, db.join(fa.file_name().unwrap())).unwrap();
+    let fc = backing_entry(&dc, Some(ct(300)));
+    fs::rename(&fc, db.join(fc.file_name().unwrap())).unwrap();
+    let sub = backing_entry(&dc, None);
+    fs::rename(&sub, db.join(sub.file_name().unwrap())).unwrap();
+    fs::remove_dir_all(&dc).unwrap();
+
+    // What users saw: B lists only b, and cannot be removed once b is gone.
+    v.mount();
+    let names: Vec<_> = fs::read_dir(v.p("B"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["b"]);
+    v.unmount();
+
+    let (code, out) = fsck_out(&v, &[]);
+    assert_eq!(code, tutela::error::exit::FSCK_PROBLEMS, "{out}");
+    assert!(
+        out.contains("/B/a") && out.contains("another directory's ID"),
+        "{out}"
+    );
+    assert!(out.contains("removed directory's ID"), "{out}");
+    let (code, out) = fsck_out(&v, &["--repair"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("re-sealed") && out.contains("/lost+found/recovered-"),
+        "{out}"
+    );
+    let (code, out) = fsck_out(&v, &[]);
+    assert_eq!(code, 0, "fsck after the repair: {out}");
+
+    v.mount();
+    assert_eq!(fs::read(v.p("B/a")).unwrap(), a);
+    assert_eq!(fs::read(v.p("B/b")).unwrap(), b);
+    let mut got_c = false;
+    let mut got_s = false;
+    for e in fs::read_dir(v.p("lost+found")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            got_s = fs::read(p.join("s")).unwrap() == s;
+        } else {
+            got_c = fs::read(&p).unwrap() == c;
+        }
+    }
+    assert!(got_c && got_s, "lost+found holds C's file and subdirectory");
+    fs::remove_dir_all(v.p("B")).unwrap();
+    fs::remove_dir_all(v.p("lost+found")).unwrap();
+    fs::remove_dir_all(v.p("A")).unwrap();
+    assert_eq!(fs::read_dir(&v.mnt).unwrap().count(), 0);
+}
