@@ -21,6 +21,12 @@ pub const VERSION: u16 = 1;
 const HEADER_LEN: usize = 8 + 2 + 8 + 32 + 32;
 /// A new segment starts past this size (and at every mount).
 const SEGMENT_MAX: u64 = 16 * 1024 * 1024;
+
+/// A segment's bytes; a segment never grows far past SEGMENT_MAX (one record more), so
+/// anything much larger (a sparse file, a link to a device) is refused, not read.
+fn read_segment(path: &Path) -> Result<Vec<u8>> {
+    crate::sys::read_vault_file(path, 4 * SEGMENT_MAX, false)
+}
 const MAX_RECORD: usize = 1 << 20;
 
 pub mod anchor;
@@ -218,7 +224,7 @@ pub fn read_all_anchored(
     for (i, (n, path)) in segs.iter().enumerate() {
         let last_segment = i + 1 == segs.len();
         rep.segments += 1;
-        let bytes = std::fs::read(path)?;
+        let bytes = read_segment(path)?;
         let name = path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
@@ -333,7 +339,7 @@ fn tail(vault: &Path, keys: &Keys) -> Result<(u64, u64, [u8; 32])> {
     let segs = segments(&vault.join(DIR_NAME))?;
     let next_seg = segs.last().map(|(n, _)| n + 1).unwrap_or(0);
     for (_, path) in segs.iter().rev() {
-        let bytes = std::fs::read(path)?;
+        let bytes = read_segment(path)?;
         if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
             continue; // torn at creation: the one before it holds the tail
         }
@@ -382,7 +388,7 @@ fn tail(vault: &Path, keys: &Keys) -> Result<(u64, u64, [u8; 32])> {
 fn last_record_seq_before(segs: &[(u64, PathBuf)], path: &Path) -> Result<Option<u64>> {
     let idx = segs.iter().position(|(_, p)| p == path).unwrap_or(0);
     for (_, p) in segs[..idx].iter().rev() {
-        let bytes = std::fs::read(p)?;
+        let bytes = read_segment(p)?;
         let mut pos = HEADER_LEN;
         let mut last = None;
         while bytes.len() >= HEADER_LEN && pos + 12 <= bytes.len() {

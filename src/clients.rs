@@ -30,6 +30,11 @@ pub fn me() -> Subject {
     }
 }
 
+/// Longest client name (its length is one byte in the zone table).
+pub const MAX_NAME: usize = 255;
+/// Longest client path (no path inside the mount is longer).
+pub const MAX_PATH: usize = libc::PATH_MAX as usize - 1;
+
 /// Makes `path` (new or an empty folder) the zone of client `name`.
 pub fn add(vault: &mut Vault, name: &str, path: &str) -> Result<()> {
     if name.is_empty()
@@ -38,14 +43,29 @@ pub fn add(vault: &mut Vault, name: &str, path: &str) -> Result<()> {
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
     {
         return Err(Error::Usage(format!(
-            "client name '{name}' may use letters, digits, '.', '_' and '-' only"
+            "client name '{}' may use letters, digits, '.', '_' and '-' only",
+            crate::text::escape(name)
+        )));
+    }
+    // The zone table stores the name's length in one byte.
+    if name.len() > MAX_NAME {
+        return Err(Error::Usage(format!(
+            "a client name is at most {MAX_NAME} bytes (this one has {})",
+            name.len()
         )));
     }
     let path = normalise(path).ok_or_else(|| {
         Error::Usage(format!(
-            "'{path}' is not an absolute path below / (e.g. /clients/{name})"
+            "'{}' is not an absolute path below / (e.g. /clients/{name})",
+            crate::text::escape(path)
         ))
     })?;
+    if path.len() > MAX_PATH {
+        return Err(Error::Usage(format!(
+            "a client path is at most {MAX_PATH} bytes (this one has {})",
+            path.len()
+        )));
+    }
     for z in vault.zones.iter().skip(1) {
         if z.name == name {
             return Err(Error::Usage(format!(

@@ -7,6 +7,7 @@ use tutela::audit::{self, Record};
 use tutela::error::{Error, Result};
 use tutela::passphrase::{self, Source};
 use tutela::policy_store;
+use tutela::text::escape;
 use tutela::vault::{Unlock, Vault};
 
 pub fn unlock(vault: &Path, pass: &PassArgs) -> Result<Vault> {
@@ -114,23 +115,29 @@ fn under(path: &str, prefix: &str) -> bool {
         || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'))
 }
 
+/// One record as one line: every field that came from a name, a program or a user is escaped,
+/// so a file name with a newline or a terminal escape cannot forge or hide a record.
 fn human(r: &Record) -> String {
     let t = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(r.time_ms));
     let mut line = format!(
         "{t}  {}({})  {}[{}]  {}",
-        r.user, r.uid, r.program, r.pid, r.op
+        escape(&r.user),
+        r.uid,
+        escape(&r.program),
+        r.pid,
+        escape(&r.op)
     );
     if let Some(d) = &r.detail {
-        line.push_str(&format!(" {d}"));
+        line.push_str(&format!(" {}", escape(d)));
     }
-    line.push_str(&format!("  {}", r.path));
+    line.push_str(&format!("  {}", escape(&r.path)));
     if let Some(p2) = &r.path2 {
-        line.push_str(&format!(" -> {p2}"));
+        line.push_str(&format!(" -> {}", escape(p2)));
     }
     if let Some(c) = &r.client {
-        line.push_str(&format!("  [{c}]"));
+        line.push_str(&format!("  [{}]", escape(c)));
     }
-    line.push_str(&format!("  {}", r.result));
+    line.push_str(&format!("  {}", escape(&r.result)));
     line
 }
 
@@ -386,7 +393,7 @@ pub fn key(cmd: KeyCmd) -> Result<()> {
                 println!("{}", serde_json::json!({ "keys": labels }));
             } else {
                 for l in labels {
-                    println!("{l}");
+                    println!("{}", escape(&l));
                 }
             }
             Ok(())
@@ -548,7 +555,10 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 for c in list {
                     println!(
                         "{}\t{}\t{} files\t{} bytes",
-                        c.name, c.path, c.files, c.bytes
+                        escape(&c.name),
+                        escape(&c.path),
+                        c.files,
+                        c.bytes
                     );
                 }
             }

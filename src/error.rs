@@ -79,6 +79,10 @@ pub enum Error {
     FsckProblems(String),
     #[error("key store: {0}")]
     KeyStore(String),
+    /// A vault file that is not what tutela writes there: a symlink, a FIFO, a device, an
+    /// oversized file. Never followed, waited on or read whole.
+    #[error("{0}")]
+    UnsafeFile(String),
 
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
@@ -106,6 +110,7 @@ pub mod exit {
     pub const AUDIT_TAMPERED: i32 = 22;
     pub const FSCK_PROBLEMS: i32 = 23;
     pub const KEY_STORE: i32 = 24;
+    pub const UNSAFE_FILE: i32 = 25;
 }
 
 impl Error {
@@ -144,7 +149,8 @@ impl Error {
             | Error::PolicyInvalid(_)
             | Error::AuditTampered(_)
             | Error::FsckProblems(_)
-            | Error::KeyStore(_) => libc::EIO,
+            | Error::KeyStore(_)
+            | Error::UnsafeFile(_) => libc::EIO,
         }
     }
 
@@ -166,6 +172,7 @@ impl Error {
             Error::AuditTampered(_) => exit::AUDIT_TAMPERED,
             Error::FsckProblems(_) => exit::FSCK_PROBLEMS,
             Error::KeyStore(_) => exit::KEY_STORE,
+            Error::UnsafeFile(_) => exit::UNSAFE_FILE,
             Error::AuthFailed { .. } | Error::Corrupt { .. } => exit::DATA_DAMAGED,
             _ => exit::GENERIC,
         }

@@ -25,4 +25,5 @@ pub mod rekey;
 pub mod runtime;
 pub mod secret;
 pub mod sys;
+pub mod text;
 pub mod vault;

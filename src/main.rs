@@ -209,7 +209,10 @@ fn main() {
     match run(cli) {
         Ok(()) => std::process::exit(exit::OK),
         Err(e) => {
-            eprintln!("tutela: {e}");
+            // A message may quote a name from the vault or a file: its lines are escaped.
+            let text = e.to_string();
+            let shown: Vec<_> = text.lines().map(tutela::text::escape).collect();
+            eprintln!("tutela: {}", shown.join("\n"));
             std::process::exit(e.exit_code());
         }
     }

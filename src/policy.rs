@@ -35,12 +35,28 @@ pub struct Policy {
     pub clients: Vec<Client>,
 }
 
-/// The caller of one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Reads a caller's supplementary groups (injected: this module does no I/O).
+pub type GroupSource = Box<dyn Fn() -> Vec<u32> + Send + Sync>;
+
+/// The caller of one request. Its supplementary groups are read only when a rule naming a
+/// group must be matched, and at most once: they belong to this request alone and are never
+/// carried over to another (a cache keyed on the process would hand one user's groups to the
+/// next process, or credentials, behind the same pid).
 pub struct Creds {
     pub uid: u32,
     pub gid: u32,
-    pub groups: Vec<u32>,
+    groups: std::sync::OnceLock<Vec<u32>>,
+    source: Option<GroupSource>,
+}
+
+impl std::fmt::Debug for Creds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Creds")
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
+            .field("groups", &self.groups.get())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +76,40 @@ pub struct Decision<'a> {
 pub type Resolver<'a> = &'a dyn Fn(&str, bool) -> Option<u32>;
 
 impl Creds {
-    fn is(&self, p: &Principal) -> bool {
-        match *p {
-            Principal::User(u) => u == self.uid,
-            Principal::Group(g) => g == self.gid || self.groups.contains(&g),
+    /// A caller whose groups are known.
+    pub fn new(uid: u32, gid: u32, groups: Vec<u32>) -> Creds {
+        Creds {
+            uid,
+            gid,
+            groups: std::sync::OnceLock::from(groups),
+            source: None,
         }
     }
-    fn any(&self, ps: &[Principal]) -> bool {
-        ps.iter().any(|p| self.is(p))
+
+    /// A caller whose groups `source` reads when first needed.
+    pub fn lazy(uid: u32, gid: u32, source: GroupSource) -> Creds {
+        Creds {
+            uid,
+            gid,
+            groups: std::sync::OnceLock::new(),
+            source: Some(source),
+        }
+    }
+
+    pub fn groups(&self) -> &[u32] {
+        self.groups
+            .get_or_init(|| self.source.as_ref().map(|s| s()).unwrap_or_default())
+    }
+
+    /// Whether the caller is `p`; supplementary groups are consulted only `with_groups`.
+    fn is(&self, p: &Principal, with_groups: bool) -> bool {
+        match *p {
+            Principal::User(u) => u == self.uid,
+            Principal::Group(g) => g == self.gid || (with_groups && self.groups().contains(&g)),
+        }
+    }
+    fn any(&self, ps: &[Principal], with_groups: bool) -> bool {
+        ps.iter().any(|p| self.is(p, with_groups))
     }
 }
 
@@ -78,7 +120,7 @@ pub(crate) fn within(path: &str, root: &str) -> bool {
 
 impl Policy {
     pub fn is_admin(&self, c: &Creds) -> bool {
-        c.any(&self.admins)
+        c.any(&self.admins, false) || c.any(&self.admins, true)
     }
 
     pub fn client_of(&self, path: &str) -> Option<&Client> {
@@ -93,23 +135,35 @@ impl Policy {
     }
 
     /// The decision for `access` to plaintext `path` (absolute, as in the mount).
+    /// Decides first on what the request itself says (uid, gid), and reads the caller's
+    /// supplementary groups only when that alone does not allow it.
     pub fn decide(&self, c: &Creds, path: &str, access: Access) -> Decision<'_> {
+        let quick = self.decide_with(c, path, access, false);
+        if quick.allowed {
+            return quick;
+        }
+        self.decide_with(c, path, access, true)
+    }
+
+    fn decide_with(&self, c: &Creds, path: &str, access: Access, groups: bool) -> Decision<'_> {
         let client = self.client_of(path);
         let name = client.map(|cl| cl.name.as_str());
-        if self.is_admin(c) {
+        if c.any(&self.admins, groups) {
             return Decision {
                 allowed: true,
                 client: name,
             };
         }
         let allowed = match client {
-            Some(cl) => c.any(&cl.write) || (access == Access::Read && c.any(&cl.read)),
+            Some(cl) => {
+                c.any(&cl.write, groups) || (access == Access::Read && c.any(&cl.read, groups))
+            }
             None if self.default_allow => true,
             None => {
                 access == Access::Read
                     && self.clients.iter().any(|cl| {
                         within(&cl.path, if path == "/" { "" } else { path })
-                            && (c.any(&cl.read) || c.any(&cl.write))
+                            && (c.any(&cl.read, groups) || c.any(&cl.write, groups))
                     })
             }
         };
@@ -301,11 +355,35 @@ write = ["bob"]
 "#;
 
     fn creds(uid: u32, groups: &[u32]) -> Creds {
-        Creds {
-            uid,
-            gid: 100,
-            groups: groups.to_vec(),
-        }
+        Creds::new(uid, 100, groups.to_vec())
+    }
+
+    #[test]
+    fn groups_are_read_only_when_a_group_rule_must_be_matched() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let p = parse(EXAMPLE, "p.toml", &resolver).unwrap();
+        let reads = Arc::new(AtomicUsize::new(0));
+        let counted = |uid: u32| {
+            let r = reads.clone();
+            Creds::lazy(
+                uid,
+                100,
+                Box::new(move || {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    vec![2002]
+                }),
+            )
+        };
+        // A user named by a rule needs no groups.
+        let alice = counted(1001);
+        assert!(p.decide(&alice, "/clients/acme/x", Access::Write).allowed);
+        assert_eq!(reads.load(Ordering::SeqCst), 0);
+        // A caller matched through a group: read once for the whole request.
+        let carol = counted(1003);
+        assert!(p.decide(&carol, "/clients/acme/x", Access::Read).allowed);
+        assert!(p.decide(&carol, "/clients/acme/y", Access::Read).allowed);
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -40,12 +40,15 @@ pub fn open(key: &Key32, vault_id: &Id, bytes: &[u8]) -> Result<String> {
     })
 }
 
+/// Far above any real policy (a few KiB).
+const MAX_LEN: u64 = 4 << 20;
+
 /// The stored policy text, if the vault has one.
 pub fn read(vault: &Path, key: &Key32, vault_id: &Id) -> Result<Option<String>> {
-    match std::fs::read(vault.join(FILE_NAME)) {
+    match crate::sys::read_vault_file(&vault.join(FILE_NAME), MAX_LEN, false) {
         Ok(b) => open(key, vault_id, &b).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io(e)),
+        Err(Error::NotFound) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

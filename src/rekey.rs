@@ -71,7 +71,7 @@ pub fn settle(v: &Vault) -> Result<()> {
     let Ok(_lock) = audit::lock(&v.dir) else {
         return Ok(());
     };
-    if let Ok(bytes) = std::fs::read(&policy_next) {
+    if let Ok(bytes) = sys::read_vault_file(&policy_next, 4 << 20, false) {
         if policy_store::open(&v.policy_key(), &v.config.vault_id, &bytes).is_ok() {
             std::fs::rename(&policy_next, v.dir.join(policy_store::FILE_NAME))?;
         } else {

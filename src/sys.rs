@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
@@ -652,22 +652,95 @@ pub fn private_file(path: &Path) -> Result<()> {
 }
 
 /// Writes `name` in `dir` atomically: temp file, fsync, rename over, fsync the directory.
+/// Reads a file of the vault's own (config, policy, key store, audit segment, checkpoint)
+/// without trusting whoever could write the vault directory: never through a symlink at the
+/// last component (unless `follow`, for a path the user named), never blocking on a FIFO or
+/// device, and never more than `max` bytes, which is far above anything tutela writes there.
+/// Anything else is refused with a message naming the file.
+pub fn read_vault_file(path: &Path, max: u64, follow: bool) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !follow => {
+            return Err(Error::UnsafeFile(format!(
+                "{} is a symbolic link: refusing to follow it",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(Error::from_errno(e.raw_os_error().unwrap_or(libc::EIO))),
+    };
+    let st = fstat(f.as_fd())?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Error::UnsafeFile(format!(
+            "{} is not a regular file (a FIFO, device or directory): refusing to read it",
+            path.display()
+        )));
+    }
+    if st.st_size as u64 > max {
+        return Err(Error::UnsafeFile(format!(
+            "{} is {} bytes, more than tutela ever writes there ({max}): refusing to read it",
+            path.display(),
+            st.st_size
+        )));
+    }
+    let mut buf = Vec::with_capacity(st.st_size as usize);
+    f.take(max + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Err(Error::UnsafeFile(format!(
+            "{} grew past {max} bytes while it was read",
+            path.display()
+        )));
+    }
+    Ok(buf)
+}
+
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    crate::faults::point("atomic-write");
-    std::fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()?;
+    // Whoever can write the directory (a sync agent, the vault's owner when root writes it, a
+    // restored copy) may plant symlinks there: the temporary file is made afresh (O_EXCL, no
+    // symlink followed) under an unguessable name relative to the directory's descriptor,
+    // and a target that is a symlink is refused rather than replaced or written through.
+    let d = open_dir(dir)?;
+    let target = OsStr::new(name);
+    if let Ok(st) = fstatat(d.as_fd(), target) {
+        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            return Err(Error::UnsafeFile(format!(
+                "{} is a symbolic link: refusing to replace it",
+                dir.join(name).display()
+            )));
+        }
+    }
+    let mut rnd = [0u8; 8];
+    crate::crypto::random_bytes(&mut rnd)?;
+    let tmp = OsString::from(format!(".{name}.tmp.{:016x}", u64::from_le_bytes(rnd)));
+    let fd = openat(
+        d.as_fd(),
+        &tmp,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+        mode,
+    )?;
+    let written = (|| {
+        let mut f = File::from(fd);
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        crate::faults::point("atomic-write");
+        renameat2(d.as_fd(), &tmp, d.as_fd(), target, 0)
+    })();
+    if let Err(e) = written {
+        let _ = unlinkat(d.as_fd(), &tmp, false);
+        return Err(e);
+    }
+    fsync(d.as_fd(), false)?;
     crate::faults::point("atomic-renamed");
     Ok(())
 }
@@ -847,17 +920,31 @@ pub fn user_name(uid: u32) -> Option<String> {
     )
 }
 
-/// Supplementary groups of a process, from /proc/PID/status (empty if it is gone).
-pub fn process_groups(pid: u32) -> Vec<u32> {
+/// Supplementary groups of the task `pid` that sent a request as (`uid`, `gid`), from
+/// /proc/PID/status. Empty when that task is gone or no longer has that filesystem identity
+/// (it changed credentials since, or the pid now names another task): a stale answer must
+/// never grant a group the caller does not hold.
+pub fn caller_groups(pid: u32, uid: u32, gid: u32) -> Vec<u32> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| {
-            g.split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    parse_caller_groups(&text, uid, gid).unwrap_or_default()
+}
+
+fn parse_caller_groups(status: &str, uid: u32, gid: u32) -> Option<Vec<u32>> {
+    // "Uid:\treal\teffective\tsaved\tfilesystem": requests carry the filesystem ids.
+    let fs_id = |key: &str| -> Option<u32> {
+        let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+        line.split_whitespace().nth(3)?.parse().ok()
+    };
+    if fs_id("Uid:")? != uid || fs_id("Gid:")? != gid {
+        return None;
+    }
+    let groups = status.lines().find_map(|l| l.strip_prefix("Groups:"))?;
+    Some(
+        groups
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect(),
+    )
 }
 
 /// The command name of a process (empty if it is gone).
@@ -882,6 +969,32 @@ pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn caller_groups_are_given_only_to_the_identity_they_were_read_for() {
+        let status =
+            "Name:\tsmbd\nUid:\t0\t1001\t0\t1001\nGid:\t0\t1001\t0\t1001\nGroups:\t2001 2002 \n";
+        assert_eq!(
+            parse_caller_groups(status, 1001, 1001),
+            Some(vec![2001, 2002])
+        );
+        // The task switched to another user, or the pid was taken by another one.
+        assert_eq!(parse_caller_groups(status, 1002, 1002), None);
+        assert_eq!(parse_caller_groups(status, 1001, 1002), None);
+        assert_eq!(parse_caller_groups("", 0, 0), None);
+        let me = std::process::id();
+        assert_eq!(
+            caller_groups(me, geteuid(), getegid()).len(),
+            std::fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("Groups:"))
+                .unwrap()
+                .split_whitespace()
+                .count()
+        );
+        assert!(caller_groups(me, geteuid().wrapping_add(1), getegid()).is_empty());
+    }
 
     #[test]
     fn a_private_dir_is_made_closed_tightened_and_never_a_symlink() {

@@ -175,19 +175,14 @@ impl Vault {
     /// Reads and parses the config without unlocking (for version checks and errors).
     pub fn read_config(dir: &Path) -> Result<(Config, Vec<u8>)> {
         let path = dir.join(config::FILE_NAME);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match sys::read_vault_file(&path, MAX_VAULT_FILE, false) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::NotFound | Error::NotDir) => {
                 return Err(Error::NotAVault {
                     path: dir.display().to_string(),
                 })
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-                return Err(Error::NotAVault {
-                    path: dir.display().to_string(),
-                })
-            }
-            Err(e) => return Err(Error::Io(e)),
+            Err(e) => return Err(e),
         };
         let (cfg, _, _) = Config::parse(&bytes).map_err(|e| match e {
             ParseError::NotAConfig => Error::ConfigCorrupt {
@@ -336,9 +331,7 @@ impl Vault {
 
     /// Adds a passphrase slot. The config is rewritten atomically.
     pub fn add_slot(&mut self, label: &str, pass: &Passphrase) -> Result<()> {
-        if label.is_empty() {
-            return Err(Error::Usage("a key label may not be empty".into()));
-        }
+        check_label(label)?;
         if self.slot_index(label).is_some() {
             return Err(Error::Usage(format!(
                 "a key labelled '{label}' exists already: choose another label"
@@ -416,7 +409,7 @@ impl Vault {
     /// second, and the old generation is dropped last (format/keystore.rs).
     pub fn save(&mut self) -> Result<()> {
         let zwk = kdf::zone_wrap_key(&self.master, &self.config.vault_id);
-        let plain = zones::encode(&self.zones);
+        let plain = zones::encode(&self.zones).map_err(Error::Usage)?;
         let vid = self.config.vault_id;
         let Some(ks) = self.keystore.clone() else {
             self.config.zone_blob = crypto::seal_random(zwk.as_bytes(), &zone_aad(&vid), &plain)?;
@@ -450,7 +443,7 @@ impl Vault {
     }
 
     fn write_config(&mut self) -> Result<()> {
-        let mut bytes = self.config.encode_unsigned();
+        let mut bytes = self.config.encode_unsigned().map_err(Error::Usage)?;
         let mut m = config_mac(&self.master, &self.config.vault_id)?;
         m.update(&bytes);
         bytes.extend_from_slice(&m.finalize().into_bytes());
@@ -513,12 +506,17 @@ fn open_keystore_ref(zwk: &Key32, config: &Config) -> Result<KeyStoreRef> {
     })
 }
 
+/// Far above any config or key store tutela writes (a few KiB each).
+const MAX_VAULT_FILE: u64 = 4 << 20;
+
 fn read_keystore(path: &Path, vault_id: &Id) -> Result<keystore::KeyStore> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::KeyStore(format!(
+    // The key store's path is the user's to choose (another disk): a symlink there is theirs.
+    let bytes = sys::read_vault_file(path, MAX_VAULT_FILE, true).map_err(|e| match e {
+        Error::UnsafeFile(why) => Error::UnsafeFile(why),
+        e => Error::KeyStore(format!(
             "cannot read {}: {e} (the vault keeps its keys there; attach the disk that holds it, or give --keystore PATH)",
             path.display()
-        ))
+        )),
     })?;
     let store = keystore::KeyStore::parse(&bytes)
         .map_err(|why| Error::KeyStore(format!("{}: {why}", path.display())))?;
@@ -538,7 +536,7 @@ fn write_keystore(path: &Path, store: &keystore::KeyStore) -> Result<()> {
             path.display()
         )));
     };
-    sys::write_atomic(dir, name, &store.encode(), 0o600)
+    sys::write_atomic(dir, name, &store.encode().map_err(Error::Usage)?, 0o600)
 }
 
 fn zone_aad(vault_id: &Id) -> Vec<u8> {
@@ -552,10 +550,28 @@ fn config_mac(master: &Key32, vault_id: &Id) -> Result<Hmac<Sha256>> {
     Hmac::<Sha256>::new_from_slice(k.as_bytes()).map_err(|_| Error::Invalid)
 }
 
-pub fn make_slot(master: &Key32, label: &str, pass: &Passphrase, kdf: KdfParams) -> Result<Slot> {
-    if label.len() > 255 {
-        return Err(Error::Usage("a key label is at most 255 bytes".into()));
+/// A label is printed by `key list` and in audit records: 1 to 255 bytes (its field in the
+/// config is one byte long), no control characters.
+pub fn check_label(label: &str) -> Result<()> {
+    if label.is_empty() {
+        return Err(Error::Usage("a key label may not be empty".into()));
     }
+    if label.len() > 255 {
+        return Err(Error::Usage(format!(
+            "a key label is at most 255 bytes (this one has {})",
+            label.len()
+        )));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(Error::Usage(
+            "a key label may not contain control characters (newlines, tabs, escapes)".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn make_slot(master: &Key32, label: &str, pass: &Passphrase, kdf: KdfParams) -> Result<Slot> {
+    check_label(label)?;
     let mut salt = [0u8; config::SALT_LEN];
     crypto::random_bytes(&mut salt)?;
     let kek = passphrase_kek(pass, &salt, kdf)?;

@@ -134,3 +134,52 @@ fn client_zones_hold_their_files_and_fence_moves() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("clean"));
 }
+
+/// Every length-prefixed field at its limit works and one past it is refused with a clear
+/// message, before anything is written: a 256-byte client name once made every later command
+/// (the recovery key included) fail with "damaged config".
+#[test]
+fn names_and_labels_at_their_limit_work_and_one_past_is_refused() {
+    let v = TestVault::new_unmounted();
+    let at = "a".repeat(255);
+    let past = "b".repeat(256);
+    let out = client(&v, &["add", &past, "--path", "/clients/past"]);
+    assert_eq!(out.status.code(), Some(exit::USAGE), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 255 bytes"));
+    let out = client(&v, &["add", &at, "--path", "/clients/at"]);
+    assert!(out.status.success(), "{out:?}");
+    let long_path = format!("/{}", "p/".repeat(2100));
+    let out = client(&v, &["add", "deep", "--path", &long_path]);
+    assert_eq!(out.status.code(), Some(exit::USAGE), "{out:?}");
+
+    let key = |label: &str| {
+        let np = v.tmp.path().join("np");
+        fs::write(&np, "a second passphrase\n").unwrap();
+        tutela()
+            .args(["key", "add"])
+            .arg(&v.vault)
+            .args(["--label", label, "--new-passfile"])
+            .arg(&np)
+            .arg("--passfile")
+            .arg(&v.passfile)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(key(&"k".repeat(256)).status.code(), Some(exit::USAGE));
+    assert_eq!(key("line\nbreak").status.code(), Some(exit::USAGE));
+    assert_eq!(key("\x1b[2J").status.code(), Some(exit::USAGE));
+    assert!(key(&"k".repeat(255)).status.success());
+
+    // The vault still opens, lists and verifies.
+    let out = client(&v, &["list"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&at));
+    let out = run_ok(
+        tutela()
+            .args(["key", "list"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&"k".repeat(255)));
+}

@@ -88,7 +88,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             retiring: Some(Key32::from_bytes([5; 32])),
         },
     ];
-    out.push(("zones", zones::encode(&zs).to_vec()));
+    out.push(("zones", zones::encode(&zs).unwrap().to_vec()));
     let mut h = encode_header(&[9; 16]).to_vec();
     h.extend_from_slice(&[0xaa; 40]);
     out.push(("header", h));

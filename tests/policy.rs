@@ -570,3 +570,57 @@ fn other_users_cannot_go_behind_the_policy_through_the_backing_dir() {
     assert_eq!(ours.len(), 1, "this daemon's status file");
     assert_eq!(mode(&ours[0]), 0o600);
 }
+
+/// One process that acts for several users in turn (as smbd does for sessions sharing a
+/// connection) is judged with the groups of the user it is now, not those it had a moment
+/// ago: a paralegal's group must not open acme for the next user behind the same pid.
+#[test]
+fn a_process_that_switches_users_is_judged_with_the_new_users_groups() {
+    let Some(v) = setup() else { return };
+    let acme = v.p("clients/acme/letters/engagement.txt");
+    let script = r#"
+import grp, os, pwd, sys
+path = sys.argv[1]
+carol = pwd.getpwnam("tutela_carol")
+bob = pwd.getpwnam("tutela_bob")
+paralegals = grp.getgrnam("tutela_paralegals").gr_gid
+def become(u, groups):
+    os.seteuid(0)
+    os.setgroups(groups)
+    os.setegid(u.pw_gid)
+    os.seteuid(u.pw_uid)
+def attempt(who):
+    try:
+        with open(path) as f:
+            f.read()
+        print(who, "read")
+    except PermissionError:
+        print(who, "refused")
+for _ in range(3):
+    become(carol, [paralegals])
+    attempt("carol")
+    become(bob, [])
+    attempt("bob")
+"#;
+    let out = run_ok(Command::new("python3").args(["-c", script]).arg(&acme));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text, "carol read\nbob refused\ncarol read\nbob refused\ncarol read\nbob refused\n",
+        "{text}"
+    );
+    // The refusals are audited as bob's.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = run_ok(
+        tutela()
+            .args(["audit", "show"])
+            .arg(&v.vault)
+            .args(["--denied", "--user", "tutela_bob", "--passfile"])
+            .arg(&v.passfile),
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let refusals = shown
+        .lines()
+        .filter(|l| l.contains("tutela_bob(") && l.contains("python3[") && l.contains("[acme]"))
+        .count();
+    assert!(refusals >= 3, "{shown}");
+}

@@ -98,10 +98,10 @@ impl Checkpoint {
 
     /// The checkpoint in log directory `dir`, if the log was ever pruned.
     pub fn read(dir: &Path, keys: &Keys) -> Result<Option<Checkpoint>> {
-        match std::fs::read(dir.join(FILE_NAME)) {
+        match crate::sys::read_vault_file(&dir.join(FILE_NAME), 1 << 20, false) {
             Ok(b) => Checkpoint::decode(&b, keys).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::Io(e)),
+            Err(Error::NotFound) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

@@ -61,7 +61,7 @@ pub enum ParseError {
 
 impl Config {
     /// The bytes the MAC covers (everything but the MAC itself).
-    pub fn encode_unsigned(&self) -> Vec<u8> {
+    pub fn encode_unsigned(&self) -> Result<Vec<u8>, String> {
         let mut out = Vec::with_capacity(256 + self.zone_blob.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.version.to_le_bytes());
@@ -69,10 +69,10 @@ impl Config {
         out.extend_from_slice(&self.block_size.to_le_bytes());
         out.extend_from_slice(&self.vault_id);
         out.extend_from_slice(&self.root_dir_id);
-        out.push(self.slots.len() as u8);
+        out.push(super::fits::<u8>(self.slots.len(), "key slot count")?);
         for s in &self.slots {
             out.push(s.kind);
-            out.push(s.label.len() as u8);
+            out.push(super::fits::<u8>(s.label.len(), "key label")?);
             out.extend_from_slice(&s.label);
             out.extend_from_slice(&s.m_cost_kib.to_le_bytes());
             out.extend_from_slice(&s.t_cost.to_le_bytes());
@@ -80,9 +80,11 @@ impl Config {
             out.extend_from_slice(&s.salt);
             out.extend_from_slice(&s.wrapped);
         }
-        out.extend_from_slice(&(self.zone_blob.len() as u32).to_le_bytes());
+        out.extend_from_slice(
+            &super::fits::<u32>(self.zone_blob.len(), "zone table")?.to_le_bytes(),
+        );
         out.extend_from_slice(&self.zone_blob);
-        out
+        Ok(out)
     }
 
     /// Parses a whole config file. Returns the config, the unsigned prefix and the MAC; the
@@ -197,7 +199,7 @@ mod tests {
     #[test]
     fn encode_parse_round_trip() {
         let c = sample();
-        let mut bytes = c.encode_unsigned();
+        let mut bytes = c.encode_unsigned().unwrap();
         bytes.extend_from_slice(&[9; 32]);
         let (p, unsigned, mac) = Config::parse(&bytes).unwrap();
         assert_eq!(p, c);
@@ -207,7 +209,7 @@ mod tests {
 
     #[test]
     fn every_truncation_is_a_clean_error() {
-        let mut bytes = sample().encode_unsigned();
+        let mut bytes = sample().encode_unsigned().unwrap();
         bytes.extend_from_slice(&[9; 32]);
         for n in 0..bytes.len() {
             assert!(Config::parse(&bytes[..n]).is_err(), "prefix {n}");
@@ -216,7 +218,7 @@ mod tests {
 
     #[test]
     fn unknown_version_and_magic_are_named() {
-        let mut bytes = sample().encode_unsigned();
+        let mut bytes = sample().encode_unsigned().unwrap();
         bytes.extend_from_slice(&[9; 32]);
         bytes[8] = 2;
         assert_eq!(

@@ -22,17 +22,22 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&self.vault_id);
-        out.push(self.generations.len() as u8);
+        out.push(super::fits::<u8>(
+            self.generations.len(),
+            "key generation count",
+        )?);
         for (g, blob) in &self.generations {
             out.extend_from_slice(g);
-            out.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+            out.extend_from_slice(
+                &super::fits::<u32>(blob.len(), "sealed zone table")?.to_le_bytes(),
+            );
             out.extend_from_slice(blob);
         }
-        out
+        Ok(out)
     }
 
     pub fn parse(bytes: &[u8]) -> Result<KeyStore, String> {
@@ -106,7 +111,7 @@ mod tests {
             vault_id: [7; 16],
             generations: vec![([1; 16], vec![9; 40]), ([2; 16], vec![8; 3])],
         };
-        let b = ks.encode();
+        let b = ks.encode().unwrap();
         assert_eq!(KeyStore::parse(&b).unwrap(), ks);
         assert_eq!(
             KeyStore::parse(&b).unwrap().find(&[2; 16]),

@@ -8,6 +8,17 @@ pub mod recovery;
 pub mod vectors;
 pub mod zones;
 
+/// A length or count for a field `N` bytes wide: a value that does not fit is an error that
+/// names the field, never a truncating cast (which would write a file no reader accepts).
+pub fn fits<T: TryFrom<usize>>(n: usize, field: &str) -> Result<T, String> {
+    T::try_from(n).map_err(|_| {
+        format!(
+            "{field} is too long ({n}; at most {} fits)",
+            (1u128 << (8 * std::mem::size_of::<T>())) - 1
+        )
+    })
+}
+
 /// A little cursor for strict parsing: every read is bounds-checked and fails with the name
 /// of the field, so a damaged file is reported precisely and never panics.
 pub struct Reader<'a> {
@@ -52,5 +63,19 @@ impl<'a> Reader<'a> {
     }
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_length_that_does_not_fit_its_field_is_an_error() {
+        assert_eq!(super::fits::<u8>(255, "name"), Ok(255u8));
+        assert_eq!(
+            super::fits::<u8>(256, "name"),
+            Err("name is too long (256; at most 255 fits)".to_string())
+        );
+        assert_eq!(super::fits::<u16>(65_535, "path"), Ok(65_535u16));
+        assert!(super::fits::<u16>(65_536, "path").is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! per zone: id [16] | key [32] | flags u8 | [retiring key [32] if flags bit 0] | name length
 //! u8 | name | path length u16 LE | path. Version 1 (no flags, no retiring key) is still read.
 
-use super::Reader;
+use super::{fits, Reader};
 use crate::crypto::Id;
 use crate::secret::Key32;
 use zeroize::Zeroizing;
@@ -24,10 +24,10 @@ pub struct ZoneRecord {
     pub retiring: Option<Key32>,
 }
 
-pub fn encode(zones: &[ZoneRecord]) -> Zeroizing<Vec<u8>> {
+pub fn encode(zones: &[ZoneRecord]) -> Result<Zeroizing<Vec<u8>>, String> {
     let mut out = Zeroizing::new(Vec::new());
     out.push(VERSION);
-    out.extend_from_slice(&(zones.len() as u16).to_le_bytes());
+    out.extend_from_slice(&fits::<u16>(zones.len(), "zone count")?.to_le_bytes());
     for z in zones {
         out.extend_from_slice(&z.id);
         out.extend_from_slice(z.key.as_bytes());
@@ -38,12 +38,12 @@ pub fn encode(zones: &[ZoneRecord]) -> Zeroizing<Vec<u8>> {
             }
             None => out.push(0),
         }
-        out.push(z.name.len() as u8);
+        out.push(fits::<u8>(z.name.len(), "client name")?);
         out.extend_from_slice(z.name.as_bytes());
-        out.extend_from_slice(&(z.path.len() as u16).to_le_bytes());
+        out.extend_from_slice(&fits::<u16>(z.path.len(), "client path")?.to_le_bytes());
         out.extend_from_slice(z.path.as_bytes());
     }
-    out
+    Ok(out)
 }
 
 pub fn parse(bytes: &[u8]) -> Result<Vec<ZoneRecord>, String> {
@@ -111,7 +111,7 @@ mod tests {
                 retiring: Some(Key32::from_bytes([5; 32])),
             },
         ];
-        let bytes = encode(&zs);
+        let bytes = encode(&zs).unwrap();
         let back = parse(&bytes).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].path, "/clients/acme");
@@ -124,5 +124,30 @@ mod tests {
         for n in 0..bytes.len() {
             assert!(parse(&bytes[..n]).is_err());
         }
+    }
+
+    #[test]
+    fn names_and_paths_at_their_limit_fit_and_one_past_is_refused() {
+        let zone = |name: String, path: String| ZoneRecord {
+            id: [1; 16],
+            key: Key32::from_bytes([2; 32]),
+            name,
+            path,
+            retiring: None,
+        };
+        let root = || zone(String::new(), "/".into());
+        let at = encode(&[
+            root(),
+            zone("n".repeat(255), format!("/{}", "p".repeat(65_534))),
+        ])
+        .unwrap();
+        let back = parse(&at).unwrap();
+        assert_eq!(back[1].name.len(), 255);
+        assert_eq!(back[1].path.len(), 65_535);
+        let e = encode(&[root(), zone("n".repeat(256), "/x".into())]).unwrap_err();
+        assert!(e.contains("client name is too long (256"), "{e}");
+        let e =
+            encode(&[root(), zone("n".into(), format!("/{}", "p".repeat(65_535)))]).unwrap_err();
+        assert!(e.contains("client path is too long"), "{e}");
     }
 }

@@ -63,7 +63,7 @@ impl Guard {
         let Some(sink) = &self.audit else { return };
         let mut r = Record::by(op, path, who.uid, who.pid);
         r.user = self.user_name(who.uid);
-        r.program = program_of(who.pid);
+        r.program = PROGRAMS.get(who);
         r.path2 = path2.map(str::to_string);
         r.client = client.map(str::to_string);
         r.result = result.to_string();
@@ -78,22 +78,21 @@ impl Guard {
     }
 }
 
-/// Per-process facts read from /proc (supplementary groups, program name), read at most once
-/// a second per pid: a process that changes its groups (setgroups) is seen with the new ones
-/// within a second.
-struct PidCache<T>(Mutex<Option<HashMap<u32, (Instant, T)>>>);
+/// Program names for audit records, read from /proc at most once a second per task and
+/// identity: a name is never given to a request of another user that reused the pid.
+struct ProgramNames(Mutex<Option<HashMap<TaskIdentity, (Instant, String)>>>);
 
-impl<T: Clone> PidCache<T> {
-    const fn new() -> Self {
-        PidCache(Mutex::new(None))
-    }
+/// (pid, uid, gid) of a request.
+type TaskIdentity = (u32, u32, u32);
 
-    fn get(&self, pid: u32, load: impl FnOnce(u32) -> T) -> T {
+impl ProgramNames {
+    fn get(&self, who: &Subject) -> String {
         const FRESH: Duration = Duration::from_secs(1);
+        let key = (who.pid, who.uid, who.gid);
         let now = Instant::now();
         let mut g = lock(&self.0);
         let map = g.get_or_insert_with(HashMap::new);
-        if let Some((t, v)) = map.get(&pid) {
+        if let Some((t, v)) = map.get(&key) {
             if now.duration_since(*t) < FRESH {
                 return v.clone();
             }
@@ -101,25 +100,23 @@ impl<T: Clone> PidCache<T> {
         if map.len() > 4096 {
             map.retain(|_, (t, _)| now.duration_since(*t) < FRESH);
         }
-        let v = load(pid);
-        map.insert(pid, (now, v.clone()));
+        let v = sys::process_name(who.pid);
+        map.insert(key, (now, v.clone()));
         v
     }
 }
 
-static GROUPS: PidCache<Vec<u32>> = PidCache::new();
-static PROGRAMS: PidCache<String> = PidCache::new();
+static PROGRAMS: ProgramNames = ProgramNames(Mutex::new(None));
 
-fn program_of(pid: u32) -> String {
-    PROGRAMS.get(pid, sys::process_name)
-}
-
+/// The caller of one request; its groups are read from /proc only if a group rule needs them,
+/// and only for this request (`Creds`).
 fn creds(who: &Subject) -> Creds {
-    Creds {
-        uid: who.uid,
-        gid: who.gid,
-        groups: GROUPS.get(who.pid, sys::process_groups),
-    }
+    let (pid, uid, gid) = (who.pid, who.uid, who.gid);
+    Creds::lazy(
+        uid,
+        gid,
+        Box::new(move || sys::caller_groups(pid, uid, gid)),
+    )
 }
 
 /// The errno name for an audit record.

@@ -456,18 +456,23 @@ fn check_file(
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
     for p in &r.problems {
+        // Plaintext paths and backing names come from the vault: escaped for the terminal.
+        let backing = crate::text::escape(&p.backing);
         let loc = p
             .path
-            .clone()
-            .map(|x| format!("{x} ({})", p.backing))
-            .unwrap_or_else(|| p.backing.clone());
+            .as_deref()
+            .map(|x| format!("{} ({backing})", crate::text::escape(x)))
+            .unwrap_or_else(|| backing.to_string());
         let lost = if p.data_lost {
             "data lost"
         } else {
             "no data lost"
         };
         let rep = if p.repaired { "; repaired" } else { "" };
-        s.push_str(&format!("{loc}: {}; {lost}{rep}\n", p.problem));
+        s.push_str(&format!(
+            "{loc}: {}; {lost}{rep}\n",
+            crate::text::escape(&p.problem)
+        ));
     }
     s
 }
