@@ -47,8 +47,8 @@ pub fn policy(cmd: PolicyCmd) -> Result<()> {
         PolicyCmd::Set { vault, file, pass } => {
             let text = read_policy_file(&file)?;
             let p = tutela::mount::parse_policy(&text, &file.display().to_string())?;
-            let v = unlock(&vault, &pass)?;
-            policy_store::write(&v.dir, &v.policy_key(), &v.config.vault_id, &text)?;
+            let mut v = unlock(&vault, &pass)?;
+            v.store_policy(&text)?;
             offline_record(
                 &v,
                 "policy-set",
@@ -62,19 +62,15 @@ pub fn policy(cmd: PolicyCmd) -> Result<()> {
         }
         PolicyCmd::Show { vault, pass } => {
             let v = unlock(&vault, &pass)?;
-            match policy_store::read(&v.dir, &v.policy_key(), &v.config.vault_id)? {
+            match v.read_policy()? {
                 Some(t) => print!("{t}"),
                 None => println!("# no policy stored: Unix owners and modes alone decide access"),
             }
             Ok(())
         }
         PolicyCmd::Clear { vault, pass } => {
-            let v = unlock(&vault, &pass)?;
-            match std::fs::remove_file(v.dir.join(policy_store::FILE_NAME)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::Io(e)),
-            }
+            let mut v = unlock(&vault, &pass)?;
+            v.clear_policy()?;
             offline_record(&v, "policy-clear", None);
             println!("policy removed");
             Ok(())

@@ -55,7 +55,7 @@ pub enum Error {
     NotAVault { path: String },
     #[error("the vault config is damaged or was tampered with: {why}")]
     ConfigCorrupt { why: String },
-    #[error("the vault has format version {found}; this tutela reads version {supported} only: upgrade tutela")]
+    #[error("the vault has format version {found}; this tutela reads versions up to {supported}: upgrade tutela")]
     UnsupportedVersion { found: u16, supported: u16 },
     #[error("{path} is not empty: use an empty or missing directory for a new vault")]
     VaultDirNotEmpty { path: String },

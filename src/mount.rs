@@ -232,6 +232,7 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
         dir: vault.dir.clone(),
         vault_id: vault.config.vault_id,
         policy_key: vault.policy_key(),
+        config_key: vault.config_key(),
         audit_keys: vault.audit_keys(),
         policy,
     };
@@ -301,6 +302,8 @@ struct Keep {
     dir: PathBuf,
     vault_id: crate::crypto::Id,
     policy_key: crate::secret::Key32,
+    /// Authenticates a re-read config (which policy it expects).
+    config_key: crate::secret::Key32,
     audit_keys: crate::audit::Keys,
     policy: Option<Policy>,
 }
@@ -319,11 +322,21 @@ pub fn parse_policy(text: &str, label: &str) -> Result<Policy> {
         .map_err(|errs| Error::PolicyInvalid(errs.join("\n")))
 }
 
+/// The stored policy, as the config expects it. A missing, older or foreign policy file
+/// refuses the mount (and says so in the audit log): the fence is never silently dropped.
 fn load_policy(vault: &Vault) -> Result<Option<Policy>> {
-    match policy_store::read(&vault.dir, &vault.policy_key(), &vault.config.vault_id)? {
-        None => Ok(None),
-        Some(text) => parse_policy(&text, "stored policy").map(Some),
+    let loaded = vault
+        .read_policy()
+        .and_then(|t| t.map(|t| parse_policy(&t, "stored policy")).transpose());
+    if let Err(e) = &loaded {
+        log::error!("not mounting: {e}");
+        let mut r = crate::audit::Record::now("mount", "/");
+        r.user = sys::user_name(r.uid).unwrap_or_default();
+        r.result = "refused".into();
+        r.detail = Some(e.to_string());
+        let _ = crate::audit::append_offline(&vault.dir, vault.audit_keys(), &[r]);
     }
+    loaded
 }
 
 fn file_stamp(path: &Path) -> Option<(u64, i64, i64, u64)> {
@@ -338,13 +351,24 @@ fn prune_checkpoint(dir: &Path) -> PathBuf {
         .join(crate::audit::prune::FILE_NAME)
 }
 
+/// The policy the vault's config (re-read and authenticated) expects now.
+fn load_live_policy(keep: &Keep) -> Result<Option<Policy>> {
+    let binding = Vault::read_policy_binding(&keep.dir, &keep.config_key)?;
+    policy_store::read_bound(&keep.dir, &keep.policy_key, &keep.vault_id, binding)?
+        .map(|t| parse_policy(&t, "stored policy"))
+        .transpose()
+}
+
 /// Reloads the policy when `tutela policy set` replaces it, so no remount is needed, and
 /// records a prune of the audit log (`tutela audit prune` cannot write to a log the daemon
 /// holds).
 fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()> {
     let policy_file = keep.dir.join(policy_store::FILE_NAME);
-    let mut stamp = file_stamp(&policy_file);
+    let config_file = keep.dir.join(crate::format::config::FILE_NAME);
+    let stamps = move || (file_stamp(&policy_file), file_stamp(&config_file));
+    let mut stamp = stamps();
     let mut pruned = file_stamp(&prune_checkpoint(&keep.dir));
+    let mut current = fs.policy_in_force();
     std::thread::Builder::new()
         .name("policy".into())
         .spawn(move || loop {
@@ -361,17 +385,24 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
                     Err(e) => fs.record_event("audit-prune", "rejected", Some(e.to_string())),
                 }
             }
-            let now = file_stamp(&policy_file);
+            let now = stamps();
             if now == stamp {
                 continue;
             }
-            stamp = now;
-            let loaded = policy_store::read(&keep.dir, &keep.policy_key, &keep.vault_id)
-                .and_then(|t| t.map(|t| parse_policy(&t, "stored policy")).transpose());
+            // `policy set` writes the policy file, then the config that expects it: what is
+            // seen between the two is not yet a verdict.
+            let mut loaded = load_live_policy(&keep);
+            if loaded.is_err() {
+                std::thread::sleep(Duration::from_millis(300));
+                loaded = load_live_policy(&keep);
+            }
+            stamp = stamps();
             match loaded {
+                Ok(p) if p.as_ref() == current.as_deref() => {}
                 Ok(p) => {
                     let detail = p.as_ref().map(|p| format!("{} clients", p.clients.len()));
                     fs.set_policy(p);
+                    current = fs.policy_in_force();
                     // Entries are cached for a while; none may outlive the rules they were
                     // looked up under (a missing one is simply not cached: ignored), nor
                     // may an absence cached where a client's top now stands.
@@ -391,8 +422,9 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
                     log::info!("access policy reloaded");
                 }
                 Err(e) => {
+                    // Fail closed: the last policy that authenticated stays in force.
                     fs.record_event("policy-change", "rejected", Some(e.to_string()));
-                    log::warn!("the new access policy does not load; keeping the old one");
+                    log::error!("{e}; the policy in force stays");
                 }
             }
         })?;

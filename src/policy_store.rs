@@ -5,7 +5,9 @@
 
 use crate::crypto::{self, Id};
 use crate::error::{Error, Result};
+use crate::format::config::PolicyBinding;
 use crate::secret::Key32;
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 pub const FILE_NAME: &str = "tutela.policy";
@@ -52,8 +54,48 @@ pub fn read(vault: &Path, key: &Key32, vault_id: &Id) -> Result<Option<String>> 
     }
 }
 
-pub fn write(vault: &Path, key: &Key32, vault_id: &Id, text: &str) -> Result<()> {
-    crate::sys::write_atomic(vault, FILE_NAME, &seal(key, vault_id, text)?, 0o600)
+/// What the config's policy binding records of a policy file's bytes.
+pub fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The stored policy text as the vault's authenticated config expects it (`binding`; `None`
+/// for a version 1 config, which records nothing). Fails closed: a policy file that is
+/// missing while one is expected, or is not the one last set (an older copy, another vault's,
+/// changed), is an error, never "no policy".
+pub fn read_bound(
+    vault: &Path,
+    key: &Key32,
+    vault_id: &Id,
+    binding: Option<PolicyBinding>,
+) -> Result<Option<String>> {
+    let Some(b) = binding else {
+        return read(vault, key, vault_id);
+    };
+    let bytes = match crate::sys::read_vault_file(&vault.join(FILE_NAME), MAX_LEN, false) {
+        Ok(bytes) => Some(bytes),
+        Err(Error::NotFound) => None,
+        Err(e) => return Err(e),
+    };
+    let generation = b.generation;
+    match bytes {
+        None if !b.expects_policy() => Ok(None),
+        None => Err(Error::PolicyInvalid(format!(
+            "{FILE_NAME} is missing, but the vault expects the policy set at generation \
+             {generation}: deleting it does not lift the fence. Restore it from a backup, \
+             or have an admin run `tutela policy set` or `tutela policy clear`"
+        ))),
+        Some(_) if !b.expects_policy() => Err(Error::PolicyInvalid(format!(
+            "{FILE_NAME} is present, but the vault's policy was cleared (generation \
+             {generation}): an old copy? Remove it, or run `tutela policy set`"
+        ))),
+        Some(bytes) if digest(&bytes) != b.digest => Err(Error::PolicyInvalid(format!(
+            "{FILE_NAME} is not the policy set at generation {generation} (an older copy, \
+             another vault's, or changed): restore it from a backup, or run `tutela policy \
+             set`"
+        ))),
+        Some(bytes) => open(key, vault_id, &bytes).map(Some),
+    }
 }
 
 #[cfg(test)]

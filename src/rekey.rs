@@ -140,7 +140,7 @@ pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) ->
         }
         Scope::All { label, pass } => {
             let old_audit = v.audit_keys();
-            let policy = policy_store::read(&v.dir, &v.policy_key(), &v.config.vault_id)?;
+            let policy = v.read_policy()?;
             let mut records = Vec::new();
             let rep = audit::read_all(&v.dir, &old_audit, |r| records.push(r))?;
             if let Some(bad) = rep.bad {
@@ -157,12 +157,11 @@ pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) ->
             // Step 1: re-seal policy and log under the new master key, beside the old ones.
             let _ = std::fs::remove_dir_all(v.dir.join(AUDIT_NEXT));
             if let Some(text) = &policy {
-                sys::write_atomic(
-                    &v.dir,
-                    POLICY_NEXT,
-                    &policy_store::seal(&v.policy_key(), &v.config.vault_id, text)?,
-                    0o600,
-                )?;
+                let sealed = policy_store::seal(&v.policy_key(), &v.config.vault_id, text)?;
+                sys::write_atomic(&v.dir, POLICY_NEXT, &sealed, 0o600)?;
+                // The commit below binds the config to the re-sealed file, which `settle`
+                // puts in place.
+                v.bind_policy(Some(policy_store::digest(&sealed)));
             }
             let mut rec = Record::now("rekey-all", "/");
             rec.user = sys::user_name(rec.uid).unwrap_or_default();

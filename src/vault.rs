@@ -153,6 +153,10 @@ impl Vault {
             root_dir_id: crypto::random_id()?,
             slots: Vec::new(),
             zone_blob: Vec::new(),
+            policy: Some(config::PolicyBinding {
+                generation: 0,
+                digest: [0; 32],
+            }),
         };
         config.slots.push(make_slot(&master, label, pass, kdf)?);
         let mut v = Vault {
@@ -442,7 +446,88 @@ impl Vault {
         write_keystore(&ks.path, &store)
     }
 
+    /// The stored policy, as the config expects it (`policy_store::read_bound`).
+    pub fn read_policy(&self) -> Result<Option<String>> {
+        crate::policy_store::read_bound(
+            &self.dir,
+            &self.policy_key(),
+            &self.config.vault_id,
+            self.config.policy,
+        )
+    }
+
+    /// Stores `text` as the policy and binds the config to it. The file is written first: a
+    /// crash before the config follows leaves a file the config does not expect, which no
+    /// mount accepts until the policy is set again (never a weaker fence).
+    pub fn store_policy(&mut self, text: &str) -> Result<()> {
+        let bytes = crate::policy_store::seal(&self.policy_key(), &self.config.vault_id, text)?;
+        sys::write_atomic(&self.dir, crate::policy_store::FILE_NAME, &bytes, 0o600)?;
+        self.bind_policy(Some(crate::policy_store::digest(&bytes)));
+        self.save()
+    }
+
+    /// Drops the policy: the config first (so it no longer expects one), then the file.
+    pub fn clear_policy(&mut self) -> Result<()> {
+        self.bind_policy(None);
+        self.save()?;
+        match std::fs::remove_file(self.dir.join(crate::policy_store::FILE_NAME)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Io(e)),
+        }
+    }
+
+    /// Records (from the next save on) that the policy file's bytes have `digest`, or that
+    /// there is no policy; the generation only goes up.
+    pub fn bind_policy(&mut self, digest: Option<[u8; 32]>) {
+        let generation = self.config.policy.map_or(0, |p| p.generation) + 1;
+        self.config.policy = Some(config::PolicyBinding {
+            generation,
+            digest: digest.unwrap_or([0; 32]),
+        });
+    }
+
+    /// A version 1 config is written as version 2, bound to the policy file it has now (if
+    /// that opens under this vault's key): the binding starts from what was trusted before.
+    fn upgrade_config(&mut self) {
+        if self.config.version != config::VERSION_1 {
+            return;
+        }
+        let bound = sys::read_vault_file(
+            &self.dir.join(crate::policy_store::FILE_NAME),
+            4 << 20,
+            false,
+        )
+        .ok()
+        .filter(|b| crate::policy_store::open(&self.policy_key(), &self.config.vault_id, b).is_ok())
+        .map(|b| crate::policy_store::digest(&b));
+        self.config.version = config::VERSION;
+        self.config.policy = None;
+        self.bind_policy(bound);
+    }
+
+    /// The key that authenticates the config, for a daemon that re-reads it
+    /// (`read_policy_binding`).
+    pub fn config_key(&self) -> Key32 {
+        kdf::config_mac_key(&self.master, &self.config.vault_id)
+    }
+
+    /// The policy binding of the config in `dir`, if the config authenticates under `key`.
+    pub fn read_policy_binding(dir: &Path, key: &Key32) -> Result<Option<config::PolicyBinding>> {
+        let (cfg, bytes) = Self::read_config(dir)?;
+        let (_, unsigned, mac) = Config::parse(&bytes).map_err(|_| Error::ConfigCorrupt {
+            why: "unparsable".into(),
+        })?;
+        let mut m = Hmac::<Sha256>::new_from_slice(key.as_bytes()).map_err(|_| Error::Invalid)?;
+        m.update(unsigned);
+        m.verify_slice(&mac).map_err(|_| Error::ConfigCorrupt {
+            why: "the config's authentication code does not match (tampered or damaged)".into(),
+        })?;
+        Ok(cfg.policy)
+    }
+
     fn write_config(&mut self) -> Result<()> {
+        self.upgrade_config();
         let mut bytes = self.config.encode_unsigned().map_err(Error::Usage)?;
         let mut m = config_mac(&self.master, &self.config.vault_id)?;
         m.update(&bytes);
@@ -643,6 +728,42 @@ mod tests {
         assert_eq!(std::fs::read(dir.join("tutela.conf")).unwrap(), before);
         let r = Vault::unlock(&dir, &Unlock::RecoveryKey(rk.to_string())).unwrap();
         assert_eq!(r.master().as_bytes(), v.master().as_bytes());
+    }
+
+    /// A vault written before the policy binding (config version 1) keeps its policy, and its
+    /// first rewrite binds the config to the policy file it has then.
+    #[test]
+    fn a_version_1_config_is_bound_to_its_policy_on_the_first_rewrite() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("v");
+        let (mut v, _) = Vault::create(&dir, &pass("pw"), "default", KDF_TEST, None).unwrap();
+        let sealed = crate::policy_store::seal(&v.policy_key(), &v.config.vault_id, "x").unwrap();
+        sys::write_atomic(&dir, crate::policy_store::FILE_NAME, &sealed, 0o600).unwrap();
+        // Write the config as version 1 would have.
+        v.config.version = config::VERSION_1;
+        v.config.policy = None;
+        let mut bytes = v.config.encode_unsigned().unwrap();
+        let mut m = config_mac(&v.master, &v.config.vault_id).unwrap();
+        m.update(&bytes);
+        bytes.extend_from_slice(&m.finalize().into_bytes());
+        sys::write_atomic(&dir, config::FILE_NAME, &bytes, 0o600).unwrap();
+
+        let mut old = Vault::unlock(&dir, &Unlock::Passphrase(pass("pw"))).unwrap();
+        assert_eq!(old.config.version, config::VERSION_1);
+        assert_eq!(old.read_policy().unwrap().as_deref(), Some("x"));
+        old.add_slot("second", &pass("pw2")).unwrap();
+        let new = Vault::unlock(&dir, &Unlock::Passphrase(pass("pw"))).unwrap();
+        assert_eq!(new.config.version, config::VERSION);
+        let b = new.config.policy.unwrap();
+        assert_eq!(b.generation, 1);
+        assert_eq!(b.digest, crate::policy_store::digest(&sealed));
+        assert_eq!(new.read_policy().unwrap().as_deref(), Some("x"));
+        std::fs::remove_file(dir.join(crate::policy_store::FILE_NAME)).unwrap();
+        assert!(matches!(new.read_policy(), Err(Error::PolicyInvalid(_))));
+        assert_eq!(
+            Vault::read_policy_binding(&dir, &new.config_key()).unwrap(),
+            Some(b)
+        );
     }
 
     #[test]

@@ -624,3 +624,107 @@ for _ in range(3):
         .count();
     assert!(refusals >= 3, "{shown}");
 }
+
+/// Deleting the policy file, or putting an older copy back, does not lift the fence: a live
+/// mount keeps the policy that last authenticated and says so in the audit log, and a mount
+/// refuses to start (exit 21) until an admin sets or clears the policy.
+#[test]
+fn a_deleted_or_rolled_back_policy_file_does_not_lift_the_fence() {
+    let Some(mut v) = setup() else { return };
+    let m = v.mnt.display().to_string();
+    let acme = format!("{m}/clients/acme/letters/engagement.txt");
+    let pf = v.vault.join("tutela.policy");
+    // An older policy that let bob read acme.
+    let older = POLICY.replace(
+        "read = [\"tutela_alice\", \"group:tutela_paralegals\"]",
+        "read = [\"tutela_alice\", \"tutela_bob\", \"group:tutela_paralegals\"]",
+    );
+    set_policy(&v, "older.toml", &older);
+    common::wait_until(
+        || {
+            as_user("tutela_bob", &format!("cat {acme}"))
+                .status
+                .success()
+        },
+        "older policy applied",
+    );
+    let old_bytes = fs::read(&pf).unwrap();
+    set_policy(&v, "policy.toml", POLICY);
+    common::wait_until(
+        || {
+            !as_user("tutela_bob", &format!("cat {acme}"))
+                .status
+                .success()
+        },
+        "current policy applied",
+    );
+
+    // Deleted (as a sync tool or `rsync --delete` would): still enforced.
+    fs::remove_file(&pf).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    denied("tutela_bob", &format!("cat {acme}"));
+    // An older copy put back: still the current policy.
+    fs::write(&pf, &old_bytes).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    denied("tutela_bob", &format!("cat {acme}"));
+    ok("tutela_alice", &format!("cat {acme}"));
+
+    v.unmount();
+    let audit = run_ok(
+        tutela()
+            .args(["audit", "show"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    let log = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("policy-change") && l.contains("rejected"))
+            .count()
+            >= 2,
+        "{log}"
+    );
+    // A mount refuses while the file is not the one the config expects.
+    let mount = |v: &TestVault| {
+        tutela()
+            .arg("mount")
+            .arg(&v.vault)
+            .arg(&v.mnt)
+            .arg("--passfile")
+            .arg(&v.passfile)
+            .output()
+            .unwrap()
+    };
+    let out = mount(&v);
+    assert_eq!(out.status.code(), Some(exit::POLICY_INVALID), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tutela.policy is not the policy set"));
+    fs::remove_file(&pf).unwrap();
+    let out = mount(&v);
+    assert_eq!(out.status.code(), Some(exit::POLICY_INVALID), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tutela.policy is missing"));
+    assert!(!common::is_mountpoint(&v.mnt));
+    let audit = run_ok(
+        tutela()
+            .args(["audit", "show"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    let log = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("]  mount ") && l.contains("refused")),
+        "{log}"
+    );
+    // Only an admin's `policy clear` drops the fence.
+    run_ok(
+        tutela()
+            .args(["policy", "clear"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    v.mount_args(&["--allow-other"]);
+    ok("tutela_bob", &format!("cat {acme}"));
+}

@@ -354,8 +354,9 @@ fn rekey_client_then_all_re_encrypts_and_retires_old_keys() {
     let hybrid2 = v.tmp.path().join("hybrid2");
     copy_dir(&v.vault, &hybrid2);
     fs::write(hybrid2.join("tutela.conf"), &conf_before_all).unwrap();
-    // The policy is sealed under the new key: the old config cannot even open it (an
-    // attacker would simply delete it).
+    // The policy was re-sealed under the new key: the old config does not accept it (it is
+    // not the file that config was bound to), and deleting it does not lift the fence
+    // either; whoever holds the old passphrase can clear the old config's policy.
     let o = tutela()
         .args(["policy", "show"])
         .arg(&hybrid2)
@@ -363,8 +364,23 @@ fn rekey_client_then_all_re_encrypts_and_retires_old_keys() {
         .arg(&v.passfile)
         .output()
         .unwrap();
-    assert_eq!(code(&o), exit::DATA_DAMAGED, "{}", stderr(&o));
+    assert_eq!(code(&o), exit::POLICY_INVALID, "{}", stderr(&o));
     fs::remove_file(hybrid2.join("tutela.policy")).unwrap();
+    let o = tutela()
+        .args(["policy", "show"])
+        .arg(&hybrid2)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), exit::POLICY_INVALID, "{}", stderr(&o));
+    run_ok(
+        tutela()
+            .args(["policy", "clear"])
+            .arg(&hybrid2)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
     h.vault = hybrid2;
     let t = mounted_tree(&mut h, &[]);
     assert!(t.is_empty(), "old config reads current data: {t:?}");

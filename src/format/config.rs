@@ -1,7 +1,12 @@
 //! `tutela.conf`: the vault config. Layout (all integers little-endian; FORMAT.md has the table):
 //!
 //! magic "TUTELAVC" | version u16 | flags u16 | block size u32 | vault id [16] | root dir id [16]
-//! | slot count u8 | slots... | zone blob length u32 | zone blob | HMAC-SHA256 [32]
+//! | slot count u8 | slots... | zone blob length u32 | zone blob
+//! | (version 2) policy generation u64 | policy digest [32] | HMAC-SHA256 [32]
+//!
+//! Version 2 binds the stored policy to the authenticated config: the generation counts
+//! `policy set`s, the digest is SHA-256 of the exact `tutela.policy` bytes last written (all
+//! zero: no policy is expected). Version 1 is still read (no binding); every write is v2.
 //!
 //! slot: kind u8 | label length u8 | label | m_cost KiB u32 | t_cost u32 | lanes u32
 //!       | salt [16] | wrapped master key: nonce [12] ciphertext [32] tag [16]
@@ -10,7 +15,9 @@ use super::Reader;
 use crate::crypto::Id;
 
 pub const MAGIC: &[u8; 8] = b"TUTELAVC";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// Configs written before the policy binding; still read.
+pub const VERSION_1: u16 = 1;
 pub const FILE_NAME: &str = "tutela.conf";
 pub const MAC_LEN: usize = 32;
 pub const WRAPPED_LEN: usize = 12 + 32 + 16;
@@ -49,6 +56,23 @@ pub struct Config {
     pub root_dir_id: Id,
     pub slots: Vec<Slot>,
     pub zone_blob: Vec<u8>,
+    /// The policy the vault expects (version 2; `None` in a version 1 config).
+    pub policy: Option<PolicyBinding>,
+}
+
+/// Which `tutela.policy` the config expects (version 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyBinding {
+    /// How many times a policy was set or cleared; never goes back.
+    pub generation: u64,
+    /// SHA-256 of the policy file's bytes; all zero when no policy is in force.
+    pub digest: [u8; 32],
+}
+
+impl PolicyBinding {
+    pub fn expects_policy(&self) -> bool {
+        self.digest != [0; 32]
+    }
 }
 
 /// Why a config could not be parsed.
@@ -84,6 +108,14 @@ impl Config {
             &super::fits::<u32>(self.zone_blob.len(), "zone table")?.to_le_bytes(),
         );
         out.extend_from_slice(&self.zone_blob);
+        match (self.version, &self.policy) {
+            (VERSION_1, None) => {}
+            (VERSION, Some(p)) => {
+                out.extend_from_slice(&p.generation.to_le_bytes());
+                out.extend_from_slice(&p.digest);
+            }
+            (v, _) => return Err(format!("config version {v} does not match its fields")),
+        }
         Ok(out)
     }
 
@@ -94,13 +126,13 @@ impl Config {
             return Err(ParseError::NotAConfig);
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(ParseError::UnsupportedVersion(version));
         }
-        Self::parse_v1(bytes).map_err(ParseError::Damaged)
+        Self::parse_fields(bytes).map_err(ParseError::Damaged)
     }
 
-    fn parse_v1(bytes: &[u8]) -> Result<(Config, &[u8], [u8; MAC_LEN]), String> {
+    fn parse_fields(bytes: &[u8]) -> Result<(Config, &[u8], [u8; MAC_LEN]), String> {
         let mut r = Reader::new(bytes);
         r.take(8, "magic")?;
         let version = r.u16("version")?;
@@ -154,6 +186,13 @@ impl Config {
             return Err("zone blob too large".into());
         }
         let zone_blob = r.take(zlen, "zone blob")?.to_vec();
+        let policy = if version == VERSION {
+            let generation = u64::from_le_bytes(r.array::<8>("policy generation")?);
+            let digest = r.array::<32>("policy digest")?;
+            Some(PolicyBinding { generation, digest })
+        } else {
+            None
+        };
         let unsigned_len = r.pos();
         let mac = r.array::<MAC_LEN>("mac")?;
         if r.remaining() != 0 {
@@ -167,6 +206,7 @@ impl Config {
             root_dir_id,
             slots,
             zone_blob,
+            policy,
         };
         Ok((cfg, &bytes[..unsigned_len], mac))
     }
@@ -193,6 +233,10 @@ mod tests {
                 wrapped: [4; WRAPPED_LEN],
             }],
             zone_blob: vec![5; 70],
+            policy: Some(PolicyBinding {
+                generation: 3,
+                digest: [6; 32],
+            }),
         }
     }
 
@@ -208,6 +252,27 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_config_has_no_policy_binding_and_round_trips() {
+        let mut c = sample();
+        c.version = VERSION_1;
+        c.policy = None;
+        let mut bytes = c.encode_unsigned().unwrap();
+        bytes.extend_from_slice(&[9; 32]);
+        let (p, _, _) = Config::parse(&bytes).unwrap();
+        assert_eq!(p, c);
+        // The binding is 40 bytes of version 2 only.
+        assert_eq!(
+            sample().encode_unsigned().unwrap().len(),
+            c.encode_unsigned().unwrap().len() + 40
+        );
+        c.policy = sample().policy;
+        assert!(
+            c.encode_unsigned().is_err(),
+            "a v1 config cannot carry a binding"
+        );
+    }
+
+    #[test]
     fn every_truncation_is_a_clean_error() {
         let mut bytes = sample().encode_unsigned().unwrap();
         bytes.extend_from_slice(&[9; 32]);
@@ -220,10 +285,10 @@ mod tests {
     fn unknown_version_and_magic_are_named() {
         let mut bytes = sample().encode_unsigned().unwrap();
         bytes.extend_from_slice(&[9; 32]);
-        bytes[8] = 2;
+        bytes[8] = 3;
         assert_eq!(
             Config::parse(&bytes).unwrap_err(),
-            ParseError::UnsupportedVersion(2)
+            ParseError::UnsupportedVersion(3)
         );
         bytes[0] = b'X';
         assert_eq!(Config::parse(&bytes).unwrap_err(), ParseError::NotAConfig);

@@ -137,6 +137,11 @@ pub fn result_name<T>(r: &Result<T>) -> String {
 }
 
 impl Fs {
+    /// The policy in force (None: Unix modes alone decide).
+    pub fn policy_in_force(&self) -> Option<Arc<Policy>> {
+        self.guard.policy()
+    }
+
     pub fn policy_active(&self) -> bool {
         self.guard.policy().is_some()
     }

@@ -132,9 +132,7 @@ pub fn check(vault: &Vault, repair: bool, progress: Progress<'_>) -> Result<Repo
     // The policy file and the audit chain.
     let pf = vault.dir.join(crate::policy_store::FILE_NAME);
     if pf.exists() {
-        if let Err(e) =
-            crate::policy_store::read(&vault.dir, &vault.policy_key(), &vault.config.vault_id)
-        {
+        if let Err(e) = vault.read_policy() {
             cx.problem(
                 None,
                 Path::new(crate::policy_store::FILE_NAME),
