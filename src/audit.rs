@@ -125,16 +125,32 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     for e in rd.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if let Some(n) = name
+        let Some(n) = name
             .strip_suffix(".seg")
             .and_then(|n| n.parse::<u64>().ok())
-        {
-            out.push((n, e.path()));
+        else {
+            continue;
+        };
+        // Only the names tutela writes: "1.seg" beside "0000000000000001.seg" would be a
+        // second segment 1.
+        if name != segment_path(Path::new(""), n).to_string_lossy() {
+            continue;
         }
+        if n > MAX_SEGMENT_NO {
+            return Err(Error::AuditTampered(format!(
+                "{name}: segment number {n} is beyond any real log (planted to make the \
+                 numbering wrap)"
+            )));
+        }
+        out.push((n, e.path()));
     }
     out.sort();
     Ok(out)
 }
+
+/// No real log gets near this many segments (16 MiB each); numbers past it are refused, so
+/// the next number never wraps.
+const MAX_SEGMENT_NO: u64 = 1 << 48;
 
 /// Takes group and other access off segments an earlier version wrote while the daemon's
 /// umask was 0: anyone able to write one could cut the evidence short.
@@ -757,6 +773,20 @@ mod tests {
             let bad = r.bad.unwrap_or_else(|| panic!("{what}: not detected"));
             assert!(bad.contains(at), "{what}: {bad}");
         }
+    }
+
+    #[test]
+    fn a_planted_segment_number_at_the_limit_is_refused_not_wrapped() {
+        let t = tempfile::tempdir().unwrap();
+        write_log(t.path(), &[2]);
+        let dir = t.path().join(DIR_NAME);
+        // Another spelling of segment 0 is not a segment.
+        std::fs::write(dir.join("0.seg"), b"junk").unwrap();
+        assert_eq!(verify(t.path()).1, vec![0, 1]);
+        std::fs::write(dir.join(format!("{}.seg", u64::MAX)), b"junk").unwrap();
+        let e = read_all(t.path(), &keys(), |_| {}).unwrap_err();
+        assert!(matches!(e, Error::AuditTampered(_)), "{e}");
+        assert!(Sink::start(t.path(), keys()).is_err(), "no writer continues past it");
     }
 
     #[test]

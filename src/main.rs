@@ -191,6 +191,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
+    // Every command may hold keys (offline ones too): no core dump may carry them to disk.
+    tutela::sys::disable_core_dumps();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = if argv
         .first()

@@ -373,6 +373,7 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
         .name("policy".into())
         .spawn(move || loop {
             std::thread::sleep(Duration::from_millis(500));
+            fs.audit_tick();
             let now = file_stamp(&prune_checkpoint(&keep.dir));
             if now != pruned {
                 pruned = now;

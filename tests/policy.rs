@@ -728,3 +728,59 @@ fn a_deleted_or_rolled_back_policy_file_does_not_lift_the_fence() {
     v.mount_args(&["--allow-other"]);
     ok("tutela_bob", &format!("cat {acme}"));
 }
+
+/// A refused user in a loop once wrote one audit record per request (3.5 MB/s of log). Now the
+/// first refusal is recorded exactly and repeats are counted into one record; every refusal
+/// is still accounted for.
+#[test]
+fn repeated_refusals_are_counted_not_flooded_into_the_log() {
+    let Some(mut v) = setup() else { return };
+    let acme = v.p("clients/acme/letters/engagement.txt");
+    let out = as_user(
+        "tutela_bob",
+        &format!(
+            "for i in $(seq 500); do cat {} 2>/dev/null; done; true",
+            acme.display()
+        ),
+    );
+    assert!(out.status.success());
+    v.unmount();
+    let out = run_ok(
+        tutela()
+            .args(["audit", "show"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile)
+            .args(["--user", "tutela_bob", "--denied", "--json"]),
+    );
+    let recs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let counted: u64 = recs
+        .iter()
+        .map(|r| {
+            r["detail"]
+                .as_str()
+                .and_then(|d| d.strip_prefix("refused "))
+                .and_then(|d| d.split_whitespace().next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(1)
+        })
+        .sum();
+    assert!(recs.len() <= 10, "{} records for one repeated refusal", recs.len());
+    assert!(counted >= 500, "only {counted} refusals accounted for: {recs:?}");
+}
+
+/// The link count of the folder holding clients' tops would tell a refused user how many
+/// clients are hidden from the listing (2 + subdirectories); it shows 1 instead.
+#[test]
+fn the_folder_of_client_tops_does_not_count_hidden_clients() {
+    let Some(v) = setup() else { return };
+    let clients = v.p("clients").display().to_string();
+    assert_eq!(ok("tutela_bob", &format!("ls {clients}")), "bluebird\n");
+    assert_eq!(ok("tutela_bob", &format!("stat -c %h {clients}")), "1\n");
+    // Inside a client, counts are real (every entry there is the client's).
+    let acme = v.p("clients/acme").display().to_string();
+    assert_eq!(ok("tutela_alice", &format!("stat -c %h {acme}")), "3\n");
+}

@@ -97,3 +97,26 @@ fn the_daemon_holds_no_passphrase_and_no_master_key() {
     assert!(hits.is_empty(), "master key in daemon memory: {hits:?}");
     v.unmount();
 }
+
+/// Offline commands hold keys too (key list, rekey, export): their core dumps are off from
+/// the first instruction, before any passphrase is read.
+#[test]
+fn offline_commands_run_without_core_dumps() {
+    let v = TestVault::new_unmounted();
+    let mut child = tutela()
+        .args(["key", "list"])
+        .arg(&v.vault)
+        .args(["--extpass", "sleep 2; echo never-used"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let limits = fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let soft = core.split_whitespace().nth(4).unwrap();
+    assert_eq!(soft, "0", "{core}");
+}

@@ -3,6 +3,7 @@
 //! where the operation is one the audit log records (not lookups, stats or plain reads).
 
 use super::dir::DirEntryOut;
+use super::inode::Kind;
 use super::{Attr, Fs, RenameFlags, SetAttr, Subject};
 use crate::error::{Error, Result};
 use crate::policy::Access::{Read, Write};
@@ -47,16 +48,32 @@ impl Fs {
         Ok(())
     }
 
+    /// A directory that holds clients' top directories shows a link count of 1 while a
+    /// policy is in force (as btrfs shows for every directory, and as `find` reads as
+    /// "unknown"): the real count, 2 plus its subdirectories, would tell a refused user how
+    /// many clients are hidden from the listing. The kernel caches attributes for everyone,
+    /// so the count is the same for every caller.
+    fn veil(&self, mut a: Attr) -> Attr {
+        if a.kind == Kind::Dir && a.nlink > 1 {
+            if let Some(p) = self.guard_policy() {
+                if self.path_of(a.ino).is_ok_and(|path| p.is_above_client(&path)) {
+                    a.nlink = 1;
+                }
+            }
+        }
+        a
+    }
+
     pub fn lookup(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<Attr> {
         self.gate(who, "lookup", || self.child_path(parent, name), Read)?;
-        self.lookup_inner(who, parent, name)
+        self.lookup_inner(who, parent, name).map(|a| self.veil(a))
     }
 
     pub fn getattr(&self, who: &Subject, ino: u64, fh: Option<u64>) -> Result<Attr> {
         if fh.is_none() {
             self.gate(who, "stat", || self.path_of(ino), Read)?;
         }
-        self.getattr_inner(ino, fh)
+        self.getattr_inner(ino, fh).map(|a| self.veil(a))
     }
 
     /// access(2) on a mount without kernel permission checks (single-user mounts): the
@@ -88,7 +105,7 @@ impl Fs {
         if set.atime.is_some() || set.mtime.is_some() {
             what.push("times".into());
         }
-        let r = self.setattr_inner(who, ino, set, fh);
+        let r = self.setattr_inner(who, ino, set, fh).map(|a| self.veil(a));
         self.audited(
             who,
             "setattr",
@@ -131,6 +148,7 @@ impl Fs {
         let path = self.child_path(parent, name)?;
         self.checked(who, "mkdir", &path, Write, None, || {
             self.mkdir_inner(who, parent, name, mode, umask)
+                .map(|a| self.veil(a))
         })
     }
 

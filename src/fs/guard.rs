@@ -2,6 +2,7 @@
 //! a path asks `allow` first (refusals are audited there), and operations worth recording call
 //! `record` with their result. Reads and writes on open handles were checked at open.
 
+use super::refusals::{Key, Refusals, Summary};
 use super::{lock, Fs, Subject};
 use crate::audit::{Record, Sink};
 use crate::error::{Error, Result};
@@ -18,6 +19,7 @@ pub struct Guard {
     policy: RwLock<Option<Arc<Policy>>>,
     audit: Option<Sink>,
     names: Mutex<HashMap<u32, String>>,
+    refusals: Mutex<Refusals>,
 }
 
 impl Guard {
@@ -26,6 +28,7 @@ impl Guard {
             policy: RwLock::new(policy.map(Arc::new)),
             audit,
             names: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(Refusals::default()),
         }
     }
 
@@ -71,7 +74,53 @@ impl Guard {
         sink.record(r);
     }
 
+    /// Records a refusal: the first of its kind in a window exactly, repeats as one counted
+    /// record (`refusals`).
+    fn record_denied(&self, who: &Subject, op: &str, path: &str, client: Option<&str>) {
+        if self.audit.is_none() {
+            return;
+        }
+        let key = Key {
+            uid: who.uid,
+            op: op.to_string(),
+            path: path.to_string(),
+        };
+        let (exact, due) = lock(&self.refusals).note(key, who.pid, who.gid, client, Instant::now());
+        self.record_summaries(due);
+        if exact {
+            self.record(who, op, path, None, client, "denied", None);
+        }
+    }
+
+    fn record_summaries(&self, due: Vec<Summary>) {
+        for s in due {
+            let who = Subject {
+                uid: s.key.uid,
+                gid: s.gid,
+                pid: s.pid,
+            };
+            let detail = format!(
+                "refused {} more time{} in {} s",
+                s.repeats,
+                if s.repeats == 1 { "" } else { "s" },
+                s.over.as_secs().max(1)
+            );
+            let (op, path) = (&s.key.op, &s.key.path);
+            self.record(&who, op, path, None, s.client.as_deref(), "denied", Some(detail));
+        }
+    }
+
+    /// Writes the counts of refusal windows that are over (all of them with `all`).
+    pub fn flush_refusals(&self, all: bool) {
+        if self.audit.is_none() {
+            return;
+        }
+        let due = lock(&self.refusals).flush((!all).then(Instant::now));
+        self.record_summaries(due);
+    }
+
     pub fn close(&self) {
+        self.flush_refusals(true);
         if let Some(s) = self.audit.as_ref() {
             s.close();
         }
@@ -254,6 +303,12 @@ impl Fs {
         self.guard.record(&who, op, "/", None, None, result, detail);
     }
 
+    /// Called now and then by the daemon: writes the counts of repeated refusals whose
+    /// window is over.
+    pub fn audit_tick(&self) {
+        self.guard.flush_refusals(false);
+    }
+
     pub fn close_audit(&self) {
         self.guard.close();
     }
@@ -286,8 +341,7 @@ impl Fs {
         let d = p.decide(&creds(who), path, access);
         let client = d.client.map(str::to_string);
         if !d.allowed {
-            self.guard
-                .record(who, op, path, None, client.as_deref(), "denied", None);
+            self.guard.record_denied(who, op, path, client.as_deref());
             return Err(Error::PermissionDenied);
         }
         Ok(client)

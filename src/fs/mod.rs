@@ -8,6 +8,7 @@ mod dir;
 mod entry;
 mod file;
 mod guard;
+mod refusals;
 pub mod inode;
 mod rekey;
 mod rootmode;
