@@ -786,7 +786,10 @@ mod tests {
         std::fs::write(dir.join(format!("{}.seg", u64::MAX)), b"junk").unwrap();
         let e = read_all(t.path(), &keys(), |_| {}).unwrap_err();
         assert!(matches!(e, Error::AuditTampered(_)), "{e}");
-        assert!(Sink::start(t.path(), keys()).is_err(), "no writer continues past it");
+        assert!(
+            Sink::start(t.path(), keys()).is_err(),
+            "no writer continues past it"
+        );
     }
 
     #[test]

@@ -768,8 +768,15 @@ fn repeated_refusals_are_counted_not_flooded_into_the_log() {
                 .unwrap_or(1)
         })
         .sum();
-    assert!(recs.len() <= 10, "{} records for one repeated refusal", recs.len());
-    assert!(counted >= 500, "only {counted} refusals accounted for: {recs:?}");
+    assert!(
+        recs.len() <= 10,
+        "{} records for one repeated refusal",
+        recs.len()
+    );
+    assert!(
+        counted >= 500,
+        "only {counted} refusals accounted for: {recs:?}"
+    );
 }
 
 /// The link count of the folder holding clients' tops would tell a refused user how many
@@ -783,4 +790,65 @@ fn the_folder_of_client_tops_does_not_count_hidden_clients() {
     // Inside a client, counts are real (every entry there is the client's).
     let acme = v.p("clients/acme").display().to_string();
     assert_eq!(ok("tutela_alice", &format!("stat -c %h {acme}")), "3\n");
+}
+
+/// inotify events are made by the kernel, which FUSE does not consult: a refused user who may
+/// read the folder holding client tops sees `OPEN|ISDIR acme` when someone works in acme
+/// (SECURITY.md says so). The documented mitigation, that folder at mode 0711, refuses the
+/// watch itself; members still reach their client by its path.
+#[test]
+fn inotify_on_the_folder_of_client_tops_is_refused_by_the_documented_mode() {
+    let Some(v) = setup() else { return };
+    let clients = v.p("clients");
+    let watcher = r#"
+import ctypes, os, select, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init1(os.O_NONBLOCK)
+if libc.inotify_add_watch(fd, sys.argv[1].encode(), 0xfff) < 0:
+    print("watch refused", ctypes.get_errno(), flush=True)
+    sys.exit(0)
+print("watching", flush=True)
+names = set()
+while select.select([fd], [], [], 3)[0]:
+    data = os.read(fd, 65536)
+    i = 0
+    while i < len(data):
+        _, mask, _, n = struct.unpack_from("iIII", data, i)
+        names.add(data[i + 16:i + 16 + n].rstrip(b"\0").decode())
+        i += 16 + n
+print("saw", sorted(names), flush=True)
+"#;
+    let watch = |expect_watch: bool| -> String {
+        let mut child = Command::new("runuser")
+            .args(["-u", "tutela_bob", "--", "python3", "-c", watcher])
+            .arg(&clients)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        if expect_watch {
+            ok(
+                "tutela_alice",
+                &format!("ls {}/acme >/dev/null", clients.display()),
+            );
+        }
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let seen = watch(true);
+    // The leak SECURITY.md documents (if a kernel ever closes it, update SECURITY.md).
+    assert!(
+        seen.contains("watching") && seen.contains("'acme'"),
+        "{seen}"
+    );
+    fs::set_permissions(
+        &clients,
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    let seen = watch(false);
+    assert!(seen.starts_with("watch refused 13"), "{seen}");
+    // Alice still reaches acme by its path; bob cannot list the folder any more.
+    ok("tutela_alice", &format!("ls {}/acme", clients.display()));
+    denied("tutela_bob", &format!("ls {}", clients.display()));
 }

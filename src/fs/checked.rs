@@ -56,7 +56,10 @@ impl Fs {
     fn veil(&self, mut a: Attr) -> Attr {
         if a.kind == Kind::Dir && a.nlink > 1 {
             if let Some(p) = self.guard_policy() {
-                if self.path_of(a.ino).is_ok_and(|path| p.is_above_client(&path)) {
+                if self
+                    .path_of(a.ino)
+                    .is_ok_and(|path| p.is_above_client(&path))
+                {
                     a.nlink = 1;
                 }
             }

@@ -106,7 +106,15 @@ impl Guard {
                 s.over.as_secs().max(1)
             );
             let (op, path) = (&s.key.op, &s.key.path);
-            self.record(&who, op, path, None, s.client.as_deref(), "denied", Some(detail));
+            self.record(
+                &who,
+                op,
+                path,
+                None,
+                s.client.as_deref(),
+                "denied",
+                Some(detail),
+            );
         }
     }
 

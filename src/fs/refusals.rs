@@ -140,7 +140,10 @@ mod tests {
         }
         // Another path is its own refusal.
         assert!(r.note(key("/b"), 1, 1, None, t0).0);
-        assert!(r.flush(Some(t0 + Duration::from_secs(1))).is_empty(), "still open");
+        assert!(
+            r.flush(Some(t0 + Duration::from_secs(1))).is_empty(),
+            "still open"
+        );
         let due = r.flush(Some(t0 + WINDOW));
         assert_eq!(due.len(), 1, "/b had no repeats");
         assert_eq!(due[0].key.path, "/a");
@@ -174,7 +177,11 @@ mod tests {
         }
         let (exact, due) = r.note(key("/new"), 1, 1, None, t0);
         assert!(exact);
-        assert_eq!(due.len(), MAX_TRACKED, "every count is written before any is forgotten");
+        assert_eq!(
+            due.len(),
+            MAX_TRACKED,
+            "every count is written before any is forgotten"
+        );
         assert_eq!(r.open.len(), 1);
     }
 }
