@@ -819,7 +819,7 @@ while select.select([fd], [], [], 3)[0]:
 print("saw", sorted(names), flush=True)
 "#;
     let watch = |expect_watch: bool| -> String {
-        let mut child = Command::new("runuser")
+        let child = Command::new("runuser")
             .args(["-u", "tutela_bob", "--", "python3", "-c", watcher])
             .arg(&clients)
             .stdout(std::process::Stdio::piped())
