@@ -21,7 +21,7 @@ STREAM_MB=${STREAM_MB:-1024}
 FIO_MB=${FIO_MB:-256}
 FIO_SECS=${FIO_SECS:-15}
 SMALL_N=${SMALL_N:-10000}
-SYSTEMS=${SYSTEMS:-"tutela tutela-shared tutela-policy gocryptfs securefs bindfs plain"}
+SYSTEMS=${SYSTEMS:-"tutela tutela-shared tutela-policy gocryptfs gocryptfs-shared securefs bindfs plain"}
 WORK=${WORK:-/var/tmp/tutela-bench}
 
 if [ "$(id -u)" -ne 0 ]; then echo "bench: run as root (it drops caches and mounts)" >&2; exit 2; fi
@@ -53,7 +53,7 @@ secs() { echo "$2 - $1" | bc -l; }
 daemon_pid() { # pid of the FUSE daemon serving $1
   case "$1" in
     tutela*) pgrep -f "$TUTELA mount .* $WORK/$1/mnt" | head -n1 ;;
-    gocryptfs) pgrep -f "gocryptfs .* $WORK/gocryptfs/mnt" | head -n1 ;;
+    gocryptfs*) pgrep -f "gocryptfs .* $WORK/$1/mnt" | head -n1 ;;
     securefs) pgrep -f "securefs mount .* $WORK/securefs/mnt" | head -n1 ;;
     bindfs) pgrep -f "bindfs .* $WORK/bindfs/mnt" | head -n1 ;;
     *) echo "" ;;
@@ -70,7 +70,7 @@ setup() { # create backing dirs (once)
         printf 'admins = ["root"]\n[clients.bench]\npath = "/bench"\nread = ["root"]\nwrite = ["root"]\n' > "$d/policy.toml"
         "$TUTELA" policy set "$d/back" "$d/policy.toml" --passfile "$PASS" >/dev/null
       fi ;;
-    gocryptfs) gocryptfs -q -init -extpass "cat $PASS" -scryptn 10 "$d/back" >/dev/null ;;
+    gocryptfs|gocryptfs-shared) gocryptfs -q -init -extpass "cat $PASS" -scryptn 10 "$d/back" >/dev/null ;;
     securefs) securefs create --format 4 --pass "benchmark passphrase" --pbkdf pkcs5-pbkdf2-hmac-sha256 -r 1000 "$d/back" >/dev/null 2>&1 ;;
   esac
 }
@@ -85,6 +85,9 @@ mnt() { # mount system $1; prints the directory to work in
     # -nosyslog: its daemon would otherwise print "Unix syslog delivery error" lines into
     # this output on machines without a syslog socket.
     gocryptfs) gocryptfs -q -nosyslog -extpass "cat $PASS" "$d/back" "$d/mnt" >/dev/null 2>&1 ;;
+    # The peer of tutela's multi-user modes (tutela-shared, tutela-policy): the same kernel
+    # permission checks (-allow_other implies default_permissions in gocryptfs).
+    gocryptfs-shared) gocryptfs -q -nosyslog -allow_other -extpass "cat $PASS" "$d/back" "$d/mnt" >/dev/null 2>&1 ;;
     securefs) securefs mount -b --pass "benchmark passphrase" "$d/back" "$d/mnt" >/dev/null 2>&1; sleep 0.5 ;;
     bindfs) bindfs "$d/back" "$d/mnt" ;;
     plain) ;;
@@ -227,6 +230,20 @@ cost("tutela", "tutela-shared",
      "of which a multi-user mount alone (tutela-shared vs tutela; kernel permission checks):")
 cost("tutela-shared", "tutela-policy",
      "and the policy on top of a multi-user mount (tutela-policy vs tutela-shared):")
+def versus(mine, peer, title):
+    ms = [m for m in order if (mine, m) in med and (peer, m) in med]
+    if not ms:
+        return
+    print()
+    print(title)
+    for m in ms:
+        a, b = med[(mine, m)], med[(peer, m)]
+        if a and b:
+            print("  %-28s %.2fx" % (m, (a / b) if higher_better(m) else (b / a)))
+versus("tutela-policy", "gocryptfs-shared",
+       "tutela-policy vs gocryptfs -allow_other (same mode; >1.00 means tutela is better):")
+versus("tutela-shared", "gocryptfs-shared",
+       "tutela-shared vs gocryptfs -allow_other (same mode; >1.00 means tutela is better):")
 PY
 echo
 echo "raw results: $RESULTS"
