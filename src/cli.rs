@@ -58,8 +58,8 @@ pub enum Command {
         /// the vault directory is closed to them, so nobody goes around the mount).
         #[arg(long)]
         allow_other: bool,
-        /// Unmount after this long without access (e.g. 15m, 2h).
-        #[arg(long, value_name = "DURATION", value_parser = tutela::mount::parse_duration)]
+        /// Unmount after this long without access (e.g. 15m, 1h30m, 2h).
+        #[arg(long, value_name = "DURATION", value_parser = tutela::mount::parse_idle)]
         idle: Option<std::time::Duration>,
         /// Threads serving requests.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]

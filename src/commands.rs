@@ -88,7 +88,12 @@ fn read_policy_file(file: &Path) -> Result<String> {
 /// Parses --since/--until: a date, a date and time (UTC), or an age ("72h", "3days").
 pub fn parse_time(s: &str) -> Result<u64> {
     let t = s.trim();
-    if let Ok(d) = humantime::parse_duration(t) {
+    // A bare number could be a year: an age needs its unit here ("90s", "72h").
+    let bare = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if let Some(d) = (!bare)
+        .then(|| tutela::mount::parse_duration(t).ok())
+        .flatten()
+    {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);

@@ -67,6 +67,10 @@ pub fn init(verbose: u8, file: Option<&Path>) -> Result<()> {
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
     // fuser's debug lines carry plaintext names from requests; they never reach our logs.
     b.filter_module("fuser", log::LevelFilter::Warn);
+    // Its session warns "failed to umount" on its way out whenever the mount was taken down
+    // from outside it (`tutela unmount`, fusermount3, our own idle and signal unmounts):
+    // the expected case, not a problem.
+    b.filter_module("fuser::session", log::LevelFilter::Error);
     if let Some(f) = file {
         let out = std::fs::OpenOptions::new()
             .create(true)

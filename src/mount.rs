@@ -211,6 +211,7 @@ fn now_secs(start: Instant) -> u64 {
 /// In background mode the calling process returns as soon as the mount is live.
 pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
     let mp = check_mountpoint(&args.mountpoint)?;
+    refuse_if_mounted(&vault.dir)?;
     let opts = Options {
         read_only: args.read_only,
         chown_new: sys::geteuid() == 0,
@@ -467,7 +468,7 @@ fn serve(
         Arc::new(move || last2.store(now_secs(start), Ordering::Relaxed)),
         args.allow_other,
     );
-    let mut session = match fuser::Session::new(adapter, mp, &config) {
+    let session = match fuser::Session::new(adapter, mp, &config) {
         Ok(s) => s,
         Err(e) => {
             let err = explain_mount_error(e, &args);
@@ -521,36 +522,47 @@ fn serve(
     if let Some(mut w) = ready.take() {
         let _ = writeln!(w, "ok");
     }
-    let unmounter = Arc::new(std::sync::Mutex::new(session.unmount_callable()));
+    // Unmounting on a signal or when idle goes through the kernel (umount2, or fusermount3),
+    // so a try that finds the mount busy can be made again: fuser's unmounter is spent by its
+    // first try, after which an idle timer or a SIGTERM would leave the vault open for good.
+    let own_mp = std::fs::canonicalize(mp).unwrap_or_else(|_| mp.to_path_buf());
     {
-        let u = unmounter.clone();
+        let mp = own_mp.clone();
         std::thread::Builder::new()
             .name("signals".into())
-            .spawn(move || loop {
+            .spawn(move || {
                 let sig = sys::wait_for_signal();
                 log::info!("signal {sig}: unmounting");
-                if let Ok(mut u) = u.lock() {
-                    if u.unmount().is_ok() {
-                        break;
-                    }
-                    log::warn!("unmount on signal failed (mount busy?)");
+                let mut tries = 0;
+                while !unmount_own(&mp, "signal", tries) {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_secs(1));
                 }
             })?;
     }
     if let Some(idle) = args.idle {
-        let u = unmounter.clone();
+        let mp = own_mp.clone();
         std::thread::Builder::new()
             .name("idle".into())
-            .spawn(move || loop {
-                std::thread::sleep(Duration::from_secs(1));
-                let idle_for = now_secs(start).saturating_sub(last.load(Ordering::Relaxed));
-                if idle_for >= idle.as_secs() {
-                    log::info!("idle for {idle_for}s: unmounting");
-                    if let Ok(mut u) = u.lock() {
-                        if u.unmount().is_ok() {
-                            break;
-                        }
+            .spawn(move || {
+                let (mut tries, mut next_try) = (0, 0);
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    let now = now_secs(start);
+                    let idle_for = now.saturating_sub(last.load(Ordering::Relaxed));
+                    if idle_for < idle.as_secs() {
+                        tries = 0;
+                        continue;
                     }
+                    if now < next_try {
+                        continue;
+                    }
+                    log::info!("idle for {idle_for}s: unmounting");
+                    if unmount_own(&mp, "idle", tries) {
+                        break;
+                    }
+                    tries += 1;
+                    next_try = now + IDLE_RETRY_SECS;
                 }
             })?;
     }
@@ -560,6 +572,49 @@ fn serve(
     fs.record_event("unmount", "ok", None);
     fs.close_audit();
     r.map_err(|e| Error::MountFailed(format!("session ended with an error: {e}")))
+}
+
+/// A vault is served by one daemon at a time: a second mount says where the first one is
+/// (before, it failed on the audit log's lock with "cannot open the audit log").
+fn refuse_if_mounted(dir: &Path) -> Result<()> {
+    let canon = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|c| c == canon);
+    let Some(m) = mounts()
+        .into_iter()
+        .find(|m| m.is_tutela() && same(Path::new(m.source.trim_start_matches("tutela:"))))
+    else {
+        return Ok(());
+    };
+    let pid = crate::runtime::live()
+        .into_iter()
+        .find(|d| same(Path::new(&d.vault)))
+        .map(|d| format!(" by tutela pid {}", d.pid))
+        .unwrap_or_default();
+    Err(Error::Busy(format!(
+        "{} is already mounted at {}{pid}: use that mount, or `tutela unmount {}` first",
+        dir.display(),
+        m.mountpoint.display(),
+        m.mountpoint.display()
+    )))
+}
+
+/// How often an idle mount that was busy is tried again.
+const IDLE_RETRY_SECS: u64 = 5;
+
+/// Unmounts this daemon's own mount; false while it is busy, with who holds it in the log
+/// (every tenth try, so a long wait does not fill the log).
+fn unmount_own(mp: &Path, why: &str, tries: u32) -> bool {
+    // No syncfs: the daemon would open its own mount (counted as activity); the kernel
+    // writes dirty pages back through the daemon at unmount anyway.
+    match kernel_unmount(mp, false) {
+        Ok(()) => true,
+        Err(e) => {
+            if tries % 10 == 0 {
+                log::warn!("{why}: cannot unmount yet, will try again: {e}");
+            }
+            false
+        }
+    }
 }
 
 /// Processes with a cwd, root, open file or mapping under `mp` (as far as /proc lets us see).
@@ -636,7 +691,7 @@ pub fn unmount(mp: &Path) -> Result<()> {
         .filter(|d| std::fs::canonicalize(&d.mountpoint).ok().as_deref() == Some(&canon))
         .map(|d| d.pid)
         .collect();
-    kernel_unmount(&canon)?;
+    kernel_unmount(&canon, true)?;
     wait_for_exit(&daemons, Duration::from_secs(10));
     Ok(())
 }
@@ -659,10 +714,12 @@ fn wait_for_exit(pids: &[u32], timeout: Duration) {
     }
 }
 
-fn kernel_unmount(canon: &Path) -> Result<()> {
+fn kernel_unmount(canon: &Path, sync: bool) -> Result<()> {
     // Push dirty pages (e.g. from shared mmap) to the daemon before the connection goes.
-    if let Ok(f) = std::fs::File::open(canon) {
-        let _ = sys::syncfs(&f);
+    if sync {
+        if let Ok(f) = std::fs::File::open(canon) {
+            let _ = sys::syncfs(&f);
+        }
     }
     if sys::geteuid() == 0 {
         // The kernel releases a just-closed file asynchronously: a program that closed its
@@ -725,22 +782,29 @@ pub fn wait_unmounted(mp: &Path, timeout: Duration) -> bool {
 }
 
 /// Parses "90", "90s", "15m", "2h", "1d".
+/// The one duration grammar of every flag (`--idle`, `audit show --since`, `audit prune
+/// --before`, fstab `idle=`): humantime's forms ("90s", "15m", "15min", "1h30m", "2 days"),
+/// or a bare number of seconds.
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 's')) => (&s[..i], 1),
-        Some((i, 'm')) => (&s[..i], 60),
-        Some((i, 'h')) => (&s[..i], 3600),
-        Some((i, 'd')) => (&s[..i], 86400),
-        _ => (s, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 90s, 15m, 2h)"))?;
-    if n == 0 {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(n));
+    }
+    humantime::parse_duration(t).map_err(|_| {
+        format!(
+            "'{}' is not a duration: use e.g. 90s, 15m, 15min, 1h30m, 2days",
+            crate::text::escape(s)
+        )
+    })
+}
+
+/// `--idle`: a duration of at least one second.
+pub fn parse_idle(s: &str) -> std::result::Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
         return Err("the idle timeout must be at least 1s".into());
     }
-    Ok(Duration::from_secs(n * mult))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -751,9 +815,18 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("15min").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(
+            parse_duration("2 days").unwrap(),
+            Duration::from_secs(172_800)
+        );
         assert!(parse_duration("x").is_err());
-        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+        assert!(parse_idle("0").is_err());
+        assert!(parse_idle("500ms").is_err());
+        assert_eq!(parse_idle("1s").unwrap(), Duration::from_secs(1));
     }
 
     #[test]

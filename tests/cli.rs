@@ -586,3 +586,126 @@ fn status_completions_and_man_pages() {
         "{page}"
     );
 }
+
+fn daemon_log(v: &TestVault) -> String {
+    fs::read_to_string(&v.log).unwrap_or_default()
+}
+
+/// A shell holding the mount at the idle deadline used to leave the vault open for good (the
+/// unmounter was spent on the first try, and SIGTERM then did nothing either). Now the idle
+/// timer tries again until the mount is gone, and says who holds it.
+#[test]
+fn an_idle_mount_busy_at_its_deadline_is_locked_once_released() {
+    let Some(mut v) = TestVault::new("idle busy") else {
+        return;
+    };
+    v.mount_args(&["--idle", "2s"]);
+    let mut holder = Command::new("sleep")
+        .arg("60")
+        .current_dir(&v.mnt)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    assert!(common::is_mountpoint(&v.mnt), "busy: still mounted");
+    let log = daemon_log(&v);
+    assert!(
+        log.contains("cannot unmount yet") && log.contains("sleep"),
+        "{log}"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    common::wait_until(
+        || !common::is_mountpoint(&v.mnt),
+        "idle unmount after release",
+    );
+    v.mounted = false;
+}
+
+/// SIGTERM (systemd's stop, a shutdown) after the idle timer found the mount busy still
+/// unmounts, as soon as nothing holds it.
+#[test]
+fn sigterm_after_a_failed_idle_unmount_still_unmounts() {
+    let Some(mut v) = TestVault::new("sigterm after idle") else {
+        return;
+    };
+    v.mount_args(&["--idle", "1h"]);
+    let pid = common::status_of(&v.mnt)["pid"].as_u64().unwrap() as i32;
+    let mut holder = Command::new("sleep")
+        .arg("60")
+        .current_dir(&v.mnt)
+        .spawn()
+        .unwrap();
+    // SAFETY: plain kill(2) of the test's own daemon.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(common::is_mountpoint(&v.mnt), "busy: still mounted");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    common::wait_until(
+        || !common::is_mountpoint(&v.mnt),
+        "unmount on SIGTERM after release",
+    );
+    v.mounted = false;
+
+    // And after an idle try that failed.
+    v.mount_args(&["--idle", "1s"]);
+    let pid = common::status_of(&v.mnt)["pid"].as_u64().unwrap() as i32;
+    let mut holder = Command::new("sleep")
+        .arg("60")
+        .current_dir(&v.mnt)
+        .spawn()
+        .unwrap();
+    common::wait_until(
+        || daemon_log(&v).matches("cannot unmount yet").count() >= 2,
+        "idle try",
+    );
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    common::wait_until(|| !common::is_mountpoint(&v.mnt), "unmount on SIGTERM");
+    v.mounted = false;
+}
+
+/// A second mount of a mounted vault (elsewhere) says where it is mounted and by which pid,
+/// instead of "cannot open the audit log".
+#[test]
+fn mounting_a_mounted_vault_elsewhere_says_where_and_by_whom() {
+    let Some(mut v) = TestVault::new("vault mounted twice") else {
+        return;
+    };
+    v.mount();
+    let pid = common::status_of(&v.mnt)["pid"].as_u64().unwrap();
+    let other = v.tmp.path().join("other");
+    fs::create_dir(&other).unwrap();
+    let out = tutela()
+        .arg("mount")
+        .arg(&v.vault)
+        .arg(&other)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::BUSY), "{err}");
+    assert!(
+        err.contains("already mounted at")
+            && err.contains(&v.mnt.display().to_string())
+            && err.contains(&pid.to_string()),
+        "{err}"
+    );
+    assert!(!common::is_mountpoint(&other));
+}
+
+/// Every duration flag takes the same forms.
+#[test]
+fn idle_takes_every_duration_form() {
+    let Some(mut v) = TestVault::new("idle forms") else {
+        return;
+    };
+    for (form, secs) in [("1h30m", 5400), ("15min", 900), ("2 days", 172_800)] {
+        v.mount_args(&["--idle", form]);
+        assert_eq!(common::status_of(&v.mnt)["idle_s"], secs, "{form}");
+        v.unmount();
+    }
+}
