@@ -2,7 +2,7 @@
 //! a path asks `allow` first (refusals are audited there), and operations worth recording call
 //! `record` with their result. Reads and writes on open handles were checked at open.
 
-use super::refusals::{Key, Refusals, Summary};
+use super::refusals::{Key, Refusals, Summary, Who};
 use super::{lock, Fs, Subject};
 use crate::audit::{Record, Sink};
 use crate::error::{Error, Result};
@@ -85,36 +85,36 @@ impl Guard {
             op: op.to_string(),
             path: path.to_string(),
         };
-        let (exact, due) = lock(&self.refusals).note(key, who.pid, who.gid, client, Instant::now());
+        let program = PROGRAMS.get(who);
+        let from = Who {
+            pid: who.pid,
+            program: &program,
+            client,
+        };
+        let (exact, due) = lock(&self.refusals).note(key, from, Instant::now());
         self.record_summaries(due);
         if exact {
             self.record(who, op, path, None, client, "denied", None);
         }
     }
 
+    /// One record per summary, named after the program of the last repeat (taken when it
+    /// was refused: by the time the window ends that process is often gone).
     fn record_summaries(&self, due: Vec<Summary>) {
+        let Some(sink) = &self.audit else { return };
         for s in due {
-            let who = Subject {
-                uid: s.key.uid,
-                gid: s.gid,
-                pid: s.pid,
-            };
-            let detail = format!(
+            let mut r = Record::by(&s.key.op, &s.key.path, s.key.uid, s.pid);
+            r.user = self.user_name(s.key.uid);
+            r.program = s.program;
+            r.client = s.client;
+            r.result = "denied".into();
+            r.detail = Some(format!(
                 "refused {} more time{} in {} s",
                 s.repeats,
                 if s.repeats == 1 { "" } else { "s" },
                 s.over.as_secs().max(1)
-            );
-            let (op, path) = (&s.key.op, &s.key.path);
-            self.record(
-                &who,
-                op,
-                path,
-                None,
-                s.client.as_deref(),
-                "denied",
-                Some(detail),
-            );
+            ));
+            sink.record(r);
         }
     }
 

@@ -28,8 +28,16 @@ struct Window {
     repeats: u64,
     /// The last repeat's request, for the summary record.
     last_pid: u32,
-    gid: u32,
+    last_program: String,
     client: Option<String>,
+}
+
+/// The request a refusal came with.
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    pub pid: u32,
+    pub program: &'a str,
+    pub client: Option<&'a str>,
 }
 
 /// A summary to record: `repeats` refusals of `key` since `since` that were not recorded
@@ -39,7 +47,7 @@ pub struct Summary {
     pub key: Key,
     pub repeats: u64,
     pub pid: u32,
-    pub gid: u32,
+    pub program: String,
     pub client: Option<String>,
     pub over: Duration,
 }
@@ -52,19 +60,15 @@ pub struct Refusals {
 impl Refusals {
     /// Notes a refusal at `now`. Returns whether it is to be recorded exactly (the first in
     /// its window), and any summaries that are due first.
-    pub fn note(
-        &mut self,
-        key: Key,
-        pid: u32,
-        gid: u32,
-        client: Option<&str>,
-        now: Instant,
-    ) -> (bool, Vec<Summary>) {
+    pub fn note(&mut self, key: Key, who: Who<'_>, now: Instant) -> (bool, Vec<Summary>) {
         let mut due = Vec::new();
         if let Some(w) = self.open.get_mut(&key) {
             if now.duration_since(w.started) < WINDOW {
                 w.repeats += 1;
-                w.last_pid = pid;
+                w.last_pid = who.pid;
+                if w.last_program != who.program {
+                    w.last_program = who.program.to_string();
+                }
                 return (false, due);
             }
             if let Some(w) = self.open.remove(&key) {
@@ -79,9 +83,9 @@ impl Refusals {
             Window {
                 started: now,
                 repeats: 0,
-                last_pid: pid,
-                gid,
-                client: client.map(str::to_string),
+                last_pid: who.pid,
+                last_program: who.program.to_string(),
+                client: who.client.map(str::to_string),
             },
         );
         (true, due)
@@ -111,7 +115,7 @@ fn summary(key: Key, w: Window, now: Instant) -> Option<Summary> {
         key,
         repeats: w.repeats,
         pid: w.last_pid,
-        gid: w.gid,
+        program: w.last_program,
         client: w.client,
         over: now.duration_since(w.started),
     })
@@ -120,6 +124,14 @@ fn summary(key: Key, w: Window, now: Instant) -> Option<Summary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn who(pid: u32, client: Option<&str>) -> Who<'_> {
+        Who {
+            pid,
+            program: "cat",
+            client,
+        }
+    }
 
     fn key(path: &str) -> Key {
         Key {
@@ -133,13 +145,13 @@ mod tests {
     fn the_first_refusal_is_exact_and_repeats_become_one_counted_record() {
         let mut r = Refusals::default();
         let t0 = Instant::now();
-        assert_eq!(r.note(key("/a"), 1, 1, None, t0), (true, vec![]));
+        assert_eq!(r.note(key("/a"), who(1, None), t0), (true, vec![]));
         for i in 1..=999 {
-            let (exact, due) = r.note(key("/a"), 1, 1, None, t0 + Duration::from_millis(i));
+            let (exact, due) = r.note(key("/a"), who(1, None), t0 + Duration::from_millis(i));
             assert!(!exact && due.is_empty());
         }
         // Another path is its own refusal.
-        assert!(r.note(key("/b"), 1, 1, None, t0).0);
+        assert!(r.note(key("/b"), who(1, None), t0).0);
         assert!(
             r.flush(Some(t0 + Duration::from_secs(1))).is_empty(),
             "still open"
@@ -154,15 +166,19 @@ mod tests {
     fn a_refusal_after_its_window_writes_the_count_first_then_itself() {
         let mut r = Refusals::default();
         let t0 = Instant::now();
-        r.note(key("/a"), 1, 1, Some("acme"), t0);
-        r.note(key("/a"), 2, 1, Some("acme"), t0 + Duration::from_secs(1));
-        let (exact, due) = r.note(key("/a"), 3, 1, Some("acme"), t0 + WINDOW);
+        r.note(key("/a"), who(1, Some("acme")), t0);
+        r.note(key("/a"), who(2, Some("acme")), t0 + Duration::from_secs(1));
+        let (exact, due) = r.note(key("/a"), who(3, Some("acme")), t0 + WINDOW);
         assert!(exact);
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].repeats, due[0].pid), (1, 2));
         assert_eq!(due[0].client.as_deref(), Some("acme"));
         // Closing writes what is still counted.
-        r.note(key("/a"), 4, 1, None, t0 + WINDOW + Duration::from_secs(1));
+        r.note(
+            key("/a"),
+            who(4, None),
+            t0 + WINDOW + Duration::from_secs(1),
+        );
         assert_eq!(r.flush(None).len(), 1);
         assert!(r.flush(None).is_empty());
     }
@@ -172,10 +188,10 @@ mod tests {
         let mut r = Refusals::default();
         let t0 = Instant::now();
         for i in 0..MAX_TRACKED {
-            r.note(key(&format!("/{i}")), 1, 1, None, t0);
-            r.note(key(&format!("/{i}")), 1, 1, None, t0);
+            r.note(key(&format!("/{i}")), who(1, None), t0);
+            r.note(key(&format!("/{i}")), who(1, None), t0);
         }
-        let (exact, due) = r.note(key("/new"), 1, 1, None, t0);
+        let (exact, due) = r.note(key("/new"), who(1, None), t0);
         assert!(exact);
         assert_eq!(
             due.len(),
