@@ -67,6 +67,10 @@ pub enum Command {
         /// Write the daemon's log to FILE (in the background it has no terminal).
         #[arg(long, value_name = "FILE")]
         log_file: Option<PathBuf>,
+        /// Kernel mount flags, comma-separated: noexec, exec, nosuid, nodev (always on),
+        /// sync, async, dirsync, noatime, relatime. suid and dev are refused.
+        #[arg(short = 'o', long = "option", value_name = "FLAG[,FLAG]", value_delimiter = ',', value_parser = tutela::mount::parse_mount_flag)]
+        options: Vec<tutela::mount::MountFlag>,
     },
     /// Flush and unmount a mounted vault.
     Unmount { mountpoint: PathBuf },

@@ -135,7 +135,7 @@ pub fn read_only_fs(vault: &Vault) -> Result<Fs> {
         vault,
         Options {
             read_only: true,
-            chown_new: false,
+            ..Options::default()
         },
     )
 }

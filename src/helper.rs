@@ -15,8 +15,10 @@ pub fn invoked_as_helper(argv0: &std::ffi::OsStr) -> bool {
     name == "mount.fuse.tutela" || name == "mount.tutela"
 }
 
-/// Options mount(8), fstab and systemd pass along that mean nothing to tutela.
-fn ignored(opt: &str) -> bool {
+/// Options that mount(8), fstab and systemd act on themselves before the helper runs (when
+/// to mount, who may: `user`, `users`, `owner` are checked by mount(8)), or that are the
+/// default (`rw`): nothing is left for tutela to do with them.
+fn handled_before(opt: &str) -> bool {
     matches!(
         opt,
         "defaults"
@@ -29,7 +31,15 @@ fn ignored(opt: &str) -> bool {
             | "users"
             | "nouser"
             | "owner"
-            | "exec"
+    ) || opt.starts_with("x-")
+        || opt.starts_with("comment=")
+}
+
+/// Kernel mount flags, passed on to `tutela mount -o`, which applies or refuses each by name.
+fn kernel_flag(opt: &str) -> bool {
+    matches!(
+        opt,
+        "exec"
             | "noexec"
             | "suid"
             | "nosuid"
@@ -38,11 +48,13 @@ fn ignored(opt: &str) -> bool {
             | "atime"
             | "noatime"
             | "relatime"
+            | "strictatime"
             | "nodiratime"
+            | "lazytime"
             | "sync"
             | "async"
-    ) || opt.starts_with("x-")
-        || opt.starts_with("comment=")
+            | "dirsync"
+    )
 }
 
 /// `mount.fuse.tutela VAULT MOUNTPOINT [-o OPTS] [-n] [-s] [-f] [-v]` -> `tutela mount ...`.
@@ -98,10 +110,11 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
             ("threads", Some(n)) => rest.extend(["--threads".into(), n.into()]),
             ("log_file" | "logfile", Some(f)) => rest.extend(["--log-file".into(), f.into()]),
             ("verbose", None) => rest.push("-v".into()),
-            _ if ignored(o) => {}
+            _ if kernel_flag(o) => rest.extend(["-o".into(), o.into()]),
+            _ if handled_before(o) => {}
             _ => {
                 return Err(Error::Usage(format!(
-                    "mount.fuse.tutela: unknown option '{o}' (known: passfile=, extpass=, keystore=, ro, allow_other, idle=, threads=, log_file=, verbose)"
+                    "mount.fuse.tutela: unknown option '{o}' (known: passfile=, extpass=, keystore=, ro, allow_other, idle=, threads=, log_file=, verbose, and the kernel flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime)"
                 )))
             }
         }
@@ -163,6 +176,22 @@ mod tests {
                 "m",
                 "--passfile",
                 "p"
+            ]
+        );
+        // Kernel flags go on to `tutela mount -o`, which applies or refuses each by name.
+        assert_eq!(
+            t(&["v", "m", "-o", "passfile=p,noexec,users,suid"]).unwrap(),
+            [
+                "tutela",
+                "mount",
+                "v",
+                "m",
+                "--passfile",
+                "p",
+                "-o",
+                "noexec",
+                "-o",
+                "suid"
             ]
         );
         assert!(t(&["v", "m", "-o", "ro"]).is_err(), "no passphrase source");

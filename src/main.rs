@@ -71,6 +71,7 @@ fn run(cli: Cli) -> Result<()> {
             idle,
             threads,
             log_file,
+            options,
         } => {
             init_logging(cli.verbose, log_file.as_deref())?;
             // Check cheap things before asking for a passphrase.
@@ -114,6 +115,7 @@ fn run(cli: Cli) -> Result<()> {
                 idle,
                 threads: threads as usize,
                 log_file,
+                flags: options,
             };
             tutela::mount::mount(v, args)
         }

@@ -27,6 +27,58 @@ pub struct MountArgs {
     pub idle: Option<Duration>,
     pub threads: usize,
     pub log_file: Option<PathBuf>,
+    /// Kernel mount flags from `-o` (or an fstab line), in the order given.
+    pub flags: Vec<MountFlag>,
+}
+
+/// A kernel mount flag that `tutela mount -o` applies. Every option of mount(8)'s
+/// filesystem-independent list is applied or refused by name, never ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountFlag {
+    NoExec,
+    Exec,
+    Sync,
+    Async,
+    DirSync,
+    NoAtime,
+    /// `atime` and `relatime`: the kernel's default for a new mount.
+    RelAtime,
+    /// `nosuid` and `nodev`: always on for a tutela mount.
+    Always,
+}
+
+/// Parses one `-o` option of `tutela mount`.
+pub fn parse_mount_flag(s: &str) -> std::result::Result<MountFlag, String> {
+    Ok(match s {
+        "noexec" => MountFlag::NoExec,
+        "exec" => MountFlag::Exec,
+        "sync" => MountFlag::Sync,
+        "async" => MountFlag::Async,
+        "dirsync" => MountFlag::DirSync,
+        "noatime" => MountFlag::NoAtime,
+        "atime" | "relatime" => MountFlag::RelAtime,
+        "nosuid" | "nodev" => MountFlag::Always,
+        "suid" | "dev" => {
+            return Err(format!(
+                "'{s}' is refused: a tutela mount is always nosuid,nodev (a set-user-ID program \
+                 or a device node in a vault that others write into would act with rights \
+                 they do not have)"
+            ))
+        }
+        "strictatime" | "nodiratime" | "lazytime" => {
+            return Err(format!(
+                "'{s}' is not supported on a tutela mount (the kernel leaves access times of a \
+                 FUSE mount to the daemon: use noatime or relatime)"
+            ))
+        }
+        other => {
+            return Err(format!(
+                "unknown mount option '{}' (known: noexec, exec, nosuid, nodev, sync, async, \
+                 dirsync, noatime, relatime, atime)",
+                crate::text::escape(other)
+            ))
+        }
+    })
 }
 
 /// A line of /proc/self/mountinfo that we care about.
@@ -63,8 +115,8 @@ fn unescape(s: &str) -> String {
 }
 
 impl MountEntry {
-    /// Direct mounts by root show as type "fuse" (the subtype is only set through
-    /// fusermount3), so the source prefix identifies tutela too.
+    /// Mounts show as type fuse.tutela; direct mounts by root of earlier versions showed as
+    /// "fuse" (the subtype went only through fusermount3), so the source prefix counts too.
     pub fn is_tutela(&self) -> bool {
         self.fstype == FS_TYPE
             || (self.fstype.starts_with("fuse") && self.source.starts_with("tutela:"))
@@ -143,6 +195,23 @@ fn session_config(vault: &Vault, args: &MountArgs) -> Config {
     if args.read_only {
         c.mount_options.push(MountOption::RO);
     }
+    for f in &args.flags {
+        c.mount_options.extend(match f {
+            MountFlag::NoExec => Some(MountOption::NoExec),
+            MountFlag::Exec => Some(MountOption::Exec),
+            MountFlag::Sync => Some(MountOption::Sync),
+            MountFlag::Async => Some(MountOption::Async),
+            MountFlag::DirSync => Some(MountOption::DirSync),
+            MountFlag::NoAtime => Some(MountOption::NoAtime),
+            MountFlag::RelAtime | MountFlag::Always => None,
+        });
+    }
+    // A direct mount by root passes the subtype in the mount data (fusermount3 does that for
+    // a user's mount), so the kernel shows the type as fuse.tutela (`findmnt -t fuse.tutela`).
+    if sys::geteuid() == 0 {
+        c.mount_options
+            .push(MountOption::CUSTOM("subtype=tutela".into()));
+    }
     if args.allow_other {
         c.acl = SessionACL::All;
     }
@@ -215,6 +284,13 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
     let opts = Options {
         read_only: args.read_only,
         chown_new: sys::geteuid() == 0,
+        // The last of noatime / relatime / atime given wins, as with mount(8).
+        noatime: args
+            .flags
+            .iter()
+            .rev()
+            .find(|f| matches!(f, MountFlag::NoAtime | MountFlag::RelAtime))
+            == Some(&MountFlag::NoAtime),
     };
     let fs = Fs::new(&vault, opts)?;
     let policy = load_policy(&vault)?;

@@ -709,3 +709,63 @@ fn idle_takes_every_duration_form() {
         v.unmount();
     }
 }
+
+/// Kernel mount flags are applied (noexec stops a script, the mount table shows it) or
+/// refused by name (suid, dev, unknown ones); none is silently ignored.
+#[test]
+fn mount_flags_are_applied_or_refused_by_name() {
+    let Some(mut v) = TestVault::new("mount flags") else {
+        return;
+    };
+    let options = |v: &TestVault| {
+        common::is_mountpoint(&v.mnt);
+        let text = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mnt = v.mnt.display().to_string();
+        text.lines()
+            .find(|l| l.split(' ').nth(4) == Some(mnt.as_str()))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    v.mount_args(&["-o", "noexec,nosuid", "--option", "noatime"]);
+    let line = options(&v);
+    assert!(
+        line.contains("noexec") && line.contains("noatime") && line.contains("nosuid"),
+        "{line}"
+    );
+    let script = v.p("run.sh");
+    fs::write(&script, "#!/bin/sh\necho ran\n").unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let err = Command::new(&script).output().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EACCES), "noexec: {err}");
+    v.unmount();
+    v.mount();
+    assert!(!options(&v).contains("noexec"));
+    assert_eq!(run_ok(&mut Command::new(&script)).stdout, b"ran\n");
+    if common::is_root() {
+        // Root's direct mount carries the subtype like a user's (fusermount3) mount.
+        assert!(options(&v).contains(" - fuse.tutela "), "{}", options(&v));
+    }
+    v.unmount();
+    for (opt, says) in [
+        ("suid", "'suid' is refused"),
+        ("dev", "'dev' is refused"),
+        ("strictatime", "not supported"),
+        ("bogus", "unknown mount option 'bogus'"),
+    ] {
+        let out = tutela()
+            .arg("mount")
+            .arg(&v.vault)
+            .arg(&v.mnt)
+            .arg("--passfile")
+            .arg(&v.passfile)
+            .args(["-o", opt])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(exit::USAGE), "{opt}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{opt}: {out:?}"
+        );
+        assert!(!common::is_mountpoint(&v.mnt));
+    }
+}

@@ -94,7 +94,7 @@ fn fstab_line_mounts_through_mount8_and_the_helper() {
     fs::write(
         &fstab,
         format!(
-            "# test fstab\n{} {} fuse.tutela noauto,passfile={},ro,idle=1h,nofail 0 0\n",
+            "# test fstab\n{} {} fuse.tutela noauto,passfile={},ro,idle=1h,nofail,noexec,nodev 0 0\n",
             v.vault.display(),
             v.mnt.display(),
             v.passfile.display()
@@ -123,6 +123,17 @@ fn fstab_line_mounts_through_mount8_and_the_helper() {
     let m = common::status_of(&v.mnt);
     assert_eq!(m["read_only"], true);
     assert_eq!(m["idle_s"], 3600);
+    // The kernel flags of the line are applied, not ignored, and the type is fuse.tutela.
+    let mnt = v.mnt.display().to_string();
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(mnt.as_str()))
+        .unwrap();
+    assert!(
+        line.contains("noexec") && line.contains(" - fuse.tutela "),
+        "{line}"
+    );
     run_ok(Command::new("umount").arg(&v.mnt));
     wait_until(|| !is_mountpoint(&v.mnt), "umount");
     v.mounted = false;

@@ -443,9 +443,27 @@ impl Fs {
         } else {
             libc::O_RDWR
         };
-        match self.open_ino(ino, want) {
-            Err(Error::PermissionDenied) if want != acc => self.open_ino(ino, acc),
+        let opened = match self.open_ino(ino, want | self.noatime_flag()) {
+            Err(Error::PermissionDenied) if want != acc => {
+                self.open_ino(ino, acc | self.noatime_flag())
+            }
             other => other,
+        };
+        match opened {
+            // O_NOATIME needs the file's owner or CAP_FOWNER: without, a plain open.
+            Err(Error::NotPermitted) if self.opts.noatime => match self.open_ino(ino, want) {
+                Err(Error::PermissionDenied) if want != acc => self.open_ino(ino, acc),
+                other => other,
+            },
+            other => other,
+        }
+    }
+
+    fn noatime_flag(&self) -> i32 {
+        if self.opts.noatime {
+            libc::O_NOATIME
+        } else {
+            0
         }
     }
 

@@ -48,6 +48,9 @@ pub struct Options {
     pub read_only: bool,
     /// Give new files to the caller (possible when the daemon runs as root).
     pub chown_new: bool,
+    /// `-o noatime`: reading a file leaves its access time alone (the kernel leaves atime of
+    /// a FUSE mount to the daemon, whose reads of the backing file would set it).
+    pub noatime: bool,
 }
 
 /// A zone's keys, unlocked.
