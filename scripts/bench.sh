@@ -230,20 +230,11 @@ cost("tutela", "tutela-shared",
      "of which a multi-user mount alone (tutela-shared vs tutela; kernel permission checks):")
 cost("tutela-shared", "tutela-policy",
      "and the policy on top of a multi-user mount (tutela-policy vs tutela-shared):")
-def versus(mine, peer, title):
-    ms = [m for m in order if (mine, m) in med and (peer, m) in med]
-    if not ms:
-        return
-    print()
-    print(title)
-    for m in ms:
-        a, b = med[(mine, m)], med[(peer, m)]
-        if a and b:
-            print("  %-28s %.2fx" % (m, (a / b) if higher_better(m) else (b / a)))
-versus("tutela-policy", "gocryptfs-shared",
-       "tutela-policy vs gocryptfs -allow_other (same mode; >1.00 means tutela is better):")
-versus("tutela-shared", "gocryptfs-shared",
-       "tutela-shared vs gocryptfs -allow_other (same mode; >1.00 means tutela is better):")
+# cost() reads ">1.00: the first is better" when the second is a peer.
+cost("tutela-policy", "gocryptfs-shared",
+     "tutela-policy vs gocryptfs -allow_other (same mode; >1.00 means tutela is better):")
+cost("tutela-shared", "gocryptfs-shared",
+     "tutela-shared vs gocryptfs -allow_other (same mode; >1.00 means tutela is better):")
 PY
 echo
 echo "raw results: $RESULTS"

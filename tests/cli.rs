@@ -600,11 +600,7 @@ fn an_idle_mount_busy_at_its_deadline_is_locked_once_released() {
         return;
     };
     v.mount_args(&["--idle", "2s"]);
-    let mut holder = Command::new("sleep")
-        .arg("60")
-        .current_dir(&v.mnt)
-        .spawn()
-        .unwrap();
+    let mut holder = common::hold(&v.mnt);
     std::thread::sleep(std::time::Duration::from_millis(4500));
     assert!(common::is_mountpoint(&v.mnt), "busy: still mounted");
     let log = daemon_log(&v);
@@ -630,11 +626,7 @@ fn sigterm_after_a_failed_idle_unmount_still_unmounts() {
     };
     v.mount_args(&["--idle", "1h"]);
     let pid = common::status_of(&v.mnt)["pid"].as_u64().unwrap() as i32;
-    let mut holder = Command::new("sleep")
-        .arg("60")
-        .current_dir(&v.mnt)
-        .spawn()
-        .unwrap();
+    let mut holder = common::hold(&v.mnt);
     // SAFETY: plain kill(2) of the test's own daemon.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -650,11 +642,7 @@ fn sigterm_after_a_failed_idle_unmount_still_unmounts() {
     // And after an idle try that failed.
     v.mount_args(&["--idle", "1s"]);
     let pid = common::status_of(&v.mnt)["pid"].as_u64().unwrap() as i32;
-    let mut holder = Command::new("sleep")
-        .arg("60")
-        .current_dir(&v.mnt)
-        .spawn()
-        .unwrap();
+    let mut holder = common::hold(&v.mnt);
     common::wait_until(
         || daemon_log(&v).matches("cannot unmount yet").count() >= 2,
         "idle try",
@@ -717,15 +705,7 @@ fn mount_flags_are_applied_or_refused_by_name() {
     let Some(mut v) = TestVault::new("mount flags") else {
         return;
     };
-    let options = |v: &TestVault| {
-        common::is_mountpoint(&v.mnt);
-        let text = fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let mnt = v.mnt.display().to_string();
-        text.lines()
-            .find(|l| l.split(' ').nth(4) == Some(mnt.as_str()))
-            .map(str::to_string)
-            .unwrap_or_default()
-    };
+    let options = |v: &TestVault| common::mount_line(&v.mnt);
     v.mount_args(&["-o", "noexec,nosuid", "--option", "noatime"]);
     let line = options(&v);
     assert!(

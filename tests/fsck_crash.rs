@@ -3,28 +3,13 @@
 
 mod common;
 
-use common::{pattern, run_ok, tutela, TestVault};
+use common::{fsck, pattern, run_ok, tutela, TestVault};
 use std::fs;
 use std::io::Write;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tutela::error::exit;
-
-fn fsck(v: &TestVault, extra: &[&str]) -> (i32, String) {
-    let out = tutela()
-        .arg("fsck")
-        .arg(&v.vault)
-        .arg("--passfile")
-        .arg(&v.passfile)
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
 
 #[test]
 fn fsck_reports_damage_with_plaintext_paths_and_repairs_what_it_can() {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{run_ok, tutela, TestVault};
+use common::{run_ok, TestVault};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -25,19 +25,8 @@ fn mounted(test: &str, extra: &[&str]) -> Option<TestVault> {
 }
 
 fn fsck_clean(v: &TestVault) {
-    let out = tutela()
-        .arg("fsck")
-        .arg(&v.vault)
-        .arg("--passfile")
-        .arg(&v.passfile)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fsck found problems:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, out) = common::fsck(v, &[]);
+    assert_eq!(code, 0, "fsck found problems:\n{out}");
 }
 
 /// `mkdir a; ls a; rmdir a; mkdir bN; echo x > bN/f`, many rounds: every file is there after
@@ -397,21 +386,6 @@ fn set_id_bits_cleared_by_a_write_show_at_once() {
     }
 }
 
-fn fsck_out(v: &TestVault, extra: &[&str]) -> (i32, String) {
-    let out = tutela()
-        .arg("fsck")
-        .arg(&v.vault)
-        .arg("--passfile")
-        .arg(&v.passfile)
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
 /// The backing directory at the top of the vault holding a file of plaintext size `n`.
 fn backing_dir_with(v: &TestVault, n: usize) -> PathBuf {
     let ct = tutela::crypto::content::cipher_size(n as u64);
@@ -489,20 +463,20 @@ fn fsck_repair_recovers_entries_sealed_under_the_wrong_directory_id() {
     assert_eq!(names, ["b"]);
     v.unmount();
 
-    let (code, out) = fsck_out(&v, &[]);
+    let (code, out) = common::fsck(&v, &[]);
     assert_eq!(code, tutela::error::exit::FSCK_PROBLEMS, "{out}");
     assert!(
         out.contains("/B/a") && out.contains("another directory's ID"),
         "{out}"
     );
     assert!(out.contains("removed directory's ID"), "{out}");
-    let (code, out) = fsck_out(&v, &["--repair"]);
+    let (code, out) = common::fsck(&v, &["--repair"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("re-sealed") && out.contains("/lost+found/recovered-"),
         "{out}"
     );
-    let (code, out) = fsck_out(&v, &[]);
+    let (code, out) = common::fsck(&v, &[]);
     assert_eq!(code, 0, "fsck after the repair: {out}");
 
     v.mount();

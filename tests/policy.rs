@@ -54,6 +54,27 @@ fn denied(user: &str, script: &str) {
     );
 }
 
+/// `tutela audit show VAULT ARGS...` as the vault's admin: what it printed.
+fn audit_show(v: &TestVault, args: &[&str]) -> String {
+    let out = run_ok(
+        tutela()
+            .args(["audit", "show"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile)
+            .args(args),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `audit show ARGS... --json`, one value per record.
+fn audit_json(v: &TestVault, args: &[&str]) -> Vec<serde_json::Value> {
+    audit_show(v, &[args, &["--json"]].concat())
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// How many refusals audit records (JSON) stand for: one each, or the count of a record that
 /// coalesced repeats ("refused N more times in S s").
 fn refusals_in(recs: &[serde_json::Value]) -> u64 {
@@ -626,17 +647,7 @@ for _ in range(3):
     // The refusals are audited as bob's (repeats of one refusal are counted into one record),
     // and nothing of bob's was allowed.
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = run_ok(
-        tutela()
-            .args(["audit", "show"])
-            .arg(&v.vault)
-            .args(["--user", "tutela_bob", "--json", "--passfile"])
-            .arg(&v.passfile),
-    );
-    let recs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let recs = audit_json(&v, &["--user", "tutela_bob"]);
     assert!(
         recs.iter()
             .all(|r| r["result"] == "denied" || r["client"] != "acme"),
@@ -690,14 +701,7 @@ fn a_deleted_or_rolled_back_policy_file_does_not_lift_the_fence() {
     ok("tutela_alice", &format!("cat {acme}"));
 
     v.unmount();
-    let audit = run_ok(
-        tutela()
-            .args(["audit", "show"])
-            .arg(&v.vault)
-            .arg("--passfile")
-            .arg(&v.passfile),
-    );
-    let log = String::from_utf8_lossy(&audit.stdout);
+    let log = audit_show(&v, &[]);
     assert!(
         log.lines()
             .filter(|l| l.contains("policy-change") && l.contains("rejected"))
@@ -724,14 +728,7 @@ fn a_deleted_or_rolled_back_policy_file_does_not_lift_the_fence() {
     assert_eq!(out.status.code(), Some(exit::POLICY_INVALID), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("tutela.policy is missing"));
     assert!(!common::is_mountpoint(&v.mnt));
-    let audit = run_ok(
-        tutela()
-            .args(["audit", "show"])
-            .arg(&v.vault)
-            .arg("--passfile")
-            .arg(&v.passfile),
-    );
-    let log = String::from_utf8_lossy(&audit.stdout);
+    let log = audit_show(&v, &[]);
     assert!(
         log.lines()
             .any(|l| l.contains("]  mount ") && l.contains("refused")),
@@ -765,18 +762,7 @@ fn repeated_refusals_are_counted_not_flooded_into_the_log() {
     );
     assert!(out.status.success());
     v.unmount();
-    let out = run_ok(
-        tutela()
-            .args(["audit", "show"])
-            .arg(&v.vault)
-            .arg("--passfile")
-            .arg(&v.passfile)
-            .args(["--user", "tutela_bob", "--denied", "--json"]),
-    );
-    let recs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let recs = audit_json(&v, &["--user", "tutela_bob", "--denied"]);
     let counted: u64 = recs
         .iter()
         .map(|r| {

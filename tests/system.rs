@@ -124,12 +124,7 @@ fn fstab_line_mounts_through_mount8_and_the_helper() {
     assert_eq!(m["read_only"], true);
     assert_eq!(m["idle_s"], 3600);
     // The kernel flags of the line are applied, not ignored, and the type is fuse.tutela.
-    let mnt = v.mnt.display().to_string();
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = info
-        .lines()
-        .find(|l| l.split(' ').nth(4) == Some(mnt.as_str()))
-        .unwrap();
+    let line = common::mount_line(&v.mnt);
     assert!(
         line.contains("noexec") && line.contains(" - fuse.tutela "),
         "{line}"

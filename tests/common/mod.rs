@@ -465,3 +465,39 @@ pub fn unit_value(unit: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("unit has no {key}="))
         .to_string()
 }
+
+/// `tutela fsck VAULT --passfile P EXTRA...`: (exit code, stdout and stderr).
+pub fn fsck(v: &TestVault, extra: &[&str]) -> (i32, String) {
+    let out = tutela()
+        .arg("fsck")
+        .arg(&v.vault)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The line of /proc/self/mountinfo for mountpoint `mnt` (empty if not mounted).
+pub fn mount_line(mnt: &Path) -> String {
+    let mnt = mnt.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(mnt.as_str()))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A process whose working directory is `dir`: it keeps a mount there busy until killed.
+pub fn hold(dir: &Path) -> std::process::Child {
+    Command::new("sleep")
+        .arg("60")
+        .current_dir(dir)
+        .spawn()
+        .unwrap()
+}
