@@ -267,17 +267,7 @@ fn allowed_denied_and_cross_client_cases_with_real_users() {
     assert!(String::from_utf8_lossy(&live.stdout).contains("denied"));
     // The audit log names each user and each refusal, with plaintext paths (inside the vault).
     v.unmount();
-    let show = |args: &[&str]| -> String {
-        let out = run_ok(
-            tutela()
-                .args(["audit", "show"])
-                .arg(&v.vault)
-                .arg("--passfile")
-                .arg(&v.passfile)
-                .args(args),
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let show = |args: &[&str]| audit_show(&v, args);
     let bob_denied = show(&["--user", "tutela_bob", "--denied", "--json"]);
     let recs: Vec<serde_json::Value> = bob_denied
         .lines()
