@@ -207,3 +207,55 @@ fn background_daemon_logs_to_syslog_without_names() {
         );
     }
 }
+
+/// `scripts/install.sh` as root used to link /usr/local/bin/tutela into root's ~/.cargo, which
+/// other users cannot enter (exit 126). It now installs a real copy every user can run, and
+/// points the mount helper at it.
+#[test]
+fn install_script_as_root_installs_a_copy_every_user_can_run() {
+    if skip_unless(
+        fuse_missing().or_else(|| (!is_root()).then(|| "needs root (a system install)".into())),
+        "install.sh",
+    ) {
+        return;
+    }
+    let t = tempfile::Builder::new()
+        .prefix("tutela-install")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    run_ok(
+        Command::new("bash")
+            .arg(root.join("scripts/install.sh"))
+            .env("TUTELA_BIN", common::bin())
+            .env("PREFIX", t.path().join("usr"))
+            .env("SBIN", t.path().join("sbin"))
+            .env("BASH_COMPLETIONS", t.path().join("bash"))
+            .env("FISH_COMPLETIONS", t.path().join("fish")),
+    );
+    let bin = t.path().join("usr/bin/tutela");
+    let meta = fs::symlink_metadata(&bin).unwrap();
+    assert!(meta.file_type().is_file(), "a copy, not a link");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o755
+    );
+    assert_eq!(
+        fs::read_link(t.path().join("sbin/mount.fuse.tutela")).unwrap(),
+        bin
+    );
+    assert!(t.path().join("usr/share/man/man1/tutela.1").exists());
+    common::ensure_user("tutela-installed");
+    let out = run_ok(
+        Command::new("runuser")
+            .args(["-u", "tutela-installed", "--"])
+            .arg(&bin)
+            .arg("--version"),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("tutela "));
+}
