@@ -38,6 +38,9 @@ pub enum Command {
         /// Label of the first passphrase slot (e.g. its owner's name).
         #[arg(long, default_value = "default")]
         label: String,
+        /// Refuse a weak passphrase instead of warning about it.
+        #[arg(long)]
+        strict: bool,
     },
     /// Unlock a vault and mount its plaintext view.
     Mount {
@@ -100,6 +103,9 @@ pub enum Command {
         /// Read the new passphrase from the first line of FILE instead of asking twice.
         #[arg(long, value_name = "FILE")]
         new_passfile: Option<PathBuf>,
+        /// Refuse a weak new passphrase instead of warning about it.
+        #[arg(long)]
+        strict: bool,
     },
     /// Several passphrases on one vault: add, list, remove.
     Key {
@@ -205,6 +211,9 @@ pub enum KeyCmd {
         /// Read the new passphrase from the first line of FILE instead of asking twice.
         #[arg(long, value_name = "FILE")]
         new_passfile: Option<PathBuf>,
+        /// Refuse a weak new passphrase instead of warning about it.
+        #[arg(long)]
+        strict: bool,
     },
     /// List the passphrases' labels.
     List {

@@ -340,11 +340,15 @@ pub fn fsck(vault: &Path, pass: &PassArgs, repair: bool, json: bool) -> Result<(
     }
 }
 
-fn new_passphrase(file: Option<&Path>) -> Result<tutela::secret::Passphrase> {
-    match file {
+/// A new passphrase (from FILE, or asked twice), judged for strength (`strict`: refused when
+/// weak).
+fn new_passphrase(file: Option<&Path>, strict: bool) -> Result<tutela::secret::Passphrase> {
+    let p = match file {
         Some(f) => passphrase::from_file(f, "new passphrase"),
         None => passphrase::new(&Source::default()),
-    }
+    }?;
+    passphrase::check_strength(&p, strict)?;
+    Ok(p)
 }
 
 pub fn passwd(
@@ -353,6 +357,7 @@ pub fn passwd(
     recovery: Option<&Path>,
     label: Option<&str>,
     new_file: Option<&Path>,
+    strict: bool,
 ) -> Result<()> {
     let mut v = match recovery {
         Some(f) => {
@@ -362,7 +367,7 @@ pub fn passwd(
         }
         None => unlock(vault, pass)?,
     };
-    let p = new_passphrase(new_file)?;
+    let p = new_passphrase(new_file, strict)?;
     let label = v.change_passphrase(label, &p)?;
     offline_record(&v, "passwd", Some(format!("key '{label}'")));
     println!("passphrase '{label}' changed");
@@ -376,9 +381,10 @@ pub fn key(cmd: KeyCmd) -> Result<()> {
             label,
             pass,
             new_passfile,
+            strict,
         } => {
             let mut v = unlock(&vault, &pass)?;
-            let p = new_passphrase(new_passfile.as_deref())?;
+            let p = new_passphrase(new_passfile.as_deref(), strict)?;
             v.add_slot(&label, &p)?;
             offline_record(&v, "key-add", Some(format!("key '{label}'")));
             println!(

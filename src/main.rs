@@ -35,7 +35,12 @@ fn run(cli: Cli) -> Result<()> {
         vault::set_keystore_override(ks.clone());
     }
     match cli.command {
-        Command::Init { vault, pass, label } => {
+        Command::Init {
+            vault,
+            pass,
+            label,
+            strict,
+        } => {
             let keystore = cli.keystore.clone();
             init_logging(cli.verbose, None)?;
             let kdf = vault::kdf_from_env();
@@ -43,6 +48,7 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("tutela: warning: {} is set: creating a vault with INSECURE test-only KDF settings", vault::TEST_KDF_ENV);
             }
             let p = passphrase::new(&source(&pass))?;
+            passphrase::check_strength(&p, strict)?;
             let (v, rk) = Vault::create(&vault, &p, &label, kdf, keystore.as_deref())?;
             println!("Created vault {}", vault.display());
             if let Some(ks) = &v.keystore {
@@ -134,6 +140,7 @@ fn run(cli: Cli) -> Result<()> {
             recovery_key,
             label,
             new_passfile,
+            strict,
         } => {
             init_logging(cli.verbose, None)?;
             commands::passwd(
@@ -142,6 +149,7 @@ fn run(cli: Cli) -> Result<()> {
                 recovery_key.as_deref(),
                 label.as_deref(),
                 new_passfile.as_deref(),
+                strict,
             )
         }
         Command::Key { cmd } => {

@@ -121,6 +121,45 @@ pub fn new(src: &Source) -> Result<Passphrase> {
     }
 }
 
+/// Below this zxcvbn score (0-4) a new passphrase is called weak: 3 means "safely
+/// unguessable" (about 10^10 guesses), with Argon2id on top.
+const MIN_SCORE: u8 = 3;
+
+/// Judges a new passphrase with zxcvbn: a weak one gets a warning on stderr, or with `strict`
+/// is refused (exit 19, nothing changed).
+pub fn check_strength(p: &Passphrase, strict: bool) -> Result<()> {
+    // zxcvbn reads text; the first 128 characters are plenty to judge and keep it fast. Its
+    // own copies cannot be zeroed; ours is.
+    let text: Zeroizing<String> = Zeroizing::new(
+        String::from_utf8_lossy(p.as_bytes())
+            .chars()
+            .take(128)
+            .collect(),
+    );
+    let e = zxcvbn::zxcvbn(&text, &["tutela"]);
+    let score = u8::from(e.score());
+    if score >= MIN_SCORE {
+        return Ok(());
+    }
+    let advice = e
+        .feedback()
+        .map(|f| {
+            let mut parts: Vec<String> = f.warning().map(|w| w.to_string()).into_iter().collect();
+            parts.extend(f.suggestions().iter().map(|s| s.to_string()));
+            parts.join(" ")
+        })
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "Use several random words.".into());
+    let msg = format!("this passphrase is weak (strength {score} of 4): {advice}");
+    if strict {
+        return Err(Error::Passphrase(format!(
+            "{msg} Refused (--strict); nothing was changed"
+        )));
+    }
+    eprintln!("tutela: warning: {msg} (--strict refuses such a passphrase)");
+    Ok(())
+}
+
 /// A recovery key from a file or the terminal.
 pub fn recovery_key(file: Option<&Path>) -> Result<Zeroizing<String>> {
     match file {
@@ -144,6 +183,18 @@ pub fn recovery_key(file: Option<&Path>) -> Result<Zeroizing<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weak_passphrases_are_refused_only_when_strict() {
+        let weak = Passphrase::new(b"abc".to_vec());
+        assert!(check_strength(&weak, false).is_ok());
+        assert!(matches!(
+            check_strength(&weak, true),
+            Err(Error::Passphrase(_))
+        ));
+        let strong = Passphrase::new(b"correct horse battery staple orbit".to_vec());
+        assert!(check_strength(&strong, true).is_ok());
+    }
 
     #[test]
     fn passfile_first_line_and_empty_file() {

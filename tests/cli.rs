@@ -749,3 +749,53 @@ fn mount_flags_are_applied_or_refused_by_name() {
         assert!(!common::is_mountpoint(&v.mnt));
     }
 }
+
+/// A three-character passphrase was accepted silently. A weak one now gets a warning with
+/// advice; `--strict` refuses it (exit 19) and nothing is created or changed.
+#[test]
+fn weak_passphrases_are_warned_about_and_refused_with_strict() {
+    let t = tempfile::tempdir().unwrap();
+    let weak = t.path().join("weak");
+    fs::write(&weak, "abc\n").unwrap();
+    let init = |dir: &str, extra: &[&str]| {
+        tutela()
+            .arg("init")
+            .arg(t.path().join(dir))
+            .arg("--passfile")
+            .arg(&weak)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = init("warned", &[]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("this passphrase is weak"));
+    let out = init("refused", &["--strict"]);
+    assert_eq!(out.status.code(), Some(exit::PASSPHRASE_INPUT), "{out:?}");
+    assert!(!t.path().join("refused").exists(), "nothing created");
+
+    let v = TestVault::new_unmounted();
+    let before = fs::read(v.vault.join("tutela.conf")).unwrap();
+    let out = tutela()
+        .args(["key", "add"])
+        .arg(&v.vault)
+        .args(["--label", "weak", "--strict", "--new-passfile"])
+        .arg(&weak)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::PASSPHRASE_INPUT), "{out:?}");
+    assert_eq!(fs::read(v.vault.join("tutela.conf")).unwrap(), before);
+    // The tests' own passphrase is a strong one: no warning, even with --strict.
+    let out = tutela()
+        .arg("init")
+        .arg(t.path().join("strong"))
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .arg("--strict")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("weak"));
+}
