@@ -32,6 +32,7 @@ pub struct PassArgs {
 pub enum Command {
     /// Create a new vault in an empty or missing directory.
     Init {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         #[command(flatten)]
         pass: PassArgs,
@@ -44,7 +45,9 @@ pub enum Command {
     },
     /// Unlock a vault and mount its plaintext view.
     Mount {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// An empty directory to show the plaintext in.
         mountpoint: PathBuf,
         #[command(flatten)]
         pass: PassArgs,
@@ -76,9 +79,13 @@ pub enum Command {
         options: Vec<tutela::mount::MountFlag>,
     },
     /// Flush and unmount a mounted vault.
-    Unmount { mountpoint: PathBuf },
+    Unmount {
+        /// Where the vault is mounted.
+        mountpoint: PathBuf,
+    },
     /// Read and authenticate everything in the vault without mounting; report problems.
     Fsck {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         #[command(flatten)]
         pass: PassArgs,
@@ -91,6 +98,7 @@ pub enum Command {
     },
     /// Change a passphrase (the one given, or with --recovery-key the one named by --label).
     Passwd {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         #[command(flatten)]
         pass: PassArgs,
@@ -118,12 +126,19 @@ pub enum Command {
         json: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to write completions for.
+        shell: clap_complete::Shell,
+    },
     /// Write man pages (tutela.1 and one per subcommand) into DIR.
-    Manpages { dir: PathBuf },
+    Manpages {
+        /// The directory to write the man pages to.
+        dir: PathBuf,
+    },
     /// Fresh keys after a suspected breach: one client's zone, or the whole vault (--all);
     /// re-encrypts the data, resumably, then destroys the old keys.
     Rekey {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         /// Rotate this client's zone key.
         #[arg(long, conflicts_with_all = ["all", "resume"], required_unless_present_any = ["all", "resume"])]
@@ -159,7 +174,9 @@ pub enum Command {
 pub enum ClientCmd {
     /// Make a new or empty folder the zone of client NAME, with its own random key.
     Add {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The client's name (as `client list` shows it).
         name: String,
         /// The client's folder inside the vault, e.g. /clients/acme.
         #[arg(long)]
@@ -170,7 +187,9 @@ pub enum ClientCmd {
     /// Write a client's files, decrypted, to a tar archive (OUTPUT ends in .tar) or a new
     /// folder, with a MANIFEST.sha256 of every file. No mount needed.
     Export {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The client's name (as `client list` shows it).
         name: String,
         #[arg(long, short)]
         output: PathBuf,
@@ -181,7 +200,9 @@ pub enum ClientCmd {
     },
     /// Crypto-erase a client: destroy its zone key and delete its files (asks first).
     Shred {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The client's name (as `client list` shows it).
         name: String,
         /// Do not ask for confirmation (for scripts).
         #[arg(long)]
@@ -191,6 +212,7 @@ pub enum ClientCmd {
     },
     /// List clients with their paths, file counts and sizes.
     List {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         #[command(flatten)]
         pass: PassArgs,
@@ -203,6 +225,7 @@ pub enum ClientCmd {
 pub enum KeyCmd {
     /// Add a passphrase, labelled (e.g. with its owner's name).
     Add {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         #[arg(long)]
         label: String,
@@ -217,6 +240,7 @@ pub enum KeyCmd {
     },
     /// List the passphrases' labels.
     List {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         #[command(flatten)]
         pass: PassArgs,
@@ -225,7 +249,9 @@ pub enum KeyCmd {
     },
     /// Remove a passphrase by label (the last one cannot be removed).
     Remove {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The passphrase's label (as `key list` shows it).
         label: String,
         #[command(flatten)]
         pass: PassArgs,
@@ -235,22 +261,29 @@ pub enum KeyCmd {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCmd {
     /// Validate a policy file offline (syntax, users and groups); errors as FILE:LINE:COL.
-    Check { file: PathBuf },
+    Check {
+        /// The policy file (TOML).
+        file: PathBuf,
+    },
     /// Store a policy in the vault, encrypted; a live mount picks it up within a second.
     Set {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The policy file (TOML).
         file: PathBuf,
         #[command(flatten)]
         pass: PassArgs,
     },
     /// Print the stored policy.
     Show {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         #[command(flatten)]
         pass: PassArgs,
     },
     /// Remove the stored policy (the vault is then governed by Unix modes alone).
     Clear {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         #[command(flatten)]
         pass: PassArgs,
@@ -262,6 +295,7 @@ pub enum AuditCmd {
     /// Check the whole log's chain; names the first bad record. Prints the head (an anchor
     /// to keep outside the vault).
     Verify {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         #[command(flatten)]
         pass: PassArgs,
@@ -273,6 +307,7 @@ pub enum AuditCmd {
     /// Remove records older than a time, a whole segment at a time; what stays still
     /// verifies. Asks first; the newest segment always stays.
     Prune {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         /// Remove records older than this: 2026-11-20, "2026-11-20 14:00:00" (UTC), or an
         /// age such as 2555d (about seven years).
@@ -292,6 +327,7 @@ pub enum AuditCmd {
     },
     /// Print records, oldest first, filtered.
     Show {
+        /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
         #[command(flatten)]
         pass: PassArgs,

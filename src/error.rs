@@ -111,6 +111,66 @@ pub mod exit {
     pub const FSCK_PROBLEMS: i32 = 23;
     pub const KEY_STORE: i32 = 24;
     pub const UNSAFE_FILE: i32 = 25;
+
+    /// Every code with its meaning, for the man page (README "Exit codes" says the same; a
+    /// test keeps them together).
+    pub const MEANINGS: &[(i32, &str)] = &[
+        (OK, "success"),
+        (GENERIC, "other error (I/O error, ...)"),
+        (
+            USAGE,
+            "bad command line (unknown flag, conflicting flags, bad value)",
+        ),
+        (
+            WRONG_PASSPHRASE,
+            "wrong passphrase or recovery key (nothing was changed)",
+        ),
+        (NOT_A_VAULT, "not a tutela vault (no tutela.conf)"),
+        (
+            CONFIG_CORRUPT,
+            "the vault config is damaged or was tampered with",
+        ),
+        (
+            UNSUPPORTED_VERSION,
+            "the vault has a newer format version: upgrade tutela",
+        ),
+        (
+            MOUNTPOINT,
+            "mountpoint problem: missing, not a directory, not empty, already mounted",
+        ),
+        (VAULT_NOT_EMPTY, "init target is not empty"),
+        (
+            MOUNT_FAILED,
+            "the mount itself failed (FUSE missing, allow_other not permitted, ...)",
+        ),
+        (
+            BUSY,
+            "mountpoint busy, or the vault is already mounted elsewhere",
+        ),
+        (NOT_MOUNTED, "not a mounted tutela filesystem"),
+        (
+            PASSPHRASE_INPUT,
+            "passphrase input problem, or a weak passphrase refused by --strict",
+        ),
+        (DATA_DAMAGED, "data damaged (authentication failed)"),
+        (
+            POLICY_INVALID,
+            "the policy file is invalid, missing or not the one last set",
+        ),
+        (AUDIT_TAMPERED, "the audit log was tampered with"),
+        (
+            FSCK_PROBLEMS,
+            "fsck found problems (that --repair did not fix)",
+        ),
+        (
+            KEY_STORE,
+            "the key store is missing, unreadable, or belongs to another vault",
+        ),
+        (
+            UNSAFE_FILE,
+            "a vault file is a symlink, FIFO, device or oversized file: not read",
+        ),
+    ];
 }
 
 impl Error {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod manual;
 mod prune_cmd;
 
 use clap::Parser;
@@ -163,9 +164,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Manpages { dir } => {
-            std::fs::create_dir_all(&dir)?;
             let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::generate_to(cmd, &dir)?;
+            manual::write_pages(cmd, &dir)?;
             println!("man pages written to {}", dir.display());
             Ok(())
         }
