@@ -259,3 +259,115 @@ fn install_script_as_root_installs_a_copy_every_user_can_run() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("tutela "));
 }
+
+/// Office administrators install software as packages: `scripts/package.sh` builds a Debian
+/// package, apt installs it, an ordinary user mounts with the installed binary, and apt
+/// removes it without a trace.
+#[test]
+fn the_debian_package_installs_serves_an_ordinary_user_and_removes_cleanly() {
+    if skip_unless(
+        fuse_missing().or_else(|| (!is_root()).then(|| "needs root (apt-get install)".into())),
+        "debian package",
+    ) {
+        return;
+    }
+    if Command::new("dpkg-deb").arg("--version").output().is_err() {
+        skip_unless(Some("dpkg-deb is missing".into()), "debian package");
+        return;
+    }
+    let t = tempfile::Builder::new()
+        .prefix("tutela-deb")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = run_ok(
+        Command::new("bash")
+            .arg(root.join("scripts/package.sh"))
+            .env("TUTELA_BIN", common::bin())
+            .env("OUT", t.path()),
+    );
+    let deb = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(deb.ends_with(".deb") && Path::new(&deb).exists(), "{deb}");
+    run_ok(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq"])
+            .arg(&deb)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    );
+    let removed = || {
+        let _ = Command::new("apt-get")
+            .args(["remove", "-y", "-qq", "tutela"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output();
+    };
+    // A Debian system's udev makes /dev/fuse 0666 so that users can mount; a container may
+    // leave it 0600 (root only). Give this test what a real machine has, then put it back.
+    let dev_mode = fs::metadata("/dev/fuse").unwrap().permissions();
+    fs::set_permissions(
+        "/dev/fuse",
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    let result = std::panic::catch_unwind(|| {
+        assert!(Path::new("/usr/bin/tutela").exists());
+        assert_eq!(
+            fs::read_link("/usr/sbin/mount.fuse.tutela").unwrap(),
+            Path::new("../bin/tutela")
+        );
+        assert!(Path::new("/usr/share/man/man1/tutela.1.gz").exists());
+        // An ordinary user, with the installed binary only.
+        let uid = common::ensure_user("tutela-deb");
+        let home = t.path().join("home");
+        fs::create_dir_all(home.join("mnt")).unwrap();
+        fs::write(home.join("pass"), format!("{PASS}\n")).unwrap();
+        fs::set_permissions(
+            home.join("pass"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        for p in [home.clone(), home.join("mnt"), home.join("pass")] {
+            std::os::unix::fs::chown(&p, Some(uid), None).unwrap();
+        }
+        let h = home.display();
+        let script = format!(
+            "set -e; export TUTELA_TEST_INSECURE_KDF=1; cd {h}; \
+             tutela init vault --passfile pass >/dev/null 2>&1; \
+             tutela mount vault mnt --passfile pass 2>/dev/null; \
+             echo from-the-package > mnt/note.txt; \
+             tutela unmount mnt; \
+             tutela mount vault mnt --passfile pass 2>/dev/null; \
+             cat mnt/note.txt; tutela unmount mnt"
+        );
+        let out = run_ok(
+            Command::new("runuser")
+                .args([
+                    "-u",
+                    "tutela-deb",
+                    "--",
+                    "env",
+                    "PATH=/usr/bin:/bin",
+                    "sh",
+                    "-c",
+                ])
+                .arg(&script),
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "from-the-package\n");
+    });
+    let _ = fs::set_permissions("/dev/fuse", dev_mode);
+    removed();
+    assert!(!Path::new("/usr/bin/tutela").exists(), "removed");
+    assert!(!Path::new("/usr/sbin/mount.fuse.tutela").exists());
+    let st = Command::new("dpkg")
+        .args(["-s", "tutela"])
+        .output()
+        .unwrap();
+    assert!(!st.status.success(), "no trace left in dpkg");
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
