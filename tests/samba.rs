@@ -36,18 +36,22 @@ impl Drop for Smbd {
     }
 }
 
-fn smb_conf(state: &Path, share: &Path) -> String {
+/// The README's smb.conf, as written there, for a share of `share` with the staff group
+/// `group`; only what isolates this smbd from the machine's own (port, loopback, state
+/// directories) is added to its [global] section.
+fn smb_conf(readme: &str, state: &Path, share: &Path, group: &str) -> String {
+    let conf = readme
+        .split("```\n# /etc/samba/smb.conf\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README has the smb.conf block");
     let s = state.display();
-    format!(
+    let isolation = format!(
         "[global]
-  workgroup = TUTELATEST
-  server role = standalone server
-  security = user
-  map to guest = never
-  passdb backend = tdbsam:{s}/private/passdb.tdb
   smb ports = {PORT}
   interfaces = 127.0.0.1
   bind interfaces only = yes
+  passdb backend = tdbsam:{s}/private/passdb.tdb
   lock directory = {s}/lock
   state directory = {s}/state
   cache directory = {s}/cache
@@ -60,22 +64,34 @@ fn smb_conf(state: &Path, share: &Path) -> String {
   printing = bsd
   printcap name = /dev/null
   disable spoolss = yes
-  server min protocol = SMB2
+"
+    );
+    conf.replacen("[global]\n", &isolation, 1)
+        .replace("/srv/clients", &share.display().to_string())
+        .replace("@office", &format!("@{group}"))
+        .replace("= office", &format!("= {group}"))
+}
 
-[clients]
-  path = {}
-  read only = no
-  browseable = yes
-",
-        share.display()
-    )
+/// The README's command of the step that opens the shared tree to the group, for `share`.
+fn open_tree_command(readme: &str, share: &Path, group: &str) -> String {
+    readme
+        .lines()
+        .find(|l| l.starts_with("chgrp -R office /srv/clients"))
+        .expect("README has the chgrp step")
+        .replace("/srv/clients", &share.display().to_string())
+        .replace(" office ", &format!(" {group} "))
 }
 
 fn smbclient(conf: &Path, user: &str, pass: &str, cmds: &str) -> Output {
+    smbclient_with(conf, user, pass, cmds, &[])
+}
+
+fn smbclient_with(conf: &Path, user: &str, pass: &str, cmds: &str, extra: &[&str]) -> Output {
     Command::new("smbclient")
         .arg("//127.0.0.1/clients")
         .args(["-p", &PORT.to_string(), "-m", "SMB3", "-s"])
         .arg(conf)
+        .args(extra)
         .arg("-U")
         .arg(format!("{user}%{pass}"))
         .arg("-c")
@@ -92,8 +108,12 @@ fn samba_share_applies_policy_and_audit_per_user() {
     {
         return;
     }
-    common::ensure_user("tutela_alice");
-    common::ensure_user("tutela_bob");
+    // README step 1: a staff group, and an account in it per person.
+    let _ = Command::new("groupadd").arg("tutela_office").output();
+    for u in ["tutela_alice", "tutela_bob"] {
+        common::ensure_user(u);
+        run_ok(Command::new("usermod").args(["-a", "-G", "tutela_office", u]));
+    }
     let mut v = TestVault::new_unmounted();
     run_ok(
         tutela()
@@ -117,10 +137,10 @@ fn samba_share_applies_policy_and_audit_per_user() {
             .arg(&v.passfile),
     );
     v.mount();
-    // Unix modes let both in; the policy is what tells them apart.
+    // What an administrator under `umask 077` leaves behind: nothing open to anyone else.
     fs::set_permissions(
         v.p("clients/acme"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
     fs::write(
@@ -128,17 +148,26 @@ fn samba_share_applies_policy_and_audit_per_user() {
         b"acme engagement letter\n",
     )
     .unwrap();
+    fs::set_permissions(
+        v.p("clients/acme/engagement.txt"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     fs::create_dir(v.p("shared")).unwrap();
     fs::set_permissions(
         v.p("shared"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
-    fs::set_permissions(
-        v.p("clients/acme/engagement.txt"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o666),
-    )
-    .unwrap();
+    fs::set_permissions(&v.mnt, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    // README step 3, as written there.
+    run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg(open_tree_command(&readme, &v.mnt, "tutela_office")),
+    );
 
     let state = v.tmp.path().join("samba");
     for d in [
@@ -147,7 +176,7 @@ fn samba_share_applies_policy_and_audit_per_user() {
         fs::create_dir_all(state.join(d)).unwrap();
     }
     let conf = state.join("smb.conf");
-    fs::write(&conf, smb_conf(&state, &v.mnt)).unwrap();
+    fs::write(&conf, smb_conf(&readme, &state, &v.mnt, "tutela_office")).unwrap();
     for (user, pass) in [
         ("tutela_alice", "alice-smb-pw"),
         ("tutela_bob", "bob-smb-pw"),
@@ -214,6 +243,59 @@ fn samba_share_applies_policy_and_audit_per_user() {
         fs::read(v.p("clients/acme/notes.txt")).unwrap(),
         b"alice's notes\n"
     );
+    // New files stay in the staff group and open to it (force group, create mode).
+    let meta = fs::metadata(v.p("clients/acme/notes.txt")).unwrap();
+    let office = String::from_utf8_lossy(
+        &run_ok(Command::new("getent").args(["group", "tutela_office"])).stdout,
+    )
+    .split(':')
+    .nth(2)
+    .unwrap()
+    .parse::<u32>()
+    .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.gid(), office);
+    assert_eq!(meta.mode() & 0o777, 0o660);
+    // Encryption on the wire is required: an encrypting client gets in, one that refuses to
+    // encrypt is turned away.
+    let o = smbclient_with(
+        &conf,
+        "tutela_alice",
+        "alice-smb-pw",
+        "ls",
+        &["--client-protection=encrypt"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // A client that cannot encrypt (SMB 2.1 at most, as Windows 7 without updates) is turned
+    // away: the share never serves plaintext on the wire.
+    let o = smbclient_with(
+        &conf,
+        "tutela_alice",
+        "alice-smb-pw",
+        "ls",
+        &["--option=client max protocol=SMB2_10"],
+    );
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && text.contains("NT_STATUS_"), "{text}");
+    // macOS and Windows litter is vetoed: never stored in the vault.
+    let litter = v.tmp.path().join("litter");
+    fs::write(&litter, b"x").unwrap();
+    let _ = smbclient(
+        &conf,
+        "tutela_alice",
+        "alice-smb-pw",
+        &format!(
+            "cd clients/acme; put {l} .DS_Store; put {l} ._notes.txt; put {l} Thumbs.db; put {l} desktop.ini",
+            l = litter.display()
+        ),
+    );
+    for name in [".DS_Store", "._notes.txt", "Thumbs.db", "desktop.ini"] {
+        assert!(
+            !v.p(&format!("clients/acme/{name}")).exists(),
+            "{name} stored"
+        );
+    }
     // bob is refused: he can neither read nor write there.
     let got_bob = v.tmp.path().join("got-bob.txt");
     let o = smbclient(
