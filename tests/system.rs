@@ -258,6 +258,20 @@ fn install_script_as_root_installs_a_copy_every_user_can_run() {
             .arg("--version"),
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("tutela "));
+
+    // Without cargo (a fresh machine, Debian's packages only) it says in one line what to
+    // install, instead of failing on "cargo: not found" (demo.sh runs it first).
+    let out = Command::new("bash")
+        .arg(root.join("scripts/install.sh"))
+        .env("HOME", t.path())
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env_remove("TUTELA_BIN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("needs Rust 1.85 or newer"), "{err}");
 }
 
 /// Office administrators install software as packages: `scripts/package.sh` builds a Debian
