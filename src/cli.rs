@@ -150,6 +150,10 @@ pub enum Command {
         /// Only finish a rekey that was interrupted.
         #[arg(long)]
         resume: bool,
+        /// Do not ask before --all (for scripts): it removes every other passphrase and
+        /// makes earlier audit anchors stop matching.
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         pass: PassArgs,
     },

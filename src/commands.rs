@@ -462,16 +462,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 &|done| bar.set_position(done),
             );
             bar.finish_and_clear();
-            let rep = match res {
-                Ok(r) => r,
-                Err(e) => {
-                    // Leave no half-written tar archive that looks complete.
-                    if output.extension().is_some_and(|x| x == "tar") && output.is_file() {
-                        let _ = std::fs::remove_file(&output);
-                    }
-                    return Err(e);
-                }
-            };
+            let rep = res?;
             drop(lock);
             offline_record(
                 &v,
@@ -683,6 +674,7 @@ pub fn rekey(
     client: Option<&str>,
     all: bool,
     resume: bool,
+    yes: bool,
 ) -> Result<()> {
     use tutela::rekey::Scope;
     Vault::read_config(vault)?;
@@ -697,6 +689,30 @@ pub fn rekey(
         .unlocked_slot
         .and_then(|i| v.slot_labels().get(i).cloned())
         .unwrap_or_else(|| "default".into());
+    if all && client.is_none() && !yes {
+        let others: Vec<String> = v
+            .slot_labels()
+            .into_iter()
+            .filter(|l| *l != label)
+            .map(|l| format!("'{}'", escape(&l)))
+            .collect();
+        let removed = if others.is_empty() {
+            "No other passphrase exists.".to_string()
+        } else {
+            format!("The passphrases {} will be removed.", others.join(", "))
+        };
+        confirm(
+            "rekey --all asks first (it removes every other passphrase and makes earlier audit \
+             anchors stop matching): run it on a terminal, or add --yes; nothing was changed",
+            &format!(
+                "rekey --all gives {} a new master key and every client a new key. {removed} \
+                 Audit anchors taken before now will no longer match, and a new recovery key is \
+                 printed.",
+                vault.display()
+            ),
+            "rekey",
+        )?;
+    }
     let scope = match (client, all, resume) {
         (Some(c), _, _) => Scope::Client(c),
         (None, true, _) => Scope::All {

@@ -25,9 +25,9 @@ pub struct ExportReport {
     pub skipped: u64,
 }
 
-/// Where the export goes: a `.tar` file, or a directory (new or empty).
+/// Where the export goes: a tar archive (plain, gzip or zstd), or a directory (new or empty).
 enum Sink {
-    Tar(Box<tar::Builder<std::fs::File>>),
+    Tar(Box<tar::Builder<crate::archive::Writer>>),
     Dir(PathBuf),
 }
 
@@ -58,8 +58,8 @@ pub fn export(
             zone.path
         ))
     })?;
-    let is_tar = output.extension().is_some_and(|e| e == "tar");
-    let sink = if is_tar {
+    let kind = crate::archive::kind_of(output)?;
+    let sink = if kind != crate::archive::Kind::Folder {
         use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -72,35 +72,43 @@ pub fn export(
                     output.display()
                 ))
             })?;
-        let mut b = tar::Builder::new(f);
+        let mut b = tar::Builder::new(crate::archive::Writer::new(kind, f)?);
         b.follow_symlinks(false);
         Sink::Tar(Box::new(b))
     } else {
         // A client's files in plaintext: only the exporting user may look until they say.
         crate::sys::ensure_empty_dir(output, 0o700).map_err(|_| {
             Error::Usage(format!(
-                "{} must be a new or empty folder (or name a .tar file)",
+                "{} must be a new or empty folder (or name a .tar, .tar.gz or .tar.zst file)",
                 output.display()
             ))
         })?;
         Sink::Dir(output.to_path_buf())
     };
-    let mut total = 0;
-    size_of_tree(&fs, &who, top, &mut total)?;
-    start(total);
-    let mut ex = Export {
-        fs: &fs,
-        who,
-        sink,
-        manifest: String::new(),
-        report: ExportReport::default(),
-        progress,
-    };
-    let top_attr = fs.getattr(&who, top, None)?;
-    ex.dir_entry(name.as_bytes(), &top_attr)?;
-    ex.walk(top, name.as_bytes().to_vec())?;
-    ex.finish()?;
-    Ok(ex.report)
+    let archive = matches!(sink, Sink::Tar(_));
+    let written = (|| {
+        let mut total = 0;
+        size_of_tree(&fs, &who, top, &mut total)?;
+        start(total);
+        let mut ex = Export {
+            fs: &fs,
+            who,
+            sink,
+            manifest: String::new(),
+            report: ExportReport::default(),
+            progress,
+        };
+        let top_attr = fs.getattr(&who, top, None)?;
+        ex.dir_entry(name.as_bytes(), &top_attr)?;
+        ex.walk(top, name.as_bytes().to_vec())?;
+        ex.finish()
+    })();
+    // Leave no half-written archive that looks complete (only the one made here: an existing
+    // file of that name was refused above and is never touched).
+    if written.is_err() && archive {
+        let _ = std::fs::remove_file(output);
+    }
+    written
 }
 
 fn size_of_tree(fs: &Fs, who: &Subject, dir: u64, total: &mut u64) -> Result<()> {
@@ -278,9 +286,10 @@ impl Export<'_> {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<()> {
-        match &mut self.sink {
-            Sink::Tar(b) => {
+    /// Writes the manifest and closes the archive (ending its compressed stream) or folder.
+    fn finish(self) -> Result<ExportReport> {
+        match self.sink {
+            Sink::Tar(mut b) => {
                 let mut h = tar::Header::new_gnu();
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(0o644);
@@ -292,8 +301,7 @@ impl Export<'_> {
                         .unwrap_or(0),
                 );
                 b.append_data(&mut h, MANIFEST, self.manifest.as_bytes())?;
-                b.finish()?;
-                b.get_mut().sync_all()?;
+                b.into_inner()?.finish()?;
             }
             Sink::Dir(root) => {
                 let mut f = std::fs::File::create(root.join(MANIFEST))?;
@@ -301,7 +309,7 @@ impl Export<'_> {
                 f.sync_all()?;
             }
         }
-        Ok(())
+        Ok(self.report)
     }
 }
 

@@ -3,6 +3,7 @@
 //! no FUSE types), `fuse` (the thin fuser adapter), `mount` (sessions, daemon, signals), and
 //! the CLI in `main.rs`/`cli.rs`.
 
+pub mod archive;
 pub mod audit;
 pub mod clients;
 pub mod crypto;

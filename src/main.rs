@@ -174,10 +174,11 @@ fn run(cli: Cli) -> Result<()> {
             client,
             all,
             resume,
+            yes,
             pass,
         } => {
             init_logging(cli.verbose, None)?;
-            commands::rekey(&vault, &pass, client.as_deref(), all, resume)
+            commands::rekey(&vault, &pass, client.as_deref(), all, resume, yes)
         }
         Command::Client { cmd } => {
             init_logging(cli.verbose, None)?;

@@ -267,7 +267,7 @@ fn bad_input_gets_one_clear_line_and_its_exit_code_and_changes_nothing() {
         &["client", "add", "acme", "--path", "/clients/acme"],
         &["client", "export", "acme", "--output", "OUT.tar"],
         &["client", "shred", "acme", "--yes"],
-        &["rekey", "--all"],
+        &["rekey", "--all", "--yes"],
         &["policy", "show"],
         &["policy", "clear"],
         &["audit", "verify"],

@@ -178,7 +178,48 @@ fn export_writes_tar_and_folder_with_checked_manifest() {
             .args(["-c", "--strict", "MANIFEST.sha256"])
             .current_dir(&dir),
     );
-    // Refusals: an existing archive, an unknown client, a mounted vault.
+    // Compressed archives by their suffix: GNU tar reads each, with the same manifest.
+    for (file, flag) in [
+        ("acme.tar.gz", "z"),
+        ("acme.tgz", "z"),
+        ("acme.tar.zst", "--zstd"),
+    ] {
+        let arch = v.tmp.path().join(file);
+        run_ok(&mut cmd2(
+            &v,
+            &["client", "export"],
+            &["acme", "-o", arch.to_str().unwrap()],
+        ));
+        let y = v.tmp.path().join(format!("x-{file}"));
+        fs::create_dir(&y).unwrap();
+        let mut tar = Command::new("tar");
+        if flag == "z" {
+            tar.arg("xzf");
+        } else {
+            tar.args([flag, "-xf"]);
+        }
+        run_ok(tar.arg(&arch).current_dir(&y));
+        run_ok(
+            Command::new("sha256sum")
+                .args(["-c", "--strict", "MANIFEST.sha256"])
+                .current_dir(&y),
+        );
+        assert_eq!(tree(&y.join("acme")), exported, "{file}");
+    }
+    // An unknown suffix is refused with the accepted ones (it once made a folder so named).
+    let zip = v.tmp.path().join("acme.zip");
+    let o = cmd2(
+        &v,
+        &["client", "export"],
+        &["acme", "-o", zip.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(code(&o), exit::USAGE, "{}", stderr(&o));
+    assert!(stderr(&o).contains(".tar.gz"), "{}", stderr(&o));
+    assert!(!zip.exists());
+    // Refusals: an existing archive (left as it was), an unknown client, a mounted vault.
+    let before = fs::read(&out).unwrap();
     let o = cmd2(
         &v,
         &["client", "export"],
@@ -187,6 +228,11 @@ fn export_writes_tar_and_folder_with_checked_manifest() {
     .output()
     .unwrap();
     assert_eq!(code(&o), exit::USAGE, "{}", stderr(&o));
+    assert_eq!(
+        fs::read(&out).unwrap(),
+        before,
+        "the existing archive is untouched"
+    );
     let o = cmd2(&v, &["client", "export"], &["nobody", "-o", "/tmp/x.tar"])
         .output()
         .unwrap();
@@ -316,7 +362,15 @@ fn rekey_client_then_all_re_encrypts_and_retires_old_keys() {
 
     // --all: new master key; bob's slot goes; a new recovery key is printed.
     let conf_before_all = fs::read(v.vault.join("tutela.conf")).unwrap();
-    let o = run_ok(&mut cmd(&v, &["rekey", "--all"]));
+    // Without a terminal it asks for --yes and changes nothing.
+    let o = cmd(&v, &["rekey", "--all"]).output().unwrap();
+    assert_eq!(code(&o), exit::USAGE, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--yes"), "{}", stderr(&o));
+    assert_eq!(
+        fs::read(v.vault.join("tutela.conf")).unwrap(),
+        conf_before_all
+    );
+    let o = run_ok(&mut cmd(&v, &["rekey", "--all", "--yes"]));
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(text.contains("Passphrases removed"), "{text}");
     assert!(text.contains("bob"), "{text}");
@@ -434,7 +488,7 @@ fn rekey_resumes_after_crashes_at_every_stage() {
         let args: &[&str] = if i % 2 == 0 {
             &["rekey", "--client", "acme"]
         } else {
-            &["rekey", "--all"]
+            &["rekey", "--all", "--yes"]
         };
         assert!(crash_at(&v, args, p), "no crash at {p}");
         // Interrupted: the vault mounts (read-only) and every file reads back.
@@ -455,7 +509,10 @@ fn rekey_resumes_after_crashes_at_every_stage() {
         "atomic-renamed:2",
         "rekey-all-committed:1",
     ] {
-        assert!(crash_at(&v, &["rekey", "--all"], p), "no crash at {p}");
+        assert!(
+            crash_at(&v, &["rekey", "--all", "--yes"], p),
+            "no crash at {p}"
+        );
         let _ = cmd(&v, &["rekey", "--resume"]).output().unwrap();
         assert_eq!(mounted_tree(&mut v, &[]), before, "after crash at {p}");
         run_ok(&mut cmd2(&v, &["audit", "verify"], &[]));
