@@ -848,3 +848,52 @@ print("saw", sorted(names), flush=True)
     ok("tutela_alice", &format!("ls {}/acme", clients.display()));
     denied("tutela_bob", &format!("ls {}", clients.display()));
 }
+
+/// The other half of the pid-keyed cache: a refused user whose process gets the pid that a
+/// group member's process just released. The kernel is made to hand the pid over at once
+/// (`ns_last_pid`, root only), the way a thread-spawning loop gets it in seconds.
+#[test]
+fn a_refused_user_on_a_recycled_pid_does_not_inherit_a_members_groups() {
+    let Some(v) = setup() else { return };
+    let acme = v.p("clients/acme/letters/engagement.txt");
+    let reader = "import os, sys\ntry:\n    open(sys.argv[1]).read()\n    print(os.getpid(), 'read')\nexcept PermissionError:\n    print(os.getpid(), 'refused')\n";
+    let id = |name: &str, flag: &str| -> u32 {
+        let out = run_ok(Command::new("id").arg(flag).arg(name));
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let (bob_uid, bob_gid) = (id("tutela_bob", "-u"), id("tutela_bob", "-g"));
+    let mut matched = 0;
+    for _ in 0..30 {
+        // carol (a paralegal) reads acme.
+        let out = run_ok(
+            Command::new("runuser")
+                .args(["-u", "tutela_carol", "--", "python3", "-c", reader])
+                .arg(&acme),
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut it = text.split_whitespace();
+        let pid: u32 = it.next().unwrap().parse().unwrap();
+        assert_eq!(it.next(), Some("read"), "carol may read");
+        // bob's process gets carol's pid next.
+        fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1)).unwrap();
+        let out = run_ok(std::os::unix::process::CommandExt::gid(
+            std::os::unix::process::CommandExt::uid(
+                Command::new("python3").args(["-c", reader]).arg(&acme),
+                bob_uid,
+            ),
+            bob_gid,
+        ));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut it = text.split_whitespace();
+        let bob_pid: u32 = it.next().unwrap().parse().unwrap();
+        let verdict = it.next().unwrap().to_string();
+        if bob_pid == pid {
+            matched += 1;
+            assert_eq!(verdict, "refused", "bob on carol's pid {pid} read acme");
+        }
+    }
+    assert!(
+        matched > 0,
+        "the pid was never handed over (other processes took it)"
+    );
+}
