@@ -615,6 +615,10 @@ fn read_keystore(path: &Path, vault_id: &Id) -> Result<keystore::KeyStore> {
 }
 
 fn write_keystore(path: &Path, store: &keystore::KeyStore) -> Result<()> {
+    // The key store's path is the user's to choose, a symlink to another disk included (as
+    // when it is read): the write replaces the file the link leads to, never the link.
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Err(Error::KeyStore(format!(
             "{} is not a usable file path",
