@@ -753,17 +753,7 @@ fn repeated_refusals_are_counted_not_flooded_into_the_log() {
     assert!(out.status.success());
     v.unmount();
     let recs = audit_json(&v, &["--user", "tutela_bob", "--denied"]);
-    let counted: u64 = recs
-        .iter()
-        .map(|r| {
-            r["detail"]
-                .as_str()
-                .and_then(|d| d.strip_prefix("refused "))
-                .and_then(|d| d.split_whitespace().next())
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(1)
-        })
-        .sum();
+    let counted = refusals_in(&recs);
     assert!(
         recs.len() <= 10,
         "{} records for one repeated refusal",

@@ -208,6 +208,17 @@ fn background_daemon_logs_to_syslog_without_names() {
     }
 }
 
+/// A temp dir other users may enter (they run the installed binary from inside it).
+fn open_tempdir(prefix: &str) -> tempfile::TempDir {
+    let t = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    fs::set_permissions(
+        t.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    t
+}
+
 /// `scripts/install.sh` as root used to link /usr/local/bin/tutela into root's ~/.cargo, which
 /// other users cannot enter (exit 126). It now installs a real copy every user can run, and
 /// points the mount helper at it.
@@ -219,16 +230,10 @@ fn install_script_as_root_installs_a_copy_every_user_can_run() {
     ) {
         return;
     }
-    let t = tempfile::Builder::new()
-        .prefix("tutela-install")
-        .tempdir()
-        .unwrap();
-    fs::set_permissions(
-        t.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (t, root) = (
+        open_tempdir("tutela-install"),
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
     run_ok(
         Command::new("bash")
             .arg(root.join("scripts/install.sh"))
@@ -289,16 +294,10 @@ fn the_debian_package_installs_serves_an_ordinary_user_and_removes_cleanly() {
         skip_unless(Some("dpkg-deb is missing".into()), "debian package");
         return;
     }
-    let t = tempfile::Builder::new()
-        .prefix("tutela-deb")
-        .tempdir()
-        .unwrap();
-    fs::set_permissions(
-        t.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (t, root) = (
+        open_tempdir("tutela-deb"),
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
     let out = run_ok(
         Command::new("bash")
             .arg(root.join("scripts/package.sh"))
