@@ -652,7 +652,7 @@ impl fuser::Filesystem for Adapter {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -661,6 +661,12 @@ impl fuser::Filesystem for Adapter {
         reply: ReplyEmpty,
     ) {
         self.touch();
-        empty(reply, self.fs.fallocate(fh.0, mode, offset, length));
+        // The kernel passes no kill flag for fallocate; as for truncates, the caller's uid
+        // stands in for CAP_FSETID.
+        let kill_suid = req.uid() != 0;
+        empty(
+            reply,
+            self.fs.fallocate(fh.0, mode, offset, length, kill_suid),
+        );
     }
 }

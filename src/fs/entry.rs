@@ -71,6 +71,11 @@ impl Fs {
             return Err(e);
         }
         self.give_to(&dir, bname, who, gid)?;
+        let requested = mode & !umask & 0o7777;
+        let keep = self.kept_set_id(who, gid, requested);
+        if self.opts.chown_new && keep != 0 {
+            sys::fchmodat(dir.as_fd(), bname, (requested & 0o777) | keep)?;
+        }
         self.lookup_inner(who, parent, name)
     }
 

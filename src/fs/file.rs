@@ -525,6 +525,12 @@ impl Fs {
         let own = *OWN.get_or_init(|| (sys::geteuid(), sys::getegid()));
         if self.opts.chown_new && !(who.uid == own.0 && (inherited || gid == own.1)) {
             sys::fchown(created.as_fd(), who.uid, gid)?;
+            // The chown cleared set-ID bits the new file may keep (`kept_set_id`).
+            let requested = mode & !umask & 0o7777;
+            let keep = self.kept_set_id(who, gid, requested);
+            if keep != 0 {
+                sys::fchmod(created.as_fd(), (requested & 0o777) | keep)?;
+            }
         }
         let st = sys::fstat(created.as_fd())?;
         let mut attr = self.to_attr(&st, None);
@@ -740,10 +746,22 @@ impl Fs {
         }
     }
 
-    pub fn fallocate(&self, fh: u64, mode: i32, offset: u64, len: u64) -> Result<()> {
+    /// `kill_suid`: the caller may not keep set-ID bits (as for a write: ext4 clears them on
+    /// fallocate too, xfstests generic/683).
+    pub fn fallocate(
+        &self,
+        fh: u64,
+        mode: i32,
+        offset: u64,
+        len: u64,
+        kill_suid: bool,
+    ) -> Result<()> {
         self.check_writable()?;
         let h = self.handle(fh)?;
         let end = offset.checked_add(len).ok_or(Error::TooBig)?;
+        if kill_suid && drop_suid(h.fd.as_fd())? {
+            self.attrs_changed(h.ino);
+        }
         match mode {
             0 => {
                 if end > plain_len(&h.fd)? {

@@ -340,6 +340,24 @@ impl Fs {
         Ok(())
     }
 
+    /// The set-ID bits of `requested` (mode bits after the umask) that a new file keeps, as
+    /// ext4 decides at creation: set-user-ID always; set-group-ID with group-execute only if
+    /// the creator is root or in the file's group `gid` (xfstests generic/633). The daemon's
+    /// chown to the caller clears both, so they are put back afterwards.
+    fn kept_set_id(&self, who: &Subject, gid: u32, requested: u32) -> u32 {
+        let mut keep = requested & libc::S_ISUID;
+        if requested & libc::S_ISGID != 0 {
+            let exec = requested & libc::S_IXGRP != 0;
+            let member = who.uid == 0
+                || who.gid == gid
+                || sys::caller_groups(who.pid, who.uid, who.gid).contains(&gid);
+            if !exec || member {
+                keep |= libc::S_ISGID;
+            }
+        }
+        keep
+    }
+
     /// The group a new entry gets: the parent's for setgid directories, else the caller's.
     fn new_gid(&self, parent_dir: &OwnedFd, who: &Subject) -> Result<(u32, bool)> {
         let st = sys::fstat(parent_dir.as_fd())?;
