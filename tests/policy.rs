@@ -256,15 +256,8 @@ fn allowed_denied_and_cross_client_cases_with_real_users() {
 
     // The audit log can be read while the vault is mounted.
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let live = run_ok(
-        tutela()
-            .args(["audit", "show"])
-            .arg(&v.vault)
-            .arg("--passfile")
-            .arg(&v.passfile)
-            .args(["--user", "tutela_bob", "--denied"]),
-    );
-    assert!(String::from_utf8_lossy(&live.stdout).contains("denied"));
+    let live = audit_show(&v, &["--user", "tutela_bob", "--denied"]);
+    assert!(live.contains("denied"), "{live}");
     // The audit log names each user and each refusal, with plaintext paths (inside the vault).
     v.unmount();
     let show = |args: &[&str]| audit_show(&v, args);
