@@ -115,6 +115,7 @@ pub fn add(vault: &mut Vault, name: &str, path: &str) -> Result<()> {
         name: name.to_string(),
         path,
         retiring: None,
+        adopting: None,
     });
     vault.save()
 }

@@ -39,6 +39,9 @@ pub enum Error {
     CrossDevice,
     #[error("stale inode")]
     Stale,
+    /// The file's client was shredded while it was open: the handle serves nothing more.
+    #[error("the file's client was erased")]
+    Revoked,
 
     // --- cryptographic / format damage ---
     /// Ciphertext failed authentication. `what` names the kind of object (block, name,
@@ -193,6 +196,7 @@ impl Error {
             Error::TooBig => libc::EFBIG,
             Error::CrossDevice => libc::EXDEV,
             Error::Stale => libc::ESTALE,
+            Error::Revoked => libc::EIO,
             Error::AuthFailed { .. } | Error::Corrupt { .. } => libc::EIO,
             Error::Busy(_) => libc::EBUSY,
             Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),

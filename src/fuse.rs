@@ -55,8 +55,11 @@ impl Adapter {
         }
     }
 
-    fn touch(&self) {
+    /// Notes activity and holds the request gate (shared) for the request's duration: a
+    /// live rekey or shred step waits for requests in flight and holds new ones back.
+    fn touch(&self) -> std::sync::RwLockReadGuard<'_, ()> {
         (self.activity)();
+        self.fs.enter()
     }
 }
 
@@ -177,7 +180,7 @@ impl fuser::Filesystem for Adapter {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.touch();
+        let _gate = self.touch();
         match self.fs.lookup(&who(req), parent.0, name) {
             // A negative entry the kernel may cache where the answer is the same for every
             // caller (`Fs::absence_cacheable`); every create goes through us and replaces it.
@@ -210,7 +213,7 @@ impl fuser::Filesystem for Adapter {
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        self.touch();
+        let _gate = self.touch();
         match self.fs.getattr(&who(req), ino.0, fh.map(|f| f.0)) {
             Ok(a) => reply.attr(&TTL, &attr(&a)),
             Err(e) => reply.error(errno(&e)),
@@ -235,7 +238,7 @@ impl fuser::Filesystem for Adapter {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        self.touch();
+        let _gate = self.touch();
         let set = SetAttr {
             mode,
             uid,
@@ -254,7 +257,7 @@ impl fuser::Filesystem for Adapter {
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.touch();
+        let _gate = self.touch();
         match self.fs.readlink(&who(req), ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
@@ -271,7 +274,7 @@ impl fuser::Filesystem for Adapter {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        self.touch();
+        let _gate = self.touch();
         entry(
             reply,
             self,
@@ -288,7 +291,7 @@ impl fuser::Filesystem for Adapter {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        self.touch();
+        let _gate = self.touch();
         entry(
             reply,
             self,
@@ -297,12 +300,12 @@ impl fuser::Filesystem for Adapter {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.touch();
+        let _gate = self.touch();
         empty(reply, self.fs.unlink(&who(req), parent.0, name));
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.touch();
+        let _gate = self.touch();
         empty(reply, self.fs.rmdir(&who(req), parent.0, name));
     }
 
@@ -314,7 +317,7 @@ impl fuser::Filesystem for Adapter {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        self.touch();
+        let _gate = self.touch();
         entry(
             reply,
             self,
@@ -337,7 +340,7 @@ impl fuser::Filesystem for Adapter {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        self.touch();
+        let _gate = self.touch();
         if flags.contains(fuser::RenameFlags::RENAME_WHITEOUT) {
             return reply.error(Errno::from_i32(libc::EINVAL));
         }
@@ -360,7 +363,7 @@ impl fuser::Filesystem for Adapter {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        self.touch();
+        let _gate = self.touch();
         entry(
             reply,
             self,
@@ -369,7 +372,7 @@ impl fuser::Filesystem for Adapter {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        self.touch();
+        let _gate = self.touch();
         match self.fs.open(&who(req), ino.0, flags.0) {
             Ok(fh) => reply.opened(FileHandle(fh), KEEP_CACHE),
             Err(e) => reply.error(errno(&e)),
@@ -387,7 +390,7 @@ impl fuser::Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.touch();
+        let _gate = self.touch();
         // The data is replied from the reader's buffer; the reply stays here for errors.
         let mut slot = Some(reply);
         let r = self.fs.read_with(fh.0, offset, size, |d| {
@@ -412,7 +415,7 @@ impl fuser::Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        self.touch();
+        let _gate = self.touch();
         let kill_suid = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
         match self.fs.write(fh.0, offset, data, kill_suid) {
             Ok(n) => reply.written(n),
@@ -456,7 +459,7 @@ impl fuser::Filesystem for Adapter {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.touch();
+        let _gate = self.touch();
         empty(reply, self.fs.fsync(fh.0, datasync));
     }
 
@@ -467,7 +470,7 @@ impl fuser::Filesystem for Adapter {
     /// policy); the kernel caches the listing only where every user who may open the
     /// directory sees the same entries (`Fs::listing_cacheable`).
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.touch();
+        let _gate = self.touch();
         if !self.shared {
             return reply.error(Errno::ENOSYS);
         }
@@ -493,7 +496,7 @@ impl fuser::Filesystem for Adapter {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.touch();
+        let _gate = self.touch();
         let mut added = false;
         let r = self
             .fs
@@ -517,7 +520,7 @@ impl fuser::Filesystem for Adapter {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        self.touch();
+        let _gate = self.touch();
         let me = who(req);
         let mut added = false;
         let r = self
@@ -576,7 +579,7 @@ impl fuser::Filesystem for Adapter {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
-        self.touch();
+        let _gate = self.touch();
         match self.fs.access(&who(req), ino.0, mask.bits()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
@@ -602,7 +605,7 @@ impl fuser::Filesystem for Adapter {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        self.touch();
+        let _gate = self.touch();
         empty(
             reply,
             self.fs.setxattr(&who(req), ino.0, name, value, flags),
@@ -610,17 +613,17 @@ impl fuser::Filesystem for Adapter {
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        self.touch();
+        let _gate = self.touch();
         xattr_reply(reply, self.fs.getxattr(&who(req), ino.0, name), size);
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        self.touch();
+        let _gate = self.touch();
         xattr_reply(reply, self.fs.listxattr(&who(req), ino.0), size);
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.touch();
+        let _gate = self.touch();
         empty(reply, self.fs.removexattr(&who(req), ino.0, name));
     }
 
@@ -634,7 +637,7 @@ impl fuser::Filesystem for Adapter {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        self.touch();
+        let _gate = self.touch();
         match self
             .fs
             .create(&who(req), parent.0, name, mode, umask, flags)
@@ -660,7 +663,7 @@ impl fuser::Filesystem for Adapter {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        self.touch();
+        let _gate = self.touch();
         // The kernel passes no kill flag for fallocate; as for truncates, the caller's uid
         // stands in for CAP_FSETID.
         let kill_suid = req.uid() != 0;

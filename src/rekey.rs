@@ -211,6 +211,7 @@ fn finish(v: &mut Vault, tick: &mut dyn FnMut(RekeyStats), out: &mut Outcome) ->
     faults::point("rekey-walked");
     for z in v.zones.iter_mut() {
         z.retiring = None;
+        z.adopting = None;
     }
     v.save()?;
     fs.rekey_cleanup()?;

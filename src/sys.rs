@@ -955,6 +955,12 @@ pub fn process_name(pid: u32) -> String {
 }
 
 /// Takes an exclusive advisory lock on `f` without waiting; false when someone holds it.
+/// Waits for an exclusive flock on `f` (released when `f` is closed).
+pub fn lock_exclusive(f: &File) -> Result<()> {
+    // SAFETY: valid fd.
+    check(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }).map(|_| ())
+}
+
 pub fn try_lock_exclusive(f: &File) -> bool {
     // SAFETY: valid fd.
     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }

@@ -98,6 +98,10 @@ pub struct Vault {
     /// The key slot whose passphrase unlocked the vault (None for the recovery key).
     pub unlocked_slot: Option<usize>,
     pub keystore: Option<KeyStoreRef>,
+    /// SHA-256 of the config as this process last read or wrote it: a save refuses to
+    /// overwrite a config another process changed meanwhile (a command run while the mount
+    /// daemon adds a client, say), which would lose that change.
+    loaded: [u8; 32],
 }
 
 impl std::fmt::Debug for Vault {
@@ -136,6 +140,7 @@ impl Vault {
             name: String::new(),
             path: "/".into(),
             retiring: None,
+            adopting: None,
         };
         let mut config = Config {
             version: config::VERSION,
@@ -170,6 +175,7 @@ impl Vault {
                 path: p,
                 generation: [0; 16],
             }),
+            loaded: [0; 32],
         };
         v.save()?;
         let rk = recovery::encode(&v.master);
@@ -201,6 +207,23 @@ impl Vault {
         Ok((cfg, bytes))
     }
 
+    /// Reads the config again (another process may have changed it), keeping the master
+    /// key: for the mount daemon before it changes the vault. Fails if the master key no
+    /// longer opens it.
+    pub fn reload(&mut self) -> Result<()> {
+        let (config, bytes) = Self::read_config(&self.dir)?;
+        let fresh = Self::open_with(
+            &self.dir,
+            config,
+            &bytes,
+            self.master.duplicate(),
+            self.unlocked_slot,
+            &Unlock::RecoveryKey(String::new()),
+        )?;
+        *self = fresh;
+        Ok(())
+    }
+
     /// Unlocks the vault in `dir`. A wrong passphrase changes nothing.
     pub fn unlock(dir: &Path, how: &Unlock) -> Result<Vault> {
         let (config, bytes) = Self::read_config(dir)?;
@@ -215,8 +238,19 @@ impl Vault {
                 None,
             ),
         };
+        Self::open_with(dir, config, &bytes, master, unlocked_slot, how)
+    }
+
+    fn open_with(
+        dir: &Path,
+        config: Config,
+        bytes: &[u8],
+        master: Key32,
+        unlocked_slot: Option<usize>,
+        how: &Unlock,
+    ) -> Result<Vault> {
         // Check the MAC: a wrong recovery key or a tampered config fails here.
-        let (_, unsigned, mac) = Config::parse(&bytes).map_err(|_| Error::ConfigCorrupt {
+        let (_, unsigned, mac) = Config::parse(bytes).map_err(|_| Error::ConfigCorrupt {
             why: "unparsable".into(),
         })?;
         let mut m = config_mac(&master, &config.vault_id)?;
@@ -279,6 +313,7 @@ impl Vault {
             zones,
             unlocked_slot,
             keystore,
+            loaded: sha256(bytes),
         })
     }
 
@@ -532,8 +567,30 @@ impl Vault {
         let mut m = config_mac(&self.master, &self.config.vault_id)?;
         m.update(&bytes);
         bytes.extend_from_slice(&m.finalize().into_bytes());
-        sys::write_atomic(&self.dir, config::FILE_NAME, &bytes, 0o600)
+        // Compare and write under a lock on the vault directory, so that two processes
+        // cannot both pass the comparison.
+        let dir = std::fs::File::open(&self.dir)?;
+        sys::lock_exclusive(&dir)?;
+        match sys::read_vault_file(&self.dir.join(config::FILE_NAME), MAX_VAULT_FILE, false) {
+            Ok(now) if sha256(&now) != self.loaded => {
+                return Err(Error::Busy(
+                    "the vault's config was changed by another command (or by the mount \
+                     daemon) after this one read it: nothing was written; run the command again"
+                        .into(),
+                ))
+            }
+            Ok(_) | Err(Error::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        sys::write_atomic(&self.dir, config::FILE_NAME, &bytes, 0o600)?;
+        self.loaded = sha256(&bytes);
+        Ok(())
     }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    Sha256::digest(bytes).into()
 }
 
 fn keystore_ref_aad(vault_id: &Id) -> Vec<u8> {

@@ -482,7 +482,9 @@ fn rekey_resumes_after_crashes_at_every_stage() {
         "rekey-linked:5",
         "rekey-step:9",
         "rekey-linked:14",
+        "rekey-copied:2",
         "rekey-walked:1",
+        "rekey-copied:7",
     ];
     for (i, p) in points.iter().enumerate() {
         let args: &[&str] = if i % 2 == 0 {

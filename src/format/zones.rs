@@ -1,7 +1,8 @@
 //! The zone table, sealed inside the config (or the key store) under the zone-wrap key (client
 //! names and paths are confidential). Plaintext layout, version 2: version u8 | count u16 LE |
-//! per zone: id [16] | key [32] | flags u8 | [retiring key [32] if flags bit 0] | name length
-//! u8 | name | path length u16 LE | path. Version 1 (no flags, no retiring key) is still read.
+//! per zone: id [16] | key [32] | flags u8 | [retiring key [32] if flags bit 0] | [retiring
+//! zone id [16] if flags bit 1] | name length u8 | name | path length u16 LE | path. Version 1
+//! (no flags, no retiring key) is still read.
 
 use super::{fits, Reader};
 use crate::crypto::Id;
@@ -11,6 +12,9 @@ use zeroize::Zeroizing;
 pub const VERSION: u8 = 2;
 /// Flag bit 0: a rekey is under way; entries not yet re-encrypted use the retiring key.
 pub const FLAG_RETIRING: u8 = 1;
+/// Flag bit 1 (with bit 0): the zone is adopting a folder that held files of another zone;
+/// its retiring generation is that zone's key with that zone's id, which follows.
+pub const FLAG_ADOPTING: u8 = 2;
 
 #[derive(Debug)]
 pub struct ZoneRecord {
@@ -22,6 +26,16 @@ pub struct ZoneRecord {
     pub path: String,
     /// The previous key while a rekey re-encrypts the zone (destroyed when it finishes).
     pub retiring: Option<Key32>,
+    /// The zone id the retiring key goes with, when it is not this zone's own (`client add`
+    /// of a folder that already held files of the enclosing zone).
+    pub adopting: Option<Id>,
+}
+
+impl ZoneRecord {
+    /// The id the retiring key derives its name and content keys with.
+    pub fn retiring_id(&self) -> Id {
+        self.adopting.unwrap_or(self.id)
+    }
 }
 
 pub fn encode(zones: &[ZoneRecord]) -> Result<Zeroizing<Vec<u8>>, String> {
@@ -31,12 +45,18 @@ pub fn encode(zones: &[ZoneRecord]) -> Result<Zeroizing<Vec<u8>>, String> {
     for z in zones {
         out.extend_from_slice(&z.id);
         out.extend_from_slice(z.key.as_bytes());
-        match &z.retiring {
-            Some(k) => {
+        match (&z.retiring, &z.adopting) {
+            (Some(k), None) => {
                 out.push(FLAG_RETIRING);
                 out.extend_from_slice(k.as_bytes());
             }
-            None => out.push(0),
+            (Some(k), Some(id)) => {
+                out.push(FLAG_RETIRING | FLAG_ADOPTING);
+                out.extend_from_slice(k.as_bytes());
+                out.extend_from_slice(id);
+            }
+            (None, Some(_)) => return Err("an adopting zone without its retiring key".into()),
+            (None, None) => out.push(0),
         }
         out.push(fits::<u8>(z.name.len(), "client name")?);
         out.extend_from_slice(z.name.as_bytes());
@@ -58,11 +78,16 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ZoneRecord>, String> {
         let id = r.array::<16>("zone id")?;
         let key = Key32::from_bytes(r.array::<32>("zone key")?);
         let flags = if v >= 2 { r.u8("zone flags")? } else { 0 };
-        if flags & !FLAG_RETIRING != 0 {
+        if flags & !(FLAG_RETIRING | FLAG_ADOPTING) != 0 || flags == FLAG_ADOPTING {
             return Err(format!("unknown zone flags {flags:#x}"));
         }
         let retiring = if flags & FLAG_RETIRING != 0 {
             Some(Key32::from_bytes(r.array::<32>("retiring zone key")?))
+        } else {
+            None
+        };
+        let adopting = if flags & FLAG_ADOPTING != 0 {
+            Some(r.array::<16>("adopted zone id")?)
         } else {
             None
         };
@@ -78,6 +103,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ZoneRecord>, String> {
             name,
             path,
             retiring,
+            adopting,
         });
     }
     if r.remaining() != 0 {
@@ -102,6 +128,7 @@ mod tests {
                 name: String::new(),
                 path: "/".into(),
                 retiring: None,
+                adopting: None,
             },
             ZoneRecord {
                 id: [3; 16],
@@ -109,11 +136,20 @@ mod tests {
                 name: "acme".into(),
                 path: "/clients/acme".into(),
                 retiring: Some(Key32::from_bytes([5; 32])),
+                adopting: None,
+            },
+            ZoneRecord {
+                id: [6; 16],
+                key: Key32::from_bytes([7; 32]),
+                name: "globex".into(),
+                path: "/clients/globex".into(),
+                retiring: Some(Key32::from_bytes([8; 32])),
+                adopting: Some([9; 16]),
             },
         ];
         let bytes = encode(&zs).unwrap();
         let back = parse(&bytes).unwrap();
-        assert_eq!(back.len(), 2);
+        assert_eq!(back.len(), 3);
         assert_eq!(back[1].path, "/clients/acme");
         assert_eq!(back[1].key.as_bytes(), &[4; 32]);
         assert_eq!(
@@ -121,6 +157,13 @@ mod tests {
             Some([5; 32])
         );
         assert!(back[0].retiring.is_none());
+        assert_eq!(back[1].retiring_id(), [3; 16]);
+        assert_eq!(back[2].retiring_id(), [9; 16]);
+        // Bit 1 alone, or unknown bits, are refused.
+        let mut odd = bytes.to_vec();
+        let flags_at = 1 + 2 + 16 + 32;
+        odd[flags_at] = FLAG_ADOPTING;
+        assert!(parse(&odd).is_err());
         for n in 0..bytes.len() {
             assert!(parse(&bytes[..n]).is_err());
         }
@@ -134,6 +177,7 @@ mod tests {
             name,
             path,
             retiring: None,
+            adopting: None,
         };
         let root = || zone(String::new(), "/".into());
         let at = encode(&[

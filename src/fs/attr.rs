@@ -97,11 +97,7 @@ impl Fs {
         let st = sys::fstatat(dir.as_fd(), name)?;
         let link_len = if Kind::from_mode(st.st_mode) == Kind::Symlink {
             let raw = sys::readlinkat(dir.as_fd(), name)?;
-            self.zone(zone)?
-                .names
-                .decrypt_symlink(&raw)
-                .ok()
-                .map(|t| t.len() as u64)
+            self.open_symlink(zone, &raw).ok().map(|t| t.len() as u64)
         } else {
             None
         };
@@ -210,14 +206,23 @@ impl Fs {
         sys::faccessat(dir.as_fd(), &name, mask)
     }
 
+    /// A symlink's target, under whichever key generation of its zone sealed it.
+    fn open_symlink(&self, zone: usize, raw: &[u8]) -> Result<Vec<u8>> {
+        let mut last = Err(Error::Invalid);
+        for g in self.generations(zone)? {
+            last = self.zone(g)?.names.decrypt_symlink(raw);
+            if last.is_ok() {
+                break;
+            }
+        }
+        last
+    }
+
     pub(super) fn readlink_inner(&self, ino: u64) -> Result<Vec<u8>> {
         let (dir, name) = self.parent_of(ino)?;
         let zone = self.node_info(ino)?.2;
         let raw = sys::readlinkat(dir.as_fd(), &name)?;
-        self.zone(zone)?
-            .names
-            .decrypt_symlink(&raw)
-            .inspect_err(|_| {
+        self.open_symlink(zone, &raw).inspect_err(|_| {
                 log::warn!("inode {ino}: symlink target does not authenticate");
             })
     }

@@ -372,6 +372,7 @@ impl Fs {
             let d = DirRef {
                 fd: std::sync::Arc::new(sub),
                 id,
+                gen: self.child_zone(parent, name.as_bytes())?,
             };
             let max = super::MAX_CACHED_DIR_FDS;
             lock(&self.inodes).cache_dir(attr.ino, attr.generation, &d, max);

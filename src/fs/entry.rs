@@ -92,8 +92,15 @@ impl Fs {
         }
         let pd = self.dir_of(parent)?;
         let stored = self.seal_in(&pd, name)?;
+        // The target is sealed with the key generation of the name (they move together in
+        // a rekey), unless the link would be a zone's top.
         let zone = self.child_zone(parent, name.as_bytes())?;
-        let enc = self.zone(zone)?.names.encrypt_symlink(target)?;
+        let gen = if self.zone(pd.1.gen)?.family == zone {
+            pd.1.gen
+        } else {
+            zone
+        };
+        let enc = self.zone(gen)?.names.encrypt_symlink(target)?;
         if enc.len() >= libc::PATH_MAX as usize {
             return Err(Error::NameTooLong);
         }
@@ -124,7 +131,7 @@ impl Fs {
         if kind == Kind::Dir {
             return Err(Error::NotPermitted);
         }
-        if self.child_zone(newparent, newname.as_bytes())? != zone {
+        if self.child_zone(newparent, newname.as_bytes())? != self.zone(zone)?.family {
             return Err(Error::CrossDevice);
         }
         let pd = self.dir_of(newparent)?;
@@ -177,7 +184,8 @@ impl Fs {
         let to = self.seal_in(&to_d, newname)?;
         let from_zone = self.child_zone(parent, name.as_bytes())?;
         let to_zone = self.child_zone(newparent, newname.as_bytes())?;
-        let (from_parent_zone, to_parent_zone) = (from_d.0, to_d.0);
+        let (from_parent_zone, to_parent_zone) =
+            (self.zone(from_d.0)?.family, self.zone(to_d.0)?.family);
         // A file belongs to exactly one zone: moving across zones (or moving a zone's top
         // directory) would need re-encryption. EXDEV makes `mv` copy instead.
         if from_zone != to_zone || from_parent_zone != to_parent_zone {

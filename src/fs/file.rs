@@ -16,6 +16,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::LocalKey;
 
@@ -28,8 +29,11 @@ pub(super) enum Content {
 }
 
 pub(super) struct FileNode {
-    zone: usize,
-    content: RwLock<Content>,
+    /// The zone key generation the content is sealed with (a live rekey moves it).
+    pub(super) zone: AtomicUsize,
+    pub(super) content: RwLock<Content>,
+    /// Its client was shredded: every handle fails from now on.
+    revoked: AtomicBool,
 }
 
 pub(super) struct Handle {
@@ -378,10 +382,11 @@ impl Fs {
             *count += 1;
             return Ok(n.clone());
         }
-        let content = self.load_content(fd, zone)?;
+        let (content, zone) = self.load_content(fd, zone)?;
         let n = Arc::new(FileNode {
-            zone,
+            zone: AtomicUsize::new(zone),
             content: RwLock::new(content),
+            revoked: AtomicBool::new(false),
         });
         nodes.insert(ino, (n.clone(), 1));
         Ok(n)
@@ -397,19 +402,38 @@ impl Fs {
         }
     }
 
-    fn load_content(&self, fd: &OwnedFd, zone: usize) -> Result<Content> {
+    /// The file's cipher and the key generation it uses. Outside a rekey that is the
+    /// zone's current key; during one, the first block says which generation sealed it (a
+    /// file may have been renamed or linked under a new-key name before its content was
+    /// converted).
+    fn load_content(&self, fd: &OwnedFd, zone: usize) -> Result<(Content, usize)> {
         let mut h = [0u8; HEADER_LEN as usize];
         let n = as_file(fd, |f| pread_full(f, &mut h, 0))?;
+        let gens: Vec<usize> = self.generations(zone)?.collect();
         if n == 0 {
-            return Ok(Content::Empty);
+            return Ok((Content::Empty, gens[0]));
         }
-        match content::decode_header(&h[..n]) {
-            Ok(id) => Ok(Content::Ready(Box::new(self.cipher_for(zone, id)?))),
-            Err(_) => {
-                log::warn!("file header does not parse (damaged file)");
-                Ok(Content::Damaged)
+        let Ok(id) = content::decode_header(&h[..n]) else {
+            log::warn!("file header does not parse (damaged file)");
+            return Ok((Content::Damaged, gens[0]));
+        };
+        if gens.len() > 1 {
+            let mut ct = vec![0u8; CT_BLOCK as usize];
+            let got = as_file(fd, |f| pread_full(f, &mut ct, content::block_offset(0)))?;
+            if got as u64 > OVERHEAD && ct[..got].iter().any(|&b| b != 0) {
+                let mut plain = vec![0u8; got - OVERHEAD as usize];
+                for g in &gens {
+                    let c = self.cipher_for(*g, id)?;
+                    if c.open_block(0, &ct[..got], &mut plain).is_ok() {
+                        return Ok((Content::Ready(Box::new(c)), *g));
+                    }
+                }
             }
         }
+        Ok((
+            Content::Ready(Box::new(self.cipher_for(gens[0], id)?)),
+            gens[0],
+        ))
     }
 
     fn cipher_for(&self, zone: usize, id: crate::crypto::Id) -> Result<FileCipher> {
@@ -419,6 +443,8 @@ impl Fs {
 
     fn open_handle(&self, ino: u64, fd: OwnedFd) -> Result<u64> {
         let zone = self.node_info(ino)?.2;
+        // A file of a zone being shredded is not opened again.
+        self.zone(zone)?;
         let node = self.node_for(ino, zone, &fd)?;
         let fh = self.new_fh();
         lock(&self.files.handles).insert(
@@ -554,8 +580,33 @@ impl Fs {
         }
     }
 
+    /// Revokes every open handle of files in zone family `family` (a shred): reads and
+    /// writes through them fail from now on. Returns how many files were open.
+    pub(super) fn revoke_family(&self, family: usize) -> usize {
+        let zones = self.zones_now();
+        let mut n = 0;
+        for (node, _) in lock(&self.files.nodes).values() {
+            let z = node.zone.load(Ordering::Relaxed);
+            if zones.get(z).is_some_and(|z| z.family == family) {
+                node.revoked.store(true, Ordering::Relaxed);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The open node of backing inode `ino`, if a handle has it open (for a live rekey,
+    /// which converts the content under it).
+    pub(super) fn open_node(&self, ino: u64) -> Option<Arc<FileNode>> {
+        lock(&self.files.nodes).get(&ino).map(|(n, _)| n.clone())
+    }
+
     fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
-        self.files.handle(fh).ok_or(Error::Invalid)
+        let h = self.files.handle(fh).ok_or(Error::Invalid)?;
+        if h.node.revoked.load(Ordering::Relaxed) {
+            return Err(Error::Revoked);
+        }
+        Ok(h)
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
@@ -697,13 +748,19 @@ impl Fs {
 
     fn ensure_header(&self, h: &Handle, content: &mut Content) -> Result<()> {
         if let Content::Empty = content {
+            let zone = h.node.zone.load(Ordering::Relaxed);
             if ct_len(&h.fd)? != 0 {
-                *content = self.load_content(&h.fd, h.node.zone)?;
+                let (c, g) = self.load_content(&h.fd, zone)?;
+                *content = c;
+                h.node.zone.store(g, Ordering::Relaxed);
                 return Ok(());
             }
+            // New content is always sealed with the zone's current key.
+            let fam = self.zone(zone)?.family;
             let id = crate::crypto::random_id()?;
             as_file(&h.fd, |f| f.write_all_at(&content::encode_header(&id), 0))?;
-            *content = Content::Ready(Box::new(self.cipher_for(h.node.zone, id)?));
+            *content = Content::Ready(Box::new(self.cipher_for(fam, id)?));
+            h.node.zone.store(fam, Ordering::Relaxed);
         }
         Ok(())
     }

@@ -54,6 +54,9 @@ impl Kind {
 pub struct DirRef {
     pub fd: std::sync::Arc<std::os::fd::OwnedFd>,
     pub id: Id,
+    /// The zone key generation its children's names are sealed with (they differ only
+    /// while a rekey is under way).
+    pub gen: usize,
 }
 
 /// Whether a node's backing entry is still where the table says.
@@ -151,6 +154,48 @@ impl InodeTable {
                 self.fds += 1;
             }
         }
+    }
+
+    /// Sets the names generation of a cached directory (the root's is always cached).
+    pub fn set_dir_gen(&mut self, ino: u64, gen: usize) {
+        if let Some(d) = self.nodes.get_mut(&ino).and_then(|n| n.dir.as_mut()) {
+            d.gen = gen;
+        }
+    }
+
+    /// Moves nodes to other zones (a zone's generations were renumbered by a rekey or an
+    /// adoption): `f` gives a node's new zone, or None to leave it. Cached directories of
+    /// moved nodes are dropped (their names generation is worked out again), the root's
+    /// excepted (its caller sets it).
+    pub fn rezone(&mut self, f: impl Fn(u64, &Node) -> Option<usize>) {
+        let moves: Vec<(u64, usize)> = self
+            .nodes
+            .iter()
+            .filter_map(|(i, n)| f(*i, n).map(|z| (*i, z)))
+            .collect();
+        for (ino, zone) in moves {
+            if let Some(n) = self.nodes.get_mut(&ino) {
+                n.zone = zone;
+                if ino != ROOT_INO {
+                    Self::drop_dir(&mut self.fds, n);
+                }
+            }
+        }
+    }
+
+    /// Forgets the cached directory of `ino` (its names were converted: look again).
+    pub fn uncache_dir(&mut self, ino: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            Self::drop_dir(&mut self.fds, n);
+        }
+    }
+
+    /// Every node with its number (for rezoning by path).
+    pub fn inos(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
     }
 
     pub fn cached_fds(&self) -> usize {
@@ -478,6 +523,7 @@ mod tests {
         DirRef {
             fd: std::sync::Arc::new(fd.into()),
             id,
+            gen: 0,
         }
     }
 

@@ -25,8 +25,8 @@ use inode::{DirRef, InodeTable, Kind, Life, ROOT_INO};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use attr::{Attr, SetAttr, Statfs};
 pub use dir::DirEntryOut;
@@ -65,24 +65,51 @@ pub struct Zone {
     /// the current one). An inode's zone index says which generation its name and content use.
     pub family: usize,
     pub retiring: Option<usize>,
+    /// Shredded while mounted: its key is gone and nothing in it may be reached again. (The
+    /// slot stays, so that the indices of other zones held by inodes do not move.)
+    pub erased: bool,
+}
+
+impl Zone {
+    pub fn new(id: Id, key: &Key32, path: &[u8], family: usize) -> Zone {
+        Zone {
+            id,
+            key: key.duplicate(),
+            names: NameCipher::new(&kdf::name_key(key, &id), &kdf::xattr_key(key, &id)),
+            path: path.to_vec(),
+            family,
+            retiring: None,
+            erased: false,
+        }
+    }
 }
 
 /// Tells the kernel that its cached attributes of an inode are out of date.
 pub type Invalidate = Box<dyn Fn(u64) + Send + Sync>;
+/// Tells the kernel to forget a name it cached: (parent inode, plaintext name).
+pub type InvalidateEntry = Box<dyn Fn(u64, &[u8]) + Send + Sync>;
 
 pub struct Fs {
     root: OwnedFd,
     root_backing_ino: u64,
     /// The mount root's mode where the vault directory is closed (`rootmode`).
     root_mode: AtomicU32,
-    zones: Vec<Zone>,
+    /// The zone table. It changes while mounted (client add, shred, rekey); entries are
+    /// never removed or moved, so an index held by an inode stays meaningful.
+    zones: RwLock<Vec<Arc<Zone>>>,
     inodes: Mutex<InodeTable>,
     files: file::OpenFiles,
     next_fh: AtomicU64,
     opts: Options,
+    /// Read-only for now: the user asked, or an interrupted rekey waits to be finished.
+    read_only: AtomicBool,
     guard: Guard,
     /// Set by the daemon once mounted; unit tests run without.
     invalidate: std::sync::OnceLock<Invalidate>,
+    invalidate_entry: std::sync::OnceLock<InvalidateEntry>,
+    /// Every request holds this shared; work that rewrites entries behind the tree's back
+    /// (a live rekey, a shred) holds it exclusively for one step at a time.
+    gate: RwLock<()>,
 }
 
 /// Upper bound on cached directory descriptors.
@@ -98,26 +125,19 @@ impl Fs {
     pub fn new(vault: &Vault, opts: Options) -> Result<Fs> {
         let root = sys::open_dir(&vault.dir)?;
         let st = sys::fstat(root.as_fd())?;
-        let zone = |id: Id, key: &Key32, path: &str, family: usize| Zone {
-            id,
-            key: key.duplicate(),
-            names: NameCipher::new(&kdf::name_key(key, &id), &kdf::xattr_key(key, &id)),
-            path: path.as_bytes().to_vec(),
-            family,
-            retiring: None,
-        };
         let mut zones: Vec<Zone> = vault
             .zones
             .iter()
             .enumerate()
-            .map(|(i, z)| zone(z.id, &z.key, &z.path, i))
+            .map(|(i, z)| Zone::new(z.id, &z.key, z.path.as_bytes(), i))
             .collect();
         for (i, z) in vault.zones.iter().enumerate() {
             if let Some(old) = &z.retiring {
                 zones[i].retiring = Some(zones.len());
-                zones.push(zone(z.id, old, &z.path, i));
+                zones.push(Zone::new(z.retiring_id(), old, z.path.as_bytes(), i));
             }
         }
+        let zones = zones.into_iter().map(Arc::new).collect();
         let root_mode = AtomicU32::new(rootmode::read(root.as_fd()));
         let root_ref = DirRef {
             fd: Arc::new(sys::open_beneath(
@@ -127,19 +147,37 @@ impl Fs {
                 0,
             )?),
             id: vault.config.root_dir_id,
+            gen: 0,
         };
-        Ok(Fs {
+        let fs = Fs {
             root,
             root_backing_ino: st.st_ino,
             root_mode,
-            zones,
+            zones: RwLock::new(zones),
             inodes: Mutex::new(InodeTable::new(root_ref)),
             files: file::OpenFiles::default(),
             next_fh: AtomicU64::new(1),
+            read_only: AtomicBool::new(opts.read_only),
             opts,
             guard: Guard::default(),
             invalidate: std::sync::OnceLock::new(),
-        })
+            invalidate_entry: std::sync::OnceLock::new(),
+            gate: RwLock::new(()),
+        };
+        fs.refresh_root_gen()?;
+        Ok(fs)
+    }
+
+    /// Works out which generation the root directory's names use (see `names_generation`).
+    fn refresh_root_gen(&self) -> Result<()> {
+        let id = lock(&self.inodes)
+            .get(ROOT_INO)
+            .and_then(|n| n.dir.as_ref().map(|d| d.id))
+            .ok_or(Error::Stale)?;
+        let zone = lock(&self.inodes).get(ROOT_INO).map_or(0, |n| n.zone);
+        let gen = self.names_generation(self.root.as_fd(), &id, zone)?;
+        lock(&self.inodes).set_dir_gen(ROOT_INO, gen);
+        Ok(())
     }
 
     /// Installs the policy/audit guard (the daemon does; core unit tests run without).
@@ -153,6 +191,30 @@ impl Fs {
         let _ = self.invalidate.set(f);
     }
 
+    /// Installs how the daemon tells the kernel to forget a cached name (set once).
+    pub fn set_entry_invalidator(&self, f: InvalidateEntry) {
+        let _ = self.invalidate_entry.set(f);
+    }
+
+    /// The daemon changed a name behind the kernel's back (a live rekey replaced a symlink,
+    /// a shred removed a client's folder). Never called with the gate held: the kernel may
+    /// wait for a request in flight before it answers.
+    pub(crate) fn entry_changed(&self, parent: u64, name: &[u8]) {
+        if let Some(f) = self.invalidate_entry.get() {
+            f(parent, name);
+        }
+    }
+
+    /// Held by every request for its duration (shared).
+    pub fn enter(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Held by one step of a rekey or shred: no request is in flight meanwhile.
+    pub(crate) fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The daemon changed `ino`'s attributes on its own (set-ID bits cleared by a write): the
     /// kernel's copy must not be served for the rest of its lifetime.
     fn attrs_changed(&self, ino: u64) {
@@ -162,11 +224,16 @@ impl Fs {
     }
 
     pub fn read_only(&self) -> bool {
-        self.opts.read_only
+        self.read_only.load(Ordering::Relaxed)
+    }
+
+    /// Lifts the read-only state an interrupted rekey imposed, once it is finished.
+    pub fn set_writable(&self) {
+        self.read_only.store(false, Ordering::Relaxed);
     }
 
     fn check_writable(&self) -> Result<()> {
-        if self.opts.read_only {
+        if self.read_only() {
             Err(Error::ReadOnly)
         } else {
             Ok(())
@@ -280,10 +347,13 @@ impl Fs {
             libc::O_RDONLY | libc::O_DIRECTORY,
             0,
         )?;
-        let id = dir::read_dir_id(readable.as_fd(), !self.opts.read_only)?;
+        let id = dir::read_dir_id(readable.as_fd(), !self.read_only())?;
+        let zone = lock(&self.inodes).get(ino).ok_or(Error::Stale)?.zone;
+        let gen = self.names_generation(readable.as_fd(), &id, zone)?;
         let d = DirRef {
             fd: Arc::new(fd),
             id,
+            gen,
         };
         // A bounded number of descriptors stay cached (each one is an open file of the
         // daemon); past that, directories are opened (and their IDs read) per request.
@@ -293,7 +363,37 @@ impl Fs {
         Ok((zone, d))
     }
 
-    /// The zone a new child `name` of directory `parent` belongs to.
+    /// The key generation the names in a directory use: during a rekey a directory's
+    /// names are converted all in one step (under the gate), so one name tells for all;
+    /// an empty directory takes the current key.
+    fn names_generation(
+        &self,
+        dir: std::os::fd::BorrowedFd<'_>,
+        id: &crate::crypto::Id,
+        zone: usize,
+    ) -> Result<usize> {
+        let gens: Vec<usize> = self.generations(zone)?.collect();
+        if gens.len() == 1 {
+            return Ok(gens[0]);
+        }
+        for e in sys::read_dir(dir)? {
+            let b = e.name.as_bytes();
+            if dir::is_internal(b, false) || b.starts_with(b".") {
+                continue;
+            }
+            let Ok(full) = full_encoded(dir, b) else {
+                continue;
+            };
+            for g in &gens {
+                if self.zone(*g)?.names.decrypt(id, &full).is_ok() {
+                    return Ok(*g);
+                }
+            }
+        }
+        Ok(gens[0])
+    }
+
+    /// The zone (family: its current key) a new child `name` of directory `parent` belongs to.
     fn child_zone(&self, parent: u64, name: &[u8]) -> Result<usize> {
         let t = lock(&self.inodes);
         let p = t.get(parent).ok_or(Error::Stale)?;
@@ -302,17 +402,29 @@ impl Fs {
             path.push(b'/');
         }
         path.extend_from_slice(name);
-        Ok(self
-            .zones
+        let zones = self.zones.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = zones
             .iter()
-            .position(|z| z.path == path)
-            .unwrap_or(p.zone))
+            .enumerate()
+            .position(|(i, z)| z.path == path && z.family == i && !z.erased)
+        {
+            return Ok(i);
+        }
+        Ok(zones.get(p.zone).map_or(p.zone, |z| z.family))
     }
 
-    fn zone(&self, idx: usize) -> Result<&Zone> {
-        self.zones
-            .get(idx)
-            .ok_or(Error::Corrupt { what: "zone index" })
+    fn zone(&self, idx: usize) -> Result<Arc<Zone>> {
+        let zones = self.zones.read().unwrap_or_else(|p| p.into_inner());
+        match zones.get(idx) {
+            Some(z) if z.erased => Err(Error::NotFound),
+            Some(z) => Ok(z.clone()),
+            None => Err(Error::Corrupt { what: "zone index" }),
+        }
+    }
+
+    /// A copy of the zone table (for walks that look at every zone).
+    fn zones_now(&self) -> Vec<Arc<Zone>> {
+        self.zones.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The key generations an entry of zone `idx` may use: the current one first, then the
@@ -322,14 +434,16 @@ impl Fs {
         Ok(std::iter::once(fam).chain(self.zone(fam)?.retiring))
     }
 
-    /// True while some zone is being rekeyed (the mount is then read-only).
+    /// True while some zone is being rekeyed.
     pub fn rekey_pending(&self) -> bool {
-        self.zones.iter().any(|z| z.retiring.is_some())
+        self.zones_now()
+            .iter()
+            .any(|z| z.retiring.is_some() && !z.erased)
     }
 
-    /// Seals `name` for a child of directory `d` of zone `zone`.
-    fn seal_in(&self, (zone, d): &(usize, DirRef), name: &OsStr) -> Result<Stored> {
-        self.zone(*zone)?.names.encrypt(&d.id, name.as_bytes())
+    /// Seals `name` for a child of directory `d`, in the key generation its names use.
+    fn seal_in(&self, (_, d): &(usize, DirRef), name: &OsStr) -> Result<Stored> {
+        self.zone(d.gen)?.names.encrypt(&d.id, name.as_bytes())
     }
 
     /// Sets owner of a new backing entry to the caller, when the daemon may.

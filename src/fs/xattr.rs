@@ -43,6 +43,8 @@ impl Fs {
     ) -> Result<()> {
         self.check_writable()?;
         let (fd, zone) = self.xattr_fd(ino)?;
+        // Always sealed with the zone's current key.
+        let zone = self.zone(zone)?.family;
         let Some(bname) = self.sealed_name(zone, name)? else {
             return Err(Error::NotSupported);
         };
@@ -110,10 +112,18 @@ impl Fs {
     pub(super) fn removexattr_inner(&self, ino: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
         let (fd, zone) = self.xattr_fd(ino)?;
-        let Some(bname) = self.sealed_name(zone, name)? else {
-            return Err(Error::NotSupported);
-        };
-        sys::fremovexattr(fd.as_fd(), &bname)
+        // During a rekey it may still be sealed with the retiring key.
+        let mut result = Err(Error::NoAttr);
+        for g in self.generations(zone)? {
+            let Some(bname) = self.sealed_name(g, name)? else {
+                return Err(Error::NotSupported);
+            };
+            result = sys::fremovexattr(fd.as_fd(), &bname);
+            if !matches!(result, Err(Error::NoAttr)) {
+                break;
+            }
+        }
+        result
     }
 }
 
