@@ -1,6 +1,6 @@
 //! Client zones: a client's folder becomes its own zone with its own random key, so that its
-//! files can later be exported, rotated or crypto-erased on their own. Works offline (the
-//! vault must not be mounted: the daemon reads the zone table once, at mount).
+//! files can later be exported, rotated or crypto-erased on their own. These functions work
+//! offline; a mounted vault is changed through its daemon (`live`), which shares the checks.
 
 use crate::crypto;
 use crate::error::{Error, Result};
@@ -35,8 +35,9 @@ pub const MAX_NAME: usize = 255;
 /// Longest client path (no path inside the mount is longer).
 pub const MAX_PATH: usize = libc::PATH_MAX as usize - 1;
 
-/// Makes `path` (new or an empty folder) the zone of client `name`.
-pub fn add(vault: &mut Vault, name: &str, path: &str) -> Result<()> {
+/// Checks a new client's name and folder against the vault; returns the folder's
+/// normalised path.
+pub fn check_new(vault: &Vault, name: &str, path: &str) -> Result<String> {
     if name.is_empty()
         || !name
             .chars()
@@ -84,40 +85,75 @@ pub fn add(vault: &mut Vault, name: &str, path: &str) -> Result<()> {
             "a rekey is not finished: run `tutela rekey VAULT --resume` first".into(),
         ));
     }
-    let _lock = crate::audit::lock(&vault.dir)?;
-    let fs = Fs::new(vault, Options::default())?;
-    let who = me();
-    let mut ino = ROOT_INO;
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    for (i, part) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        ino = match fs.lookup(&who, ino, OsStr::new(part)) {
-            Ok(a) if a.kind != Kind::Dir => {
-                return Err(Error::Usage(format!("{path}: '{part}' is not a directory")))
-            }
-            Ok(a) => {
-                if last && fs.list_dir(a.ino)?.len() > 2 {
-                    return Err(Error::Usage(format!(
-                        "{path} already holds files: a client zone is made from a new or empty folder \
-                         (move the files in after `client add`; in-place re-encryption is planned)"
-                    )));
-                }
-                a.ino
-            }
-            Err(Error::NotFound) => fs.mkdir(&who, ino, OsStr::new(part), 0o755, 0)?.ino,
-            Err(e) => return Err(e),
-        };
-    }
-    drop(fs);
-    vault.zones.push(ZoneRecord {
+    Ok(path)
+}
+
+/// The zone record of a new client. A folder that already holds files adopts them from
+/// `from` (the zone they are in now: client folders do not nest, so the root zone): the
+/// record keeps that zone's key as its retiring key until they are re-encrypted.
+pub fn new_record(name: &str, path: &str, from: Option<&ZoneRecord>) -> Result<ZoneRecord> {
+    Ok(ZoneRecord {
         id: crypto::random_id()?,
         key: Key32::random()?,
         name: name.to_string(),
-        path,
-        retiring: None,
-        adopting: None,
-    });
-    vault.save()
+        path: path.to_string(),
+        retiring: from.map(|z| z.key.duplicate()),
+        adopting: from.map(|z| z.id),
+    })
+}
+
+/// What `add` did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Added {
+    /// The folder held files, which were re-encrypted under the client's key.
+    pub adopted: bool,
+    pub stats: crate::fs::RekeyStats,
+}
+
+/// Makes `path` the zone of client `name` (offline). A new or empty folder is simply
+/// marked; a folder that holds files is adopted: the record is saved with the root zone's
+/// key as retiring (the commit point), the files are re-encrypted in place, and the
+/// retiring key is dropped. A crash in between is finished by `rekey --resume`.
+pub fn add(
+    vault: &mut Vault,
+    name: &str,
+    path: &str,
+    tick: &mut dyn FnMut(crate::fs::RekeyStats),
+) -> Result<Added> {
+    let path = check_new(vault, name, path)?;
+    let _lock = crate::audit::lock(&vault.dir)?;
+    let fs = Fs::new(vault, Options::default())?;
+    let held = fs.exclusive();
+    let holds_files = fs
+        .folder_at(&held, &path, true)?
+        .is_some_and(|(_, full)| full);
+    drop(held);
+    drop(fs);
+    if !holds_files {
+        vault.zones.push(new_record(name, &path, None)?);
+        vault.save()?;
+        return Ok(Added::default());
+    }
+    let rec = new_record(name, &path, Some(&vault.zones[0]))?;
+    let id = rec.id;
+    vault.zones.push(rec);
+    vault.save()?;
+    crate::faults::point("adopt-committed");
+    let fs = Fs::new(vault, Options::default())?;
+    let k = fs
+        .family_of(&id)
+        .ok_or(Error::Corrupt { what: "zone index" })?;
+    let stats = fs.rekey_zone(k, tick)?;
+    for z in vault.zones.iter_mut().filter(|z| z.id == id) {
+        z.retiring = None;
+        z.adopting = None;
+    }
+    vault.save()?;
+    fs.rekey_cleanup()?;
+    Ok(Added {
+        adopted: true,
+        stats,
+    })
 }
 
 /// The zone record of client `name`, or a usage error naming the command that lists them.

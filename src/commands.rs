@@ -31,6 +31,53 @@ pub fn offline_record(v: &Vault, op: &str, detail: Option<String>) {
     }
 }
 
+/// The control channel of the daemon serving `v`, if the vault is mounted. A mounted vault
+/// whose daemon cannot be reached is an error: offline work would race the daemon.
+fn live_daemon(v: &Vault) -> Result<Option<std::os::unix::net::UnixStream>> {
+    let Some(m) = tutela::mount::mount_of(&v.dir) else {
+        return Ok(None);
+    };
+    match tutela::control::client::connect(&v.config.vault_id) {
+        Some(s) => Ok(Some(s)),
+        None => Err(Error::Busy(format!(
+            "the vault is mounted at {}, but its daemon's control channel cannot be reached \
+             from this user (only root and the user who mounted it can reach it; a daemon \
+             started by an older tutela has none): run the command as one of them, or \
+             unmount first",
+            m.mountpoint.display()
+        ))),
+    }
+}
+
+/// Passes `req` to the mount daemon and prints its answer.
+fn remote(
+    stream: std::os::unix::net::UnixStream,
+    v: &Vault,
+    req: &tutela::control::Request,
+    json: bool,
+) -> Result<()> {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} (on the live mount)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let res = tutela::control::client::call(stream, &v.control_key(), req, &mut |p| {
+        bar.set_message(escape(p).into_owned())
+    });
+    bar.finish_and_clear();
+    let (message, detail) = res?;
+    if json {
+        println!("{detail}");
+    } else {
+        for line in message.lines() {
+            println!("{}", escape(line));
+        }
+    }
+    Ok(())
+}
+
 pub fn policy(cmd: PolicyCmd) -> Result<()> {
     match cmd {
         PolicyCmd::Check { file } => {
@@ -424,11 +471,38 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             pass,
         } => {
             let mut v = unlock(&vault, &pass)?;
-            tutela::clients::add(&mut v, &name, &path)?;
-            offline_record(&v, "client-add", Some(format!("client '{name}'")));
-            println!(
-                "client '{name}' added: files created in {path} are encrypted under its own key"
+            if let Some(d) = live_daemon(&v)? {
+                let req = tutela::control::Request::ClientAdd {
+                    name: name.clone(),
+                    path: path.clone(),
+                };
+                return remote(d, &v, &req, false);
+            }
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
             );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} re-encrypting: {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let res = tutela::clients::add(&mut v, &name, &path, &mut |s| {
+                bar.set_message(format!("{} entries, {} MiB", s.entries, s.bytes >> 20));
+                bar.tick();
+            });
+            bar.finish_and_clear();
+            let added = res?;
+            offline_record(&v, "client-add", Some(format!("client '{name}'")));
+            if added.adopted {
+                println!(
+                    "client '{name}' added: the {} entries already in {path} ({} bytes) were re-encrypted under its own key",
+                    added.stats.entries, added.stats.bytes
+                );
+            } else {
+                println!(
+                    "client '{name}' added: files created in {path} are encrypted under its own key"
+                );
+            }
             Ok(())
         }
         ClientCmd::Export {
@@ -439,10 +513,17 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             json,
         } => {
             let v = unlock(&vault, &pass)?;
+            if let Some(d) = live_daemon(&v)? {
+                // The daemon writes the export: it needs the path from here, whole.
+                let output = std::path::absolute(&output).map_err(Error::Io)?;
+                let req = tutela::control::Request::ClientExport {
+                    name: name.clone(),
+                    output,
+                };
+                return remote(d, &v, &req, json);
+            }
             // The export is recorded in the audit log, which a live mount holds.
-            let lock = tutela::audit::lock(&v.dir).map_err(|_| {
-                Error::Busy("the vault is mounted: unmount it first (or copy the files from the mount, which the audit log records)".into())
-            })?;
+            let lock = tutela::audit::lock(&v.dir)?;
             let bar = indicatif::ProgressBar::with_draw_target(
                 None,
                 indicatif::ProgressDrawTarget::stderr(),
@@ -513,6 +594,10 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                     &format!("This destroys client '{name}' and every file in its folder, with no undo."),
                     &name,
                 )?;
+            }
+            if let Some(d) = live_daemon(&v)? {
+                let req = tutela::control::Request::ClientShred { name: name.clone() };
+                return remote(d, &v, &req, false);
             }
             let bar = indicatif::ProgressBar::with_draw_target(
                 None,
@@ -712,6 +797,22 @@ pub fn rekey(
             ),
             "rekey",
         )?;
+    }
+    if let Some(d) = live_daemon(&v)? {
+        let req = match (client, all) {
+            (Some(c), _) => tutela::control::Request::Rekey {
+                client: c.to_string(),
+            },
+            (None, true) => {
+                return Err(Error::Busy(
+                    "rekey --all replaces the master key the mount daemon runs under: unmount \
+                     first (clients can be rekeyed one by one while mounted, with --client)"
+                        .into(),
+                ))
+            }
+            _ => tutela::control::Request::RekeyResume,
+        };
+        return remote(d, &v, &req, false);
     }
     let scope = match (client, all, resume) {
         (Some(c), _, _) => Scope::Client(c),

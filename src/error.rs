@@ -86,6 +86,13 @@ pub enum Error {
     /// oversized file. Never followed, waited on or read whole.
     #[error("{0}")]
     UnsafeFile(String),
+    /// The mount daemon would not take a control request (who asked, or its proof of the
+    /// vault's keys, was not accepted).
+    #[error("{0}")]
+    ControlRefused(String),
+    /// An error the mount daemon reported for a control request, with its exit code.
+    #[error("{msg}")]
+    Daemon { code: i32, msg: String },
 
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
@@ -114,6 +121,7 @@ pub mod exit {
     pub const FSCK_PROBLEMS: i32 = 23;
     pub const KEY_STORE: i32 = 24;
     pub const UNSAFE_FILE: i32 = 25;
+    pub const CONTROL_REFUSED: i32 = 26;
 
     /// Every code with its meaning, for the man page (README "Exit codes" says the same; a
     /// test keeps them together).
@@ -173,6 +181,10 @@ pub mod exit {
             UNSAFE_FILE,
             "a vault file is a symlink, FIFO, device or oversized file: not read",
         ),
+        (
+            CONTROL_REFUSED,
+            "the mount daemon refused the request: not root or the daemon's user, or the passphrase is not this vault's",
+        ),
     ];
 }
 
@@ -211,6 +223,8 @@ impl Error {
             | Error::Passphrase(_)
             | Error::Usage(_)
             | Error::PolicyInvalid(_)
+            | Error::ControlRefused(_)
+            | Error::Daemon { .. }
             | Error::AuditTampered(_)
             | Error::FsckProblems(_)
             | Error::KeyStore(_)
@@ -237,6 +251,8 @@ impl Error {
             Error::FsckProblems(_) => exit::FSCK_PROBLEMS,
             Error::KeyStore(_) => exit::KEY_STORE,
             Error::UnsafeFile(_) => exit::UNSAFE_FILE,
+            Error::ControlRefused(_) => exit::CONTROL_REFUSED,
+            Error::Daemon { code, .. } => *code,
             Error::AuthFailed { .. } | Error::Corrupt { .. } => exit::DATA_DAMAGED,
             _ => exit::GENERIC,
         }

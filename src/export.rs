@@ -23,7 +23,16 @@ pub struct ExportReport {
     pub bytes: u64,
     /// Special files (FIFOs, sockets, devices) hold no data and are left out.
     pub skipped: u64,
+    /// Files that kept changing while a live mount was exported (each is exported as it
+    /// was at one moment while it was read; `CHANGED.txt` in the export lists them).
+    pub changed: Vec<String>,
 }
+
+/// Lists the files that changed during a live export.
+pub const CHANGED: &str = "CHANGED.txt";
+
+/// Tries to read a file that changes meanwhile this many times.
+const TRIES: u32 = 3;
 
 /// Where the export goes: a tar archive (plain, gzip or zstd), or a directory (new or empty).
 enum Sink {
@@ -38,6 +47,11 @@ struct Export<'a> {
     manifest: String,
     report: ExportReport,
     progress: &'a dyn Fn(u64),
+    /// Others may write meanwhile (a live mount): each file is read until it did not
+    /// change while it was read.
+    live: bool,
+    /// Where scratch copies go: beside the export, where the plaintext is asked to go.
+    spool_dir: PathBuf,
 }
 
 /// Exports client `name` to `output`. `progress` sees the bytes written so far; `total`
@@ -51,11 +65,25 @@ pub fn export(
 ) -> Result<ExportReport> {
     let zone = zone_named(vault, name)?;
     let fs = read_only_fs(vault)?;
+    export_from(&fs, &zone.path, name, output, false, start, progress)
+}
+
+/// Exports the client `name` whose folder is `path` in `fs`. `live`: others write meanwhile.
+pub fn export_from(
+    fs: &Fs,
+    path: &str,
+    name: &str,
+    output: &Path,
+    live: bool,
+    start: &dyn Fn(u64),
+    progress: &dyn Fn(u64),
+) -> Result<ExportReport> {
+    let fs = fs;
+    let zone_path = path;
     let who = me();
-    let top = resolve(&fs, &who, &zone.path)?.ok_or_else(|| {
+    let top = resolve(fs, &who, zone_path)?.ok_or_else(|| {
         Error::Usage(format!(
-            "client '{name}' has no folder at {} (deleted?)",
-            zone.path
+            "client '{name}' has no folder at {zone_path} (deleted?)"
         ))
     })?;
     let kind = crate::archive::kind_of(output)?;
@@ -88,15 +116,20 @@ pub fn export(
     let archive = matches!(sink, Sink::Tar(_));
     let written = (|| {
         let mut total = 0;
-        size_of_tree(&fs, &who, top, &mut total)?;
+        size_of_tree(fs, &who, top, &mut total)?;
         start(total);
         let mut ex = Export {
-            fs: &fs,
+            fs,
             who,
             sink,
             manifest: String::new(),
             report: ExportReport::default(),
             progress,
+            live,
+            spool_dir: match output.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
         };
         let top_attr = fs.getattr(&who, top, None)?;
         ex.dir_entry(name.as_bytes(), &top_attr)?;
@@ -238,6 +271,93 @@ impl Export<'_> {
     }
 
     fn file(&mut self, path: &[u8], a: &Attr) -> Result<()> {
+        if !self.live {
+            return self.file_once(path, a);
+        }
+        // A live mount: read into a scratch copy, then keep it only if the file did not
+        // change while it was read (size, mtime and ctime the same before and after).
+        let stamp = |a: &Attr| (a.size, a.mtime, a.ctime);
+        let mut last_err = None;
+        for _ in 0..TRIES {
+            let before = self.fs.getattr(&self.who, a.ino, None)?;
+            let spool = match self.spool(&before) {
+                Ok(s) => s,
+                Err(e) => {
+                    last_err = Some(e);
+                    continue;
+                }
+            };
+            let after = self.fs.getattr(&self.who, a.ino, None)?;
+            if stamp(&before) == stamp(&after) {
+                return self.append_spooled(path, &before, spool);
+            }
+        }
+        // It kept changing: the last whole read is kept, and the export says so.
+        let before = self.fs.getattr(&self.who, a.ino, None)?;
+        let spool = match self.spool(&before) {
+            Ok(s) => s,
+            Err(e) => return Err(last_err.unwrap_or(e)),
+        };
+        self.report
+            .changed
+            .push(String::from_utf8_lossy(path).into_owned());
+        self.append_spooled(path, &before, spool)
+    }
+
+    /// Reads the whole file into an unnamed scratch file; returns it, its hash and length.
+    fn spool(&self, a: &Attr) -> Result<(std::fs::File, Vec<u8>, u64)> {
+        let fh = self.fs.open(&self.who, a.ino, libc::O_RDONLY)?;
+        let mut r = PlainReader {
+            fs: self.fs,
+            fh,
+            off: 0,
+            hasher: Sha256::new(),
+            done: 0,
+            progress: self.progress,
+            base: self.report.bytes,
+        };
+        let res = tempfile::tempfile_in(&self.spool_dir).and_then(|mut f| {
+            std::io::copy(&mut r, &mut f)?;
+            Ok(f)
+        });
+        self.fs.release(fh);
+        let f = res?;
+        Ok((f, r.hasher.finalize().to_vec(), r.done))
+    }
+
+    fn append_spooled(
+        &mut self,
+        path: &[u8],
+        a: &Attr,
+        (mut f, hash, len): (std::fs::File, Vec<u8>, u64),
+    ) -> Result<()> {
+        use std::io::Seek;
+        f.rewind()?;
+        match &mut self.sink {
+            Sink::Tar(b) => {
+                let mut h = Self::header(tar::EntryType::Regular, a, len);
+                b.append_data(&mut h, OsStr::from_bytes(path), &mut f)?;
+            }
+            Sink::Dir(root) => {
+                use std::os::unix::fs::PermissionsExt;
+                let dest = root.join(OsStr::from_bytes(path));
+                let mut out = std::fs::File::create(&dest)?;
+                std::io::copy(&mut f, &mut out)?;
+                out.set_permissions(std::fs::Permissions::from_mode(u32::from(a.perm)))?;
+                out.set_modified(
+                    std::time::UNIX_EPOCH
+                        + std::time::Duration::new(a.mtime.0.max(0) as u64, a.mtime.1 as u32),
+                )?;
+                out.sync_all()?;
+            }
+        }
+        self.report.files += 1;
+        self.report.bytes += len;
+        self.manifest.push_str(&manifest_line(&hash, path));
+        Ok(())
+    }
+
+    fn file_once(&mut self, path: &[u8], a: &Attr) -> Result<()> {
         let fh = self.fs.open(&self.who, a.ino, libc::O_RDONLY)?;
         let mut r = PlainReader {
             fs: self.fs,
@@ -301,16 +421,37 @@ impl Export<'_> {
                         .unwrap_or(0),
                 );
                 b.append_data(&mut h, MANIFEST, self.manifest.as_bytes())?;
+                if !self.report.changed.is_empty() {
+                    let text = changed_text(&self.report.changed);
+                    h.set_size(text.len() as u64);
+                    b.append_data(&mut h, CHANGED, text.as_bytes())?;
+                }
                 b.into_inner()?.finish()?;
             }
             Sink::Dir(root) => {
                 let mut f = std::fs::File::create(root.join(MANIFEST))?;
                 f.write_all(self.manifest.as_bytes())?;
                 f.sync_all()?;
+                if !self.report.changed.is_empty() {
+                    std::fs::write(root.join(CHANGED), changed_text(&self.report.changed))?;
+                }
             }
         }
         Ok(self.report)
     }
+}
+
+fn changed_text(paths: &[String]) -> String {
+    let mut t = String::from(
+        "These files were being changed while the export read them, again and again; each is \
+         exported as it was at one moment during the export (its checksum in MANIFEST.sha256 \
+         matches what was exported):\n",
+    );
+    for p in paths {
+        t.push_str(&crate::text::escape(p));
+        t.push('\n');
+    }
+    t
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod audit;
 pub mod clients;
+pub mod control;
 pub mod crypto;
 pub mod error;
 pub mod export;
@@ -17,6 +18,7 @@ pub mod fuse;
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod helper;
+pub mod live;
 pub mod logging;
 pub mod mount;
 pub mod passphrase;

@@ -106,13 +106,19 @@ fn run(cli: Cli) -> Result<()> {
             drop(how);
             warn_test_kdf(&v);
             let pending = v.rekey_pending();
-            let read_only = read_only || !pending.is_empty();
             if !pending.is_empty() {
-                eprintln!(
-                    "tutela: a rekey of {} was interrupted: mounting read-only; finish it with `tutela rekey {} --resume`",
-                    pending.join(", "),
-                    vault.display()
-                );
+                if read_only {
+                    eprintln!(
+                        "tutela: a rekey of {} was interrupted; this read-only mount leaves it so: mount read-write (it then finishes while serving) or run `tutela rekey {} --resume`",
+                        pending.join(", "),
+                        vault.display()
+                    );
+                } else {
+                    eprintln!(
+                        "tutela: a rekey of {} was interrupted: the mount finishes it while serving (see tutela audit show)",
+                        pending.join(", ")
+                    );
+                }
             }
             let args = tutela::mount::MountArgs {
                 mountpoint,

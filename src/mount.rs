@@ -313,7 +313,11 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
         audit_keys: vault.audit_keys(),
         policy,
     };
-    drop(vault);
+    if !args.read_only {
+        // An in-place re-encryption a crash interrupted is written over again before anything
+        // reads the file (a handful of files at most).
+        fs.recover_rekey_staging()?;
+    }
 
     let ready_pipe = if args.foreground {
         None
@@ -345,7 +349,7 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
             }
         }
     };
-    serve(fs, keep, config, &mp, args, ready_pipe)
+    serve(fs, keep, vault, config, &mp, args, ready_pipe)
 }
 
 /// On a shared mount, other local users must reach client files only through the mount,
@@ -512,6 +516,7 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
 fn serve(
     mut fs: Fs,
     mut keep: Keep,
+    vault: Vault,
     config: Config,
     mp: &Path,
     args: MountArgs,
@@ -558,9 +563,29 @@ fn serve(
     log::info!("mounted");
     let notifier = session.notifier();
     // Attributes only: the cached pages stay valid (offset -1).
-    fs.set_invalidator(Box::new(move |ino| {
-        let _ = notifier.inval_inode(fuser::INodeNo(ino), -1, 0);
+    // Attributes only (offset -1), or the cached pages too (offset 0, length 0: all).
+    fs.set_invalidator(Box::new(move |ino, data| {
+        let _ = notifier.inval_inode(fuser::INodeNo(ino), if data { 0 } else { -1 }, 0);
     }));
+    let notifier = session.notifier();
+    fs.set_entry_invalidator(Box::new(move |parent, name| {
+        let _ = notifier.inval_entry(
+            fuser::INodeNo(parent),
+            std::os::unix::ffi::OsStrExt::from_bytes(name),
+        );
+    }));
+    // Client work while mounted goes through the daemon (`live`), on its control socket.
+    let pending = !vault.rekey_pending().is_empty();
+    let socket = crate::control::socket_path(&vault.config.vault_id);
+    let control_key = vault.control_key();
+    let live = Arc::new(crate::live::Live::new(fs.clone(), vault, args.read_only));
+    let _control = match crate::control::server::listen(socket, control_key, live.clone()) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            log::warn!("no control channel ({e}): client add, export, shred and rekey need the vault unmounted");
+            None
+        }
+    };
     raise_readahead(mp.to_path_buf());
     fs.record_event(
         "mount",
@@ -642,6 +667,27 @@ fn serve(
                 }
             })?;
     }
+    if pending && !args.read_only {
+        // A rotation or adoption was interrupted: finish it while serving.
+        let live = live.clone();
+        std::thread::Builder::new()
+            .name("rekey-resume".into())
+            .spawn(move || {
+                use crate::control::server::Handler;
+                let me = crate::control::server::Caller {
+                    uid: sys::getuid(),
+                    gid: sys::getgid(),
+                    pid: std::process::id(),
+                };
+                let r = live.run(me, crate::control::Request::RekeyResume, &mut |p| {
+                    log::info!("{p}")
+                });
+                match r {
+                    Ok((msg, _)) => log::info!("{msg}"),
+                    Err(e) => log::error!("finishing the interrupted rekey failed: {e}"),
+                }
+            })?;
+    }
     let r = session.run();
     crate::runtime::withdraw(std::process::id());
     log::info!("unmounted");
@@ -652,13 +698,19 @@ fn serve(
 
 /// A vault is served by one daemon at a time: a second mount says where the first one is
 /// (before, it failed on the audit log's lock with "cannot open the audit log").
+/// The mount of vault `dir`, if it is mounted.
+pub fn mount_of(dir: &Path) -> Option<MountEntry> {
+    let canon = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|c| c == canon);
+    mounts()
+        .into_iter()
+        .find(|m| m.is_tutela() && same(Path::new(m.source.trim_start_matches("tutela:"))))
+}
+
 fn refuse_if_mounted(dir: &Path) -> Result<()> {
     let canon = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|c| c == canon);
-    let Some(m) = mounts()
-        .into_iter()
-        .find(|m| m.is_tutela() && same(Path::new(m.source.trim_start_matches("tutela:"))))
-    else {
+    let Some(m) = mount_of(dir) else {
         return Ok(());
     };
     let pid = crate::runtime::live()

@@ -955,6 +955,33 @@ pub fn process_name(pid: u32) -> String {
 }
 
 /// Takes an exclusive advisory lock on `f` without waiting; false when someone holds it.
+/// The uid, gid and pid of the process at the other end of a Unix socket, from the kernel.
+pub fn peer_cred(s: &std::os::unix::net::UnixStream) -> Result<(u32, u32, u32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: valid socket fd; `cred` and `len` describe a writable ucred.
+    check(unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((cred.uid, cred.gid, cred.pid.max(0) as u32))
+}
+
+/// chmod by path (for a socket, which cannot be opened).
+pub fn chmod_path(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(Error::Io)
+}
+
 /// Waits for an exclusive flock on `f` (released when `f` is closed).
 pub fn lock_exclusive(f: &File) -> Result<()> {
     // SAFETY: valid fd.

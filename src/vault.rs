@@ -543,6 +543,10 @@ impl Vault {
 
     /// The key that authenticates the config, for a daemon that re-reads it
     /// (`read_policy_binding`).
+    pub fn control_key(&self) -> Key32 {
+        kdf::control_key(&self.master, &self.config.vault_id)
+    }
+
     pub fn config_key(&self) -> Key32 {
         kdf::config_mac_key(&self.master, &self.config.vault_id)
     }

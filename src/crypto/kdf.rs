@@ -18,6 +18,7 @@ pub const LABEL_CONTENT: &[u8] = b"tutela/v1/content";
 pub const LABEL_POLICY: &[u8] = b"tutela/v1/policy";
 pub const LABEL_AUDIT_ENC: &[u8] = b"tutela/v1/audit-enc";
 pub const LABEL_AUDIT_MAC: &[u8] = b"tutela/v1/audit-mac";
+pub const LABEL_CONTROL: &[u8] = b"tutela/v1/control";
 
 /// HKDF-SHA256 (RFC 5869) with a 32-byte output.
 pub fn derive(ikm: &Key32, salt: &[u8], label: &[u8]) -> Key32 {
@@ -52,6 +53,11 @@ pub fn audit_enc_key(master: &Key32, vault_id: &Id) -> Key32 {
 
 pub fn audit_mac_key(master: &Key32, vault_id: &Id) -> Key32 {
     derive(master, vault_id, LABEL_AUDIT_MAC)
+}
+
+/// Authenticates requests on a mount daemon's control channel (and its answers).
+pub fn control_key(master: &Key32, vault_id: &Id) -> Key32 {
+    derive(master, vault_id, LABEL_CONTROL)
 }
 
 pub fn name_key(zone: &Key32, zone_id: &Id) -> Key32 {
@@ -101,6 +107,10 @@ mod tests {
         assert_eq!(
             got2.map(|s| s),
             crate::format::vectors::KDF_VECTORS_V1_AUDIT.map(|s| s.to_string())
+        );
+        assert_eq!(
+            hex(control_key(&mk, &vid).as_bytes()),
+            crate::format::vectors::KDF_VECTOR_CONTROL
         );
     }
 

@@ -20,6 +20,10 @@ pub const KDF_VECTORS_V1_AUDIT: [&str; 3] = [
     "17c1eac8acb5437f488aa83e99fe0833bb827cecb0998b452479dc059daa9605",
 ];
 
+/// The control channel key (FORMAT.md "Control channel"), same master key and vault id.
+pub const KDF_VECTOR_CONTROL: &str =
+    "ee7380bdc58a18f00f3e9ce403f0a6cf5715325127f03b02ba014c3c6363d115";
+
 /// Audit pruning checkpoint (FORMAT.md "Pruning") under audit MAC key 32 x 0x02: first
 /// segment 3, first sequence 42, chain value 32 x 0x55, cutoff 1764547200000, pruned at
 /// 1796083200000, 42 records pruned, uid 1000.
@@ -61,6 +65,7 @@ mod tests {
         let all = KDF_VECTORS
             .iter()
             .chain(KDF_VECTORS_V1_AUDIT.iter())
+            .chain([KDF_VECTOR_CONTROL].iter())
             .chain([NAME_VECTOR, ARGON2_VECTOR, BLOCK_VECTOR, PRUNE_VECTOR].iter());
         for v in all {
             assert!(spec.contains(v), "FORMAT.md does not quote {v}");

@@ -223,8 +223,8 @@ impl Fs {
         let zone = self.node_info(ino)?.2;
         let raw = sys::readlinkat(dir.as_fd(), &name)?;
         self.open_symlink(zone, &raw).inspect_err(|_| {
-                log::warn!("inode {ino}: symlink target does not authenticate");
-            })
+            log::warn!("inode {ino}: symlink target does not authenticate");
+        })
     }
 
     pub fn statfs(&self) -> Result<Statfs> {

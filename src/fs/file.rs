@@ -100,7 +100,7 @@ const DROPPED_MAX: usize = 256;
 #[derive(Default)]
 pub(super) struct OpenFiles {
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
-    nodes: Mutex<HashMap<u64, (Arc<FileNode>, usize)>>,
+    pub(super) nodes: Mutex<HashMap<u64, (Arc<FileNode>, usize)>>,
     /// Inodes with ciphertext dropped behind a stream, oldest first. Outlives the handles:
     /// a file is typically streamed through one open and patched through the next.
     dropped: Mutex<std::collections::VecDeque<u64>>,

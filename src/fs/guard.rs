@@ -296,6 +296,21 @@ impl Fs {
             .collect()
     }
 
+    /// Records a control request (client add, export, shred, rekey) by the caller `who`,
+    /// about the client `client` at `path`.
+    pub fn record_request(
+        &self,
+        who: &Subject,
+        op: &str,
+        path: &str,
+        client: &str,
+        result: &str,
+        detail: Option<String>,
+    ) {
+        self.guard
+            .record(who, op, path, None, Some(client), result, detail);
+    }
+
     /// Records an event that is not tied to one request (mount, policy change).
     pub fn record_event(&self, op: &str, result: &str, detail: Option<String>) {
         self.record_event_as(sys::getuid(), op, result, detail);

@@ -193,6 +193,16 @@ impl InodeTable {
         }
     }
 
+    /// Forgets cached directories whose names use generation `gen` (it was retired).
+    pub fn uncache_gen(&mut self, gen: usize) {
+        let fds = &mut self.fds;
+        for (ino, n) in self.nodes.iter_mut() {
+            if *ino != ROOT_INO && n.dir.as_ref().is_some_and(|d| d.gen == gen) {
+                Self::drop_dir(fds, n);
+            }
+        }
+    }
+
     /// Every node with its number (for rezoning by path).
     pub fn inos(&self) -> Vec<u64> {
         self.nodes.keys().copied().collect()

@@ -14,6 +14,7 @@ mod rekey;
 mod rootmode;
 mod stream;
 mod xattr;
+mod zones;
 
 use crate::crypto::names::{NameCipher, Stored};
 use crate::crypto::{kdf, Id};
@@ -84,8 +85,13 @@ impl Zone {
     }
 }
 
-/// Tells the kernel that its cached attributes of an inode are out of date.
-pub type Invalidate = Box<dyn Fn(u64) + Send + Sync>;
+/// Proof that the request gate is held exclusively (see `Fs::exclusive`): what changes the
+/// zone table takes one, so it cannot be called while requests run.
+pub struct Exclusive<'a>(#[allow(dead_code)] RwLockWriteGuard<'a, ()>);
+
+/// Tells the kernel that its cached attributes of an inode are out of date, and with
+/// `true` its cached contents too.
+pub type Invalidate = Box<dyn Fn(u64, bool) + Send + Sync>;
 /// Tells the kernel to forget a name it cached: (parent inode, plaintext name).
 pub type InvalidateEntry = Box<dyn Fn(u64, &[u8]) + Send + Sync>;
 
@@ -210,16 +216,25 @@ impl Fs {
         self.gate.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Held by one step of a rekey or shred: no request is in flight meanwhile.
-    pub(crate) fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
-        self.gate.write().unwrap_or_else(|p| p.into_inner())
+    /// Held by one step of a rekey or shred, or while the zone table changes: no request
+    /// is in flight meanwhile.
+    pub fn exclusive(&self) -> Exclusive<'_> {
+        Exclusive(self.gate.write().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The daemon changed `ino`'s attributes on its own (set-ID bits cleared by a write): the
     /// kernel's copy must not be served for the rest of its lifetime.
     fn attrs_changed(&self, ino: u64) {
         if let Some(f) = self.invalidate.get() {
-            f(ino);
+            f(ino, false);
+        }
+    }
+
+    /// Drops what the kernel caches of `ino`, contents included (a shred: pages cached from
+    /// before must not be served to a handle that is revoked). Not with the gate held.
+    pub(crate) fn contents_gone(&self, ino: u64) {
+        if let Some(f) = self.invalidate.get() {
+            f(ino, true);
         }
     }
 

@@ -174,6 +174,20 @@ impl Fs {
         Ok(())
     }
 
+    /// At mount: finishes in-place conversions a crash interrupted, if any.
+    pub fn recover_rekey_staging(&self) -> Result<()> {
+        match sys::openat(
+            self.root.as_fd(),
+            OsStr::new(STAGING),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        ) {
+            Ok(staging) => self.finish_copybacks(&staging),
+            Err(Error::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes the staging directory once no zone is being rekeyed.
     pub fn rekey_cleanup(&self) -> Result<()> {
         match sys::unlinkat(self.root.as_fd(), OsStr::new(STAGING), true) {
@@ -645,10 +659,13 @@ impl Fs {
             ino = self.lookup_inner(who, ino, OsStr::new(part))?.ino;
         }
         let (parent, name) = self.parent_of(ino)?;
+        let parent_ino = lock(&self.inodes).get(ino).map_or(ROOT_INO, |n| n.parent);
         let dest_dir = sys::open_dir(dest.parent().ok_or(Error::Invalid)?)?;
         let dest_name = dest.file_name().ok_or(Error::Invalid)?;
         sys::renameat2(parent.as_fd(), &name, dest_dir.as_fd(), dest_name, 0)?;
         remove_old_record(&parent, &name);
+        // Nothing cached for it is used again (a live shred).
+        lock(&self.inodes).removed(ino, parent_ino, &name);
         Ok(())
     }
 }

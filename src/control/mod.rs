@@ -1,0 +1,220 @@
+//! The control channel of a mount daemon: how `client add`, `client export`, `client shred`
+//! and `rekey` reach a vault that is mounted, so that an office never takes its share
+//! offline for client work.
+//!
+//! A Unix socket `control-<vault id>.sock` in the daemon's private runtime directory
+//! (`runtime::dir`, mode 0700; the socket 0600). Only root and the daemon's own user can
+//! reach it, and the daemon checks the caller's credentials again (SO_PEERCRED). The caller
+//! must then prove it holds the vault's keys: the daemon sends a random challenge, the
+//! request comes with HMAC-SHA256 under the control key (HKDF of the master key,
+//! `tutela/v1/control`) over the challenge and the request, and the daemon's final answer
+//! carries a MAC over the challenge and the answer, so a process squatting on the socket
+//! name can neither act nor fake a success. The protocol is one JSON object per line
+//! (FORMAT.md, "Control channel").
+
+pub mod client;
+pub mod server;
+
+use crate::error::{Error, Result};
+use crate::secret::Key32;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::path::PathBuf;
+
+/// Protocol version, in the daemon's greeting.
+pub const VERSION: u32 = 1;
+
+/// A request line is at most this long (a path and a name or two).
+pub const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    ClientAdd {
+        name: String,
+        path: String,
+    },
+    ClientExport {
+        name: String,
+        output: PathBuf,
+    },
+    ClientShred {
+        name: String,
+    },
+    /// A new key for one client, re-encrypting its files while the mount serves them.
+    Rekey {
+        client: String,
+    },
+    /// Finishes a rotation that was interrupted.
+    RekeyResume,
+}
+
+impl Request {
+    /// The audit operation name.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::ClientAdd { .. } => "client-add",
+            Request::ClientExport { .. } => "client-export",
+            Request::ClientShred { .. } => "client-shred",
+            Request::Rekey { .. } | Request::RekeyResume => "rekey",
+        }
+    }
+}
+
+/// The daemon's first line.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Hello {
+    pub tutela_control: u32,
+    /// 32 random bytes, hex.
+    pub challenge: String,
+}
+
+/// The caller's line: the request as JSON text, and its MAC (hex).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signed {
+    pub request: String,
+    pub mac: String,
+}
+
+/// The daemon's further lines: progress, then one final answer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Line {
+    Progress(String),
+    /// Success: a message for the terminal and details for --json; `mac` covers both.
+    Done {
+        message: String,
+        detail: serde_json::Value,
+        mac: String,
+    },
+    Failed {
+        code: i32,
+        message: String,
+    },
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn mac_of(key: &Key32, parts: &[&[u8]]) -> Result<Hmac<Sha256>> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key.as_bytes()).map_err(|_| Error::Invalid)?;
+    for p in parts {
+        m.update(&(p.len() as u64).to_be_bytes());
+        m.update(p);
+    }
+    Ok(m)
+}
+
+/// MAC of a request under `challenge` (length-prefixed parts: no two inputs collide).
+pub fn request_mac(key: &Key32, challenge: &[u8], request: &str) -> Result<String> {
+    let m = mac_of(
+        key,
+        &[b"tutela/control/request", challenge, request.as_bytes()],
+    )?;
+    Ok(hex(&m.finalize().into_bytes()))
+}
+
+pub fn verify_request(key: &Key32, challenge: &[u8], request: &str, mac: &str) -> bool {
+    let Some(tag) = unhex(mac) else { return false };
+    mac_of(
+        key,
+        &[b"tutela/control/request", challenge, request.as_bytes()],
+    )
+    .is_ok_and(|m| m.verify_slice(&tag).is_ok())
+}
+
+/// MAC of a final answer.
+pub fn answer_mac(key: &Key32, challenge: &[u8], message: &str, detail: &str) -> Result<String> {
+    let m = mac_of(
+        key,
+        &[
+            b"tutela/control/answer",
+            challenge,
+            message.as_bytes(),
+            detail.as_bytes(),
+        ],
+    )?;
+    Ok(hex(&m.finalize().into_bytes()))
+}
+
+pub fn verify_answer(
+    key: &Key32,
+    challenge: &[u8],
+    message: &str,
+    detail: &str,
+    mac: &str,
+) -> bool {
+    let Some(tag) = unhex(mac) else { return false };
+    mac_of(
+        key,
+        &[
+            b"tutela/control/answer",
+            challenge,
+            message.as_bytes(),
+            detail.as_bytes(),
+        ],
+    )
+    .is_ok_and(|m| m.verify_slice(&tag).is_ok())
+}
+
+/// The socket's file name for a vault.
+pub fn socket_name(vault_id: &crate::crypto::Id) -> String {
+    format!("control-{}.sock", hex(vault_id))
+}
+
+/// Where a daemon of this user puts its socket.
+pub fn socket_path(vault_id: &crate::crypto::Id) -> PathBuf {
+    crate::runtime::dir().join(socket_name(vault_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_bind_challenge_and_text() {
+        let k = Key32::from_bytes([3; 32]);
+        let m = request_mac(&k, b"c1", "{}").unwrap();
+        assert!(verify_request(&k, b"c1", "{}", &m));
+        assert!(!verify_request(&k, b"c2", "{}", &m));
+        assert!(!verify_request(&k, b"c1", "{ }", &m));
+        assert!(!verify_request(
+            &Key32::from_bytes([4; 32]),
+            b"c1",
+            "{}",
+            &m
+        ));
+        assert!(!verify_request(&k, b"c1", "{}", "zz"));
+        // A request MAC is not an answer MAC.
+        assert!(!verify_answer(&k, b"c1", "{}", "", &m));
+        let a = answer_mac(&k, b"c1", "done", "{}").unwrap();
+        assert!(verify_answer(&k, b"c1", "done", "{}", &a));
+        assert!(!verify_answer(&k, b"c1", "done!", "{}", &a));
+    }
+
+    #[test]
+    fn requests_parse_strictly() {
+        let r: Request =
+            serde_json::from_str(r#"{"op":"client-add","name":"acme","path":"/c/acme"}"#).unwrap();
+        assert_eq!(r.op(), "client-add");
+        assert!(serde_json::from_str::<Request>(r#"{"op":"client-add","name":"a"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"op":"client-shred","name":"a","extra":1}"#)
+                .is_err()
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"op":"format-disk"}"#).is_err());
+    }
+}

@@ -1,0 +1,444 @@
+//! Client work on a live mount, done by the mount daemon for a caller on its control
+//! channel: the share stays online while a client is added (an existing folder's files
+//! adopted), exported, shredded, or given a new key. One operation runs at a time; each is
+//! recorded in the audit log with who asked, when it starts and how it ends, so nothing is
+//! half-done without a record.
+
+use crate::clients::{self, check_new, new_record, zone_named};
+use crate::control::server::{Caller, Handler};
+use crate::control::Request;
+use crate::error::{Error, Result};
+use crate::fs::{Fs, Options, RekeyStats, Subject};
+use crate::secret::Key32;
+use crate::vault::Vault;
+use serde_json::json;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+pub struct Live {
+    fs: Arc<Fs>,
+    vault: Mutex<Vault>,
+    /// The operation under way, if any (a second one is refused, naming it).
+    busy: Mutex<Option<String>>,
+    /// The user asked for a read-only mount (as opposed to one made read-only until an
+    /// interrupted rekey is finished).
+    user_read_only: bool,
+}
+
+type Answer = Result<(String, serde_json::Value)>;
+
+fn subject(c: Caller) -> Subject {
+    Subject {
+        uid: c.uid,
+        gid: c.gid,
+        pid: c.pid,
+    }
+}
+
+fn progress_of(progress: &mut dyn FnMut(&str)) -> impl FnMut(RekeyStats) + '_ {
+    let mut last = std::time::Instant::now();
+    move |s: RekeyStats| {
+        if last.elapsed().as_millis() >= 250 {
+            last = std::time::Instant::now();
+            progress(&format!(
+                "re-encrypted {} entries, {} MiB",
+                s.entries,
+                s.bytes >> 20
+            ));
+        }
+    }
+}
+
+fn hex(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Live {
+    pub fn new(fs: Arc<Fs>, vault: Vault, user_read_only: bool) -> Live {
+        Live {
+            fs,
+            vault: Mutex::new(vault),
+            busy: Mutex::new(None),
+            user_read_only,
+        }
+    }
+
+    fn vault(&self) -> std::sync::MutexGuard<'_, Vault> {
+        self.vault.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.fs.read_only() {
+            return Err(Error::Usage(if self.user_read_only {
+                "the vault is mounted read-only: remount it read-write for client changes".into()
+            } else {
+                "the mount is read-only until the interrupted rekey is finished: run `tutela \
+                 rekey VAULT --resume`"
+                    .into()
+            }));
+        }
+        Ok(())
+    }
+
+    fn add(&self, who: Caller, name: &str, path: &str, progress: &mut dyn FnMut(&str)) -> Answer {
+        self.writable()?;
+        let mut v = self.vault();
+        v.reload()?;
+        let path = check_new(&v, name, path)?;
+        let held = self.fs.exclusive();
+        let (_, holds_files) = self
+            .fs
+            .folder_at(&held, &path, true)?
+            .ok_or(Error::NotFound)?;
+        if !holds_files {
+            let rec = new_record(name, &path, None)?;
+            let (id, key) = (rec.id, rec.key.duplicate());
+            v.zones.push(rec);
+            v.save()?;
+            self.fs.add_zone(&held, id, &key, &path);
+            return Ok((
+                format!(
+                    "client '{name}' added: files created in {path} are encrypted under its own key"
+                ),
+                json!({ "client": name, "path": path, "adopted": false }),
+            ));
+        }
+        // The folder holds files of the root zone: they move to the new key, in place,
+        // while the mount serves them. The saved record (with the root zone's key as the
+        // retiring one) is the commit point; a crash is finished by `rekey --resume`.
+        let rec = new_record(name, &path, Some(&v.zones[0]))?;
+        let (id, key) = (rec.id, rec.key.duplicate());
+        let (from_id, from_key) = (v.zones[0].id, v.zones[0].key.duplicate());
+        v.zones.push(rec);
+        v.save()?;
+        crate::faults::point("adopt-committed");
+        let k = self
+            .fs
+            .adopt_zone(&held, id, &key, &path, from_id, &from_key);
+        drop(held);
+        progress(&format!("re-encrypting the files already in {path}"));
+        let stats = self.fs.rekey_zone(k, &mut progress_of(progress))?;
+        self.finish_rekey(&mut v, &[(id, k)])?;
+        let _ = who;
+        Ok((
+            format!(
+                "client '{name}' added: the {} entries already in {path} ({} bytes) were re-encrypted under its own key",
+                stats.entries, stats.bytes
+            ),
+            json!({ "client": name, "path": path, "adopted": true, "entries": stats.entries, "bytes": stats.bytes }),
+        ))
+    }
+
+    /// Drops the retiring keys of zones `done` (ids with their indices) from the config and
+    /// from memory, once their walks are complete.
+    fn finish_rekey(&self, v: &mut Vault, done: &[(crate::crypto::Id, usize)]) -> Result<()> {
+        crate::faults::point("rekey-walked");
+        let held = self.fs.exclusive();
+        v.reload()?;
+        for z in v.zones.iter_mut() {
+            if done.iter().any(|(id, _)| *id == z.id) {
+                z.retiring = None;
+                z.adopting = None;
+            }
+        }
+        v.save()?;
+        for (_, k) in done {
+            self.fs.end_rekey(&held, *k);
+        }
+        drop(held);
+        if !self.fs.rekey_pending() {
+            self.fs.rekey_cleanup()?;
+        }
+        Ok(())
+    }
+
+    fn export(&self, name: &str, output: &Path, progress: &mut dyn FnMut(&str)) -> Answer {
+        if !output.is_absolute() {
+            return Err(Error::Usage(format!(
+                "{}: the daemon needs an absolute output path",
+                output.display()
+            )));
+        }
+        let mut v = self.vault();
+        v.reload()?;
+        let zone = zone_named(&v, name)?;
+        // A view of its own (no policy: the caller holds the vault's keys), reading what the
+        // mount writes; a file that changes while it is read is read again.
+        let fs = Fs::new(
+            &v,
+            Options {
+                read_only: true,
+                ..Options::default()
+            },
+        )?;
+        let path = zone.path.clone();
+        drop(v);
+        progress(&format!("exporting client '{name}'"));
+        let total = std::cell::Cell::new(0u64);
+        let last = std::cell::Cell::new(std::time::Instant::now());
+        let progress = std::cell::RefCell::new(progress);
+        let rep = crate::export::export_from(
+            &fs,
+            &path,
+            name,
+            output,
+            true,
+            &|t| total.set(t),
+            &|done| {
+                if last.get().elapsed().as_millis() >= 250 {
+                    last.set(std::time::Instant::now());
+                    (progress.borrow_mut())(&format!(
+                        "exported {} of {} MiB",
+                        done >> 20,
+                        total.get() >> 20
+                    ));
+                }
+            },
+        )?;
+        let changed = if rep.changed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} files were being changed and are listed in {}",
+                rep.changed.len(),
+                crate::export::CHANGED
+            )
+        };
+        Ok((
+            format!(
+                "exported client '{name}' to {}: {} files, {} folders, {} symlinks, {} bytes; checksums in {}{changed}",
+                output.display(),
+                rep.files,
+                rep.dirs,
+                rep.symlinks,
+                rep.bytes,
+                crate::export::MANIFEST
+            ),
+            json!({ "client": name, "output": output, "export": rep }),
+        ))
+    }
+
+    fn shred(&self, who: Caller, name: &str) -> Answer {
+        self.writable()?;
+        let mut v = self.vault();
+        v.reload()?;
+        let rec = zone_named(&v, name)?;
+        if !v.rekey_pending().is_empty() {
+            return Err(Error::Usage(
+                "a rekey is not finished: run `tutela rekey VAULT --resume` first".into(),
+            ));
+        }
+        let (id, path) = (rec.id, rec.path.clone());
+        let (files, bytes) = clients::list(&v)?
+            .into_iter()
+            .find(|c| c.name == name)
+            .map_or((0, 0), |c| (c.files, c.bytes));
+        // Recorded before anything is destroyed: a crash leaves a started shred on record.
+        self.fs.record_request(
+            &subject(who),
+            "client-shred",
+            &path,
+            name,
+            "started",
+            Some(format!("{files} files, {bytes} bytes")),
+        );
+        let family = self.fs.family_of(&id).ok_or(Error::NotFound)?;
+        let graveyard = v.dir.join(clients::GRAVEYARD);
+        std::fs::create_dir_all(&graveyard)?;
+        let held = self.fs.exclusive();
+        let names = self.fs.zone_names(family);
+        // From here nothing in the zone opens, and handles open on it (a Samba user's, say)
+        // fail: the key is about to go.
+        let revoked = self.fs.erase_zone(&held, family);
+        let me = clients::me();
+        if self.fs.folder_at(&held, &path, false)?.is_some() {
+            self.fs.detach_dir(&me, &path, &graveyard.join(hex(&id)))?;
+        }
+        drop(held);
+        // The kernel forgets every name it cached in the zone (outside the gate).
+        self.fs.forget_zone(&names);
+        crate::faults::point("shred-detached");
+        v.zones.retain(|z| z.id != id);
+        v.save()?;
+        crate::faults::point("shred-key-destroyed");
+        drop(v);
+        clients::remove_graveyard(&graveyard)?;
+        Ok((
+            format!(
+                "client '{name}' shredded: its key is destroyed and its {files} files are deleted{}",
+                if revoked > 0 {
+                    format!(" ({revoked} open files were closed on their users)")
+                } else {
+                    String::new()
+                }
+            ),
+            json!({ "client": name, "path": path, "files": files, "bytes": bytes, "revoked_open_files": revoked }),
+        ))
+    }
+
+    fn rekey(&self, name: &str, progress: &mut dyn FnMut(&str)) -> Answer {
+        self.writable()?;
+        let mut v = self.vault();
+        v.reload()?;
+        if !v.rekey_pending().is_empty() {
+            return Err(Error::Usage(
+                "a rekey is not finished: run `tutela rekey VAULT --resume` first".into(),
+            ));
+        }
+        let id = zone_named(&v, name)?.id;
+        let new = Key32::random()?;
+        let held = self.fs.exclusive();
+        if let Some(z) = v.zones.iter_mut().find(|z| z.id == id) {
+            let old = std::mem::replace(&mut z.key, new.duplicate());
+            z.retiring = Some(old);
+        }
+        v.save()?;
+        let family = self.fs.family_of(&id).ok_or(Error::NotFound)?;
+        self.fs.begin_rekey(&held, family, &new)?;
+        drop(held);
+        progress(&format!("re-encrypting client '{name}'"));
+        let stats = self.fs.rekey_zone(family, &mut progress_of(progress))?;
+        self.finish_rekey(&mut v, &[(id, family)])?;
+        Ok((
+            format!(
+                "rekeyed {name}: {} entries ({} bytes) re-encrypted; the old keys are destroyed",
+                stats.entries, stats.bytes
+            ),
+            json!({ "zones": [name], "entries": stats.entries, "bytes": stats.bytes }),
+        ))
+    }
+
+    /// Finishes every rotation or adoption that was interrupted (by a crash of an earlier
+    /// daemon, or of an offline command), while the mount serves.
+    pub fn resume(&self, progress: &mut dyn FnMut(&str)) -> Answer {
+        if self.user_read_only {
+            return Err(Error::Usage(
+                "the vault is mounted read-only: remount it read-write to finish the rekey".into(),
+            ));
+        }
+        let mut v = self.vault();
+        v.reload()?;
+        let pending: Vec<(crate::crypto::Id, String)> = v
+            .zones
+            .iter()
+            .filter(|z| z.retiring.is_some())
+            .map(|z| {
+                (
+                    z.id,
+                    if z.name.is_empty() {
+                        "(vault root)".to_string()
+                    } else {
+                        z.name.clone()
+                    },
+                )
+            })
+            .collect();
+        if pending.is_empty() {
+            return Err(Error::Usage(
+                "no rekey to resume: the vault's keys are all current".into(),
+            ));
+        }
+        let mut total = RekeyStats::default();
+        let mut done = Vec::new();
+        for (id, name) in &pending {
+            let family = self.fs.family_of(id).ok_or(Error::NotFound)?;
+            progress(&format!("re-encrypting {name}"));
+            let s = self.fs.rekey_zone(family, &mut progress_of(progress))?;
+            total.entries += s.entries;
+            total.bytes += s.bytes;
+            done.push((*id, family));
+        }
+        self.finish_rekey(&mut v, &done)?;
+        if !self.user_read_only {
+            self.fs.set_writable();
+        }
+        let names: Vec<&str> = pending.iter().map(|(_, n)| n.as_str()).collect();
+        Ok((
+            format!(
+                "finished the rekey that was interrupted earlier\nrekeyed {}: {} entries ({} bytes) re-encrypted; the old keys are destroyed",
+                names.join(", "),
+                total.entries,
+                total.bytes
+            ),
+            json!({ "zones": names, "entries": total.entries, "bytes": total.bytes, "resumed": true }),
+        ))
+    }
+
+    fn dispatch(&self, who: Caller, req: &Request, progress: &mut dyn FnMut(&str)) -> Answer {
+        match req {
+            Request::ClientAdd { name, path } => self.add(who, name, path, progress),
+            Request::ClientExport { name, output } => self.export(name, output, progress),
+            Request::ClientShred { name } => self.shred(who, name),
+            Request::Rekey { client } => self.rekey(client, progress),
+            Request::RekeyResume => self.resume(progress),
+        }
+    }
+
+    /// What the audit record names: the client and its folder, where known.
+    fn target(&self, req: &Request) -> (String, String) {
+        let name = match req {
+            Request::ClientAdd { name, path } => return (name.clone(), path.clone()),
+            Request::ClientExport { name, .. }
+            | Request::ClientShred { name }
+            | Request::Rekey { client: name } => name.clone(),
+            Request::RekeyResume => return (String::new(), "/".into()),
+        };
+        let path = self
+            .vault()
+            .zones
+            .iter()
+            .find(|z| z.name == name)
+            .map_or_else(|| "/".to_string(), |z| z.path.clone());
+        (name, path)
+    }
+}
+
+impl Handler for Live {
+    fn run(&self, who: Caller, req: Request, progress: &mut dyn FnMut(&str)) -> Answer {
+        let (client, path) = self.target(&req);
+        {
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(running) = busy.as_ref() {
+                let e = Error::Busy(format!(
+                    "the mount daemon is busy with {running}: try again when it is done"
+                ));
+                self.fs.record_request(
+                    &subject(who),
+                    req.op(),
+                    &path,
+                    &client,
+                    "refused",
+                    Some(e.to_string()),
+                );
+                return Err(e);
+            }
+            *busy = Some(format!("{} {client}", req.op()).trim_end().to_string());
+        }
+        let r = self.dispatch(who, &req, progress);
+        *self.busy.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let (result, detail) = match &r {
+            Ok((msg, _)) => ("ok", msg.lines().last().unwrap_or_default().to_string()),
+            Err(e) => ("failed", e.to_string()),
+        };
+        self.fs.record_request(
+            &subject(who),
+            req.op(),
+            &path,
+            &client,
+            result,
+            Some(detail),
+        );
+        r
+    }
+
+    fn refused(&self, who: Caller, why: &str) {
+        self.fs.record_request(
+            &subject(who),
+            "control",
+            "/",
+            "",
+            "refused",
+            Some(why.into()),
+        );
+    }
+}
