@@ -126,7 +126,7 @@ pub fn add(
     let held = fs.exclusive();
     let holds_files = fs
         .folder_at(&held, &path, true)?
-        .is_some_and(|(_, full)| full);
+        .is_some_and(|(_, full, _)| full);
     drop(held);
     drop(fs);
     if !holds_files {

@@ -78,7 +78,6 @@ pub fn export_from(
     start: &dyn Fn(u64),
     progress: &dyn Fn(u64),
 ) -> Result<ExportReport> {
-    let fs = fs;
     let zone_path = path;
     let who = me();
     let top = resolve(fs, &who, zone_path)?.ok_or_else(|| {

@@ -18,8 +18,27 @@ fn target() -> &'static Option<(String, u64)> {
     })
 }
 
-/// Aborts here if this is the chosen point and pass.
+/// `TUTELA_TEST_PAUSE_AT=NAME:MS`: every pass of point NAME sleeps MS milliseconds (to make
+/// a long operation long enough for a test to act in the middle of it).
+pub const PAUSE_ENV: &str = "TUTELA_TEST_PAUSE_AT";
+
+static PAUSE: OnceLock<Option<(String, u64)>> = OnceLock::new();
+
+fn pause() -> &'static Option<(String, u64)> {
+    PAUSE.get_or_init(|| {
+        let v = std::env::var(PAUSE_ENV).ok()?;
+        let (name, ms) = v.rsplit_once(':')?;
+        Some((name.to_string(), ms.parse().ok()?))
+    })
+}
+
+/// Aborts here if this is the chosen point and pass (and pauses if asked).
 pub fn point(name: &str) {
+    if let Some((want, ms)) = pause() {
+        if want == name {
+            std::thread::sleep(std::time::Duration::from_millis(*ms));
+        }
+    }
     if let Some((want, n)) = target() {
         if want == name && HITS.fetch_add(1, Ordering::Relaxed) + 1 == *n {
             eprintln!("tutela: test crash at {name}:{n}");

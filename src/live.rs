@@ -49,6 +49,18 @@ fn progress_of(progress: &mut dyn FnMut(&str)) -> impl FnMut(RekeyStats) + '_ {
     }
 }
 
+/// Gives `path` and everything below it to `uid`:`gid` (never following a symlink).
+fn give_tree(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    let md = std::fs::symlink_metadata(path)?;
+    if md.is_dir() {
+        for e in std::fs::read_dir(path)? {
+            give_tree(&e?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
 fn hex(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -86,7 +98,7 @@ impl Live {
         v.reload()?;
         let path = check_new(&v, name, path)?;
         let held = self.fs.exclusive();
-        let (_, holds_files) = self
+        let (_, holds_files, made) = self
             .fs
             .folder_at(&held, &path, true)?
             .ok_or(Error::NotFound)?;
@@ -96,6 +108,11 @@ impl Live {
             v.zones.push(rec);
             v.save()?;
             self.fs.add_zone(&held, id, &key, &path);
+            drop(held);
+            // The kernel may hold the folders made here as absent.
+            for (parent, n) in &made {
+                self.fs.entry_changed(*parent, n);
+            }
             return Ok((
                 format!(
                     "client '{name}' added: files created in {path} are encrypted under its own key"
@@ -152,7 +169,13 @@ impl Live {
         Ok(())
     }
 
-    fn export(&self, name: &str, output: &Path, progress: &mut dyn FnMut(&str)) -> Answer {
+    fn export(
+        &self,
+        who: Caller,
+        name: &str,
+        output: &Path,
+        progress: &mut dyn FnMut(&str),
+    ) -> Answer {
         if !output.is_absolute() {
             return Err(Error::Usage(format!(
                 "{}: the daemon needs an absolute output path",
@@ -195,6 +218,10 @@ impl Live {
                 }
             },
         )?;
+        // The export is the caller's (the daemon may run as root).
+        if crate::sys::geteuid() == 0 && who.uid != 0 {
+            give_tree(output, who.uid, who.gid)?;
+        }
         let changed = if rep.changed.is_empty() {
             String::new()
         } else {
@@ -367,7 +394,7 @@ impl Live {
     fn dispatch(&self, who: Caller, req: &Request, progress: &mut dyn FnMut(&str)) -> Answer {
         match req {
             Request::ClientAdd { name, path } => self.add(who, name, path, progress),
-            Request::ClientExport { name, output } => self.export(name, output, progress),
+            Request::ClientExport { name, output } => self.export(who, name, output, progress),
             Request::ClientShred { name } => self.shred(who, name),
             Request::Rekey { client } => self.rekey(client, progress),
             Request::RekeyResume => self.resume(progress),

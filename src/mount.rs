@@ -575,9 +575,13 @@ fn serve(
         );
     }));
     // Client work while mounted goes through the daemon (`live`), on its control socket.
+    let mut vault = vault;
     let pending = !vault.rekey_pending().is_empty();
     let socket = crate::control::socket_path(&vault.config.vault_id);
     let control_key = vault.control_key();
+    // What the daemon keeps of the vault: the zone table and the keys that save it, not the
+    // master key.
+    vault.forget_master()?;
     let live = Arc::new(crate::live::Live::new(fs.clone(), vault, args.read_only));
     let _control = match crate::control::server::listen(socket, control_key, live.clone()) {
         Ok(l) => Some(l),

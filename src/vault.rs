@@ -98,6 +98,11 @@ pub struct Vault {
     /// The key slot whose passphrase unlocked the vault (None for the recovery key).
     pub unlocked_slot: Option<usize>,
     pub keystore: Option<KeyStoreRef>,
+    /// Keys derived from the master key that saving the zone table and the config needs:
+    /// kept apart so that the mount daemon can drop the master key itself (`forget_master`)
+    /// and still add, rotate and erase client zones.
+    zone_wrap: Key32,
+    config_mac_key: Key32,
     /// SHA-256 of the config as this process last read or wrote it: a save refuses to
     /// overwrite a config another process changed meanwhile (a command run while the mount
     /// daemon adds a client, say), which would lose that change.
@@ -176,7 +181,10 @@ impl Vault {
                 generation: [0; 16],
             }),
             loaded: [0; 32],
+            zone_wrap: Key32::from_bytes([0; 32]),
+            config_mac_key: Key32::from_bytes([0; 32]),
         };
+        v.derive_saving_keys();
         v.save()?;
         let rk = recovery::encode(&v.master);
         Ok((v, rk))
@@ -216,11 +224,25 @@ impl Vault {
             &self.dir,
             config,
             &bytes,
+            (self.zone_wrap.duplicate(), self.config_mac_key.duplicate()),
             self.master.duplicate(),
             self.unlocked_slot,
             &Unlock::RecoveryKey(String::new()),
         )?;
         *self = fresh;
+        Ok(())
+    }
+
+    fn derive_saving_keys(&mut self) {
+        self.zone_wrap = kdf::zone_wrap_key(&self.master, &self.config.vault_id);
+        self.config_mac_key = kdf::config_mac_key(&self.master, &self.config.vault_id);
+    }
+
+    /// Drops the master key, keeping what saving zones needs (the mount daemon: it never
+    /// holds the key that opens every passphrase slot). Whatever else would derive from the
+    /// master key afterwards derives from a random key instead, and opens nothing.
+    pub fn forget_master(&mut self) -> Result<()> {
+        self.master = Key32::random()?;
         Ok(())
     }
 
@@ -238,13 +260,18 @@ impl Vault {
                 None,
             ),
         };
-        Self::open_with(dir, config, &bytes, master, unlocked_slot, how)
+        let keys = (
+            kdf::zone_wrap_key(&master, &config.vault_id),
+            kdf::config_mac_key(&master, &config.vault_id),
+        );
+        Self::open_with(dir, config, &bytes, keys, master, unlocked_slot, how)
     }
 
     fn open_with(
         dir: &Path,
         config: Config,
         bytes: &[u8],
+        (zwk, cmk): (Key32, Key32),
         master: Key32,
         unlocked_slot: Option<usize>,
         how: &Unlock,
@@ -253,7 +280,7 @@ impl Vault {
         let (_, unsigned, mac) = Config::parse(bytes).map_err(|_| Error::ConfigCorrupt {
             why: "unparsable".into(),
         })?;
-        let mut m = config_mac(&master, &config.vault_id)?;
+        let mut m = Hmac::<Sha256>::new_from_slice(cmk.as_bytes()).map_err(|_| Error::Invalid)?;
         m.update(unsigned);
         if m.verify_slice(&mac).is_err() {
             return Err(match how {
@@ -264,7 +291,6 @@ impl Vault {
                 },
             });
         }
-        let zwk = kdf::zone_wrap_key(&master, &config.vault_id);
         let (sealed, aad, keystore) = if config.flags & config::FLAG_KEYSTORE != 0 {
             let mut r = open_keystore_ref(&zwk, &config)?;
             let store = read_keystore(&r.path, &config.vault_id)?;
@@ -314,6 +340,8 @@ impl Vault {
             unlocked_slot,
             keystore,
             loaded: sha256(bytes),
+            zone_wrap: zwk,
+            config_mac_key: cmk,
         })
     }
 
@@ -324,6 +352,7 @@ impl Vault {
         let master = Key32::random()?;
         let slot = make_slot(&master, label, pass, self.slot_kdf())?;
         self.master = master;
+        self.derive_saving_keys();
         self.config.slots = vec![slot];
         self.unlocked_slot = Some(0);
         Ok(recovery::encode(&self.master))
@@ -447,7 +476,7 @@ impl Vault {
     /// With a key store the table goes there as a new generation first, the config naming it
     /// second, and the old generation is dropped last (format/keystore.rs).
     pub fn save(&mut self) -> Result<()> {
-        let zwk = kdf::zone_wrap_key(&self.master, &self.config.vault_id);
+        let zwk = self.zone_wrap.duplicate();
         let plain = zones::encode(&self.zones).map_err(Error::Usage)?;
         let vid = self.config.vault_id;
         let Some(ks) = self.keystore.clone() else {
@@ -548,7 +577,7 @@ impl Vault {
     }
 
     pub fn config_key(&self) -> Key32 {
-        kdf::config_mac_key(&self.master, &self.config.vault_id)
+        self.config_mac_key.duplicate()
     }
 
     /// The policy binding of the config in `dir`, if the config authenticates under `key`.
@@ -568,7 +597,8 @@ impl Vault {
     fn write_config(&mut self) -> Result<()> {
         self.upgrade_config();
         let mut bytes = self.config.encode_unsigned().map_err(Error::Usage)?;
-        let mut m = config_mac(&self.master, &self.config.vault_id)?;
+        let mut m = Hmac::<Sha256>::new_from_slice(self.config_mac_key.as_bytes())
+            .map_err(|_| Error::Invalid)?;
         m.update(&bytes);
         bytes.extend_from_slice(&m.finalize().into_bytes());
         // Compare and write under a lock on the vault directory, so that two processes
@@ -695,6 +725,7 @@ fn zone_aad(vault_id: &Id) -> Vec<u8> {
     a
 }
 
+#[cfg(test)]
 fn config_mac(master: &Key32, vault_id: &Id) -> Result<Hmac<Sha256>> {
     let k = kdf::config_mac_key(master, vault_id);
     Hmac::<Sha256>::new_from_slice(k.as_bytes()).map_err(|_| Error::Invalid)

@@ -79,6 +79,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             name: String::new(),
             path: "/".into(),
             retiring: None,
+            adopting: None,
         },
         zones::ZoneRecord {
             id: [3; 16],
@@ -86,6 +87,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             name: "acme".into(),
             path: "/clients/acme".into(),
             retiring: Some(Key32::from_bytes([5; 32])),
+            adopting: Some([6; 16]),
         },
     ];
     out.push(("zones", zones::encode(&zs).unwrap().to_vec()));

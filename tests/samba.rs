@@ -327,6 +327,89 @@ fn samba_share_applies_policy_and_audit_per_user() {
         &format!("put {} shared/bob-outside.txt", local.display()),
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // Client work while the share stays online: a folder alice filled becomes a client
+    // (its files re-encrypted in place), acme's key is rotated and acme exported, and a
+    // client is shredded while alice's Samba session is in the middle of using it.
+    let o = smbclient(
+        &conf,
+        "tutela_alice",
+        "alice-smb-pw",
+        &format!(
+            "mkdir shared/globex; cd shared/globex; put {l} a.txt; put {l} b.txt",
+            l = local.display()
+        ),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let live = |args: &[&str]| {
+        run_ok(
+            tutela()
+                .arg(args[0])
+                .arg(args[1])
+                .arg(&v.vault)
+                .args(&args[2..])
+                .arg("--passfile")
+                .arg(&v.passfile),
+        )
+    };
+    live(&["client", "add", "globex", "--path", "/shared/globex"]);
+    run_ok(
+        tutela()
+            .arg("rekey")
+            .arg(&v.vault)
+            .args(["--client", "acme", "--passfile"])
+            .arg(&v.passfile),
+    );
+    let tarball = v.tmp.path().join("acme.tar");
+    live(&[
+        "client",
+        "export",
+        "acme",
+        "--output",
+        tarball.to_str().unwrap(),
+    ]);
+    let listing = run_ok(Command::new("tar").arg("tf").arg(&tarball));
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("acme/notes.txt"));
+    let got2 = v.tmp.path().join("got2.txt");
+    let o = smbclient(
+        &conf,
+        "tutela_alice",
+        "alice-smb-pw",
+        &format!("get clients/acme/notes.txt {}", got2.display()),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(fs::read(&got2).unwrap(), b"alice's notes\n");
+    let (first, second) = (v.tmp.path().join("first"), v.tmp.path().join("second"));
+    // smbd serves on while the client is shredded; alice then finds nothing of it. (An open
+    // handle revoked mid-session is tested with a local user in tests/live.rs: smbclient
+    // reads all its commands before it runs them, so it cannot hold a file across.)
+    let o = smbclient(
+        &conf,
+        "tutela_alice",
+        "alice-smb-pw",
+        &format!("get shared/globex/a.txt {}", first.display()),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = live(&["client", "shred", "globex", "--yes"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("shredded"));
+    let o = smbclient(
+        &conf,
+        "tutela_alice",
+        "alice-smb-pw",
+        &format!("get shared/globex/b.txt {}", second.display()),
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(fs::read(&first).unwrap(), b"alice's notes\n", "{said}");
+    assert!(
+        !second.exists() || fs::read(&second).unwrap().is_empty(),
+        "read after the shred: {said}"
+    );
+    assert!(said.contains("NT_STATUS_"), "{said}");
+    assert!(!v.p("shared/globex").exists());
     drop(smbd);
     v.unmount();
 

@@ -79,6 +79,23 @@ fn the_daemon_holds_no_passphrase_and_no_master_key() {
     v.vault = vault;
     v.mount();
     fs::write(v.p("work.txt"), b"some work").unwrap();
+    // Client work through the daemon (it saves the zone table) brings no key back.
+    fs::create_dir(v.p("acme")).unwrap();
+    fs::write(v.p("acme/letter"), b"dear acme").unwrap();
+    run_ok(
+        tutela()
+            .args(["client", "add"])
+            .arg(&v.vault)
+            .args(["acme", "--path", "/acme", "--passfile"])
+            .arg(&v.passfile),
+    );
+    run_ok(
+        tutela()
+            .args(["rekey"])
+            .arg(&v.vault)
+            .args(["--client", "acme", "--passfile"])
+            .arg(&v.passfile),
+    );
     let pid = daemon_pid(&v);
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let environ = fs::read(format!("/proc/{pid}/environ")).unwrap();

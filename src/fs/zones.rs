@@ -155,14 +155,16 @@ impl Fs {
     }
 
     /// The folder at plaintext `path`, made (with its missing parents, mode 0755) if `make`;
-    /// returns its inode and whether it holds anything. The daemon's own walk: no policy,
-    /// names in any key generation.
+    /// returns its inode, whether it holds anything, and the names it made (parent inode,
+    /// name: the kernel may hold them as absent). The daemon's own walk: no policy, names in
+    /// any key generation.
+    #[allow(clippy::type_complexity)]
     pub fn folder_at(
         &self,
         _held: &Exclusive<'_>,
         path: &str,
         make: bool,
-    ) -> crate::error::Result<Option<(u64, bool)>> {
+    ) -> crate::error::Result<Option<(u64, bool, Vec<(u64, Vec<u8>)>)>> {
         use crate::error::Error;
         use std::ffi::OsStr;
         let me = super::Subject {
@@ -170,6 +172,7 @@ impl Fs {
             gid: crate::sys::getgid(),
             pid: std::process::id(),
         };
+        let mut made = Vec::new();
         let mut ino = ROOT_INO;
         for part in path.split('/').filter(|p| !p.is_empty()) {
             ino = match self.lookup_inner(&me, ino, OsStr::new(part)) {
@@ -178,13 +181,14 @@ impl Fs {
                 }
                 Ok(a) => a.ino,
                 Err(Error::NotFound) if make => {
+                    made.push((ino, part.as_bytes().to_vec()));
                     self.mkdir_inner(&me, ino, OsStr::new(part), 0o755, 0)?.ino
                 }
                 Err(Error::NotFound) => return Ok(None),
                 Err(e) => return Err(e),
             };
         }
-        Ok(Some((ino, self.list_dir(ino)?.len() > 2)))
+        Ok(Some((ino, self.list_dir(ino)?.len() > 2, made)))
     }
 
     /// After a shred: the kernel forgets every name and cached page of the zone's entries
