@@ -5,8 +5,8 @@
 
 use crate::crypto::content::{self, FileCipher, OVERHEAD};
 use crate::crypto::names::NameCipher;
+use crate::crypto::secret::Key32;
 use crate::format::{config, dirfile, keystore, recovery, zones};
-use crate::secret::Key32;
 
 /// The names of all targets, in the order of `run`.
 pub const TARGETS: &[&str] = &[

@@ -5,9 +5,9 @@
 use std::path::Path;
 use tutela::crypto::content::{encode_header, FileCipher, OVERHEAD};
 use tutela::crypto::names::NameCipher;
+use tutela::crypto::secret::{Key32, Passphrase};
 use tutela::format::{recovery, zones};
 use tutela::fuzz_targets::{run, TARGETS};
-use tutela::secret::{Key32, Passphrase};
 use tutela::vault::{Vault, KDF_TEST};
 
 struct Rng(u64);

@@ -91,7 +91,7 @@ pub struct FileCipher {
 }
 
 impl FileCipher {
-    pub fn new(key: &crate::secret::Key32, file_id: Id) -> FileCipher {
+    pub fn new(key: &crate::crypto::secret::Key32, file_id: Id) -> FileCipher {
         FileCipher {
             cipher: Aes256GcmSiv::new(key.as_bytes().into()),
             file_id,
@@ -191,7 +191,7 @@ impl FileCipher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Key32;
+    use crate::crypto::secret::Key32;
 
     #[test]
     fn sizes_at_block_boundaries() {

@@ -5,8 +5,8 @@
 //! zone key   --HKDF(salt=zone id)---> name key, xattr key
 //! zone key   --HKDF(salt=file id)---> per-file content key
 
+use crate::crypto::secret::Key32;
 use crate::crypto::Id;
-use crate::secret::Key32;
 use hkdf::Hkdf;
 use sha2::Sha256;
 

@@ -3,7 +3,9 @@
 
 pub mod content;
 pub mod kdf;
+pub mod kek;
 pub mod names;
+pub mod secret;
 
 use crate::error::{Error, Result};
 use aes_gcm_siv::aead::{AeadInPlace, KeyInit};

@@ -7,9 +7,9 @@
 //! Encoded names longer than NAME_MAX are stored as `~<base64url(sha256(encoded))>` with the
 //! full encoded name in a sibling record `~<hash>.name`. Pure: no I/O here.
 
+use crate::crypto::secret::Key32;
 use crate::crypto::{open_with, seal_with, Id, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
-use crate::secret::Key32;
 use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,7 +1,7 @@
 //! The recovery key: the master key in a human-copyable form. 32 key bytes followed by the first
 //! 4 bytes of SHA-256(key) as a typo check, as 72 lowercase hex digits in 9 dash-separated groups.
 
-use crate::secret::Key32;
+use crate::crypto::secret::Key32;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 

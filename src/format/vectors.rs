@@ -45,7 +45,7 @@ mod tests {
     use super::*;
     use crate::crypto::content::FileCipher;
     use crate::crypto::names::NameCipher;
-    use crate::secret::{Key32, Passphrase};
+    use crate::crypto::secret::{Key32, Passphrase};
 
     fn unhex(s: &str) -> Vec<u8> {
         (0..s.len())

@@ -5,8 +5,8 @@
 //! (no flags, no retiring key) is still read.
 
 use super::{fits, Reader};
+use crate::crypto::secret::Key32;
 use crate::crypto::Id;
-use crate::secret::Key32;
 use zeroize::Zeroizing;
 
 pub const VERSION: u8 = 2;

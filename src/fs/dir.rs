@@ -464,7 +464,9 @@ mod tests {
         // A fresh Fs has no cached ID.
         let v = crate::vault::Vault::unlock(
             &vault,
-            &crate::vault::Unlock::Passphrase(crate::secret::Passphrase::new(b"pw".to_vec())),
+            &crate::vault::Unlock::Passphrase(crate::crypto::secret::Passphrase::new(
+                b"pw".to_vec(),
+            )),
         )
         .unwrap();
         let fs2 = Fs::new(&v, Default::default()).unwrap();
@@ -503,7 +505,9 @@ mod tests {
         eprintln!("inode numbers reused: {reused} of 200");
         let v = crate::vault::Vault::unlock(
             &t.path().join("vault"),
-            &crate::vault::Unlock::Passphrase(crate::secret::Passphrase::new(b"pw".to_vec())),
+            &crate::vault::Unlock::Passphrase(crate::crypto::secret::Passphrase::new(
+                b"pw".to_vec(),
+            )),
         )
         .unwrap();
         let fresh = Fs::new(&v, Default::default()).unwrap();

@@ -17,9 +17,9 @@ mod xattr;
 mod zones;
 
 use crate::crypto::names::{NameCipher, Stored};
+use crate::crypto::secret::Key32;
 use crate::crypto::{kdf, Id};
 use crate::error::{Error, Result};
-use crate::secret::Key32;
 use crate::sys;
 use crate::vault::Vault;
 use inode::{DirRef, InodeTable, Kind, Life, ROOT_INO};
@@ -501,7 +501,7 @@ impl Fs {
 #[cfg(test)]
 pub(crate) mod testutil {
     use super::*;
-    use crate::secret::Passphrase;
+    use crate::crypto::secret::Passphrase;
     use crate::vault::{Vault, KDF_TEST};
 
     pub const ME: Subject = Subject {

@@ -5,9 +5,9 @@
 
 use super::inode::ROOT_INO;
 use super::{lock, Exclusive, Fs, Zone};
+use crate::crypto::secret::Key32;
 use crate::crypto::Id;
 use crate::policy::within;
-use crate::secret::Key32;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

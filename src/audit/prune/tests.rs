@@ -1,6 +1,6 @@
 use super::super::{Record, Sink};
 use super::*;
-use crate::secret::Key32;
+use crate::crypto::secret::Key32;
 
 fn keys() -> Keys {
     Keys {

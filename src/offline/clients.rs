@@ -3,12 +3,12 @@
 //! offline; a mounted vault is changed through its daemon (`live`), which shares the checks.
 
 use crate::crypto;
+use crate::crypto::secret::Key32;
 use crate::error::{Error, Result};
 use crate::format::zones::ZoneRecord;
 use crate::fs::inode::{Kind, ROOT_INO};
 use crate::fs::{Fs, Options, Subject};
 use crate::policy::{normalise, within};
-use crate::secret::Key32;
 use crate::vault::Vault;
 use serde::Serialize;
 use std::ffi::OsStr;

@@ -2,8 +2,8 @@
 //! (the command's standard output). A passphrase never goes on a command line or into the
 //! environment of a child process, and is never logged.
 
+use crate::crypto::secret::Passphrase;
 use crate::error::{Error, Result};
-use crate::secret::Passphrase;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

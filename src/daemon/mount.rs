@@ -2,11 +2,11 @@
 //! thread), going to the background only once the mount is live, signals, the idle timer, and
 //! unmounting (with the processes holding a busy mount named).
 
+use crate::daemon::adapter::Adapter;
 use crate::error::{Error, Result};
 use crate::fs::{Fs, Options};
-use crate::fuse::Adapter;
+use crate::policy::store;
 use crate::policy::Policy;
-use crate::policy_store;
 use crate::sys;
 use crate::vault::Vault;
 use fuser::{Config, MountOption, SessionACL};
@@ -343,7 +343,7 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
                 drop(r);
                 sys::detach_stdio();
                 if args.log_file.is_none() {
-                    crate::logging::to_syslog();
+                    crate::daemon::logging::to_syslog();
                 }
                 Some(w)
             }
@@ -382,9 +382,9 @@ struct Keep {
     clients: usize,
     dir: PathBuf,
     vault_id: crate::crypto::Id,
-    policy_key: crate::secret::Key32,
+    policy_key: crate::crypto::secret::Key32,
     /// Authenticates a re-read config (which policy it expects).
-    config_key: crate::secret::Key32,
+    config_key: crate::crypto::secret::Key32,
     audit_keys: crate::audit::Keys,
     policy: Option<Policy>,
 }
@@ -435,7 +435,7 @@ fn prune_checkpoint(dir: &Path) -> PathBuf {
 /// The policy the vault's config (re-read and authenticated) expects now.
 fn load_live_policy(keep: &Keep) -> Result<Option<Policy>> {
     let binding = Vault::read_policy_binding(&keep.dir, &keep.config_key)?;
-    policy_store::read_bound(&keep.dir, &keep.policy_key, &keep.vault_id, binding)?
+    store::read_bound(&keep.dir, &keep.policy_key, &keep.vault_id, binding)?
         .map(|t| parse_policy(&t, "stored policy"))
         .transpose()
 }
@@ -444,7 +444,7 @@ fn load_live_policy(keep: &Keep) -> Result<Option<Policy>> {
 /// records a prune of the audit log (`tutela audit prune` cannot write to a log the daemon
 /// holds).
 fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()> {
-    let policy_file = keep.dir.join(policy_store::FILE_NAME);
+    let policy_file = keep.dir.join(store::FILE_NAME);
     let config_file = keep.dir.join(crate::format::config::FILE_NAME);
     let stamps = move || (file_stamp(&policy_file), file_stamp(&config_file));
     let mut stamp = stamps();
@@ -577,13 +577,17 @@ fn serve(
     // Client work while mounted goes through the daemon (`live`), on its control socket.
     let mut vault = vault;
     let pending = !vault.rekey_pending().is_empty();
-    let socket = crate::control::socket_path(&vault.config.vault_id);
+    let socket = crate::daemon::control::socket_path(&vault.config.vault_id);
     let control_key = vault.control_key();
     // What the daemon keeps of the vault: the zone table and the keys that save it, not the
     // master key.
     vault.forget_master()?;
-    let live = Arc::new(crate::live::Live::new(fs.clone(), vault, args.read_only));
-    let _control = match crate::control::server::listen(socket, control_key, live.clone()) {
+    let live = Arc::new(crate::daemon::live::Live::new(
+        fs.clone(),
+        vault,
+        args.read_only,
+    ));
+    let _control = match crate::daemon::control::server::listen(socket, control_key, live.clone()) {
         Ok(l) => Some(l),
         Err(e) => {
             log::warn!("no control channel ({e}): client add, export, shred and rekey need the vault unmounted");
@@ -608,7 +612,7 @@ fn serve(
             }
         )),
     );
-    let info = crate::runtime::DaemonInfo {
+    let info = crate::daemon::status::DaemonInfo {
         pid: std::process::id(),
         vault: keep.dir.display().to_string(),
         mountpoint: mp.display().to_string(),
@@ -623,7 +627,7 @@ fn serve(
         threads: args.threads,
     };
     watch_policy(fs.clone(), keep, session.notifier())?;
-    crate::runtime::publish(&info);
+    crate::daemon::status::publish(&info);
     if let Some(mut w) = ready.take() {
         let _ = writeln!(w, "ok");
     }
@@ -677,13 +681,13 @@ fn serve(
         std::thread::Builder::new()
             .name("rekey-resume".into())
             .spawn(move || {
-                use crate::control::server::Handler;
-                let me = crate::control::server::Caller {
+                use crate::daemon::control::server::Handler;
+                let me = crate::daemon::control::server::Caller {
                     uid: sys::getuid(),
                     gid: sys::getgid(),
                     pid: std::process::id(),
                 };
-                let r = live.run(me, crate::control::Request::RekeyResume, &mut |p| {
+                let r = live.run(me, crate::daemon::control::Request::RekeyResume, &mut |p| {
                     log::info!("{p}")
                 });
                 match r {
@@ -693,7 +697,7 @@ fn serve(
             })?;
     }
     let r = session.run();
-    crate::runtime::withdraw(std::process::id());
+    crate::daemon::status::withdraw(std::process::id());
     log::info!("unmounted");
     fs.record_event("unmount", "ok", None);
     fs.close_audit();
@@ -717,7 +721,7 @@ fn refuse_if_mounted(dir: &Path) -> Result<()> {
     let Some(m) = mount_of(dir) else {
         return Ok(());
     };
-    let pid = crate::runtime::live()
+    let pid = crate::daemon::status::live()
         .into_iter()
         .find(|d| same(Path::new(&d.vault)))
         .map(|d| format!(" by tutela pid {}", d.pid))
@@ -818,7 +822,7 @@ pub fn unmount(mp: &Path) -> Result<()> {
     }
     // The daemon writes its last audit record and releases the vault after the kernel lets
     // go of the mount; "unmounted" should mean that too, so its pid is noted to wait for.
-    let daemons: Vec<u32> = crate::runtime::live()
+    let daemons: Vec<u32> = crate::daemon::status::live()
         .into_iter()
         .filter(|d| std::fs::canonicalize(&d.mountpoint).ok().as_deref() == Some(&canon))
         .map(|d| d.pid)

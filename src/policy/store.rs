@@ -3,10 +3,10 @@
 //! is enforced. Layout: magic "TUTELAPL" | version u16 LE (1) | nonce [12] | ciphertext | tag
 //! [16], associated data = vault id.
 
+use crate::crypto::secret::Key32;
 use crate::crypto::{self, Id};
 use crate::error::{Error, Result};
 use crate::format::config::PolicyBinding;
-use crate::secret::Key32;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 

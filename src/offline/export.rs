@@ -2,10 +2,10 @@
 //! directory, with `MANIFEST.sha256` (the format `sha256sum -c` checks). Reads the vault
 //! directly; no mount is needed.
 
-use crate::clients::{me, read_only_fs, resolve, zone_named};
 use crate::error::{Error, Result};
 use crate::fs::inode::Kind;
 use crate::fs::{Attr, Fs, Subject};
+use crate::offline::clients::{me, read_only_fs, resolve, zone_named};
 use crate::vault::Vault;
 use sha2::{Digest, Sha256};
 use std::ffi::OsStr;
@@ -36,7 +36,7 @@ const TRIES: u32 = 3;
 
 /// Where the export goes: a tar archive (plain, gzip or zstd), or a directory (new or empty).
 enum Sink {
-    Tar(Box<tar::Builder<crate::archive::Writer>>),
+    Tar(Box<tar::Builder<crate::offline::archive::Writer>>),
     Dir(PathBuf),
 }
 
@@ -85,8 +85,8 @@ pub fn export_from(
             "client '{name}' has no folder at {zone_path} (deleted?)"
         ))
     })?;
-    let kind = crate::archive::kind_of(output)?;
-    let sink = if kind != crate::archive::Kind::Folder {
+    let kind = crate::offline::archive::kind_of(output)?;
+    let sink = if kind != crate::offline::archive::Kind::Folder {
         use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -99,7 +99,7 @@ pub fn export_from(
                     output.display()
                 ))
             })?;
-        let mut b = tar::Builder::new(crate::archive::Writer::new(kind, f)?);
+        let mut b = tar::Builder::new(crate::offline::archive::Writer::new(kind, f)?);
         b.follow_symlinks(false);
         Sink::Tar(Box::new(b))
     } else {

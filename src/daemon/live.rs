@@ -4,12 +4,12 @@
 //! recorded in the audit log with who asked, when it starts and how it ends, so nothing is
 //! half-done without a record.
 
-use crate::clients::{self, check_new, new_record, zone_named};
-use crate::control::server::{Caller, Handler};
-use crate::control::Request;
+use crate::crypto::secret::Key32;
+use crate::daemon::control::server::{Caller, Handler};
+use crate::daemon::control::Request;
 use crate::error::{Error, Result};
 use crate::fs::{Fs, Options, RekeyStats, Subject};
-use crate::secret::Key32;
+use crate::offline::clients::{self, check_new, new_record, zone_named};
 use crate::vault::Vault;
 use serde_json::json;
 use std::path::Path;
@@ -200,7 +200,7 @@ impl Live {
         let total = std::cell::Cell::new(0u64);
         let last = std::cell::Cell::new(std::time::Instant::now());
         let progress = std::cell::RefCell::new(progress);
-        let rep = crate::export::export_from(
+        let rep = crate::offline::export::export_from(
             &fs,
             &path,
             name,
@@ -228,7 +228,7 @@ impl Live {
             format!(
                 "; {} files were being changed and are listed in {}",
                 rep.changed.len(),
-                crate::export::CHANGED
+                crate::offline::export::CHANGED
             )
         };
         Ok((
@@ -239,7 +239,7 @@ impl Live {
                 rep.dirs,
                 rep.symlinks,
                 rep.bytes,
-                crate::export::MANIFEST
+                crate::offline::export::MANIFEST
             ),
             json!({ "client": name, "output": output, "export": rep }),
         ))

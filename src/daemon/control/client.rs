@@ -2,9 +2,9 @@
 //! keys, pass the request and relay progress.
 
 use super::{request_mac, socket_name, verify_answer, Hello, Line, Request, Signed, MAX_LINE};
+use crate::crypto::secret::Key32;
 use crate::crypto::Id;
 use crate::error::{Error, Result};
-use crate::secret::Key32;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// and its directory belong to one user and the directory is closed to others.
 fn candidates(id: &Id) -> Vec<PathBuf> {
     let name = socket_name(id);
-    let mut dirs = vec![crate::runtime::dir()];
+    let mut dirs = vec![crate::daemon::status::dir()];
     if crate::sys::geteuid() == 0 {
         dirs.push(PathBuf::from("/run/tutela"));
         for parent in ["/run/user", "/tmp"] {

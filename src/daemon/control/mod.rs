@@ -15,8 +15,8 @@
 pub mod client;
 pub mod server;
 
+use crate::crypto::secret::Key32;
 use crate::error::{Error, Result};
-use crate::secret::Key32;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -177,7 +177,7 @@ pub fn socket_name(vault_id: &crate::crypto::Id) -> String {
 
 /// Where a daemon of this user puts its socket.
 pub fn socket_path(vault_id: &crate::crypto::Id) -> PathBuf {
-    crate::runtime::dir().join(socket_name(vault_id))
+    crate::daemon::status::dir().join(socket_name(vault_id))
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tutela::audit::{self, Record};
 use tutela::error::{Error, Result};
-use tutela::passphrase::{self, Source};
-use tutela::policy_store;
+use tutela::policy::store;
 use tutela::text::escape;
+use tutela::vault::passphrase::{self, Source};
 use tutela::vault::{Unlock, Vault};
 
 pub fn unlock(vault: &Path, pass: &PassArgs) -> Result<Vault> {
@@ -16,7 +16,7 @@ pub fn unlock(vault: &Path, pass: &PassArgs) -> Result<Vault> {
         passfile: pass.passfile.clone(),
         extpass: pass.extpass.clone(),
     };
-    tutela::rekey::unlock(vault, &Unlock::Passphrase(passphrase::existing(&src)?))
+    tutela::offline::rekey::unlock(vault, &Unlock::Passphrase(passphrase::existing(&src)?))
 }
 
 pub fn offline_record(v: &Vault, op: &str, detail: Option<String>) {
@@ -34,10 +34,10 @@ pub fn offline_record(v: &Vault, op: &str, detail: Option<String>) {
 /// The control channel of the daemon serving `v`, if the vault is mounted. A mounted vault
 /// whose daemon cannot be reached is an error: offline work would race the daemon.
 fn live_daemon(v: &Vault) -> Result<Option<std::os::unix::net::UnixStream>> {
-    let Some(m) = tutela::mount::mount_of(&v.dir) else {
+    let Some(m) = tutela::daemon::mount::mount_of(&v.dir) else {
         return Ok(None);
     };
-    match tutela::control::client::connect(&v.config.vault_id) {
+    match tutela::daemon::control::client::connect(&v.config.vault_id) {
         Some(s) => Ok(Some(s)),
         None => Err(Error::Busy(format!(
             "the vault is mounted at {}, but its daemon's control channel cannot be reached \
@@ -53,7 +53,7 @@ fn live_daemon(v: &Vault) -> Result<Option<std::os::unix::net::UnixStream>> {
 fn remote(
     stream: std::os::unix::net::UnixStream,
     v: &Vault,
-    req: &tutela::control::Request,
+    req: &tutela::daemon::control::Request,
     json: bool,
 ) -> Result<()> {
     let bar =
@@ -63,7 +63,7 @@ fn remote(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
-    let res = tutela::control::client::call(stream, &v.control_key(), req, &mut |p| {
+    let res = tutela::daemon::control::client::call(stream, &v.control_key(), req, &mut |p| {
         bar.set_message(escape(p).into_owned())
     });
     bar.finish_and_clear();
@@ -82,7 +82,7 @@ pub fn policy(cmd: PolicyCmd) -> Result<()> {
     match cmd {
         PolicyCmd::Check { file } => {
             let text = read_policy_file(&file)?;
-            let p = tutela::mount::parse_policy(&text, &file.display().to_string())?;
+            let p = tutela::daemon::mount::parse_policy(&text, &file.display().to_string())?;
             println!(
                 "{}: ok ({} clients, {} admins)",
                 file.display(),
@@ -93,7 +93,7 @@ pub fn policy(cmd: PolicyCmd) -> Result<()> {
         }
         PolicyCmd::Set { vault, file, pass } => {
             let text = read_policy_file(&file)?;
-            let p = tutela::mount::parse_policy(&text, &file.display().to_string())?;
+            let p = tutela::daemon::mount::parse_policy(&text, &file.display().to_string())?;
             let mut v = unlock(&vault, &pass)?;
             v.store_policy(&text)?;
             offline_record(
@@ -138,7 +138,7 @@ pub fn parse_time(s: &str) -> Result<u64> {
     // A bare number could be a year: an age needs its unit here ("90s", "72h").
     let bare = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     if let Some(d) = (!bare)
-        .then(|| tutela::mount::parse_duration(t).ok())
+        .then(|| tutela::daemon::mount::parse_duration(t).ok())
         .flatten()
     {
         let now = SystemTime::now()
@@ -246,7 +246,7 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
             yes,
             pass,
             json,
-        } => crate::prune_cmd::run(crate::prune_cmd::Args {
+        } => crate::prune::run(crate::prune::Args {
             vault: &vault,
             before: &before,
             dry_run,
@@ -330,7 +330,7 @@ pub fn fsck(vault: &Path, pass: &PassArgs, repair: bool, json: bool) -> Result<(
             vault.display()
         )));
     }
-    if tutela::mount::mounts().iter().any(|m| {
+    if tutela::daemon::mount::mounts().iter().any(|m| {
         m.is_tutela() && Path::new(m.source.trim_start_matches("tutela:")) == v.dir.as_path()
     }) && repair
     {
@@ -347,14 +347,14 @@ pub fn fsck(vault: &Path, pass: &PassArgs, repair: bool, json: bool) -> Result<(
             eprint!("\rfsck: {files} files, {} MiB checked", bytes >> 20);
         }
     };
-    let rep = tutela::fsck::check(&v, repair, &mut progress)?;
+    let rep = tutela::offline::fsck::check(&v, repair, &mut progress)?;
     if tty {
         eprint!("\r\x1b[K");
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rep).unwrap_or_default());
     } else {
-        print!("{}", tutela::fsck::render(&rep));
+        print!("{}", tutela::offline::fsck::render(&rep));
         println!(
             "checked {} directories, {} files ({} bytes), {} audit records: {}",
             rep.directories,
@@ -389,7 +389,7 @@ pub fn fsck(vault: &Path, pass: &PassArgs, repair: bool, json: bool) -> Result<(
 
 /// A new passphrase (from FILE, or asked twice), judged for strength (`strict`: refused when
 /// weak).
-fn new_passphrase(file: Option<&Path>, strict: bool) -> Result<tutela::secret::Passphrase> {
+fn new_passphrase(file: Option<&Path>, strict: bool) -> Result<tutela::crypto::secret::Passphrase> {
     let p = match file {
         Some(f) => passphrase::from_file(f, "new passphrase"),
         None => passphrase::new(&Source::default()),
@@ -410,7 +410,7 @@ pub fn passwd(
         Some(f) => {
             Vault::read_config(vault)?;
             let text = passphrase::recovery_key(Some(f))?;
-            tutela::rekey::unlock(vault, &Unlock::RecoveryKey(text.to_string()))?
+            tutela::offline::rekey::unlock(vault, &Unlock::RecoveryKey(text.to_string()))?
         }
         None => unlock(vault, pass)?,
     };
@@ -472,7 +472,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
         } => {
             let mut v = unlock(&vault, &pass)?;
             if let Some(d) = live_daemon(&v)? {
-                let req = tutela::control::Request::ClientAdd {
+                let req = tutela::daemon::control::Request::ClientAdd {
                     name: name.clone(),
                     path: path.clone(),
                 };
@@ -486,7 +486,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 indicatif::ProgressStyle::with_template("{spinner} re-encrypting: {msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
-            let res = tutela::clients::add(&mut v, &name, &path, &mut |s| {
+            let res = tutela::offline::clients::add(&mut v, &name, &path, &mut |s| {
                 bar.set_message(format!("{} entries, {} MiB", s.entries, s.bytes >> 20));
                 bar.tick();
             });
@@ -516,7 +516,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             if let Some(d) = live_daemon(&v)? {
                 // The daemon writes the export: it needs the path from here, whole.
                 let output = std::path::absolute(&output).map_err(Error::Io)?;
-                let req = tutela::control::Request::ClientExport {
+                let req = tutela::daemon::control::Request::ClientExport {
                     name: name.clone(),
                     output,
                 };
@@ -535,7 +535,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
-            let res = tutela::export::export(
+            let res = tutela::offline::export::export(
                 &v,
                 &name,
                 &output,
@@ -566,7 +566,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                     rep.dirs,
                     rep.symlinks,
                     rep.bytes,
-                    tutela::export::MANIFEST,
+                    tutela::offline::export::MANIFEST,
                     if rep.skipped > 0 {
                         format!(" ({} special files such as FIFOs left out)", rep.skipped)
                     } else {
@@ -596,7 +596,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 )?;
             }
             if let Some(d) = live_daemon(&v)? {
-                let req = tutela::control::Request::ClientShred { name: name.clone() };
+                let req = tutela::daemon::control::Request::ClientShred { name: name.clone() };
                 return remote(d, &v, &req, false);
             }
             let bar = indicatif::ProgressBar::with_draw_target(
@@ -609,7 +609,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             );
             bar.set_message(name.clone());
             bar.enable_steady_tick(Duration::from_millis(120));
-            let res = tutela::clients::shred(&mut v, &name);
+            let res = tutela::offline::clients::shred(&mut v, &name);
             bar.finish_and_clear();
             let s = res?;
             offline_record(
@@ -631,7 +631,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
         }
         ClientCmd::List { vault, pass, json } => {
             let v = unlock(&vault, &pass)?;
-            let list = tutela::clients::list(&v)?;
+            let list = tutela::offline::clients::list(&v)?;
             if json {
                 println!("{}", serde_json::json!({ "clients": list }));
             } else {
@@ -664,7 +664,7 @@ struct MountStatus {
 
 pub fn status(json: bool) -> Result<()> {
     // Without the daemons' reports the mounts are still listed, with fewer details; say why.
-    let daemons = tutela::runtime::live_or_why().unwrap_or_else(|why| {
+    let daemons = tutela::daemon::status::live_or_why().unwrap_or_else(|why| {
         eprintln!("tutela: no mount details ({why})");
         Vec::new()
     });
@@ -673,7 +673,7 @@ pub fn status(json: bool) -> Result<()> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let mut out = Vec::new();
-    for m in tutela::mount::mounts()
+    for m in tutela::daemon::mount::mounts()
         .into_iter()
         .filter(|m| m.is_tutela())
     {
@@ -685,7 +685,7 @@ pub fn status(json: bool) -> Result<()> {
             // The daemon's own report when it can be read; the policy file's presence else.
             policy: d
                 .map(|d| d.policy)
-                .unwrap_or_else(|| Path::new(&vault).join(policy_store::FILE_NAME).exists()),
+                .unwrap_or_else(|| Path::new(&vault).join(store::FILE_NAME).exists()),
             clients: d.map(|d| d.clients),
             idle_s: d.and_then(|d| d.idle_s),
             pid: d.map(|d| d.pid),
@@ -761,15 +761,15 @@ pub fn rekey(
     resume: bool,
     yes: bool,
 ) -> Result<()> {
-    use tutela::rekey::Scope;
+    use tutela::offline::rekey::Scope;
     Vault::read_config(vault)?;
     let src = Source {
         passfile: pass.passfile.clone(),
         extpass: pass.extpass.clone(),
     };
     let p = passphrase::existing(&src)?;
-    let p2 = tutela::secret::Passphrase::new(p.as_bytes().to_vec());
-    let mut v = tutela::rekey::unlock(vault, &Unlock::Passphrase(p))?;
+    let p2 = tutela::crypto::secret::Passphrase::new(p.as_bytes().to_vec());
+    let mut v = tutela::offline::rekey::unlock(vault, &Unlock::Passphrase(p))?;
     let label = v
         .unlocked_slot
         .and_then(|i| v.slot_labels().get(i).cloned())
@@ -800,7 +800,7 @@ pub fn rekey(
     }
     if let Some(d) = live_daemon(&v)? {
         let req = match (client, all) {
-            (Some(c), _) => tutela::control::Request::Rekey {
+            (Some(c), _) => tutela::daemon::control::Request::Rekey {
                 client: c.to_string(),
             },
             (None, true) => {
@@ -810,7 +810,7 @@ pub fn rekey(
                         .into(),
                 ))
             }
-            _ => tutela::control::Request::RekeyResume,
+            _ => tutela::daemon::control::Request::RekeyResume,
         };
         return remote(d, &v, &req, false);
     }
@@ -828,7 +828,7 @@ pub fn rekey(
         indicatif::ProgressStyle::with_template("{spinner} re-encrypting: {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
-    let res = tutela::rekey::run(&mut v, scope, &mut |s| {
+    let res = tutela::offline::rekey::run(&mut v, scope, &mut |s| {
         bar.set_message(format!("{} entries, {} MiB", s.entries, s.bytes >> 20));
         bar.tick();
     });

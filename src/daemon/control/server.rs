@@ -2,8 +2,8 @@
 //! the caller's credentials and proof of the vault's keys checked before anything runs.
 
 use super::{answer_mac, verify_request, Hello, Line, Request, Signed, MAX_LINE, VERSION};
+use crate::crypto::secret::Key32;
 use crate::error::{Error, Result};
-use crate::secret::Key32;
 use crate::sys;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};

@@ -1,11 +1,13 @@
 //! Vault lifecycle: init, unlock (passphrase or recovery key), config writes. Turns a
 //! passphrase into keys; holds the master key and the zone keys of an unlocked vault.
 
+pub mod passphrase;
+
+use crate::crypto::secret::{Key32, Passphrase};
 use crate::crypto::{self, kdf, Id};
 use crate::error::{Error, Result};
 use crate::format::config::{self, Config, ParseError, Slot};
 use crate::format::{keystore, recovery, zones};
-use crate::secret::{Key32, Passphrase};
 use crate::sys;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -18,48 +20,13 @@ use zeroize::Zeroizing;
 /// and every unlock warns).
 pub const TEST_KDF_ENV: &str = "TUTELA_TEST_INSECURE_KDF";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KdfParams {
-    pub m_cost_kib: u32,
-    pub t_cost: u32,
-    pub lanes: u32,
-}
-
-/// Production Argon2id parameters (FORMAT.md): 128 MiB, 3 passes, 4 lanes.
-pub const KDF_DEFAULT: KdfParams = KdfParams {
-    m_cost_kib: 128 * 1024,
-    t_cost: 3,
-    lanes: 4,
-};
-/// Test-only parameters; never chosen unless TUTELA_TEST_INSECURE_KDF=1 at init.
-pub const KDF_TEST: KdfParams = KdfParams {
-    m_cost_kib: 256,
-    t_cost: 1,
-    lanes: 1,
-};
+pub use crate::crypto::kek::{passphrase_kek, KdfParams, KDF_DEFAULT, KDF_TEST};
 
 pub fn kdf_from_env() -> KdfParams {
     match std::env::var(TEST_KDF_ENV) {
         Ok(v) if v == "1" => KDF_TEST,
         _ => KDF_DEFAULT,
     }
-}
-
-/// Argon2id, passphrase -> key-encryption key.
-pub fn passphrase_kek(pass: &Passphrase, salt: &[u8], p: KdfParams) -> Result<Key32> {
-    use argon2::{Algorithm, Argon2, Params, Version};
-    let params = Params::new(p.m_cost_kib, p.t_cost, p.lanes, Some(32)).map_err(|_| {
-        Error::ConfigCorrupt {
-            why: "invalid KDF parameters".into(),
-        }
-    })?;
-    let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    let mut out = Zeroizing::new([0u8; 32]);
-    a.hash_password_into(pass.as_bytes(), salt, &mut out[..])
-        .map_err(|_| Error::ConfigCorrupt {
-            why: "KDF failed".into(),
-        })?;
-    Ok(Key32::from_bytes(*out))
 }
 
 /// Associated data of a key slot: a fixed label and the slot's label. The vault ID is not in
@@ -510,9 +477,9 @@ impl Vault {
         write_keystore(&ks.path, &store)
     }
 
-    /// The stored policy, as the config expects it (`policy_store::read_bound`).
+    /// The stored policy, as the config expects it (`store::read_bound`).
     pub fn read_policy(&self) -> Result<Option<String>> {
-        crate::policy_store::read_bound(
+        crate::policy::store::read_bound(
             &self.dir,
             &self.policy_key(),
             &self.config.vault_id,
@@ -524,9 +491,9 @@ impl Vault {
     /// crash before the config follows leaves a file the config does not expect, which no
     /// mount accepts until the policy is set again (never a weaker fence).
     pub fn store_policy(&mut self, text: &str) -> Result<()> {
-        let bytes = crate::policy_store::seal(&self.policy_key(), &self.config.vault_id, text)?;
-        sys::write_atomic(&self.dir, crate::policy_store::FILE_NAME, &bytes, 0o600)?;
-        self.bind_policy(Some(crate::policy_store::digest(&bytes)));
+        let bytes = crate::policy::store::seal(&self.policy_key(), &self.config.vault_id, text)?;
+        sys::write_atomic(&self.dir, crate::policy::store::FILE_NAME, &bytes, 0o600)?;
+        self.bind_policy(Some(crate::policy::store::digest(&bytes)));
         self.save()
     }
 
@@ -534,7 +501,7 @@ impl Vault {
     pub fn clear_policy(&mut self) -> Result<()> {
         self.bind_policy(None);
         self.save()?;
-        match std::fs::remove_file(self.dir.join(crate::policy_store::FILE_NAME)) {
+        match std::fs::remove_file(self.dir.join(crate::policy::store::FILE_NAME)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::Io(e)),
@@ -558,13 +525,15 @@ impl Vault {
             return;
         }
         let bound = sys::read_vault_file(
-            &self.dir.join(crate::policy_store::FILE_NAME),
+            &self.dir.join(crate::policy::store::FILE_NAME),
             4 << 20,
             false,
         )
         .ok()
-        .filter(|b| crate::policy_store::open(&self.policy_key(), &self.config.vault_id, b).is_ok())
-        .map(|b| crate::policy_store::digest(&b));
+        .filter(|b| {
+            crate::policy::store::open(&self.policy_key(), &self.config.vault_id, b).is_ok()
+        })
+        .map(|b| crate::policy::store::digest(&b));
         self.config.version = config::VERSION;
         self.config.policy = None;
         self.bind_policy(bound);
@@ -833,8 +802,8 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("v");
         let (mut v, _) = Vault::create(&dir, &pass("pw"), "default", KDF_TEST, None).unwrap();
-        let sealed = crate::policy_store::seal(&v.policy_key(), &v.config.vault_id, "x").unwrap();
-        sys::write_atomic(&dir, crate::policy_store::FILE_NAME, &sealed, 0o600).unwrap();
+        let sealed = crate::policy::store::seal(&v.policy_key(), &v.config.vault_id, "x").unwrap();
+        sys::write_atomic(&dir, crate::policy::store::FILE_NAME, &sealed, 0o600).unwrap();
         // Write the config as version 1 would have.
         v.config.version = config::VERSION_1;
         v.config.policy = None;
@@ -852,9 +821,9 @@ mod tests {
         assert_eq!(new.config.version, config::VERSION);
         let b = new.config.policy.unwrap();
         assert_eq!(b.generation, 1);
-        assert_eq!(b.digest, crate::policy_store::digest(&sealed));
+        assert_eq!(b.digest, crate::policy::store::digest(&sealed));
         assert_eq!(new.read_policy().unwrap().as_deref(), Some("x"));
-        std::fs::remove_file(dir.join(crate::policy_store::FILE_NAME)).unwrap();
+        std::fs::remove_file(dir.join(crate::policy::store::FILE_NAME)).unwrap();
         assert!(matches!(new.read_policy(), Err(Error::PolicyInvalid(_))));
         assert_eq!(
             Vault::read_policy_binding(&dir, &new.config_key()).unwrap(),

@@ -1,17 +1,19 @@
 //! The `tutela` command: parse arguments, set up logging, run one command, and turn its error
 //! into one clear line and a documented exit code.
 
+#![deny(unsafe_code)]
+
 mod cli;
 mod commands;
 mod manual;
-mod prune_cmd;
+mod prune;
 
 use clap::Parser;
 use cli::{Cli, Command, PassArgs};
 use std::path::Path;
 use tutela::error::{exit, Error, Result};
 use tutela::format::recovery;
-use tutela::passphrase::{self, Source};
+use tutela::vault::passphrase::{self, Source};
 use tutela::vault::{self, Unlock, Vault};
 
 fn source(p: &PassArgs) -> Source {
@@ -22,7 +24,7 @@ fn source(p: &PassArgs) -> Source {
 }
 
 fn init_logging(verbose: u8, file: Option<&Path>) -> Result<()> {
-    tutela::logging::init(verbose, file)
+    tutela::daemon::logging::init(verbose, file)
 }
 
 fn warn_test_kdf(v: &Vault) {
@@ -101,7 +103,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 None => Unlock::Passphrase(passphrase::existing(&source(&pass))?),
             };
-            let v = tutela::rekey::unlock(&vault, &how)?;
+            let v = tutela::offline::rekey::unlock(&vault, &how)?;
             // The daemon lives on with the keys only: the passphrase goes (and is zeroed) now.
             drop(how);
             warn_test_kdf(&v);
@@ -120,7 +122,7 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
             }
-            let args = tutela::mount::MountArgs {
+            let args = tutela::daemon::mount::MountArgs {
                 mountpoint,
                 foreground,
                 read_only,
@@ -130,7 +132,7 @@ fn run(cli: Cli) -> Result<()> {
                 log_file,
                 flags: options,
             };
-            tutela::mount::mount(v, args)
+            tutela::daemon::mount::mount(v, args)
         }
         Command::Fsck {
             vault,
@@ -200,8 +202,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Unmount { mountpoint } => {
             init_logging(cli.verbose, None)?;
-            tutela::mount::unmount(&mountpoint)?;
-            tutela::mount::wait_unmounted(&mountpoint, std::time::Duration::from_secs(5));
+            tutela::daemon::mount::unmount(&mountpoint)?;
+            tutela::daemon::mount::wait_unmounted(&mountpoint, std::time::Duration::from_secs(5));
             Ok(())
         }
     }
@@ -213,9 +215,9 @@ fn main() {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = if argv
         .first()
-        .is_some_and(|a| tutela::helper::invoked_as_helper(a))
+        .is_some_and(|a| tutela::daemon::fstab::invoked_as_helper(a))
     {
-        match tutela::helper::translate(&argv[1..]) {
+        match tutela::daemon::fstab::translate(&argv[1..]) {
             Ok(args) => Cli::parse_from(args),
             Err(e) => {
                 eprintln!("tutela: {e}");

@@ -55,7 +55,7 @@ struct Ctx<'p> {
     progress: Progress<'p>,
     repair: bool,
     report: Report,
-    zones: Vec<(String, NameCipher, crate::secret::Key32)>,
+    zones: Vec<(String, NameCipher, crate::crypto::secret::Key32)>,
     /// Every directory ID in the vault, read when a name first fails to open: names sealed
     /// under the wrong one are opened with these.
     known_ids: Option<Vec<Id>>,
@@ -130,12 +130,12 @@ pub fn check(vault: &Vault, repair: bool, progress: Progress<'_>) -> Result<Repo
     )?;
     recover::place_orphans(&mut cx, root.as_fd());
     // The policy file and the audit chain.
-    let pf = vault.dir.join(crate::policy_store::FILE_NAME);
+    let pf = vault.dir.join(crate::policy::store::FILE_NAME);
     if pf.exists() {
         if let Err(e) = vault.read_policy() {
             cx.problem(
                 None,
-                Path::new(crate::policy_store::FILE_NAME),
+                Path::new(crate::policy::store::FILE_NAME),
                 format!("policy file: {e}"),
                 false,
                 false,

@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn the_readme_lists_every_exit_code_the_man_page_does() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../../README.md");
         for (code, _) in exit::MEANINGS {
             assert!(
                 readme.contains(&format!("\n| {code} | ")),

@@ -14,11 +14,11 @@
 //! 5. The retiring keys are dropped from the config: the old keys no longer exist.
 
 use crate::audit::{self, Record};
+use crate::crypto::secret::{Key32, Passphrase};
 use crate::error::{Error, Result};
 use crate::faults;
 use crate::fs::{Fs, Options, RekeyStats};
-use crate::policy_store;
-use crate::secret::{Key32, Passphrase};
+use crate::policy::store;
 use crate::sys;
 use crate::vault::{Unlock, Vault};
 use std::path::Path;
@@ -72,8 +72,8 @@ pub fn settle(v: &Vault) -> Result<()> {
         return Ok(());
     };
     if let Ok(bytes) = sys::read_vault_file(&policy_next, 4 << 20, false) {
-        if policy_store::open(&v.policy_key(), &v.config.vault_id, &bytes).is_ok() {
-            std::fs::rename(&policy_next, v.dir.join(policy_store::FILE_NAME))?;
+        if store::open(&v.policy_key(), &v.config.vault_id, &bytes).is_ok() {
+            std::fs::rename(&policy_next, v.dir.join(store::FILE_NAME))?;
         } else {
             std::fs::remove_file(&policy_next)?;
         }
@@ -157,11 +157,11 @@ pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) ->
             // Step 1: re-seal policy and log under the new master key, beside the old ones.
             let _ = std::fs::remove_dir_all(v.dir.join(AUDIT_NEXT));
             if let Some(text) = &policy {
-                let sealed = policy_store::seal(&v.policy_key(), &v.config.vault_id, text)?;
+                let sealed = store::seal(&v.policy_key(), &v.config.vault_id, text)?;
                 sys::write_atomic(&v.dir, POLICY_NEXT, &sealed, 0o600)?;
                 // The commit below binds the config to the re-sealed file, which `settle`
                 // puts in place.
-                v.bind_policy(Some(policy_store::digest(&sealed)));
+                v.bind_policy(Some(store::digest(&sealed)));
             }
             let mut rec = Record::now("rekey-all", "/");
             rec.user = sys::user_name(rec.uid).unwrap_or_default();

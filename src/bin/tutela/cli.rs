@@ -65,7 +65,7 @@ pub enum Command {
         #[arg(long)]
         allow_other: bool,
         /// Unmount after this long without access (e.g. 15m, 1h30m, 2h).
-        #[arg(long, value_name = "DURATION", value_parser = tutela::mount::parse_idle)]
+        #[arg(long, value_name = "DURATION", value_parser = tutela::daemon::mount::parse_idle)]
         idle: Option<std::time::Duration>,
         /// Threads serving requests.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -75,8 +75,8 @@ pub enum Command {
         log_file: Option<PathBuf>,
         /// Kernel mount flags, comma-separated: noexec, exec, nosuid, nodev (always on),
         /// sync, async, dirsync, noatime, relatime. suid and dev are refused.
-        #[arg(short = 'o', long = "option", value_name = "FLAG[,FLAG]", value_delimiter = ',', value_parser = tutela::mount::parse_mount_flag)]
-        options: Vec<tutela::mount::MountFlag>,
+        #[arg(short = 'o', long = "option", value_name = "FLAG[,FLAG]", value_delimiter = ',', value_parser = tutela::daemon::mount::parse_mount_flag)]
+        options: Vec<tutela::daemon::mount::MountFlag>,
     },
     /// Flush and unmount a mounted vault.
     Unmount {

@@ -4,9 +4,9 @@
 //! previous record's MAC, so changing, deleting, inserting or reordering a record breaks the
 //! chain at a place `verify` names. Layout in FORMAT.md ("Audit log").
 
+use crate::crypto::secret::Key32;
 use crate::crypto::{self, Id};
 use crate::error::{Error, Result};
-use crate::secret::Key32;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;

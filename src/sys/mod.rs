@@ -2,6 +2,8 @@
 //! symlink planted in the backing directory), directory reading, xattrs, mlock, process
 //! hygiene and daemon plumbing. Every function returns a typed error; none panics.
 
+#![allow(unsafe_code)]
+
 use crate::error::{Error, Result};
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
