@@ -18,8 +18,7 @@ trap cleanup EXIT
 
 echo
 echo "==> tutela init $vault"
-# The demo uses the fast test-only KDF; real vaults never do (see FORMAT.md).
-TUTELA_TEST_INSECURE_KDF=1 tutela init "$vault" --passfile "$pass" 2>/dev/null
+tutela init "$vault" --passfile "$pass" 2>/dev/null
 
 echo "==> tutela mount $vault $mnt"
 tutela mount "$vault" "$mnt" --passfile "$pass" 2>/dev/null

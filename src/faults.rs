@@ -2,14 +2,19 @@
 //! process abort, as a power cut would stop it, at the Nth time it passes point NAME. Unset,
 //! a point costs one relaxed atomic load.
 
+#[cfg(feature = "test-hooks")]
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "test-hooks")]
 use std::sync::OnceLock;
 
 pub const ENV: &str = "TUTELA_TEST_CRASH_AT";
 
+#[cfg(feature = "test-hooks")]
 static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+#[cfg(feature = "test-hooks")]
 static HITS: AtomicU64 = AtomicU64::new(0);
 
+#[cfg(feature = "test-hooks")]
 fn target() -> &'static Option<(String, u64)> {
     TARGET.get_or_init(|| {
         let v = std::env::var(ENV).ok()?;
@@ -22,8 +27,10 @@ fn target() -> &'static Option<(String, u64)> {
 /// a long operation long enough for a test to act in the middle of it).
 pub const PAUSE_ENV: &str = "TUTELA_TEST_PAUSE_AT";
 
+#[cfg(feature = "test-hooks")]
 static PAUSE: OnceLock<Option<(String, u64)>> = OnceLock::new();
 
+#[cfg(feature = "test-hooks")]
 fn pause() -> &'static Option<(String, u64)> {
     PAUSE.get_or_init(|| {
         let v = std::env::var(PAUSE_ENV).ok()?;
@@ -32,7 +39,14 @@ fn pause() -> &'static Option<(String, u64)> {
     })
 }
 
+/// Aborts here if this is the chosen point and pass (and pauses if asked). Without the
+/// `test-hooks` feature (release builds) it does nothing.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn point(_name: &str) {}
+
 /// Aborts here if this is the chosen point and pass (and pauses if asked).
+#[cfg(feature = "test-hooks")]
 pub fn point(name: &str) {
     if let Some((want, ms)) = pause() {
         if want == name {

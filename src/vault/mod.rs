@@ -22,11 +22,14 @@ pub const TEST_KDF_ENV: &str = "TUTELA_TEST_INSECURE_KDF";
 
 pub use crate::crypto::kek::{passphrase_kek, KdfParams, KDF_DEFAULT, KDF_TEST};
 
+/// The KDF parameters for a new key slot: the production ones, unless a build with the
+/// `test-hooks` feature (the test suite's) is told otherwise.
 pub fn kdf_from_env() -> KdfParams {
-    match std::env::var(TEST_KDF_ENV) {
-        Ok(v) if v == "1" => KDF_TEST,
-        _ => KDF_DEFAULT,
+    #[cfg(feature = "test-hooks")]
+    if std::env::var(TEST_KDF_ENV).is_ok_and(|v| v == "1") {
+        return KDF_TEST;
     }
+    KDF_DEFAULT
 }
 
 /// Associated data of a key slot: a fixed label and the slot's label. The vault ID is not in

@@ -1,7 +1,13 @@
 //! Shared helpers for the mount tests: a vault in a temp dir, mounted for real through the
 //! `tutela` binary, unmounted on drop. Tests that need /dev/fuse print why they skip; under
 //! CI (CI=true) a missing FUSE is a failure, so the suite can never pass by skipping.
+
 #![allow(dead_code)]
+
+// The suite drives crash points and the fast test KDF through the environment, which only a
+// build with the test-hooks feature reads.
+#[cfg(not(feature = "test-hooks"))]
+compile_error!("run the tests with `cargo test --all-targets --features test-hooks` (see README)");
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

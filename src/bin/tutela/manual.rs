@@ -66,7 +66,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "TUTELA_TEST_INSECURE_KDF",
-        "tests only: a vault created with it uses a fast, insecure KDF",
+        "test builds only (the test-hooks feature; release builds ignore it): a vault created with it uses a fast, insecure KDF",
     ),
 ];
 
