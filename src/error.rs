@@ -100,7 +100,7 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Documented process exit codes (README "Exit codes"). Stable: scripts depend on them.
+/// Documented process exit codes (docs/cli.md "Exit codes"). Stable: scripts depend on them.
 pub mod exit {
     pub const OK: i32 = 0;
     pub const GENERIC: i32 = 1;
@@ -123,7 +123,7 @@ pub mod exit {
     pub const UNSAFE_FILE: i32 = 25;
     pub const CONTROL_REFUSED: i32 = 26;
 
-    /// Every code with its meaning, for the man page (README "Exit codes" says the same; a
+    /// Every code with its meaning, for the man page (docs/cli.md "Exit codes" says the same; a
     /// test keeps them together).
     pub const MEANINGS: &[(i32, &str)] = &[
         (OK, "success"),

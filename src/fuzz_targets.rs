@@ -99,7 +99,7 @@ pub fn name_decode(data: &[u8]) {
 
 pub fn policy(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let resolve = |name: &str, _group: bool| (name.len() % 3 == 0).then_some(1000);
+        let resolve = |name: &str, _group: bool| name.len().is_multiple_of(3).then_some(1000);
         let _ = crate::policy::parse(text, "fuzz.toml", &resolve);
     }
 }

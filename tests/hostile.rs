@@ -1,4 +1,4 @@
-//! An attacker who can write the backing directory: each attack from SECURITY.md's table is
+//! An attacker who can write the backing directory: each attack from docs/threat-model.md's table is
 //! played here, and tutela must never return data that does not authenticate, never follow
 //! what was planted, never panic or hang, and keep plaintext out of its log. Attacks that are
 //! documented as undetected (whole-file swap, rollback, truncation at a block boundary) are

@@ -397,7 +397,7 @@ fn a_live_shred_closes_open_files_and_leaves_nothing_cached() {
 fn socket_of(v: &TestVault) -> PathBuf {
     let dir = PathBuf::from("/run/tutela");
     let id = {
-        // The vault id: the config's bytes 8..24 (FORMAT.md).
+        // The vault id: the config's bytes 16..32 (FORMAT.md).
         let c = fs::read(v.vault.join("tutela.conf")).unwrap();
         c[16..32]
             .iter()

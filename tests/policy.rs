@@ -773,7 +773,7 @@ fn the_folder_of_client_tops_does_not_count_hidden_clients() {
 
 /// inotify events are made by the kernel, which FUSE does not consult: a refused user who may
 /// read the folder holding client tops sees `OPEN|ISDIR acme` when someone works in acme
-/// (SECURITY.md says so). The documented mitigation, that folder at mode 0711, refuses the
+/// (docs/threat-model.md says so). The documented mitigation, that folder at mode 0711, refuses the
 /// watch itself; members still reach their client by its path.
 #[test]
 fn inotify_on_the_folder_of_client_tops_is_refused_by_the_documented_mode() {
@@ -815,7 +815,7 @@ print("saw", sorted(names), flush=True)
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let seen = watch(true);
-    // The leak SECURITY.md documents (if a kernel ever closes it, update SECURITY.md).
+    // The leak docs/threat-model.md documents (if a kernel ever closes it, update docs/threat-model.md).
     assert!(
         seen.contains("watching") && seen.contains("'acme'"),
         "{seen}"

@@ -276,7 +276,7 @@ fn install_script_as_root_installs_a_copy_every_user_can_run() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("needs Rust 1.85 or newer"), "{err}");
+    assert!(err.contains("needs Rust 1.88 or newer"), "{err}");
 }
 
 /// Office administrators install software as packages: `scripts/package.sh` builds a Debian

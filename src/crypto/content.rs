@@ -161,7 +161,7 @@ impl FileCipher {
 
     /// Opens one ciphertext block into `out` (which must be `sealed.len() - OVERHEAD` bytes).
     /// An all-zero ciphertext block is a hole left by truncate/seek past EOF and reads as
-    /// zeros (see SECURITY.md for what that means).
+    /// zeros (see docs/threat-model.md for what that means).
     pub fn open_block(&self, block_no: u64, sealed: &[u8], out: &mut [u8]) -> Result<()> {
         if sealed.len() as u64 <= OVERHEAD || out.len() != sealed.len() - OVERHEAD as usize {
             return Err(Error::Corrupt {

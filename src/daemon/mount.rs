@@ -745,7 +745,7 @@ fn unmount_own(mp: &Path, why: &str, tries: u32) -> bool {
     match kernel_unmount(mp, false) {
         Ok(()) => true,
         Err(e) => {
-            if tries % 10 == 0 {
+            if tries.is_multiple_of(10) {
                 log::warn!("{why}: cannot unmount yet, will try again: {e}");
             }
             false

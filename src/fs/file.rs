@@ -215,7 +215,8 @@ fn scratch<R>(
 /// The plaintext size of `ct_len` bytes of consecutive sealed blocks.
 fn opened_len(ct_len: usize) -> Result<usize> {
     let n = ct_len.div_ceil(CT_BLOCK as usize);
-    if ct_len % CT_BLOCK as usize != 0 && (ct_len % CT_BLOCK as usize) as u64 <= OVERHEAD {
+    if !ct_len.is_multiple_of(CT_BLOCK as usize) && (ct_len % CT_BLOCK as usize) as u64 <= OVERHEAD
+    {
         return Err(Error::Corrupt {
             what: "content block (truncated)",
         });
@@ -354,7 +355,7 @@ fn write_block(fd: &OwnedFd, c: &FileCipher, blk: u64, plain: &[u8]) -> Result<(
 /// Grows a file from `old` to `new` plaintext bytes: the old partial last block is padded
 /// with zeros, and the rest becomes a hole (zero ciphertext reads as zero plaintext).
 fn extend(fd: &OwnedFd, c: &FileCipher, old: u64, new: u64) -> Result<()> {
-    if old % BLOCK != 0 {
+    if !old.is_multiple_of(BLOCK) {
         let blk = old / BLOCK;
         let mut b = read_block(fd, c, blk)?;
         b.resize((new - blk * BLOCK).min(BLOCK) as usize, 0);
@@ -365,7 +366,7 @@ fn extend(fd: &OwnedFd, c: &FileCipher, old: u64, new: u64) -> Result<()> {
 }
 
 fn shrink(fd: &OwnedFd, c: &FileCipher, new: u64) -> Result<()> {
-    if new % BLOCK != 0 {
+    if !new.is_multiple_of(BLOCK) {
         let blk = new / BLOCK;
         let mut b = read_block(fd, c, blk)?;
         b.truncate((new % BLOCK) as usize);

@@ -111,7 +111,7 @@ fn extra_sections() -> Vec<u8> {
     tagged(&mut out, "ENVIRONMENT", &rows(ENVIRONMENT));
     let _ = writeln!(
         out,
-        ".SH \"SEE ALSO\"\nmount(8), fstab(5), fusermount3(1); README.md, SECURITY.md and FORMAT.md in the sources"
+        ".SH \"SEE ALSO\"\nmount(8), fstab(5), fusermount3(1); README.md, docs/cli.md, docs/threat-model.md and FORMAT.md in the sources"
     );
     out
 }
@@ -132,11 +132,11 @@ mod tests {
 
     #[test]
     fn the_readme_lists_every_exit_code_the_man_page_does() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../docs/cli.md");
         for (code, _) in exit::MEANINGS {
             assert!(
                 readme.contains(&format!("\n| {code} | ")),
-                "README's exit code table lacks {code}"
+                "docs/cli.md's exit code table lacks {code}"
             );
         }
     }
