@@ -820,16 +820,29 @@ impl Fs {
         if kill_suid && drop_suid(h.fd.as_fd())? {
             self.attrs_changed(h.ino);
         }
-        match mode {
-            0 => {
-                if end > plain_len(&h.fd)? {
-                    self.truncate_handle(&h, end)?;
-                }
-                Ok(())
-            }
-            libc::FALLOC_FL_KEEP_SIZE => Ok(()),
-            _ => Err(Error::NotSupported),
+        if len == 0 {
+            return Err(Error::Invalid);
         }
+        if mode != 0 && mode != libc::FALLOC_FL_KEEP_SIZE {
+            return Err(Error::NotSupported);
+        }
+        if mode == 0 && end > plain_len(&h.fd)? {
+            // The size moves as a truncate moves it (the last block is re-sealed longer).
+            self.truncate_handle(&h, end)?;
+        }
+        // Reserve the ciphertext blocks of the range in the backing file, so that a later
+        // write there cannot fail for want of space (xfstests generic/568). The backing size
+        // is never changed here: it is the plaintext size's, set above.
+        let first = offset / BLOCK;
+        let last = (end - 1) / BLOCK;
+        let ct_start = content::block_offset(first);
+        let ct_end = content::block_offset(last) + CT_BLOCK;
+        sys::fallocate(
+            h.fd.as_fd(),
+            libc::FALLOC_FL_KEEP_SIZE,
+            ct_start,
+            ct_end - ct_start,
+        )
     }
 
     pub fn fsync(&self, fh: u64, datasync: bool) -> Result<()> {

@@ -1,0 +1,117 @@
+//! What xfstests (generic) found, each shown on a real mount by a test of tutela's own
+//! (xfstests itself cannot run in CI; `scripts/xfstests.sh` runs it from a checkout).
+
+mod common;
+
+use common::{run_ok, tutela, TestVault};
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::process::Command;
+
+fn fallocate(f: &fs::File, mode: i32, off: i64, len: i64) -> std::io::Result<()> {
+    // SAFETY: valid fd.
+    if unsafe { libc::fallocate(f.as_raw_fd(), mode, off, len) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The backing file of the only regular file of a fresh vault's top directory.
+fn backing_blocks(vault: &Path) -> u64 {
+    let mut best = 0;
+    for e in fs::read_dir(vault).unwrap() {
+        let e = e.unwrap();
+        let md = e.metadata().unwrap();
+        if md.is_file() && !e.file_name().to_string_lossy().starts_with("tutela") {
+            best = best.max(md.blocks() * 512);
+        }
+    }
+    best
+}
+
+/// generic/568: fallocate reserves space. A range reserved with fallocate (mode 0, or
+/// KEEP_SIZE) can be written after the disk was filled by something else.
+#[test]
+fn fallocate_reserves_the_space_it_is_asked_for() {
+    let reason = common::fuse_missing()
+        .or_else(|| (!common::is_root()).then(|| "needs root to mount a small tmpfs".to_string()));
+    if common::skip_unless(reason, "fallocate reserves") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let disk = t.path().join("disk");
+    fs::create_dir(&disk).unwrap();
+    run_ok(Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"]).arg(&disk));
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _disk = Umount(disk.clone());
+    let mut v = TestVault::new_unmounted();
+    // The vault on the small disk.
+    let vault = disk.join("vault");
+    run_ok(tutela().arg("init").arg(&vault).arg("--passfile").arg(&v.passfile));
+    v.vault = vault.clone();
+    v.mount();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(v.p("reserved"))
+        .unwrap();
+    fallocate(&f, 0, 0, 4 << 20).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 4 << 20);
+    assert!(
+        backing_blocks(&vault) >= 4 << 20,
+        "mode 0 reserved only {} bytes",
+        backing_blocks(&vault)
+    );
+    let g = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(v.p("kept"))
+        .unwrap();
+    fallocate(&g, libc::FALLOC_FL_KEEP_SIZE, 0, 4 << 20).unwrap();
+    assert_eq!(g.metadata().unwrap().len(), 0, "KEEP_SIZE changed the size");
+    // Someone fills the disk.
+    let mut filler = fs::File::create(v.p("filler")).unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    loop {
+        use std::io::Write;
+        if filler.write_all(&chunk).and_then(|_| filler.sync_all()).is_err() {
+            break;
+        }
+    }
+    // The reserved ranges still take their data.
+    let data = common::pattern(4 << 20, 3);
+    f.write_all_at(&data, 0).unwrap();
+    f.sync_all().unwrap();
+    g.write_all_at(&data, 0).unwrap();
+    g.sync_all().unwrap();
+    let mut back = vec![0u8; data.len()];
+    f.read_exact_at(&mut back, 0).unwrap();
+    assert_eq!(back, data);
+    g.read_exact_at(&mut back, 0).unwrap();
+    assert_eq!(back, data);
+    // A reservation the disk cannot hold is refused with ENOSPC, not accepted.
+    let h = fs::File::create(v.p("toolarge")).unwrap();
+    let e = fallocate(&h, 0, 0, 64 << 20).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    // Invalid requests get the kernel's answers.
+    assert_eq!(
+        fallocate(&h, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, 0, 4096)
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EOPNOTSUPP)
+    );
+    drop((f, g, h, filler));
+    v.unmount();
+}
