@@ -729,7 +729,7 @@ fn mount_flags_are_applied_or_refused_by_name() {
     for (opt, says) in [
         ("suid", "'suid' is refused"),
         ("dev", "'dev' is refused"),
-        ("strictatime", "not supported"),
+        ("lazytime", "not supported"),
         ("bogus", "unknown mount option 'bogus'"),
     ] {
         let out = tutela()

@@ -44,7 +44,11 @@ fn fallocate_reserves_the_space_it_is_asked_for() {
     let t = tempfile::tempdir().unwrap();
     let disk = t.path().join("disk");
     fs::create_dir(&disk).unwrap();
-    run_ok(Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"]).arg(&disk));
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+            .arg(&disk),
+    );
     struct Umount(std::path::PathBuf);
     impl Drop for Umount {
         fn drop(&mut self) {
@@ -55,7 +59,13 @@ fn fallocate_reserves_the_space_it_is_asked_for() {
     let mut v = TestVault::new_unmounted();
     // The vault on the small disk.
     let vault = disk.join("vault");
-    run_ok(tutela().arg("init").arg(&vault).arg("--passfile").arg(&v.passfile));
+    run_ok(
+        tutela()
+            .arg("init")
+            .arg(&vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
     v.vault = vault.clone();
     v.mount();
     let f = OpenOptions::new()
@@ -86,7 +96,11 @@ fn fallocate_reserves_the_space_it_is_asked_for() {
     let chunk = vec![7u8; 1 << 20];
     loop {
         use std::io::Write;
-        if filler.write_all(&chunk).and_then(|_| filler.sync_all()).is_err() {
+        if filler
+            .write_all(&chunk)
+            .and_then(|_| filler.sync_all())
+            .is_err()
+        {
             break;
         }
     }
@@ -107,11 +121,71 @@ fn fallocate_reserves_the_space_it_is_asked_for() {
     assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
     // Invalid requests get the kernel's answers.
     assert_eq!(
-        fallocate(&h, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, 0, 4096)
-            .unwrap_err()
-            .raw_os_error(),
+        fallocate(
+            &h,
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            0,
+            4096
+        )
+        .unwrap_err()
+        .raw_os_error(),
         Some(libc::EOPNOTSUPP)
     );
     drop((f, g, h, filler));
+    v.unmount();
+}
+
+fn atime(p: &Path) -> (i64, i64) {
+    let md = fs::metadata(p).unwrap();
+    (md.atime(), md.atime_nsec())
+}
+
+fn set_old_atime(p: &Path) {
+    let c = common::cpath(p);
+    let ts = [
+        libc::timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+    ];
+    // SAFETY: valid path and two timespecs.
+    assert_eq!(
+        unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), 0) },
+        0
+    );
+}
+
+/// generic/003: the atime mount options. noatime leaves it, strictatime sets it on every
+/// read (even right after another), and the kernel shows the new one at once.
+#[test]
+fn atime_options_noatime_and_strictatime() {
+    let Some(mut v) = TestVault::new("atime options") else {
+        return;
+    };
+    v.mount_args(&["-o", "strictatime"]);
+    let p = v.p("f");
+    fs::write(&p, b"data").unwrap();
+    set_old_atime(&p);
+    let before = atime(&p);
+    assert_eq!(before.0, 1_000_000_000);
+    fs::read(&p).unwrap();
+    let first = atime(&p);
+    assert!(first > before, "strictatime: read did not set atime");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::read(&p).unwrap();
+    assert!(
+        atime(&p) > first,
+        "strictatime: a second read did not set atime"
+    );
+    v.unmount();
+    v.mount_args(&["-o", "noatime"]);
+    let p = v.p("f");
+    set_old_atime(&p);
+    fs::read(&p).unwrap();
+    assert_eq!(atime(&p).0, 1_000_000_000, "noatime: read set atime");
     v.unmount();
 }

@@ -47,6 +47,16 @@ impl Adapter {
         }
     }
 
+    /// Open files keep the kernel's cached pages, except under strictatime: there every open
+    /// that reads must reach the daemon, which sets the access time.
+    fn file_cache(&self) -> FopenFlags {
+        if self.fs.strict_atime() {
+            FopenFlags::empty()
+        } else {
+            KEEP_CACHE
+        }
+    }
+
     fn ttl_for(&self, ino: u64) -> Duration {
         if self.fs.must_revalidate(ino) {
             Duration::ZERO
@@ -374,7 +384,7 @@ impl fuser::Filesystem for Adapter {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _gate = self.touch();
         match self.fs.open(&who(req), ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), KEEP_CACHE),
+            Ok(fh) => reply.opened(FileHandle(fh), self.file_cache()),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -647,7 +657,7 @@ impl fuser::Filesystem for Adapter {
                 &attr(&a),
                 Generation(a.generation),
                 FileHandle(fh),
-                KEEP_CACHE,
+                self.file_cache(),
             ),
             Err(e) => reply.error(errno(&e)),
         }

@@ -43,6 +43,8 @@ pub enum MountFlag {
     NoAtime,
     /// `atime` and `relatime`: the kernel's default for a new mount.
     RelAtime,
+    /// `strictatime`: every read sets the access time.
+    StrictAtime,
     /// `nosuid` and `nodev`: always on for a tutela mount.
     Always,
 }
@@ -57,6 +59,7 @@ pub fn parse_mount_flag(s: &str) -> std::result::Result<MountFlag, String> {
         "dirsync" => MountFlag::DirSync,
         "noatime" => MountFlag::NoAtime,
         "atime" | "relatime" => MountFlag::RelAtime,
+        "strictatime" => MountFlag::StrictAtime,
         "nosuid" | "nodev" => MountFlag::Always,
         "suid" | "dev" => {
             return Err(format!(
@@ -65,20 +68,34 @@ pub fn parse_mount_flag(s: &str) -> std::result::Result<MountFlag, String> {
                  they do not have)"
             ))
         }
-        "strictatime" | "nodiratime" | "lazytime" => {
+        "nodiratime" | "lazytime" => {
             return Err(format!(
                 "'{s}' is not supported on a tutela mount (the kernel leaves access times of a \
-                 FUSE mount to the daemon: use noatime or relatime)"
+                 FUSE mount to the daemon: use noatime, relatime or strictatime)"
             ))
         }
         other => {
             return Err(format!(
                 "unknown mount option '{}' (known: noexec, exec, nosuid, nodev, sync, async, \
-                 dirsync, noatime, relatime, atime)",
+                 dirsync, noatime, relatime, atime, strictatime)",
                 crate::text::escape(other)
             ))
         }
     })
+}
+
+/// The last of noatime / relatime / strictatime given wins, as with mount(8).
+fn last_atime_flag(flags: &[MountFlag]) -> Option<MountFlag> {
+    flags
+        .iter()
+        .rev()
+        .find(|f| {
+            matches!(
+                f,
+                MountFlag::NoAtime | MountFlag::RelAtime | MountFlag::StrictAtime
+            )
+        })
+        .copied()
 }
 
 /// A line of /proc/self/mountinfo that we care about.
@@ -203,7 +220,8 @@ fn session_config(vault: &Vault, args: &MountArgs) -> Config {
             MountFlag::Async => Some(MountOption::Async),
             MountFlag::DirSync => Some(MountOption::DirSync),
             MountFlag::NoAtime => Some(MountOption::NoAtime),
-            MountFlag::RelAtime | MountFlag::Always => None,
+            // Access times of a FUSE mount are the daemon's (Options::strictatime).
+            MountFlag::StrictAtime | MountFlag::RelAtime | MountFlag::Always => None,
         });
     }
     // A direct mount by root passes the subtype in the mount data (fusermount3 does that for
@@ -285,12 +303,8 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
         read_only: args.read_only,
         chown_new: sys::geteuid() == 0,
         // The last of noatime / relatime / atime given wins, as with mount(8).
-        noatime: args
-            .flags
-            .iter()
-            .rev()
-            .find(|f| matches!(f, MountFlag::NoAtime | MountFlag::RelAtime))
-            == Some(&MountFlag::NoAtime),
+        noatime: last_atime_flag(&args.flags) == Some(MountFlag::NoAtime),
+        strictatime: last_atime_flag(&args.flags) == Some(MountFlag::StrictAtime),
     };
     let fs = Fs::new(&vault, opts)?;
     let policy = load_policy(&vault)?;

@@ -662,6 +662,11 @@ impl Fs {
                         last
                     );
                 })?;
+                if self.opts.strictatime {
+                    // The backing filesystem's own atime rule may be relatime: set it.
+                    let _ = sys::futimens(h.fd.as_fd(), Some(None), None);
+                    self.attrs_changed(h.ino);
+                }
                 let skip = (offset - first * BLOCK) as usize;
                 if skip >= plain.len() {
                     return Ok(f(&[]));

@@ -52,6 +52,8 @@ pub struct Options {
     /// `-o noatime`: reading a file leaves its access time alone (the kernel leaves atime of
     /// a FUSE mount to the daemon, whose reads of the backing file would set it).
     pub noatime: bool,
+    /// `-o strictatime`: every read sets the access time (and tells the kernel).
+    pub strictatime: bool,
 }
 
 /// A zone's keys, unlocked.
@@ -236,6 +238,10 @@ impl Fs {
         if let Some(f) = self.invalidate.get() {
             f(ino, true);
         }
+    }
+
+    pub fn strict_atime(&self) -> bool {
+        self.opts.strictatime
     }
 
     pub fn read_only(&self) -> bool {

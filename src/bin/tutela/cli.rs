@@ -74,7 +74,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         log_file: Option<PathBuf>,
         /// Kernel mount flags, comma-separated: noexec, exec, nosuid, nodev (always on),
-        /// sync, async, dirsync, noatime, relatime. suid and dev are refused.
+        /// sync, async, dirsync, noatime, relatime, strictatime. suid and dev are refused.
         #[arg(short = 'o', long = "option", value_name = "FLAG[,FLAG]", value_delimiter = ',', value_parser = tutela::daemon::mount::parse_mount_flag)]
         options: Vec<tutela::daemon::mount::MountFlag>,
     },

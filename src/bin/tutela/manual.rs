@@ -37,8 +37,8 @@ const EXAMPLES: &[(&str, &str)] = &[
 const FSTAB: &str = "A line of type fuse.tutela in /etc/fstab mounts through mount(8) and \
 /sbin/mount.fuse.tutela: passfile=FILE or extpass=CMD (required: boot has no terminal), \
 keystore=PATH, ro, allow_other, idle=DURATION, threads=N, log_file=FILE, verbose; the kernel \
-flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime and atime are \
-applied; suid, dev, strictatime, nodiratime and lazytime are refused; noauto, nofail, _netdev, \
+flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime, atime and \
+strictatime are applied; suid, dev, nodiratime and lazytime are refused; noauto, nofail, _netdev, \
 defaults, user, users, owner and x-systemd.* are mount(8)'s and systemd's own. Any other option \
 is refused (exit 2).";
 
