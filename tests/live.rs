@@ -32,7 +32,7 @@ fn cmd(v: &TestVault, args: &[&str]) -> Command {
     let mut c = tutela();
     c.arg(args[0]);
     let mut rest = args[1..].iter();
-    if args[0] == "client" || args[0] == "audit" {
+    if ["client", "audit", "policy"].contains(&args[0]) {
         c.arg(rest.next().unwrap());
     }
     c.arg(&v.vault)
@@ -569,4 +569,130 @@ impl<R: Read> ReadLine for std::io::BufReader<R> {
         use std::io::BufRead;
         self.read_line(s).unwrap();
     }
+}
+
+#[test]
+fn rekey_all_on_the_live_mount_replaces_the_master_key_while_it_serves() {
+    let Some(mut v) = setup("live rekey --all") else {
+        return;
+    };
+    fs::create_dir_all(v.p("clients/acme")).unwrap();
+    fs::create_dir_all(v.p("office")).unwrap();
+    let mut want = Vec::new();
+    for i in 0..6u64 {
+        for dir in ["clients/acme", "office"] {
+            let rel = format!("{dir}/f{i}");
+            let data = common::pattern(20_000 + i as usize * 777, i);
+            fs::write(v.p(&rel), &data).unwrap();
+            want.push((rel, data));
+        }
+    }
+    run_ok(&mut cmd(
+        &v,
+        &["client", "add", "acme", "--path", "/clients/acme"],
+    ));
+    let policy = v.tmp.path().join("policy.toml");
+    fs::write(
+        &policy,
+        "admins = [\"root\"]\ndefault = \"allow\"\n\n[clients.acme]\npath = \"/clients/acme\"\nread = [\"root\"]\nwrite = [\"root\"]\n",
+    )
+    .unwrap();
+    run_ok(&mut cmd(&v, &["policy", "set", policy.to_str().unwrap()]));
+    let bob = v.tmp.path().join("bob");
+    fs::write(&bob, "bob's passphrase\n").unwrap();
+    run_ok(
+        tutela()
+            .args(["key", "add"])
+            .arg(&v.vault)
+            .args(["--label", "bob", "--new-passfile"])
+            .arg(&bob)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    // Someone keeps working in the office folder meanwhile.
+    let stop = v.tmp.path().join("stop");
+    let (s2, office) = (stop.clone(), v.p("office/worklog"));
+    let worker = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !s2.exists() {
+            let mut f = fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&office)
+                .unwrap();
+            writeln!(f, "{n}").unwrap();
+            n += 1;
+        }
+        n
+    });
+    let o = run_ok(&mut cmd(&v, &["rekey", "--all", "--yes"]));
+    let said = text(&o);
+    assert!(said.contains("new master key"), "{said}");
+    assert!(
+        said.contains("Passphrases removed") && said.contains("bob"),
+        "{said}"
+    );
+    let rk = said
+        .lines()
+        .skip_while(|l| !l.starts_with("New recovery key"))
+        .map(str::trim)
+        .find(|l| l.len() > 40)
+        .unwrap()
+        .to_string();
+    fs::write(&stop, b"").unwrap();
+    let n = worker.join().unwrap();
+    let log = fs::read_to_string(v.p("office/worklog")).unwrap();
+    assert_eq!(log.lines().count() as u64, n, "the worker's lines");
+    for (rel, data) in &want {
+        assert_eq!(&fs::read(v.p(rel)).unwrap(), data, "{rel}");
+    }
+    // The mount's control channel and audit log run on under the new keys.
+    run_ok(&mut cmd(
+        &v,
+        &["client", "add", "after", "--path", "/clients/after"],
+    ));
+    fs::write(v.p("clients/after/x"), b"x").unwrap();
+    v.unmount();
+    // bob's passphrase wrapped the old key: gone. The new recovery key opens the vault.
+    let o = tutela()
+        .args(["key", "list"])
+        .arg(&v.vault)
+        .arg("--passfile")
+        .arg(&bob)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), exit::WRONG_PASSPHRASE, "{}", text(&o));
+    let rkf = v.tmp.path().join("rk");
+    fs::write(&rkf, format!("{rk}\n")).unwrap();
+    run_ok(
+        tutela()
+            .arg("passwd")
+            .arg(&v.vault)
+            .arg("--recovery-key")
+            .arg(&rkf)
+            .arg("--new-passfile")
+            .arg(&v.passfile),
+    );
+    let o = run_ok(&mut cmd(&v, &["audit", "verify"]));
+    assert!(text(&o).contains("audit log ok"), "{}", text(&o));
+    let log = audit(&v);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("rekey-all") && l.contains("root(0)")),
+        "{log}"
+    );
+    assert!(
+        log.contains("client-add"),
+        "records after the rotation: {log}"
+    );
+    let o = run_ok(&mut cmd(&v, &["policy", "show"]));
+    assert!(text(&o).contains("[clients.acme]"));
+    assert!(!v.vault.join("tutela.rekey").exists());
+    assert!(!v.vault.join("tutela.audit-next").exists());
+    run_ok(&mut cmd(&v, &["fsck"]));
+    v.mount();
+    for (rel, data) in &want {
+        assert_eq!(&fs::read(v.p(rel)).unwrap(), data, "{rel} after remount");
+    }
+    v.unmount();
 }

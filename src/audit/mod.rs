@@ -536,52 +536,73 @@ pub struct Sink {
 
 const BATCH_WAKE: usize = 512;
 
+type Shared = std::sync::Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>;
+
+/// The sink's writer thread: appends what is queued, syncs once a second, and on close
+/// writes the rest and syncs.
+fn spawn_writer(sh: Shared, mut w: Writer) -> Result<std::thread::JoinHandle<()>> {
+    Ok(std::thread::Builder::new()
+        .name("audit".into())
+        .spawn(move || {
+            let (m, cv) = &*sh;
+            let mut last_sync = std::time::Instant::now();
+            let mut dirty = false;
+            loop {
+                let (batch, closed) = {
+                    let mut q = m.lock().unwrap_or_else(|p| p.into_inner());
+                    if q.recs.is_empty() && !q.closed {
+                        q = cv
+                            .wait_timeout(q, Duration::from_millis(20))
+                            .map(|(g, _)| g)
+                            .unwrap_or_else(|p| p.into_inner().0);
+                    }
+                    (std::mem::take(&mut q.recs), q.closed)
+                };
+                for chunk in batch.chunks(1024) {
+                    if let Err(e) = w.append(chunk) {
+                        log::error!("audit log write failed: {e}");
+                    }
+                    dirty = true;
+                }
+                if closed {
+                    let _ = w.file.sync_all();
+                    return;
+                }
+                if dirty && last_sync.elapsed() >= Duration::from_secs(1) {
+                    let _ = w.file.sync_data();
+                    dirty = false;
+                    last_sync = std::time::Instant::now();
+                }
+            }
+        })?)
+}
+
 impl Sink {
     pub fn start(vault: &Path, keys: Keys) -> Result<Sink> {
-        let mut w = Writer::open(vault, keys, Duration::from_secs(10))?;
-        let shared = std::sync::Arc::new((
+        let w = Writer::open(vault, keys, Duration::from_secs(10))?;
+        let shared: Shared = std::sync::Arc::new((
             std::sync::Mutex::new(Queue::default()),
             std::sync::Condvar::new(),
         ));
-        let sh = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("audit".into())
-            .spawn(move || {
-                let (m, cv) = &*sh;
-                let mut last_sync = std::time::Instant::now();
-                let mut dirty = false;
-                loop {
-                    let (batch, closed) = {
-                        let mut q = m.lock().unwrap_or_else(|p| p.into_inner());
-                        if q.recs.is_empty() && !q.closed {
-                            q = cv
-                                .wait_timeout(q, Duration::from_millis(20))
-                                .map(|(g, _)| g)
-                                .unwrap_or_else(|p| p.into_inner().0);
-                        }
-                        (std::mem::take(&mut q.recs), q.closed)
-                    };
-                    for chunk in batch.chunks(1024) {
-                        if let Err(e) = w.append(chunk) {
-                            log::error!("audit log write failed: {e}");
-                        }
-                        dirty = true;
-                    }
-                    if closed {
-                        let _ = w.file.sync_all();
-                        return;
-                    }
-                    if dirty && last_sync.elapsed() >= Duration::from_secs(1) {
-                        let _ = w.file.sync_data();
-                        dirty = false;
-                        last_sync = std::time::Instant::now();
-                    }
-                }
-            })?;
+        let thread = spawn_writer(shared.clone(), w)?;
         Ok(Sink {
             shared,
             thread: std::sync::Mutex::new(Some(thread)),
         })
+    }
+
+    /// After `close`: opens the log again, with `keys` (a live `rekey --all` re-sealed it
+    /// under a new master key), and takes records again.
+    pub fn reopen(&self, vault: &Path, keys: Keys) -> Result<()> {
+        let w = Writer::open(vault, keys, Duration::from_secs(10))?;
+        self.shared
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .closed = false;
+        let t = spawn_writer(self.shared.clone(), w)?;
+        *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+        Ok(())
     }
 
     pub fn record(&self, r: Record) {

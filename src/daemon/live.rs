@@ -15,8 +15,32 @@ use serde_json::json;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// Keys derived from the master key that the daemon works with. A live `rekey --all`
+/// replaces them all at once (the daemon never holds the master key itself).
+pub struct LiveKeys {
+    pub policy: Key32,
+    /// Authenticates a re-read config.
+    pub config: Key32,
+    pub audit: crate::audit::Keys,
+    pub control: Key32,
+}
+
+impl LiveKeys {
+    pub fn of(v: &Vault) -> LiveKeys {
+        LiveKeys {
+            policy: v.policy_key(),
+            config: v.config_key(),
+            audit: v.audit_keys(),
+            control: v.control_key(),
+        }
+    }
+}
+
+pub type SharedKeys = Arc<std::sync::RwLock<LiveKeys>>;
+
 pub struct Live {
     fs: Arc<Fs>,
+    keys: SharedKeys,
     vault: Mutex<Vault>,
     /// The operation under way, if any (a second one is refused, naming it).
     busy: Mutex<Option<String>>,
@@ -66,9 +90,10 @@ fn hex(id: &[u8]) -> String {
 }
 
 impl Live {
-    pub fn new(fs: Arc<Fs>, vault: Vault, user_read_only: bool) -> Live {
+    pub fn new(fs: Arc<Fs>, vault: Vault, user_read_only: bool, keys: SharedKeys) -> Live {
         Live {
             fs,
+            keys,
             vault: Mutex::new(vault),
             busy: Mutex::new(None),
             user_read_only,
@@ -335,6 +360,107 @@ impl Live {
         ))
     }
 
+    /// `rekey --all` on the live mount: a new master key (made and sealed by the command) and
+    /// new keys for every zone. With every request held back, the daemon closes its audit
+    /// log, re-seals it and the policy under the new key beside the old ones, commits the
+    /// config, puts them in place, reopens the log and takes the new derived keys; then the
+    /// zones are re-encrypted while the mount serves, as for one client.
+    fn rekey_all(
+        &self,
+        who: Caller,
+        sealed: &str,
+        slot: &crate::daemon::control::WireSlot,
+        progress: &mut dyn FnMut(&str),
+    ) -> Answer {
+        use crate::offline::rekey;
+        self.writable()?;
+        let slot = slot.to_slot()?;
+        let mut v = self.vault();
+        v.reload()?;
+        if !v.rekey_pending().is_empty() {
+            return Err(Error::Usage(
+                "a rekey is not finished: run `tutela rekey VAULT --resume` first".into(),
+            ));
+        }
+        let (old_policy_key, old_audit, old_control) = {
+            let k = self.keys.read().unwrap_or_else(|p| p.into_inner());
+            (
+                k.policy.duplicate(),
+                k.audit.duplicate(),
+                k.control.duplicate(),
+            )
+        };
+        let master = crate::daemon::control::open_master(&old_control, sealed)?;
+        let policy = crate::policy::store::read_bound(
+            &v.dir,
+            &old_policy_key,
+            &v.config.vault_id,
+            v.config.policy,
+        )?;
+        progress("re-sealing the audit log and the policy under the new master key");
+        let held = self.fs.exclusive();
+        // The policy watcher waits for the new keys (it would otherwise try the new config
+        // with the old key and refuse it).
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        self.fs.close_audit();
+        let old_saving = v.saving_keys();
+        let committed = (|| -> Result<()> {
+            let records = rekey::read_log_for_reseal(&v.dir, &old_audit)?;
+            rekey::retire_all_zone_keys(&mut v)?;
+            v.install_master(master, slot);
+            let mut rec = crate::audit::Record::by("rekey-all", "/", who.uid, who.pid);
+            rec.user = crate::sys::user_name(who.uid).unwrap_or_default();
+            rekey::commit_all(&mut v, policy.as_deref(), records, rec)
+        })();
+        // After the commit the new log is put in place (or at the next unlock, if that
+        // fails); before it nothing changed that counts: back to the vault as it is.
+        let settled = match &committed {
+            Ok(()) => rekey::settle(&v),
+            Err(_) => {
+                v.set_saving_keys(old_saving);
+                let _ = v.reload();
+                Ok(())
+            }
+        };
+        let reopen_keys = match (&committed, &settled) {
+            (Ok(()), Ok(())) => v.audit_keys(),
+            _ => old_audit.duplicate(),
+        };
+        if let Err(e) = self.fs.reopen_audit(&v.dir, reopen_keys) {
+            log::error!("the audit log could not be reopened after rekey --all: {e}");
+        }
+        if committed.is_err() || settled.is_err() {
+            v.forget_master()?;
+        }
+        committed?;
+        settled?;
+        *keys = LiveKeys::of(&v);
+        drop(keys);
+        let mut done = Vec::new();
+        for z in v.zones.iter() {
+            let f = self.fs.family_of(&z.id).ok_or(Error::NotFound)?;
+            self.fs.begin_rekey(&held, f, &z.key)?;
+            done.push((z.id, f));
+        }
+        v.forget_master()?;
+        drop(held);
+        let mut total = RekeyStats::default();
+        for (_, f) in &done {
+            progress("re-encrypting every zone");
+            let s = self.fs.rekey_zone(*f, &mut progress_of(progress))?;
+            total.entries += s.entries;
+            total.bytes += s.bytes;
+        }
+        self.finish_rekey(&mut v, &done)?;
+        Ok((
+            format!(
+                "rekeyed all zones: {} entries ({} bytes) re-encrypted under a new master key; the old keys are destroyed",
+                total.entries, total.bytes
+            ),
+            json!({ "all": true, "entries": total.entries, "bytes": total.bytes }),
+        ))
+    }
+
     /// Finishes every rotation or adoption that was interrupted (by a crash of an earlier
     /// daemon, or of an offline command), while the mount serves.
     pub fn resume(&self, progress: &mut dyn FnMut(&str)) -> Answer {
@@ -398,6 +524,7 @@ impl Live {
             Request::ClientShred { name } => self.shred(who, name),
             Request::Rekey { client } => self.rekey(client, progress),
             Request::RekeyResume => self.resume(progress),
+            Request::RekeyAll { master, slot } => self.rekey_all(who, master, slot, progress),
         }
     }
 
@@ -408,7 +535,7 @@ impl Live {
             Request::ClientExport { name, .. }
             | Request::ClientShred { name }
             | Request::Rekey { client: name } => name.clone(),
-            Request::RekeyResume => return (String::new(), "/".into()),
+            Request::RekeyResume | Request::RekeyAll { .. } => return (String::new(), "/".into()),
         };
         let path = self
             .vault()

@@ -322,9 +322,9 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
         clients,
         dir: vault.dir.clone(),
         vault_id: vault.config.vault_id,
-        policy_key: vault.policy_key(),
-        config_key: vault.config_key(),
-        audit_keys: vault.audit_keys(),
+        keys: Arc::new(std::sync::RwLock::new(crate::daemon::live::LiveKeys::of(
+            &vault,
+        ))),
         policy,
     };
     if !args.read_only {
@@ -396,10 +396,8 @@ struct Keep {
     clients: usize,
     dir: PathBuf,
     vault_id: crate::crypto::Id,
-    policy_key: crate::crypto::secret::Key32,
-    /// Authenticates a re-read config (which policy it expects).
-    config_key: crate::crypto::secret::Key32,
-    audit_keys: crate::audit::Keys,
+    /// The policy, config-MAC, audit and control keys (a live `rekey --all` replaces them).
+    keys: crate::daemon::live::SharedKeys,
     policy: Option<Policy>,
 }
 
@@ -448,8 +446,9 @@ fn prune_checkpoint(dir: &Path) -> PathBuf {
 
 /// The policy the vault's config (re-read and authenticated) expects now.
 fn load_live_policy(keep: &Keep) -> Result<Option<Policy>> {
-    let binding = Vault::read_policy_binding(&keep.dir, &keep.config_key)?;
-    store::read_bound(&keep.dir, &keep.policy_key, &keep.vault_id, binding)?
+    let keys = keep.keys.read().unwrap_or_else(|p| p.into_inner());
+    let binding = Vault::read_policy_binding(&keep.dir, &keys.config)?;
+    store::read_bound(&keep.dir, &keys.policy, &keep.vault_id, binding)?
         .map(|t| parse_policy(&t, "stored policy"))
         .transpose()
 }
@@ -473,7 +472,13 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
             if now != pruned {
                 pruned = now;
                 let dir = keep.dir.join(crate::audit::DIR_NAME);
-                match crate::audit::prune::Checkpoint::read(&dir, &keep.audit_keys) {
+                let audit_keys = keep
+                    .keys
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .audit
+                    .duplicate();
+                match crate::audit::prune::Checkpoint::read(&dir, &audit_keys) {
                     Ok(Some(cp)) => {
                         fs.record_event_as(cp.uid, "audit-prune", "ok", Some(cp.describe()))
                     }
@@ -539,7 +544,13 @@ fn serve(
     sys::disable_core_dumps();
     sys::set_umask(0);
     sys::block_termination_signals();
-    let sink = match crate::audit::Sink::start(&keep.dir, keep.audit_keys.duplicate()) {
+    let audit_keys = keep
+        .keys
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .audit
+        .duplicate();
+    let sink = match crate::audit::Sink::start(&keep.dir, audit_keys) {
         Ok(s) => Some(s),
         Err(e) if args.read_only => {
             log::warn!("read-only mount: no audit log ({e})");
@@ -592,7 +603,7 @@ fn serve(
     let mut vault = vault;
     let pending = !vault.rekey_pending().is_empty();
     let socket = crate::daemon::control::socket_path(&vault.config.vault_id);
-    let control_key = vault.control_key();
+    let shared_keys = keep.keys.clone();
     // What the daemon keeps of the vault: the zone table and the keys that save it, not the
     // master key.
     vault.forget_master()?;
@@ -600,7 +611,15 @@ fn serve(
         fs.clone(),
         vault,
         args.read_only,
+        shared_keys.clone(),
     ));
+    let control_key: crate::daemon::control::server::KeySource = Arc::new(move || {
+        shared_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .control
+            .duplicate()
+    });
     let _control = match crate::daemon::control::server::listen(socket, control_key, live.clone()) {
         Ok(l) => Some(l),
         Err(e) => {

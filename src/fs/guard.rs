@@ -133,6 +133,14 @@ impl Guard {
             s.close();
         }
     }
+
+    /// Reopens a closed log with new keys (see `Sink::reopen`).
+    pub fn reopen(&self, vault: &std::path::Path, keys: crate::audit::Keys) -> Result<()> {
+        match self.audit.as_ref() {
+            Some(s) => s.reopen(vault, keys),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Program names for audit records, read from /proc at most once a second per task and
@@ -334,6 +342,11 @@ impl Fs {
 
     pub fn close_audit(&self) {
         self.guard.close();
+    }
+
+    /// Opens the audit log again after `close_audit`, under `keys`.
+    pub fn reopen_audit(&self, vault: &std::path::Path, keys: crate::audit::Keys) -> Result<()> {
+        self.guard.reopen(vault, keys)
     }
 
     pub(super) fn path_of(&self, ino: u64) -> Result<String> {

@@ -141,41 +141,13 @@ pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) ->
         Scope::All { label, pass } => {
             let old_audit = v.audit_keys();
             let policy = v.read_policy()?;
-            let mut records = Vec::new();
-            let rep = audit::read_all(&v.dir, &old_audit, |r| records.push(r))?;
-            if let Some(bad) = rep.bad {
-                return Err(Error::AuditTampered(format!(
-                    "{bad}; rekey --all re-seals the log and will not carry a damaged one over (see tutela audit verify)"
-                )));
-            }
+            let records = read_log_for_reseal(&v.dir, &old_audit)?;
             out.dropped_slots = v.slot_labels().into_iter().filter(|l| l != label).collect();
-            for z in v.zones.iter_mut() {
-                let old = std::mem::replace(&mut z.key, Key32::random()?);
-                z.retiring = Some(old);
-            }
+            retire_all_zone_keys(v)?;
             let rk = v.rotate_master(label, pass)?;
-            // Step 1: re-seal policy and log under the new master key, beside the old ones.
-            let _ = std::fs::remove_dir_all(v.dir.join(AUDIT_NEXT));
-            if let Some(text) = &policy {
-                let sealed = store::seal(&v.policy_key(), &v.config.vault_id, text)?;
-                sys::write_atomic(&v.dir, POLICY_NEXT, &sealed, 0o600)?;
-                // The commit below binds the config to the re-sealed file, which `settle`
-                // puts in place.
-                v.bind_policy(Some(store::digest(&sealed)));
-            }
             let mut rec = Record::now("rekey-all", "/");
             rec.user = sys::user_name(rec.uid).unwrap_or_default();
-            rec.detail = Some(format!(
-                "new master key; {} earlier records re-sealed",
-                records.len()
-            ));
-            records.push(rec);
-            std::fs::create_dir_all(v.dir.join(AUDIT_NEXT))?;
-            audit::append_offline(&v.dir.join(AUDIT_NEXT), v.audit_keys(), &records)?;
-            faults::point("rekey-all-resealed");
-            // Step 2: commit.
-            v.save()?;
-            faults::point("rekey-all-committed");
+            commit_all(v, policy.as_deref(), records, rec)?;
             out.recovery_key = Some(rk);
             drop(lock);
             // Step 3.
@@ -187,6 +159,58 @@ pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) ->
     }
     drop(lock);
     Ok(out)
+}
+
+/// The audit log's records, to be carried over under a new master key: a damaged log is
+/// not carried over (it would be sealed as if intact).
+pub fn read_log_for_reseal(dir: &Path, old: &audit::Keys) -> Result<Vec<Record>> {
+    let mut records = Vec::new();
+    let rep = audit::read_all(dir, old, |r| records.push(r))?;
+    if let Some(bad) = rep.bad {
+        return Err(Error::AuditTampered(format!(
+            "{bad}; rekey --all re-seals the log and will not carry a damaged one over (see tutela audit verify)"
+        )));
+    }
+    Ok(records)
+}
+
+/// Gives every zone a fresh key, keeping the old one as retiring (the walk uses it).
+pub fn retire_all_zone_keys(v: &mut Vault) -> Result<()> {
+    for z in v.zones.iter_mut() {
+        let old = std::mem::replace(&mut z.key, Key32::random()?);
+        z.retiring = Some(old);
+    }
+    Ok(())
+}
+
+/// Steps 1 and 2 of `--all`, for a vault that already holds the new master key: the policy
+/// text and the log's `records` (plus `rec`, the rotation's own) are sealed under it beside
+/// the old ones, and the config is saved (the commit point). `settle` then puts them in place.
+pub fn commit_all(
+    v: &mut Vault,
+    policy: Option<&str>,
+    mut records: Vec<Record>,
+    mut rec: Record,
+) -> Result<()> {
+    let _ = std::fs::remove_dir_all(v.dir.join(AUDIT_NEXT));
+    if let Some(text) = policy {
+        let sealed = store::seal(&v.policy_key(), &v.config.vault_id, text)?;
+        sys::write_atomic(&v.dir, POLICY_NEXT, &sealed, 0o600)?;
+        // The commit below binds the config to the re-sealed file, which `settle` puts in
+        // place.
+        v.bind_policy(Some(store::digest(&sealed)));
+    }
+    rec.detail = Some(format!(
+        "new master key; {} earlier records re-sealed",
+        records.len()
+    ));
+    records.push(rec);
+    std::fs::create_dir_all(v.dir.join(AUDIT_NEXT))?;
+    audit::append_offline(&v.dir.join(AUDIT_NEXT), v.audit_keys(), &records)?;
+    faults::point("rekey-all-resealed");
+    v.save()?;
+    faults::point("rekey-all-committed");
+    Ok(())
 }
 
 /// Steps 4 and 5: re-encrypt every zone with a retiring key, then destroy those keys.

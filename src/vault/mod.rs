@@ -421,6 +421,25 @@ impl Vault {
         Ok(label)
     }
 
+    /// The keys `save` and `reload` use (to put them back after a failed change).
+    pub fn saving_keys(&self) -> (Key32, Key32) {
+        (self.zone_wrap.duplicate(), self.config_mac_key.duplicate())
+    }
+
+    pub fn set_saving_keys(&mut self, (zone_wrap, config_mac): (Key32, Key32)) {
+        self.zone_wrap = zone_wrap;
+        self.config_mac_key = config_mac;
+    }
+
+    /// Takes a master key made elsewhere (by the command, for a live `rekey --all`) with the
+    /// one key slot that wraps it: as `rotate_master`, without the passphrase.
+    pub fn install_master(&mut self, master: Key32, slot: config::Slot) {
+        self.master = master;
+        self.derive_saving_keys();
+        self.config.slots = vec![slot];
+        self.unlocked_slot = Some(0);
+    }
+
     pub fn master(&self) -> &Key32 {
         &self.master
     }

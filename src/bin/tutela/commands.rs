@@ -56,6 +56,15 @@ fn remote(
     req: &tutela::daemon::control::Request,
     json: bool,
 ) -> Result<()> {
+    remote_with(stream, &v.control_key(), req, json)
+}
+
+fn remote_with(
+    stream: std::os::unix::net::UnixStream,
+    key: &tutela::crypto::secret::Key32,
+    req: &tutela::daemon::control::Request,
+    json: bool,
+) -> Result<()> {
     let bar =
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
@@ -63,7 +72,7 @@ fn remote(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
-    let res = tutela::daemon::control::client::call(stream, &v.control_key(), req, &mut |p| {
+    let res = tutela::daemon::control::client::call(stream, key, req, &mut |p| {
         bar.set_message(escape(p).into_owned())
     });
     bar.finish_and_clear();
@@ -804,11 +813,23 @@ pub fn rekey(
                 client: c.to_string(),
             },
             (None, true) => {
-                return Err(Error::Busy(
-                    "rekey --all replaces the master key the mount daemon runs under: unmount \
-                     first (clients can be rekeyed one by one while mounted, with --client)"
-                        .into(),
-                ))
+                // The new master key and its key slot (for this passphrase) are made here,
+                // where the passphrase is; the daemon gets the key sealed under the current
+                // control key, and does the rest while the mount serves.
+                let control = v.control_key();
+                let dropped: Vec<String> = v
+                    .slot_labels()
+                    .into_iter()
+                    .filter(|l| *l != label)
+                    .collect();
+                let rk = v.rotate_master(&label, &p2)?;
+                let req = tutela::daemon::control::Request::RekeyAll {
+                    master: tutela::daemon::control::seal_master(&control, v.master())?,
+                    slot: tutela::daemon::control::WireSlot::from_slot(&v.config.slots[0]),
+                };
+                remote_with(d, &control, &req, false)?;
+                print_new_master(&rk, &dropped);
+                return Ok(());
             }
             _ => tutela::daemon::control::Request::RekeyResume,
         };
@@ -858,23 +879,29 @@ pub fn rekey(
         out.stats.entries, out.stats.bytes
     );
     if let Some(rk) = &out.recovery_key {
-        println!();
-        println!("New master key. The old recovery key and every old copy of the config no longer open current data.");
-        if !out.dropped_slots.is_empty() {
-            println!(
-                "Passphrases removed (they wrapped the old key; add them again with tutela key add): {}",
-                out.dropped_slots.join(", ")
-            );
-        }
-        println!();
-        println!("New recovery key:");
-        println!();
-        println!("    {}", rk.as_str());
-        println!();
-        println!("Write it down and store it offline; it is shown only this once.");
-        println!();
-        // The log was re-sealed under the new master key: old anchors name old MACs.
-        println!("The audit log was re-sealed under the new key and numbered afresh: audit anchors taken before now no longer match. Take a new one with tutela audit verify.");
+        print_new_master(rk, &out.dropped_slots);
     }
     Ok(())
+}
+
+/// What a user must know after a new master key: the new recovery key (shown once), the
+/// passphrases that went, and that old audit anchors no longer match.
+fn print_new_master(rk: &str, dropped_slots: &[String]) {
+    println!();
+    println!("New master key. The old recovery key and every old copy of the config no longer open current data.");
+    if !dropped_slots.is_empty() {
+        println!(
+                "Passphrases removed (they wrapped the old key; add them again with tutela key add): {}",
+                dropped_slots.join(", ")
+            );
+    }
+    println!();
+    println!("New recovery key:");
+    println!();
+    println!("    {}", rk);
+    println!();
+    println!("Write it down and store it offline; it is shown only this once.");
+    println!();
+    // The log was re-sealed under the new master key: old anchors name old MACs.
+    println!("The audit log was re-sealed under the new key and numbered afresh: audit anchors taken before now no longer match. Take a new one with tutela audit verify.");
 }

@@ -48,6 +48,91 @@ pub enum Request {
     },
     /// Finishes a rotation that was interrupted.
     RekeyResume,
+    /// A new master key (made by the command, which knows the passphrase) and new keys for
+    /// every zone. `master` is the new key sealed under the current control key
+    /// (AES-256-GCM-SIV, aad `tutela/control/new-master`), hex; `slot` is the one key slot
+    /// that wraps it, for the passphrase the command was given.
+    RekeyAll {
+        master: String,
+        slot: WireSlot,
+    },
+}
+
+/// A key slot on the wire (FORMAT.md "tutela.conf": the same fields).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WireSlot {
+    pub label: String,
+    pub m_cost_kib: u32,
+    pub t_cost: u32,
+    pub lanes: u32,
+    pub salt: String,
+    pub wrapped: String,
+}
+
+/// The associated data sealing a new master key on the channel.
+pub const NEW_MASTER_AAD: &[u8] = b"tutela/control/new-master";
+
+impl WireSlot {
+    pub fn from_slot(s: &crate::format::config::Slot) -> WireSlot {
+        WireSlot {
+            label: String::from_utf8_lossy(&s.label).into_owned(),
+            m_cost_kib: s.m_cost_kib,
+            t_cost: s.t_cost,
+            lanes: s.lanes,
+            salt: hex(&s.salt),
+            wrapped: hex(&s.wrapped),
+        }
+    }
+
+    pub fn to_slot(&self) -> Result<crate::format::config::Slot> {
+        use crate::format::config::{MAX_LANES, MAX_M_COST_KIB, MAX_T_COST};
+        let bad = || Error::Usage("malformed key slot in the request".into());
+        // What the config's reader accepts, or the vault would not open again.
+        if self.label.is_empty()
+            || self.label.len() > 255
+            || self.m_cost_kib > MAX_M_COST_KIB
+            || !(1..=MAX_T_COST).contains(&self.t_cost)
+            || !(1..=MAX_LANES).contains(&self.lanes)
+        {
+            return Err(bad());
+        }
+        Ok(crate::format::config::Slot {
+            kind: crate::format::config::SLOT_KIND_PASSPHRASE,
+            label: self.label.as_bytes().to_vec(),
+            m_cost_kib: self.m_cost_kib,
+            t_cost: self.t_cost,
+            lanes: self.lanes,
+            salt: unhex(&self.salt)
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(bad)?,
+            wrapped: unhex(&self.wrapped)
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(bad)?,
+        })
+    }
+}
+
+/// Seals a new master key for the channel.
+pub fn seal_master(control: &Key32, master: &Key32) -> Result<String> {
+    Ok(hex(&crate::crypto::seal_random(
+        control.as_bytes(),
+        NEW_MASTER_AAD,
+        master.as_bytes(),
+    )?))
+}
+
+/// Opens a new master key sealed by `seal_master`.
+pub fn open_master(control: &Key32, sealed: &str) -> Result<Key32> {
+    let bytes = unhex(sealed).ok_or(Error::Invalid)?;
+    let plain = zeroize::Zeroizing::new(crate::crypto::open_random(
+        control.as_bytes(),
+        NEW_MASTER_AAD,
+        &bytes,
+        "new master key",
+    )?);
+    let arr: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Invalid)?;
+    Ok(Key32::from_bytes(arr))
 }
 
 impl Request {
@@ -58,6 +143,7 @@ impl Request {
             Request::ClientExport { .. } => "client-export",
             Request::ClientShred { .. } => "client-shred",
             Request::Rekey { .. } | Request::RekeyResume => "rekey",
+            Request::RekeyAll { .. } => "rekey-all",
         }
     }
 }

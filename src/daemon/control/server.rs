@@ -33,6 +33,9 @@ pub trait Handler: Send + Sync {
     fn refused(&self, who: Caller, why: &str);
 }
 
+/// Gives the control key in force (a live `rekey --all` replaces it).
+pub type KeySource = Arc<dyn Fn() -> Key32 + Send + Sync>;
+
 /// The listening socket; removed when dropped (the daemon ends).
 pub struct Listening {
     path: PathBuf,
@@ -48,7 +51,7 @@ impl Drop for Listening {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Starts listening at `path` (in the daemon's private runtime directory).
-pub fn listen(path: PathBuf, key: Key32, handler: Arc<dyn Handler>) -> Result<Listening> {
+pub fn listen(path: PathBuf, key: KeySource, handler: Arc<dyn Handler>) -> Result<Listening> {
     let dir = path.parent().ok_or(Error::Invalid)?;
     let owner = sys::private_dir(dir)?;
     if owner != sys::geteuid() {
@@ -66,7 +69,6 @@ pub fn listen(path: PathBuf, key: Key32, handler: Arc<dyn Handler>) -> Result<Li
     }
     let listener = UnixListener::bind(&path)?;
     sys::chmod_path(&path, 0o600)?;
-    let key = Arc::new(key);
     std::thread::Builder::new()
         .name("control".into())
         .spawn(move || {
@@ -76,7 +78,8 @@ pub fn listen(path: PathBuf, key: Key32, handler: Arc<dyn Handler>) -> Result<Li
                 let _ = std::thread::Builder::new()
                     .name("control-req".into())
                     .spawn(move || {
-                        if let Err(e) = session(stream, &key, handler.as_ref()) {
+                        // The key of this session is the one in force when it began.
+                        if let Err(e) = session(stream, &key(), handler.as_ref()) {
                             log::info!("control channel: {e}");
                         }
                     });
