@@ -189,3 +189,52 @@ fn atime_options_noatime_and_strictatime() {
     assert_eq!(atime(&p).0, 1_000_000_000, "noatime: read set atime");
     v.unmount();
 }
+
+/// generic/394, 564: a mount started from a shell with `ulimit -f` must not pass that limit
+/// on to every writer (its daemon was killed by SIGXFSZ at the first large file).
+#[test]
+fn a_file_size_limit_of_the_mounting_shell_does_not_reach_the_mount() {
+    let Some(mut v) = TestVault::new("ulimit -f") else {
+        return;
+    };
+    let script = format!(
+        "ulimit -S -f 64 && exec '{}' mount '{}' '{}' --passfile '{}' --log-file '{}'",
+        common::bin().display(),
+        v.vault.display(),
+        v.mnt.display(),
+        v.passfile.display(),
+        v.log.display()
+    );
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(script).env("TUTELA_TEST_INSECURE_KDF", "1");
+    run_ok(&mut c);
+    v.mounted = true;
+    let data = common::pattern(1 << 20, 9);
+    fs::write(v.p("big"), &data).unwrap();
+    assert_eq!(fs::read(v.p("big")).unwrap(), data);
+    v.unmount();
+}
+
+/// generic/294, 306, 452: `mount -o remount,...` through the helper is refused with a clear
+/// message (a FUSE mount cannot switch between read-only and read-write in place).
+#[test]
+fn remount_through_the_helper_is_refused_clearly() {
+    let out = Command::new(common::bin())
+        .arg0_compat("mount.fuse.tutela")
+        .args(["/nonexistent/vault", "/nonexistent/mnt", "-o", "remount,ro"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("remount is not supported"), "{err}");
+}
+
+trait Arg0 {
+    fn arg0_compat(&mut self, name: &str) -> &mut Self;
+}
+
+impl Arg0 for Command {
+    fn arg0_compat(&mut self, name: &str) -> &mut Self {
+        std::os::unix::process::CommandExt::arg0(self, name)
+    }
+}

@@ -104,6 +104,16 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
                 rest.extend(["--extpass".into(), c.into()]);
             }
             ("keystore", Some(p)) => keystore = Some(p.to_string()),
+            // A FUSE mount cannot be switched between read-only and read-write in place
+            // (xfstests 294, 306, 452): say so rather than half-do it.
+            ("remount", None) => {
+                return Err(Error::Usage(
+                    "mount.fuse.tutela: remount is not supported (a tutela mount cannot switch \
+                     between read-only and read-write in place): unmount it and mount it again \
+                     with the options you want"
+                        .into(),
+                ))
+            }
             ("ro", None) => rest.push("--read-only".into()),
             ("allow_other", None) => rest.push("--allow-other".into()),
             ("idle", Some(d)) => rest.extend(["--idle".into(), d.into()]),
@@ -114,7 +124,7 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
             _ if handled_before(o) => {}
             _ => {
                 return Err(Error::Usage(format!(
-                    "mount.fuse.tutela: unknown option '{o}' (known: passfile=, extpass=, keystore=, ro, allow_other, idle=, threads=, log_file=, verbose, and the kernel flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime)"
+                    "mount.fuse.tutela: unknown option '{o}' (known: passfile=, extpass=, keystore=, ro, allow_other, idle=, threads=, log_file=, verbose, and the kernel flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime, strictatime)"
                 )))
             }
         }

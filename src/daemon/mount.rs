@@ -542,6 +542,7 @@ fn serve(
     mut ready: Option<std::fs::File>,
 ) -> Result<()> {
     sys::disable_core_dumps();
+    sys::lift_file_size_limit();
     sys::set_umask(0);
     sys::block_termination_signals();
     let audit_keys = keep

@@ -984,6 +984,32 @@ pub fn chmod_path(path: &Path, mode: u32) -> Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(Error::Io)
 }
 
+/// A daemon started from a shell with `ulimit -f` would inherit that file size limit and be
+/// killed by SIGXFSZ when a backing file grows past it (xfstests 394, 564): the limit is the
+/// caller's, not the filesystem's. Lifts it (root), or raises the soft limit to the hard one,
+/// and ignores SIGXFSZ (a write past a remaining limit then fails with EFBIG instead).
+pub fn lift_file_size_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointer to an rlimit; setrlimit with a value from getrlimit.
+    unsafe {
+        let unlimited = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // Root may lift the hard limit too; anyone may raise the soft one to it.
+        if libc::setrlimit(libc::RLIMIT_FSIZE, &unlimited) != 0
+            && libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) == 0
+        {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+        }
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// Waits for an exclusive flock on `f` (released when `f` is closed).
 pub fn lock_exclusive(f: &File) -> Result<()> {
     // SAFETY: valid fd.
