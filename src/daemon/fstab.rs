@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 
 /// True when the program was started under a mount helper name.
 pub fn invoked_as_helper(argv0: &std::ffi::OsStr) -> bool {
@@ -81,6 +82,12 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
         }
     }
     let [vault, mountpoint] = <[OsString; 2]>::try_from(pos).map_err(|_| usage())?;
+    // The source as the mount table shows it (`tutela:/srv/vault`) names the vault too, so
+    // a mount can be repeated from what `findmnt` says (xfstests does).
+    let vault = match vault.as_bytes().strip_prefix(b"tutela:") {
+        Some(rest) => OsString::from(std::ffi::OsStr::from_bytes(rest)),
+        None => vault,
+    };
     let mut out: Vec<OsString> = vec!["tutela".into()];
     let mut keystore = None;
     let mut rest: Vec<OsString> = Vec::new();
@@ -145,6 +152,12 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mount_tables_source_form_names_the_vault() {
+        let a = t(&["tutela:/srv/v", "/srv/c", "-o", "passfile=/p"]).unwrap();
+        assert!(a.contains(&"/srv/v".to_string()), "{a:?}");
+    }
 
     fn t(args: &[&str]) -> Result<Vec<String>> {
         let a: Vec<OsString> = args.iter().map(OsString::from).collect();
