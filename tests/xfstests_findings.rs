@@ -238,3 +238,73 @@ impl Arg0 for Command {
         std::os::unix::process::CommandExt::arg0(self, name)
     }
 }
+
+/// generic/035: fstat through a descriptor of a directory that was removed, or replaced by
+/// a rename, answers (nlink 0) instead of ENOENT.
+#[test]
+fn a_removed_or_replaced_directory_still_answers_fstat() {
+    let Some(mut v) = TestVault::new("dir fstat after removal") else {
+        return;
+    };
+    v.mount();
+    fs::create_dir(v.p("d1")).unwrap();
+    fs::create_dir(v.p("d2")).unwrap();
+    let held = fs::File::open(v.p("d2")).unwrap();
+    fs::rename(v.p("d1"), v.p("d2")).unwrap();
+    let md = held.metadata().unwrap();
+    assert!(md.is_dir());
+    assert_eq!(md.nlink(), 0);
+    fs::create_dir(v.p("d3")).unwrap();
+    let held3 = fs::File::open(v.p("d3")).unwrap();
+    fs::remove_dir(v.p("d3")).unwrap();
+    assert_eq!(held3.metadata().unwrap().nlink(), 0);
+    // The name is free for a new directory, which works as any other.
+    fs::create_dir(v.p("d3")).unwrap();
+    fs::write(v.p("d3/x"), b"x").unwrap();
+    assert_eq!(fs::read(v.p("d3/x")).unwrap(), b"x");
+    drop((held, held3));
+    v.unmount();
+}
+
+/// generic/683 (and 355, 684): a change by a user who is not in the file's group drops
+/// set-group-ID even without group-execute, as the kernel's setattr_should_drop_sgid does;
+/// a member keeps it.
+#[test]
+fn set_group_id_goes_for_a_writer_outside_the_group_and_stays_for_a_member() {
+    let reason = common::fuse_missing()
+        .or_else(|| (!common::is_root()).then(|| "needs root for users".to_string()));
+    if common::skip_unless(reason, "sgid and group") {
+        return;
+    }
+    common::ensure_user("tutela_xf_alice");
+    let mut v = TestVault::new_unmounted();
+    v.mount_args(&["--allow-other"]);
+    let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+    for (group_is_alices, want) in [(false, 0o666), (true, 0o2666)] {
+        let p = v.p(if group_is_alices { "mine" } else { "roots" });
+        fs::write(&p, vec![b'x'; 8192]).unwrap();
+        if group_is_alices {
+            let o = run_ok(Command::new("id").args(["-g", "tutela_xf_alice"]));
+            let gid = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            run_ok(Command::new("chgrp").arg(gid).arg(&p));
+        }
+        fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o6666)).unwrap();
+        let o = Command::new("runuser")
+            .args([
+                "-u",
+                "tutela_xf_alice",
+                "--",
+                "fallocate",
+                "-o",
+                "0",
+                "-l",
+                "65536",
+            ])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(mode(&p), want, "group is alice's: {group_is_alices}");
+    }
+    v.unmount();
+}

@@ -258,7 +258,7 @@ impl fuser::Filesystem for Adapter {
             mtime: timespec(mtime),
             // fuser does not pass FATTR_KILL_SUIDGID on; the kernel sets it for truncates by
             // callers without CAP_FSETID, which the caller's uid stands in for here.
-            kill_suid: size.is_some() && req.uid() != 0,
+            kill_suid: (size.is_some() && req.uid() != 0).then(|| who(req)),
         };
         match self.fs.setattr(&who(req), ino.0, &set, fh.map(|f| f.0)) {
             Ok(a) => reply.attr(&TTL, &attr(&a)),
@@ -415,7 +415,7 @@ impl fuser::Filesystem for Adapter {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -426,7 +426,10 @@ impl fuser::Filesystem for Adapter {
         reply: ReplyWrite,
     ) {
         let _gate = self.touch();
-        let kill_suid = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        let caller = who(req);
+        let kill_suid = write_flags
+            .contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID)
+            .then_some(&caller);
         match self.fs.write(fh.0, offset, data, kill_suid) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno(&e)),
@@ -676,7 +679,8 @@ impl fuser::Filesystem for Adapter {
         let _gate = self.touch();
         // The kernel passes no kill flag for fallocate; as for truncates, the caller's uid
         // stands in for CAP_FSETID.
-        let kill_suid = req.uid() != 0;
+        let caller = who(req);
+        let kill_suid = (req.uid() != 0).then_some(&caller);
         empty(
             reply,
             self.fs.fallocate(fh.0, mode, offset, length, kill_suid),

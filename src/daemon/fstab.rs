@@ -51,6 +51,7 @@ fn kernel_flag(opt: &str) -> bool {
             | "relatime"
             | "strictatime"
             | "nodiratime"
+            | "diratime"
             | "lazytime"
             | "sync"
             | "async"

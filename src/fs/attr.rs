@@ -37,7 +37,7 @@ pub struct SetAttr {
     pub atime: TimeSpec,
     pub mtime: TimeSpec,
     /// A truncate by a process that may not keep set-ID bits (see `file::drop_suid`).
-    pub kill_suid: bool,
+    pub kill_suid: Option<super::Subject>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +104,15 @@ impl Fs {
         Ok(self.to_attr(&st, link_len))
     }
 
+    /// The kept descriptor of directory `ino` if it was removed (see `keep_removed_dir`).
+    fn removed_dir_fd(&self, ino: u64) -> Option<std::sync::Arc<std::os::fd::OwnedFd>> {
+        let t = super::lock(&self.inodes);
+        let n = t.get(ino)?;
+        (n.kind == Kind::Dir && n.life == super::inode::Life::Removed)
+            .then(|| n.dir.as_ref().map(|d| d.fd.clone()))
+            .flatten()
+    }
+
     pub(super) fn getattr_inner(&self, ino: u64, fh: Option<u64>) -> Result<Attr> {
         if let Some(fh) = fh {
             if let Some(h) = self.files.handle(fh) {
@@ -128,7 +137,11 @@ impl Fs {
             // another backing inode (replaced behind our back): an open handle still knows it.
             other => match self.files.any_handle_of(ino) {
                 Some(h) => Ok(self.to_attr(&sys::fstat(h.fd.as_fd())?, None)),
-                None => Err(other.err().unwrap_or(Error::Stale)),
+                // A directory removed while open still has its descriptor.
+                None => match self.removed_dir_fd(ino) {
+                    Some(fd) => Ok(self.to_attr(&sys::fstat(fd.as_fd())?, None)),
+                    None => Err(other.err().unwrap_or(Error::Stale)),
+                },
             },
         }
     }
@@ -149,17 +162,17 @@ impl Fs {
             || set.gid.is_some()
             || set.atime.is_some()
             || set.mtime.is_some()
-            || (set.kill_suid && set.size.is_some());
+            || (set.kill_suid.is_some() && set.size.is_some());
         if changes_more {
             let target = self.setattr_target(ino)?;
             if let Some(mode) = set.mode {
                 if !(ino == ROOT_INO && self.set_root_mode(mode)?) {
                     target.chmod(mode & 0o7777)?;
                 }
-            } else if set.kill_suid && set.size.is_some() {
+            } else if let (Some(who), Some(_)) = (&set.kill_suid, set.size) {
                 let st = target.stat()?;
                 if st.st_mode & libc::S_IFMT == libc::S_IFREG {
-                    if let Some(m) = super::file::without_suid(st.st_mode) {
+                    if let Some(m) = super::file::without_suid(st.st_mode, st.st_gid, who) {
                         target.chmod(m)?;
                     }
                 }

@@ -413,6 +413,11 @@ impl Fs {
             }
             return Err(e);
         }
+        // A process may still hold the directory open and fstat it (xfstests 035): the node
+        // keeps a descriptor of the removed directory until the kernel forgets it.
+        if let Ok(st) = sys::fstat(sub.as_fd()) {
+            lock(&self.inodes).keep_removed_dir(self.fuse_ino(st.st_ino), sub);
+        }
         Ok(())
     }
 }
@@ -499,7 +504,7 @@ mod tests {
             let (_, fh) = fs
                 .create(&ME, b.ino, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
                 .unwrap();
-            fs.write(fh, 0, b"x", false).unwrap();
+            fs.write(fh, 0, b"x", None).unwrap();
             fs.release(fh);
         }
         eprintln!("inode numbers reused: {reused} of 200");

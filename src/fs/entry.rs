@@ -275,7 +275,7 @@ mod tests {
         let (f, fh) = fs
             .create(&ME, ROOT_INO, OsStr::new("a"), 0o644, 0, libc::O_RDWR)
             .unwrap();
-        fs.write(fh, 0, b"hello", false).unwrap();
+        fs.write(fh, 0, b"hello", None).unwrap();
         fs.release(fh);
         let l = fs.link(&ME, f.ino, ROOT_INO, OsStr::new("b")).unwrap();
         assert_eq!(l.ino, f.ino);

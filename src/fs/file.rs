@@ -164,18 +164,24 @@ fn ct_len(fd: &OwnedFd) -> Result<u64> {
 /// the backing file with its own (often root's) rights, which the backing filesystem would not
 /// strip them for, so with FUSE_HANDLE_KILLPRIV_V2 this is our job.
 /// True when a bit was cleared.
-pub(super) fn drop_suid(fd: BorrowedFd<'_>) -> Result<bool> {
-    let mode = sys::fstat(fd)?.st_mode;
-    match without_suid(mode) {
+pub(super) fn drop_suid(fd: BorrowedFd<'_>, who: &Subject) -> Result<bool> {
+    let st = sys::fstat(fd)?;
+    match without_suid(st.st_mode, st.st_gid, who) {
         Some(m) => sys::fchmod(fd, m).map(|()| true),
         None => Ok(false),
     }
 }
 
-/// The permission bits of `mode` once set-ID bits are dropped; None when nothing changes.
-pub(super) fn without_suid(mode: u32) -> Option<u32> {
+/// The permission bits of `mode` once the set-ID bits a change by `who` may not keep are
+/// dropped (as the kernel's `setattr_should_drop_sgid`): set-user-ID always; set-group-ID
+/// when group-execute is set, or when `who` is not in the file's group `gid`. None when
+/// nothing changes.
+pub(super) fn without_suid(mode: u32, gid: u32, who: &Subject) -> Option<u32> {
     let mut kill = mode & libc::S_ISUID;
-    if mode & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID | libc::S_IXGRP {
+    if mode & libc::S_ISGID != 0
+        && (mode & libc::S_IXGRP != 0
+            || !(who.gid == gid || sys::caller_groups(who.pid, who.uid, who.gid).contains(&gid)))
+    {
         kill |= libc::S_ISGID;
     }
     (kill != 0).then_some(mode & 0o7777 & !kill)
@@ -679,14 +685,22 @@ impl Fs {
 
     /// `kill_suid`: the writer may not keep set-user/group-ID bits (the kernel leaves
     /// clearing them to us, see `drop_suid`).
-    pub fn write(&self, fh: u64, offset: u64, data: &[u8], kill_suid: bool) -> Result<u32> {
+    pub fn write(
+        &self,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        kill_suid: Option<&Subject>,
+    ) -> Result<u32> {
         self.check_writable()?;
         let h = self.handle(fh)?;
         if data.is_empty() {
             return Ok(0);
         }
-        if kill_suid && drop_suid(h.fd.as_fd())? {
-            self.attrs_changed(h.ino);
+        if let Some(who) = kill_suid {
+            if drop_suid(h.fd.as_fd(), who)? {
+                self.attrs_changed(h.ino);
+            }
         }
         offset
             .checked_add(data.len() as u64)
@@ -817,13 +831,15 @@ impl Fs {
         mode: i32,
         offset: u64,
         len: u64,
-        kill_suid: bool,
+        kill_suid: Option<&Subject>,
     ) -> Result<()> {
         self.check_writable()?;
         let h = self.handle(fh)?;
         let end = offset.checked_add(len).ok_or(Error::TooBig)?;
-        if kill_suid && drop_suid(h.fd.as_fd())? {
-            self.attrs_changed(h.ino);
+        if let Some(who) = kill_suid {
+            if drop_suid(h.fd.as_fd(), who)? {
+                self.attrs_changed(h.ino);
+            }
         }
         if len == 0 {
             return Err(Error::Invalid);
@@ -885,7 +901,7 @@ mod tests {
                 .create(&ME, ROOT_INO, OsStr::new(&name), 0o644, 0, libc::O_RDWR)
                 .unwrap();
             let data = pattern(n, i as u8);
-            fs.write(fh, 0, &data, false).unwrap();
+            fs.write(fh, 0, &data, None).unwrap();
             assert_eq!(fs.read(fh, 0, n as u32 + 100).unwrap(), data, "size {n}");
             let a = fs.getattr(&ME, 0, Some(fh)).unwrap();
             assert_eq!(a.size, n as u64);
@@ -902,18 +918,18 @@ mod tests {
             .create(&ME, ROOT_INO, OsStr::new("big"), 0o644, 0, libc::O_RDWR)
             .unwrap();
         let mut model = pattern(3 << 20, 3);
-        fs.write(fh, 0, &model, false).unwrap();
+        fs.write(fh, 0, &model, None).unwrap();
         for (off, len, seed) in [
             (5000usize, (1 << 20) + 100, 9u8),
             (0, 1 << 20, 4),
             (123, 700_001, 5),
         ] {
             let patch = pattern(len, seed);
-            fs.write(fh, off as u64, &patch, false).unwrap();
+            fs.write(fh, off as u64, &patch, None).unwrap();
             model[off..off + len].copy_from_slice(&patch);
         }
         let tail = pattern((1 << 20) + 77, 6);
-        fs.write(fh, model.len() as u64, &tail, false).unwrap();
+        fs.write(fh, model.len() as u64, &tail, None).unwrap();
         model.extend_from_slice(&tail);
         let mut back = Vec::new();
         let mut at = 0u64;
@@ -934,12 +950,12 @@ mod tests {
             .create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
             .unwrap();
         let mut model = pattern(9000, 1);
-        fs.write(fh, 0, &model, false).unwrap();
+        fs.write(fh, 0, &model, None).unwrap();
         let patch = pattern(5000, 7);
-        fs.write(fh, 3000, &patch, false).unwrap();
+        fs.write(fh, 3000, &patch, None).unwrap();
         model[3000..8000].copy_from_slice(&patch);
         // Past EOF: a hole of zeros, then data.
-        fs.write(fh, 20000, b"tail", false).unwrap();
+        fs.write(fh, 20000, b"tail", None).unwrap();
         model.resize(20000, 0);
         model.extend_from_slice(b"tail");
         assert_eq!(fs.read(fh, 0, 30000).unwrap(), model);
@@ -954,7 +970,7 @@ mod tests {
             .create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
             .unwrap();
         let data = pattern(10000, 3);
-        fs.write(fh, 0, &data, false).unwrap();
+        fs.write(fh, 0, &data, None).unwrap();
         fs.truncate(a.ino, Some(fh), 5000).unwrap();
         assert_eq!(fs.read(fh, 0, 20000).unwrap(), data[..5000]);
         fs.truncate(a.ino, None, 9000).unwrap();
@@ -963,7 +979,7 @@ mod tests {
         assert_eq!(fs.read(fh, 0, 20000).unwrap(), want);
         fs.truncate(a.ino, Some(fh), 0).unwrap();
         assert_eq!(fs.read(fh, 0, 100).unwrap(), Vec::<u8>::new());
-        fs.write(fh, 0, b"again", false).unwrap();
+        fs.write(fh, 0, b"again", None).unwrap();
         assert_eq!(fs.read(fh, 0, 100).unwrap(), b"again");
         fs.release(fh);
     }
@@ -974,12 +990,12 @@ mod tests {
         let (_, fh) = fs
             .create(&ME, ROOT_INO, OsStr::new("victim"), 0o644, 0, libc::O_RDWR)
             .unwrap();
-        fs.write(fh, 0, &pattern(8192, 1), false).unwrap();
+        fs.write(fh, 0, &pattern(8192, 1), None).unwrap();
         fs.release(fh);
         let (_, fh2) = fs
             .create(&ME, ROOT_INO, OsStr::new("other"), 0o644, 0, libc::O_RDWR)
             .unwrap();
-        fs.write(fh2, 0, b"fine", false).unwrap();
+        fs.write(fh2, 0, b"fine", None).unwrap();
         // Find the victim's backing file by size and flip a bit in its second block.
         let vault = t.path().join("vault");
         let victim = std::fs::read_dir(&vault)

@@ -183,6 +183,24 @@ impl InodeTable {
         }
     }
 
+    /// Gives directory `ino`, about to be recorded as removed, a descriptor of its backing
+    /// directory (already unlinked) for `getattr` to answer from. No names are ever sealed in
+    /// it (creating in a removed directory fails in the backing filesystem).
+    pub fn keep_removed_dir(&mut self, ino: u64, fd: std::os::fd::OwnedFd) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            if n.kind == Kind::Dir {
+                if n.dir.is_none() {
+                    self.fds += 1;
+                }
+                n.dir = Some(DirRef {
+                    fd: std::sync::Arc::new(fd),
+                    id: [0; 16],
+                    gen: n.zone,
+                });
+            }
+        }
+    }
+
     /// Forgets the cached directory of `ino` (its names were converted: look again).
     pub fn uncache_dir(&mut self, ino: u64) {
         if ino == ROOT_INO {
@@ -325,7 +343,11 @@ impl InodeTable {
             if n.parent == parent && n.backing == backing {
                 n.life = Life::Removed;
                 n.alt.clear();
-                Self::drop_dir(&mut self.fds, n);
+                // A removed directory keeps the descriptor `keep_removed_dir` gave it (for
+                // fstat through a handle still open); anything else cached goes.
+                if n.kind != Kind::Dir {
+                    Self::drop_dir(&mut self.fds, n);
+                }
             } else {
                 n.alt.retain(|(p, b, _)| !(*p == parent && b == backing));
             }

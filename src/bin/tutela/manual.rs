@@ -38,7 +38,7 @@ const FSTAB: &str = "A line of type fuse.tutela in /etc/fstab mounts through mou
 /sbin/mount.fuse.tutela: passfile=FILE or extpass=CMD (required: boot has no terminal), \
 keystore=PATH, ro, allow_other, idle=DURATION, threads=N, log_file=FILE, verbose; the kernel \
 flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime, atime and \
-strictatime are applied; suid, dev, nodiratime and lazytime are refused; noauto, nofail, _netdev, \
+strictatime are applied, nodiratime accepted; suid, dev and lazytime are refused; noauto, nofail, _netdev, \
 defaults, user, users, owner and x-systemd.* are mount(8)'s and systemd's own. Any other option \
 is refused (exit 2).";
 
