@@ -54,14 +54,15 @@ fi
 for m in "$WORK/test" "$WORK/scratch"; do umount "$m" 2>/dev/null || true; done
 rm -rf "$WORK"
 mkdir -p "$WORK/test" "$WORK/scratch"
-umask 077
-printf 'xfstests passphrase\n' > "$WORK/pass"
+(umask 077 && printf 'xfstests passphrase\n' > "$WORK/pass")
+# The vaults' tops are open as a fresh filesystem's root is (mode 0755): tests run as fsgqa.
+umask 022
 "$TUTELA" init "$WORK/test-vault" --passfile "$WORK/pass" >/dev/null
 "$TUTELA" init "$WORK/scratch-vault" --passfile "$WORK/pass" >/dev/null
-umask 022
 cat > "$WORK/mkfs-scratch" <<EOF
 #!/bin/sh
 # The scratch "mkfs": a new, empty vault where the old one was.
+umask 022
 umount "$WORK/scratch" 2>/dev/null
 rm -rf "$WORK/scratch-vault"
 exec "$TUTELA" init "$WORK/scratch-vault" --passfile "$WORK/pass" >/dev/null

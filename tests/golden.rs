@@ -68,6 +68,22 @@ fn tv(vault: &Path, pass: &Path, args: &[&str]) -> std::process::Output {
     run_ok(c.arg(vault).args(rest).arg("--passfile").arg(pass))
 }
 
+/// Mounts `vault` at `dir`/mnt.
+fn mount(dir: &Path, vault: &Path, pass: &Path, extra: &[&str]) -> PathBuf {
+    let mnt = dir.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    run_ok(
+        tutela()
+            .arg("mount")
+            .arg(vault)
+            .arg(&mnt)
+            .args(extra)
+            .arg("--passfile")
+            .arg(pass),
+    );
+    mnt
+}
+
 #[test]
 fn the_golden_vault_opens_and_reads_back_what_was_put_in() {
     let t = tempfile::tempdir().unwrap();
@@ -126,17 +142,7 @@ fn the_golden_vault_opens_and_reads_back_what_was_put_in() {
     if common::fuse_missing().is_some() {
         return;
     }
-    let mnt = t.path().join("mnt");
-    fs::create_dir(&mnt).unwrap();
-    run_ok(
-        tutela()
-            .arg("mount")
-            .arg(&vault)
-            .arg(&mnt)
-            .arg("--read-only")
-            .arg("--passfile")
-            .arg(&pass),
-    );
+    let mnt = mount(t.path(), &vault, &pass, &["--read-only"]);
     let check = || {
         for (path, want) in expected() {
             let p = mnt.join(&path);
@@ -180,16 +186,7 @@ fn make_golden_vault() {
             .arg("--passfile")
             .arg(&pass),
     );
-    let mnt = t.path().join("mnt");
-    fs::create_dir(&mnt).unwrap();
-    run_ok(
-        tutela()
-            .arg("mount")
-            .arg(&vault)
-            .arg(&mnt)
-            .arg("--passfile")
-            .arg(&pass),
-    );
+    let mnt = mount(t.path(), &vault, &pass, &[]);
     for (path, want) in expected() {
         let p = mnt.join(&path);
         match want {

@@ -632,13 +632,7 @@ fn rekey_all_on_the_live_mount_replaces_the_master_key_while_it_serves() {
         said.contains("Passphrases removed") && said.contains("bob"),
         "{said}"
     );
-    let rk = said
-        .lines()
-        .skip_while(|l| !l.starts_with("New recovery key"))
-        .map(str::trim)
-        .find(|l| l.len() > 40)
-        .unwrap()
-        .to_string();
+    let rk = common::recovery_key_in(&said);
     fs::write(&stop, b"").unwrap();
     let n = worker.join().unwrap();
     let log = fs::read_to_string(v.p("office/worklog")).unwrap();
@@ -662,17 +656,7 @@ fn rekey_all_on_the_live_mount_replaces_the_master_key_while_it_serves() {
         .output()
         .unwrap();
     assert_eq!(code(&o), exit::WRONG_PASSPHRASE, "{}", text(&o));
-    let rkf = v.tmp.path().join("rk");
-    fs::write(&rkf, format!("{rk}\n")).unwrap();
-    run_ok(
-        tutela()
-            .arg("passwd")
-            .arg(&v.vault)
-            .arg("--recovery-key")
-            .arg(&rkf)
-            .arg("--new-passfile")
-            .arg(&v.passfile),
-    );
+    common::passwd_with_recovery_key(&v, &rk);
     let o = run_ok(&mut cmd(&v, &["audit", "verify"]));
     assert!(text(&o).contains("audit log ok"), "{}", text(&o));
     let log = audit(&v);

@@ -374,13 +374,7 @@ fn rekey_client_then_all_re_encrypts_and_retires_old_keys() {
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(text.contains("Passphrases removed"), "{text}");
     assert!(text.contains("bob"), "{text}");
-    let rk = text
-        .lines()
-        .skip_while(|l| !l.starts_with("New recovery key"))
-        .map(str::trim)
-        .find(|l| l.len() > 40)
-        .unwrap()
-        .to_string();
+    let rk = common::recovery_key_in(&text);
     assert_eq!(mounted_tree(&mut v, &[]), before);
     let o = tutela()
         .args(["key", "list"])
@@ -391,17 +385,7 @@ fn rekey_client_then_all_re_encrypts_and_retires_old_keys() {
         .unwrap();
     assert_eq!(code(&o), exit::WRONG_PASSPHRASE);
     // The new recovery key opens the vault.
-    let rkf = v.tmp.path().join("rk");
-    fs::write(&rkf, format!("{rk}\n")).unwrap();
-    run_ok(
-        tutela()
-            .arg("passwd")
-            .arg(&v.vault)
-            .arg("--recovery-key")
-            .arg(&rkf)
-            .arg("--new-passfile")
-            .arg(&v.passfile),
-    );
+    common::passwd_with_recovery_key(&v, &rk);
     assert_eq!(mounted_tree(&mut v, &[]), before);
     // The config from before --all opens (old master key) but reads no current data, and
     // the policy and audit log moved to the new key with the chain intact.

@@ -484,16 +484,19 @@ impl Fs {
         };
         match opened {
             // O_NOATIME needs the file's owner or CAP_FOWNER: without, a plain open.
-            Err(Error::NotPermitted) if self.opts.noatime => match self.open_ino(ino, want) {
-                Err(Error::PermissionDenied) if want != acc => self.open_ino(ino, acc),
-                other => other,
-            },
+            Err(Error::NotPermitted) if self.noatime_flag() != 0 => {
+                match self.open_ino(ino, want) {
+                    Err(Error::PermissionDenied) if want != acc => self.open_ino(ino, acc),
+                    other => other,
+                }
+            }
             other => other,
         }
     }
 
     fn noatime_flag(&self) -> i32 {
-        if self.opts.noatime {
+        // A read-only mount changes nothing, access times included (xfstests 003).
+        if self.opts.noatime || self.opts.read_only {
             libc::O_NOATIME
         } else {
             0
@@ -669,8 +672,8 @@ impl Fs {
                     );
                 })?;
                 if self.opts.strictatime {
-                    // The backing filesystem's own atime rule may be relatime: set it.
-                    let _ = sys::futimens(h.fd.as_fd(), Some(None), None);
+                    // The backing file's access time moved by its filesystem's own rule
+                    // (setting it here would change its ctime too): the kernel must ask.
                     self.attrs_changed(h.ino);
                 }
                 let skip = (offset - first * BLOCK) as usize;

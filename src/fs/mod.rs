@@ -52,7 +52,9 @@ pub struct Options {
     /// `-o noatime`: reading a file leaves its access time alone (the kernel leaves atime of
     /// a FUSE mount to the daemon, whose reads of the backing file would set it).
     pub noatime: bool,
-    /// `-o strictatime`: every read sets the access time (and tells the kernel).
+    /// `-o strictatime`: every open that reads reaches the daemon (no page cache kept), so
+    /// the backing file's access time moves as its filesystem's rule says, and the kernel
+    /// is told after each read.
     pub strictatime: bool,
 }
 

@@ -183,6 +183,21 @@ struct PlainReader<'a> {
     base: u64,
 }
 
+impl<'a> PlainReader<'a> {
+    /// Reads open file `fh` from its start, hashing, with progress counted from `base`.
+    fn new(fs: &'a Fs, fh: u64, progress: &'a dyn Fn(u64), base: u64) -> PlainReader<'a> {
+        PlainReader {
+            fs,
+            fh,
+            off: 0,
+            hasher: Sha256::new(),
+            done: 0,
+            progress,
+            base,
+        }
+    }
+}
+
 impl Read for PlainReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let want = buf.len().min(1 << 20) as u32;
@@ -306,15 +321,7 @@ impl Export<'_> {
     /// Reads the whole file into an unnamed scratch file; returns it, its hash and length.
     fn spool(&self, a: &Attr) -> Result<(std::fs::File, Vec<u8>, u64)> {
         let fh = self.fs.open(&self.who, a.ino, libc::O_RDONLY)?;
-        let mut r = PlainReader {
-            fs: self.fs,
-            fh,
-            off: 0,
-            hasher: Sha256::new(),
-            done: 0,
-            progress: self.progress,
-            base: self.report.bytes,
-        };
+        let mut r = PlainReader::new(self.fs, fh, self.progress, self.report.bytes);
         let res = tempfile::tempfile_in(&self.spool_dir).and_then(|mut f| {
             std::io::copy(&mut r, &mut f)?;
             Ok(f)
@@ -358,15 +365,7 @@ impl Export<'_> {
 
     fn file_once(&mut self, path: &[u8], a: &Attr) -> Result<()> {
         let fh = self.fs.open(&self.who, a.ino, libc::O_RDONLY)?;
-        let mut r = PlainReader {
-            fs: self.fs,
-            fh,
-            off: 0,
-            hasher: Sha256::new(),
-            done: 0,
-            progress: self.progress,
-            base: self.report.bytes,
-        };
+        let mut r = PlainReader::new(self.fs, fh, self.progress, self.report.bytes);
         let res = match &mut self.sink {
             Sink::Tar(b) => {
                 let mut h = Self::header(tar::EntryType::Regular, a, a.size);

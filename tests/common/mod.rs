@@ -507,3 +507,28 @@ pub fn hold(dir: &Path) -> std::process::Child {
         .spawn()
         .unwrap()
 }
+
+/// The recovery key a command printed (the long line after "recovery key:").
+pub fn recovery_key_in(text: &str) -> String {
+    text.lines()
+        .skip_while(|l| !l.to_lowercase().contains("recovery key:"))
+        .map(str::trim)
+        .find(|l| l.len() > 40)
+        .expect("a recovery key was printed")
+        .to_string()
+}
+
+/// Sets the vault's passphrase again from the recovery key `rk` (proving it opens the vault).
+pub fn passwd_with_recovery_key(v: &TestVault, rk: &str) {
+    let rkf = v.tmp.path().join("rk");
+    std::fs::write(&rkf, format!("{rk}\n")).unwrap();
+    run_ok(
+        tutela()
+            .arg("passwd")
+            .arg(&v.vault)
+            .arg("--recovery-key")
+            .arg(&rkf)
+            .arg("--new-passfile")
+            .arg(&v.passfile),
+    );
+}
