@@ -326,6 +326,10 @@ impl Fs {
         {
             let t = lock(&self.inodes);
             let n = t.get(ino).ok_or(Error::Stale)?;
+            // A removed directory's kept descriptor answers fstat only (`keep_removed_dir`).
+            if n.life == Life::Removed {
+                return Err(Error::NotFound);
+            }
             if let Some(d) = &n.dir {
                 return Ok(d.fd.clone());
             }
@@ -355,11 +359,11 @@ impl Fs {
             if n.kind != Kind::Dir {
                 return Err(Error::NotDir);
             }
-            if let Some(d) = &n.dir {
-                return Ok((n.zone, d.clone()));
-            }
             if n.life == Life::Removed {
                 return Err(Error::NotFound);
+            }
+            if let Some(d) = &n.dir {
+                return Ok((n.zone, d.clone()));
             }
             (t.backing_path(ino).ok_or(Error::Stale)?, n.generation)
         };
