@@ -118,8 +118,10 @@ fn unprivileged_writes_and_truncates_clear_set_id_bits() {
         "write drops set-user-ID and set-group-ID"
     );
     assert_eq!(mode(&v, "truncated"), 0o0777, "truncate drops set-user-ID");
-    // Without group-execute, set-group-ID means mandatory locking, not "run as": it stays.
-    assert_eq!(mode(&v, "sgid-no-gx"), 0o2666);
+    // Without group-execute, set-group-ID still goes when the writer is not in the file's
+    // group (root's here), as ext4 on this kernel does (setattr_should_drop_sgid; xfstests
+    // 683); tests/xfstests_findings.rs shows a member keeping it.
+    assert_eq!(mode(&v, "sgid-no-gx"), 0o0666);
     std::io::Write::write_all(
         &mut fs::OpenOptions::new()
             .append(true)
