@@ -501,8 +501,26 @@ fn one_operation_at_a_time_and_a_rekey_survives_its_daemon_dying() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(600));
     // A second operation while the rekey runs: refused, naming what runs; nothing changes.
+    // (Asked first with a request that changes nothing either way, until the rekey runs.)
+    common::wait_until(
+        || {
+            let o = cmd(
+                &v,
+                &[
+                    "client",
+                    "export",
+                    "nosuch",
+                    "--output",
+                    "/nonexistent/x.tar",
+                ],
+            )
+            .output()
+            .unwrap();
+            code(&o) == exit::BUSY
+        },
+        "the rekey to be running",
+    );
     let o = cmd(&v, &["client", "add", "other", "--path", "/clients/other"])
         .output()
         .unwrap();

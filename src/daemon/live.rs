@@ -549,8 +549,15 @@ impl Live {
 
 impl Handler for Live {
     fn run(&self, who: Caller, req: Request, progress: &mut dyn FnMut(&str)) -> Answer {
-        let (client, path) = self.target(&req);
+        let name = match &req {
+            Request::ClientAdd { name, .. }
+            | Request::ClientExport { name, .. }
+            | Request::ClientShred { name }
+            | Request::Rekey { client: name } => name.clone(),
+            Request::RekeyResume | Request::RekeyAll { .. } => String::new(),
+        };
         {
+            // Checked before anything waits on the vault, which the running operation holds.
             let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(running) = busy.as_ref() {
                 let e = Error::Busy(format!(
@@ -559,15 +566,16 @@ impl Handler for Live {
                 self.fs.record_request(
                     &subject(who),
                     req.op(),
-                    &path,
-                    &client,
+                    "/",
+                    &name,
                     "refused",
                     Some(e.to_string()),
                 );
                 return Err(e);
             }
-            *busy = Some(format!("{} {client}", req.op()).trim_end().to_string());
+            *busy = Some(format!("{} {name}", req.op()).trim_end().to_string());
         }
+        let (client, path) = self.target(&req);
         let r = self.dispatch(who, &req, progress);
         *self.busy.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let (result, detail) = match &r {

@@ -605,10 +605,14 @@ impl Fs {
         n
     }
 
-    /// The open node of backing inode `ino`, if a handle has it open (for a live rekey,
-    /// which converts the content under it).
-    pub(super) fn open_node(&self, ino: u64) -> Option<Arc<FileNode>> {
-        lock(&self.files.nodes).get(&ino).map(|(n, _)| n.clone())
+    /// Holds the node of file `ino` (made from `fd` if no handle has it open) for a live
+    /// rekey step, which takes its content lock; `unpin_node` lets it go.
+    pub(super) fn pin_node(&self, ino: u64, zone: usize, fd: &OwnedFd) -> Result<Arc<FileNode>> {
+        self.node_for(ino, zone, fd)
+    }
+
+    pub(super) fn unpin_node(&self, ino: u64) {
+        self.unref_node(ino)
     }
 
     fn handle(&self, fh: u64) -> Result<Arc<Handle>> {

@@ -290,7 +290,7 @@ impl Walk<'_> {
     fn pass(&mut self, dir: &OwnedFd, dir_id: Id, path: Vec<u8>, is_root: bool) -> Result<()> {
         let children = self.convert_names(dir, &dir_id, &path, is_root)?;
         for c in children.iter().filter(|c| c.kind == Kind::File) {
-            let _gate = self.fs.exclusive();
+            // Only this file waits meanwhile (see `convert_content`), not the mount.
             match self.convert_content(dir, &c.name) {
                 Err(Error::NotFound) => {} // removed or renamed meanwhile: a later pass sees
                 other => other?,
@@ -463,15 +463,38 @@ impl Walk<'_> {
     }
 
     /// One step: a regular file's content and xattrs move to the current key, in place.
+    /// The file's node (shared by every handle of it) is pinned and its content lock held
+    /// for the step: reads and writes of this file wait, and an open in the meantime joins
+    /// the same node; the rest of the mount is served.
     fn convert_content(&mut self, dir: &OwnedFd, name: &OsStr) -> Result<()> {
         let src = sys::openat(dir.as_fd(), name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
         let st = sys::fstat(src.as_fd())?;
         if Kind::from_mode(st.st_mode) != Kind::File {
             return Ok(());
         }
+        let ino = self.fs.fuse_ino(st.st_ino);
+        let node = self.fs.pin_node(ino, self.family, &src)?;
+        let r = {
+            let mut content = node.content.write().unwrap_or_else(|p| p.into_inner());
+            self.convert_pinned(dir, name, &src, &st, &mut content, &node)
+        };
+        self.fs.unpin_node(ino);
+        r
+    }
+
+    fn convert_pinned(
+        &mut self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        src: &OwnedFd,
+        st: &libc::stat,
+        content: &mut super::file::Content,
+        node: &super::file::FileNode,
+    ) -> Result<()> {
         let xattrs = self.convert_xattrs(src.as_fd())?;
         let s = std::fs::File::from(src.try_clone()?);
-        let len = st.st_size as u64;
+        // The size under the lock: writes before it are in.
+        let len = sys::fstat(src.as_fd())?.st_size as u64;
         let mut hdr = [0u8; HEADER_LEN as usize];
         if len < HEADER_LEN {
             if xattrs {
@@ -505,30 +528,32 @@ impl Walk<'_> {
             libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
             0o600,
         )?;
-        let bytes = self.copy_content(&src, &dst)?;
+        let bytes = self.copy_content(src, &dst)?;
         sys::fsync(dst.as_fd(), false)?;
-        sys::renameat2(sdir, &part, sdir, OsStr::new(&format!("{stem}.new")), 0)?;
+        let new = OsString::from(format!("{stem}.new"));
+        sys::renameat2(sdir, &part, sdir, &new, 0)?;
         faults::point("rekey-built");
-        match sys::linkat(
-            dir.as_fd(),
-            name,
-            sdir,
-            OsStr::new(&format!("{stem}.target")),
-        ) {
+        let target = OsString::from(format!("{stem}.target"));
+        match sys::linkat(dir.as_fd(), name, sdir, &target) {
             Ok(()) | Err(Error::Exists) => {}
             Err(e) => return Err(e),
+        }
+        // The name may have been renamed over meanwhile (only this file is held): the link
+        // must be to the file converted, or nothing is written back now.
+        if sys::fstatat(sdir, &target).map(|t| t.st_ino).ok() != Some(st.st_ino) {
+            let _ = sys::unlinkat(sdir, &target, false);
+            let _ = sys::unlinkat(sdir, &new, false);
+            self.converted += 1; // look again in another pass
+            return Ok(());
         }
         faults::point("rekey-linked");
         copy_back(&self.staging, OsStr::new(&stem))?;
         // Handles open on the file read and write on with the new key.
-        if let Some(node) = self.fs.open_node(self.fs.fuse_ino(st.st_ino)) {
-            let mut c = node.content.write().unwrap_or_else(|p| p.into_inner());
-            *c = super::file::Content::Ready(Box::new(FileCipher::new(
-                &kdf::content_key(&self.cur.key, &id),
-                id,
-            )));
-            node.zone.store(self.family, Ordering::Relaxed);
-        }
+        *content = super::file::Content::Ready(Box::new(FileCipher::new(
+            &kdf::content_key(&self.cur.key, &id),
+            id,
+        )));
+        node.zone.store(self.family, Ordering::Relaxed);
         self.stats.bytes += bytes;
         self.step();
         Ok(())
