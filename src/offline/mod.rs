@@ -6,3 +6,13 @@ pub mod clients;
 pub mod export;
 pub mod fsck;
 pub mod rekey;
+
+/// The one way for a command to open a vault for work: unlock it (passphrase or recovery
+/// key), then settle what an interrupted `rekey --all` left between its commit and its
+/// cleanup. (`Vault::unlock`, which does not settle, is not callable from outside.)
+pub fn open_vault(
+    dir: &std::path::Path,
+    how: &crate::vault::Unlock,
+) -> crate::error::Result<crate::vault::Vault> {
+    rekey::unlock(dir, how)
+}

@@ -53,8 +53,8 @@ pub struct Outcome {
 }
 
 /// Unlocks a vault and settles what an interrupted `rekey --all` left between its commit
-/// and its cleanup. Every command that unlocks goes through here.
-pub fn unlock(dir: &Path, how: &Unlock) -> Result<Vault> {
+/// and its cleanup (see `offline::open_vault`, the name commands use).
+pub(crate) fn unlock(dir: &Path, how: &Unlock) -> Result<Vault> {
     let v = Vault::unlock(dir, how)?;
     settle(&v)?;
     Ok(v)

@@ -216,8 +216,10 @@ impl Vault {
         Ok(())
     }
 
-    /// Unlocks the vault in `dir`. A wrong passphrase changes nothing.
-    pub fn unlock(dir: &Path, how: &Unlock) -> Result<Vault> {
+    /// Unlocks the vault in `dir`. A wrong passphrase changes nothing. Not for commands:
+    /// they open a vault with `offline::open_vault`, which also settles what an interrupted
+    /// `rekey --all` left.
+    pub(crate) fn unlock(dir: &Path, how: &Unlock) -> Result<Vault> {
         let (config, bytes) = Self::read_config(dir)?;
         let (master, unlocked_slot) = match how {
             Unlock::Passphrase(p) => {

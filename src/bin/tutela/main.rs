@@ -103,7 +103,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 None => Unlock::Passphrase(passphrase::existing(&source(&pass))?),
             };
-            let v = tutela::offline::rekey::unlock(&vault, &how)?;
+            let v = tutela::offline::open_vault(&vault, &how)?;
             // The daemon lives on with the keys only: the passphrase goes (and is zeroed) now.
             drop(how);
             warn_test_kdf(&v);
