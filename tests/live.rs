@@ -461,22 +461,6 @@ fn the_control_channel_refuses_strangers_forgeries_and_a_second_operation() {
     );
 }
 
-/// Mounts with the daemon slowed at each rekey step (a test hook read from its environment).
-fn mount_slow(v: &mut TestVault, extra_env: &[(&str, &str)]) {
-    let mut c = tutela();
-    c.arg("mount")
-        .arg(&v.vault)
-        .arg(&v.mnt)
-        .arg("--passfile")
-        .arg(&v.passfile)
-        .arg("--allow-other")
-        .arg("--log-file")
-        .arg(&v.log)
-        .envs(extra_env.iter().copied());
-    run_ok(&mut c);
-    v.mounted = true;
-}
-
 #[test]
 fn one_operation_at_a_time_and_a_rekey_survives_its_daemon_dying() {
     let Some(mut v) = setup("live rekey crash") else {
@@ -495,7 +479,10 @@ fn one_operation_at_a_time_and_a_rekey_survives_its_daemon_dying() {
         &["client", "add", "slow", "--path", "/clients/slow"],
     ));
     v.unmount();
-    mount_slow(&mut v, &[("TUTELA_TEST_PAUSE_AT", "rekey-step:150")]);
+    v.mount_env(
+        &["--allow-other"],
+        &[("TUTELA_TEST_PAUSE_AT", "rekey-step:150")],
+    );
     let rekey = cmd(&v, &["rekey", "--client", "slow"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -538,14 +525,17 @@ fn one_operation_at_a_time_and_a_rekey_survives_its_daemon_dying() {
 
     // The daemon dies in the middle of a rekey (after some files were converted in place):
     // the command says so; the next mount finishes the rekey while it serves.
-    mount_slow(&mut v, &[("TUTELA_TEST_CRASH_AT", "rekey-copied:3")]);
+    v.mount_env(
+        &["--allow-other"],
+        &[("TUTELA_TEST_CRASH_AT", "rekey-copied:3")],
+    );
     let o = cmd(&v, &["rekey", "--client", "slow"]).output().unwrap();
     assert_ne!(code(&o), 0, "{}", text(&o));
     assert!(text(&o).contains("without an answer"), "{}", text(&o));
     let _ = Command::new("fusermount3").arg("-u").arg(&v.mnt).status();
     let _ = Command::new("umount").arg("-l").arg(&v.mnt).status();
     v.mounted = false;
-    mount_slow(&mut v, &[]);
+    v.mount_env(&["--allow-other"], &[]);
     // The mount finishes it by itself; meanwhile a resume asked for is refused as busy,
     // and once it is done there is nothing left to resume.
     common::wait_until(
@@ -666,14 +656,7 @@ fn rekey_all_on_the_live_mount_replaces_the_master_key_while_it_serves() {
     fs::write(v.p("clients/after/x"), b"x").unwrap();
     v.unmount();
     // bob's passphrase wrapped the old key: gone. The new recovery key opens the vault.
-    let o = tutela()
-        .args(["key", "list"])
-        .arg(&v.vault)
-        .arg("--passfile")
-        .arg(&bob)
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), exit::WRONG_PASSPHRASE, "{}", text(&o));
+    common::assert_passphrase_refused(&v, &bob);
     common::passwd_with_recovery_key(&v, &rk);
     let o = run_ok(&mut cmd(&v, &["audit", "verify"]));
     assert!(text(&o).contains("audit log ok"), "{}", text(&o));

@@ -376,14 +376,7 @@ fn rekey_client_then_all_re_encrypts_and_retires_old_keys() {
     assert!(text.contains("bob"), "{text}");
     let rk = common::recovery_key_in(&text);
     assert_eq!(mounted_tree(&mut v, &[]), before);
-    let o = tutela()
-        .args(["key", "list"])
-        .arg(&v.vault)
-        .arg("--passfile")
-        .arg(&bob)
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), exit::WRONG_PASSPHRASE);
+    common::assert_passphrase_refused(&v, &bob);
     // The new recovery key opens the vault.
     common::passwd_with_recovery_key(&v, &rk);
     assert_eq!(mounted_tree(&mut v, &[]), before);

@@ -152,7 +152,13 @@ impl TestVault {
 
     /// Mounts with `extra` arguments; returns what `tutela mount` printed.
     pub fn mount_args(&mut self, extra: &[&str]) -> Output {
+        self.mount_env(extra, &[])
+    }
+
+    /// As `mount_args`, with variables for the daemon's environment (test hooks).
+    pub fn mount_env(&mut self, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let mut c = tutela();
+        c.envs(env.iter().copied());
         c.arg("mount")
             .arg(&self.vault)
             .arg(&self.mnt)
@@ -530,5 +536,22 @@ pub fn passwd_with_recovery_key(v: &TestVault, rk: &str) {
             .arg(&rkf)
             .arg("--new-passfile")
             .arg(&v.passfile),
+    );
+}
+
+/// Asserts that the passphrase in `passfile` no longer opens the vault (exit 10).
+pub fn assert_passphrase_refused(v: &TestVault, passfile: &Path) {
+    let o = tutela()
+        .args(["key", "list"])
+        .arg(&v.vault)
+        .arg("--passfile")
+        .arg(passfile)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(tutela::error::exit::WRONG_PASSPHRASE),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
 }
