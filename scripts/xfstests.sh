@@ -13,6 +13,7 @@
 # - `_fs_type` maps `fuse.tutela` to `fuse` (as it does for glusterfs and ceph-fuse);
 # - `_scratch_mkfs` makes the scratch "filesystem" a fresh vault (fstests otherwise only
 #   empties a FUSE scratch mount, so the many tests that need a new one are "not run").
+# The vaults are kept on a tmpfs (XFSTESTS_SIZE, default 4G) mounted at WORK.
 # Prints the pass / fail / not run counts and where the results are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +53,12 @@ fi
 
 # Leftovers of an earlier run.
 for m in "$WORK/test" "$WORK/scratch"; do umount "$m" 2>/dev/null || true; done
+umount "$WORK" 2>/dev/null || true
 rm -rf "$WORK"
+mkdir -p "$WORK"
+# The vaults live on a tmpfs of their own: many tests fill the filesystem to ENOSPC, which
+# on the host's disk takes long and starves everything else on the machine.
+mount -t tmpfs -o "size=${XFSTESTS_SIZE:-4G},mode=0755" tutela-xfstests "$WORK"
 mkdir -p "$WORK/test" "$WORK/scratch"
 (umask 077 && printf 'xfstests passphrase\n' > "$WORK/pass")
 # The vaults' tops are open as a fresh filesystem's root is (mode 0755): tests run as fsgqa.

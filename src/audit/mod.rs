@@ -88,6 +88,16 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// The audit log's keys for vault `vault_id` (labels: FORMAT.md, "Key derivation").
+    /// Derived here, where they are used; the vault only lends its master key.
+    pub fn derive(master: &Key32, vault_id: &Id) -> Keys {
+        Keys {
+            enc: crate::crypto::kdf::audit_enc_key(master, vault_id),
+            mac: crate::crypto::kdf::audit_mac_key(master, vault_id),
+            vault_id: *vault_id,
+        }
+    }
+
     pub fn duplicate(&self) -> Keys {
         Keys {
             enc: self.enc.duplicate(),

@@ -172,7 +172,9 @@ impl Fs {
             } else if let (Some(who), Some(_)) = (&set.kill_suid, set.size) {
                 let st = target.stat()?;
                 if st.st_mode & libc::S_IFMT == libc::S_IFREG {
-                    if let Some(m) = super::file::without_suid(st.st_mode, st.st_gid, who) {
+                    if let Some(m) =
+                        super::file::without_suid(st.st_mode, || self.in_group(who, st.st_gid))
+                    {
                         target.chmod(m)?;
                     }
                 }

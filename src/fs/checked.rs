@@ -4,6 +4,7 @@
 
 use super::dir::DirEntryOut;
 use super::inode::Kind;
+use super::op::Op;
 use super::{Attr, Fs, RenameFlags, SetAttr, Subject};
 use crate::error::{Error, Result};
 use crate::policy::Access::{Read, Write};
@@ -23,7 +24,7 @@ impl Fs {
     fn checked<T>(
         &self,
         who: &Subject,
-        op: &str,
+        op: Op,
         path: &str,
         access: crate::policy::Access,
         detail: Option<String>,
@@ -38,7 +39,7 @@ impl Fs {
     fn gate(
         &self,
         who: &Subject,
-        op: &str,
+        op: Op,
         path: impl FnOnce() -> Result<String>,
         access: crate::policy::Access,
     ) -> Result<()> {
@@ -68,13 +69,13 @@ impl Fs {
     }
 
     pub fn lookup(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<Attr> {
-        self.gate(who, "lookup", || self.child_path(parent, name), Read)?;
+        self.gate(who, Op::Lookup, || self.child_path(parent, name), Read)?;
         self.lookup_inner(who, parent, name).map(|a| self.veil(a))
     }
 
     pub fn getattr(&self, who: &Subject, ino: u64, fh: Option<u64>) -> Result<Attr> {
         if fh.is_none() {
-            self.gate(who, "stat", || self.path_of(ino), Read)?;
+            self.gate(who, Op::Stat, || self.path_of(ino), Read)?;
         }
         self.getattr_inner(ino, fh).map(|a| self.veil(a))
     }
@@ -83,18 +84,18 @@ impl Fs {
     /// backing file carries the same modes and the daemon runs as that user (or root), so
     /// the backing filesystem gives the answer a local disk would.
     pub fn access(&self, who: &Subject, ino: u64, mask: i32) -> Result<()> {
-        self.gate(who, "access", || self.path_of(ino), Read)?;
+        self.gate(who, Op::Access, || self.path_of(ino), Read)?;
         self.access_inner(ino, mask)
     }
 
     pub fn readlink(&self, who: &Subject, ino: u64) -> Result<Vec<u8>> {
-        self.gate(who, "readlink", || self.path_of(ino), Read)?;
+        self.gate(who, Op::Readlink, || self.path_of(ino), Read)?;
         self.readlink_inner(ino)
     }
 
     pub fn setattr(&self, who: &Subject, ino: u64, set: &SetAttr, fh: Option<u64>) -> Result<Attr> {
         let path = self.path_of(ino)?;
-        let client = self.allow(who, "setattr", &path, Write)?;
+        let client = self.allow(who, Op::Setattr, &path, Write)?;
         let mut what = Vec::new();
         if let Some(m) = set.mode {
             what.push(format!("mode {:o}", m & 0o7777));
@@ -111,7 +112,7 @@ impl Fs {
         let r = self.setattr_inner(who, ino, set, fh).map(|a| self.veil(a));
         self.audited(
             who,
-            "setattr",
+            Op::Setattr,
             &path,
             None,
             client.as_deref(),
@@ -132,7 +133,7 @@ impl Fs {
         let path = self.child_path(parent, name)?;
         self.checked(
             who,
-            "create",
+            Op::Create,
             &path,
             Write,
             Some(format!("mknod {:o}", mode)),
@@ -149,7 +150,7 @@ impl Fs {
         umask: u32,
     ) -> Result<Attr> {
         let path = self.child_path(parent, name)?;
-        self.checked(who, "mkdir", &path, Write, None, || {
+        self.checked(who, Op::Mkdir, &path, Write, None, || {
             self.mkdir_inner(who, parent, name, mode, umask)
                 .map(|a| self.veil(a))
         })
@@ -157,7 +158,7 @@ impl Fs {
 
     pub fn symlink(&self, who: &Subject, parent: u64, name: &OsStr, target: &[u8]) -> Result<Attr> {
         let path = self.child_path(parent, name)?;
-        self.checked(who, "symlink", &path, Write, None, || {
+        self.checked(who, Op::Symlink, &path, Write, None, || {
             self.symlink_inner(who, parent, name, target)
         })
     }
@@ -175,29 +176,29 @@ impl Fs {
 
     pub fn unlink(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
         let path = self.child_path(parent, name)?;
-        self.checked(who, "unlink", &path, Write, None, || {
+        self.checked(who, Op::Unlink, &path, Write, None, || {
             self.unlink_inner(who, parent, name)
         })
     }
 
     pub fn rmdir(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
         let path = self.child_path(parent, name)?;
-        let client = self.allow(who, "rmdir", &path, Write)?;
+        let client = self.allow(who, Op::Rmdir, &path, Write)?;
         let r = self
             .protect_tops(who, &path)
             .and_then(|()| self.rmdir_inner(who, parent, name));
-        self.audited(who, "rmdir", &path, None, client.as_deref(), None, r)
+        self.audited(who, Op::Rmdir, &path, None, client.as_deref(), None, r)
     }
 
     pub fn link(&self, who: &Subject, ino: u64, newparent: u64, newname: &OsStr) -> Result<Attr> {
         let from = self.path_of(ino)?;
         let to = self.child_path(newparent, newname)?;
-        self.allow(who, "link", &from, Read)?;
-        let client = self.allow(who, "link", &to, Write)?;
+        self.allow(who, Op::Link, &from, Read)?;
+        let client = self.allow(who, Op::Link, &to, Write)?;
         let r = self
             .check_move(&from, &to)
             .and_then(|()| self.link_inner(who, ino, newparent, newname));
-        self.audited(who, "link", &from, Some(&to), client.as_deref(), None, r)
+        self.audited(who, Op::Link, &from, Some(&to), client.as_deref(), None, r)
     }
 
     pub fn rename(
@@ -211,22 +212,30 @@ impl Fs {
     ) -> Result<()> {
         let from = self.child_path(parent, name)?;
         let to = self.child_path(newparent, newname)?;
-        let client = self.allow(who, "rename", &from, Write)?;
-        self.allow(who, "rename", &to, Write)?;
+        let client = self.allow(who, Op::Rename, &from, Write)?;
+        self.allow(who, Op::Rename, &to, Write)?;
         let r = self
             .check_move(&from, &to)
             .and_then(|()| self.rename_inner(who, parent, name, newparent, newname, flags));
-        self.audited(who, "rename", &from, Some(&to), client.as_deref(), None, r)
+        self.audited(
+            who,
+            Op::Rename,
+            &from,
+            Some(&to),
+            client.as_deref(),
+            None,
+            r,
+        )
     }
 
     pub fn open(&self, who: &Subject, ino: u64, flags: i32) -> Result<u64> {
         let path = self.path_of(ino)?;
         let write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
-        let client = self.allow(who, "open", &path, if write { Write } else { Read })?;
+        let client = self.allow(who, Op::Open, &path, if write { Write } else { Read })?;
         let r = self.open_inner(who, ino, flags);
         self.audited(
             who,
-            "open",
+            Op::Open,
             &path,
             None,
             client.as_deref(),
@@ -247,7 +256,7 @@ impl Fs {
         let path = self.child_path(parent, name)?;
         self.checked(
             who,
-            "create",
+            Op::Create,
             &path,
             Write,
             Some(open_mode(flags).into()),
@@ -260,13 +269,13 @@ impl Fs {
     /// cache; `readdir_at` is then called with `audit` false).
     pub fn open_listing(&self, who: &Subject, ino: u64) -> Result<()> {
         let path = self.path_of(ino)?;
-        let client = self.allow(who, "list", &path, Read)?;
-        self.audited(who, "list", &path, None, client.as_deref(), None, Ok(()))
+        let client = self.allow(who, Op::List, &path, Read)?;
+        self.audited(who, Op::List, &path, None, client.as_deref(), None, Ok(()))
     }
 
     /// Lists a directory from `cookie` (see `list_dir_at`); entries the caller may not read
     /// (other clients) are left out. The policy is asked on every call; with `audit`, the log
-    /// gets one "list" record per listing (the call that starts it).
+    /// gets one Op::List record per listing (the call that starts it).
     pub fn readdir_at(
         &self,
         who: &Subject,
@@ -276,7 +285,7 @@ impl Fs {
         mut emit: impl FnMut(DirEntryOut, u64) -> bool,
     ) -> Result<()> {
         let path = self.path_of(ino)?;
-        let client = self.allow(who, "list", &path, Read)?;
+        let client = self.allow(who, Op::List, &path, Read)?;
         let policy = self.guard_policy();
         let c = policy.as_ref().map(|_| self.creds_of(who));
         let r = self.list_dir_at(ino, cookie, |e, next| {
@@ -295,9 +304,20 @@ impl Fs {
             emit(e, next)
         });
         if cookie == 0 && audit {
-            return self.audited(who, "list", &path, None, client.as_deref(), None, r);
+            return self.audited(who, Op::List, &path, None, client.as_deref(), None, r);
         }
         r
+    }
+
+    /// Every entry of a directory the caller may see, "." and ".." included, unaudited (for
+    /// work on the vault itself: export, counting a client's files).
+    pub fn readdir(&self, who: &Subject, ino: u64) -> Result<Vec<DirEntryOut>> {
+        let mut out = Vec::new();
+        self.readdir_at(who, ino, 0, false, |e, _| {
+            out.push(e);
+            true
+        })?;
+        Ok(out)
     }
 
     pub fn setxattr(
@@ -309,25 +329,25 @@ impl Fs {
         flags: i32,
     ) -> Result<()> {
         let path = self.path_of(ino)?;
-        self.checked(who, "setxattr", &path, Write, None, || {
+        self.checked(who, Op::Setxattr, &path, Write, None, || {
             self.setxattr_inner(ino, name, value, flags)
         })
     }
 
     pub fn removexattr(&self, who: &Subject, ino: u64, name: &OsStr) -> Result<()> {
         let path = self.path_of(ino)?;
-        self.checked(who, "removexattr", &path, Write, None, || {
+        self.checked(who, Op::Removexattr, &path, Write, None, || {
             self.removexattr_inner(ino, name)
         })
     }
 
     pub fn getxattr(&self, who: &Subject, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
-        self.gate(who, "getxattr", || self.path_of(ino), Read)?;
+        self.gate(who, Op::Getxattr, || self.path_of(ino), Read)?;
         self.getxattr_inner(ino, name)
     }
 
     pub fn listxattr(&self, who: &Subject, ino: u64) -> Result<Vec<u8>> {
-        self.gate(who, "listxattr", || self.path_of(ino), Read)?;
+        self.gate(who, Op::Listxattr, || self.path_of(ino), Read)?;
         self.listxattr_inner(ino)
     }
 }

@@ -210,7 +210,7 @@ impl Fs {
     /// the cookies are the backing filesystem's: a reader never skips or repeats an entry that
     /// stays while others change the directory. Undecryptable entries (stray files from sync
     /// tools, damage) are skipped with a warning that names only the backing name.
-    pub fn list_dir_at(
+    pub(super) fn list_dir_at(
         &self,
         ino: u64,
         cookie: u64,
@@ -306,7 +306,7 @@ impl Fs {
     }
 
     /// Every plaintext entry of a directory, "." and ".." included (see `list_dir_at`).
-    pub fn list_dir(&self, ino: u64) -> Result<Vec<DirEntryOut>> {
+    pub(super) fn list_dir(&self, ino: u64) -> Result<Vec<DirEntryOut>> {
         let mut out = Vec::new();
         self.list_dir_at(ino, 0, |e, _| {
             out.push(e);

@@ -164,9 +164,9 @@ fn ct_len(fd: &OwnedFd) -> Result<u64> {
 /// the backing file with its own (often root's) rights, which the backing filesystem would not
 /// strip them for, so with FUSE_HANDLE_KILLPRIV_V2 this is our job.
 /// True when a bit was cleared.
-pub(super) fn drop_suid(fd: BorrowedFd<'_>, who: &Subject) -> Result<bool> {
+fn drop_suid(fs: &Fs, fd: BorrowedFd<'_>, who: &Subject) -> Result<bool> {
     let st = sys::fstat(fd)?;
-    match without_suid(st.st_mode, st.st_gid, who) {
+    match without_suid(st.st_mode, || fs.in_group(who, st.st_gid)) {
         Some(m) => sys::fchmod(fd, m).map(|()| true),
         None => Ok(false),
     }
@@ -174,14 +174,11 @@ pub(super) fn drop_suid(fd: BorrowedFd<'_>, who: &Subject) -> Result<bool> {
 
 /// The permission bits of `mode` once the set-ID bits a change by `who` may not keep are
 /// dropped (as the kernel's `setattr_should_drop_sgid`): set-user-ID always; set-group-ID
-/// when group-execute is set, or when `who` is not in the file's group `gid`. None when
-/// nothing changes.
-pub(super) fn without_suid(mode: u32, gid: u32, who: &Subject) -> Option<u32> {
+/// when group-execute is set, or when the caller is not in the file's group (`member`,
+/// asked only then). None when nothing changes.
+pub(super) fn without_suid(mode: u32, member: impl FnOnce() -> bool) -> Option<u32> {
     let mut kill = mode & libc::S_ISUID;
-    if mode & libc::S_ISGID != 0
-        && (mode & libc::S_IXGRP != 0
-            || !(who.gid == gid || sys::caller_groups(who.pid, who.uid, who.gid).contains(&gid)))
-    {
+    if mode & libc::S_ISGID != 0 && (mode & libc::S_IXGRP != 0 || !member()) {
         kill |= libc::S_ISGID;
     }
     (kill != 0).then_some(mode & 0o7777 & !kill)
@@ -705,7 +702,7 @@ impl Fs {
             return Ok(0);
         }
         if let Some(who) = kill_suid {
-            if drop_suid(h.fd.as_fd(), who)? {
+            if drop_suid(self, h.fd.as_fd(), who)? {
                 self.attrs_changed(h.ino);
             }
         }
@@ -844,7 +841,7 @@ impl Fs {
         let h = self.handle(fh)?;
         let end = offset.checked_add(len).ok_or(Error::TooBig)?;
         if let Some(who) = kill_suid {
-            if drop_suid(h.fd.as_fd(), who)? {
+            if drop_suid(self, h.fd.as_fd(), who)? {
                 self.attrs_changed(h.ino);
             }
         }

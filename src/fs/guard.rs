@@ -2,6 +2,7 @@
 //! a path asks `allow` first (refusals are audited there), and operations worth recording call
 //! `record` with their result. Reads and writes on open handles were checked at open.
 
+use super::op::Op;
 use super::refusals::{Key, Refusals, Summary, Who};
 use super::{lock, Fs, Subject};
 use crate::audit::{Record, Sink};
@@ -14,22 +15,74 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-#[derive(Default)]
+/// Where a caller's supplementary groups come from. A mounted daemon reads them from /proc
+/// (`ProcGroups`); tests inject a table, so every role can be played without root.
+pub trait CredSource: Send + Sync {
+    fn groups(&self, who: &Subject) -> Vec<u32>;
+}
+
+/// The groups of the task that made the request, from /proc (see `sys::caller_groups`).
+pub struct ProcGroups;
+
+impl CredSource for ProcGroups {
+    fn groups(&self, who: &Subject) -> Vec<u32> {
+        sys::caller_groups(who.pid, who.uid, who.gid)
+    }
+}
+
+/// Where audit records go.
+enum Trail {
+    Log(Sink),
+    /// Tests read back what the fence recorded.
+    #[cfg(test)]
+    Memory(Arc<Mutex<Vec<Record>>>),
+}
+
 pub struct Guard {
     policy: RwLock<Option<Arc<Policy>>>,
-    audit: Option<Sink>,
+    audit: Option<Trail>,
+    creds: Arc<dyn CredSource>,
     names: Mutex<HashMap<u32, String>>,
     refusals: Mutex<Refusals>,
+}
+
+impl Default for Guard {
+    fn default() -> Guard {
+        Guard::new(None, None)
+    }
 }
 
 impl Guard {
     pub fn new(policy: Option<Policy>, audit: Option<Sink>) -> Guard {
         Guard {
             policy: RwLock::new(policy.map(Arc::new)),
-            audit,
+            audit: audit.map(Trail::Log),
+            creds: Arc::new(ProcGroups),
             names: Mutex::new(HashMap::new()),
             refusals: Mutex::new(Refusals::default()),
         }
+    }
+
+    /// The same guard reading callers' groups from `source`.
+    pub fn with_creds(mut self, source: Arc<dyn CredSource>) -> Guard {
+        self.creds = source;
+        self
+    }
+
+    /// A guard whose records are kept in memory, for tests.
+    #[cfg(test)]
+    pub(crate) fn recording(policy: Option<Policy>) -> (Guard, Arc<Mutex<Vec<Record>>>) {
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let mut g = Guard::new(policy, None);
+        g.audit = Some(Trail::Memory(kept.clone()));
+        (g, kept)
+    }
+
+    /// The caller of one request; its groups are read only if a group rule needs them, and
+    /// only for this request (`Creds`).
+    fn creds(&self, who: &Subject) -> Creds {
+        let (source, who) = (self.creds.clone(), *who);
+        Creds::lazy(who.uid, who.gid, Box::new(move || source.groups(&who)))
     }
 
     pub fn policy(&self) -> Option<Arc<Policy>> {
@@ -63,7 +116,9 @@ impl Guard {
         result: &str,
         detail: Option<String>,
     ) {
-        let Some(sink) = &self.audit else { return };
+        if self.audit.is_none() {
+            return;
+        }
         let mut r = Record::by(op, path, who.uid, who.pid);
         r.user = self.user_name(who.uid);
         r.program = PROGRAMS.get(who);
@@ -71,7 +126,16 @@ impl Guard {
         r.client = client.map(str::to_string);
         r.result = result.to_string();
         r.detail = detail;
-        sink.record(r);
+        self.write(r);
+    }
+
+    fn write(&self, r: Record) {
+        match &self.audit {
+            Some(Trail::Log(sink)) => sink.record(r),
+            #[cfg(test)]
+            Some(Trail::Memory(kept)) => lock(kept).push(r),
+            None => {}
+        }
     }
 
     /// Records a refusal: the first of its kind in a window exactly, repeats as one counted
@@ -101,7 +165,6 @@ impl Guard {
     /// One record per summary, named after the program of the last repeat (taken when it
     /// was refused: by the time the window ends that process is often gone).
     fn record_summaries(&self, due: Vec<Summary>) {
-        let Some(sink) = &self.audit else { return };
         for s in due {
             let mut r = Record::by(&s.key.op, &s.key.path, s.key.uid, s.pid);
             r.user = self.user_name(s.key.uid);
@@ -114,7 +177,7 @@ impl Guard {
                 if s.repeats == 1 { "" } else { "s" },
                 s.over.as_secs().max(1)
             ));
-            sink.record(r);
+            self.write(r);
         }
     }
 
@@ -129,7 +192,7 @@ impl Guard {
 
     pub fn close(&self) {
         self.flush_refusals(true);
-        if let Some(s) = self.audit.as_ref() {
+        if let Some(Trail::Log(s)) = self.audit.as_ref() {
             s.close();
         }
     }
@@ -137,8 +200,8 @@ impl Guard {
     /// Reopens a closed log with new keys (see `Sink::reopen`).
     pub fn reopen(&self, vault: &std::path::Path, keys: crate::audit::Keys) -> Result<()> {
         match self.audit.as_ref() {
-            Some(s) => s.reopen(vault, keys),
-            None => Ok(()),
+            Some(Trail::Log(s)) => s.reopen(vault, keys),
+            _ => Ok(()),
         }
     }
 }
@@ -173,17 +236,6 @@ impl ProgramNames {
 
 static PROGRAMS: ProgramNames = ProgramNames(Mutex::new(None));
 
-/// The caller of one request; its groups are read from /proc only if a group rule needs them,
-/// and only for this request (`Creds`).
-fn creds(who: &Subject) -> Creds {
-    let (pid, uid, gid) = (who.pid, who.uid, who.gid);
-    Creds::lazy(
-        uid,
-        gid,
-        Box::new(move || sys::caller_groups(pid, uid, gid)),
-    )
-}
-
 /// The errno name for an audit record.
 pub fn result_name<T>(r: &Result<T>) -> String {
     match r {
@@ -196,6 +248,7 @@ pub fn result_name<T>(r: &Result<T>) -> String {
             libc::EXDEV => "EXDEV".into(),
             libc::ENOTEMPTY => "ENOTEMPTY".into(),
             libc::EPERM => "EPERM".into(),
+            libc::EBUSY => "EBUSY".into(),
             n => format!("errno {n}"),
         },
     }
@@ -367,17 +420,18 @@ impl Fs {
     pub(super) fn allow(
         &self,
         who: &Subject,
-        op: &str,
+        op: Op,
         path: &str,
         access: Access,
     ) -> Result<Option<String>> {
         let Some(p) = self.guard.policy() else {
             return Ok(None);
         };
-        let d = p.decide(&creds(who), path, access);
+        let d = p.decide(&self.guard.creds(who), path, access);
         let client = d.client.map(str::to_string);
         if !d.allowed {
-            self.guard.record_denied(who, op, path, client.as_deref());
+            self.guard
+                .record_denied(who, op.as_str(), path, client.as_deref());
             return Err(Error::PermissionDenied);
         }
         Ok(client)
@@ -393,11 +447,18 @@ impl Fs {
     }
 
     pub(super) fn is_admin(&self, who: &Subject) -> bool {
-        self.guard.policy().is_some_and(|p| p.is_admin(&creds(who)))
+        self.guard
+            .policy()
+            .is_some_and(|p| p.is_admin(&self.guard.creds(who)))
     }
 
     pub(super) fn creds_of(&self, who: &Subject) -> Creds {
-        creds(who)
+        self.guard.creds(who)
+    }
+
+    /// Whether the caller is in group `gid` (primary or supplementary).
+    pub(super) fn in_group(&self, who: &Subject, gid: u32) -> bool {
+        who.gid == gid || self.guard.creds.groups(who).contains(&gid)
     }
 
     /// Audits the outcome of an operation.
@@ -405,15 +466,22 @@ impl Fs {
     pub(super) fn audited<T>(
         &self,
         who: &Subject,
-        op: &str,
+        op: Op,
         path: &str,
         path2: Option<&str>,
         client: Option<&str>,
         detail: Option<String>,
         r: Result<T>,
     ) -> Result<T> {
-        self.guard
-            .record(who, op, path, path2, client, &result_name(&r), detail);
+        self.guard.record(
+            who,
+            op.as_str(),
+            path,
+            path2,
+            client,
+            &result_name(&r),
+            detail,
+        );
         r
     }
 

@@ -6,9 +6,12 @@ mod attr;
 mod checked;
 mod dir;
 mod entry;
+#[cfg(test)]
+mod fence_table;
 mod file;
 mod guard;
 pub mod inode;
+mod op;
 mod refusals;
 mod rekey;
 mod rootmode;
@@ -33,7 +36,8 @@ pub use attr::{Attr, SetAttr, Statfs};
 pub use dir::DirEntryOut;
 pub(crate) use dir::{dir_id_copies, full_encoded, write_dir_id_file, write_long_record};
 pub use entry::RenameFlags;
-pub use guard::Guard;
+pub use guard::{CredSource, Guard, ProcGroups};
+pub use op::Op;
 pub use rekey::RekeyStats;
 
 /// Who is asking: the identity the kernel gives each request.
@@ -489,9 +493,7 @@ impl Fs {
         let mut keep = requested & libc::S_ISUID;
         if requested & libc::S_ISGID != 0 {
             let exec = requested & libc::S_IXGRP != 0;
-            let member = who.uid == 0
-                || who.gid == gid
-                || sys::caller_groups(who.pid, who.uid, who.gid).contains(&gid);
+            let member = who.uid == 0 || self.in_group(who, gid);
             if !exec || member {
                 keep |= libc::S_ISGID;
             }

@@ -198,7 +198,7 @@ pub fn list(vault: &Vault) -> Result<Vec<ClientInfo>> {
 }
 
 fn count(fs: &Fs, who: &Subject, dir: u64, info: &mut ClientInfo) -> Result<()> {
-    for e in fs.list_dir(dir)? {
+    for e in fs.readdir(who, dir)? {
         if e.name == "." || e.name == ".." {
             continue;
         }

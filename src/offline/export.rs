@@ -144,7 +144,7 @@ pub fn export_from(
 }
 
 fn size_of_tree(fs: &Fs, who: &Subject, dir: u64, total: &mut u64) -> Result<()> {
-    for e in fs.list_dir(dir)? {
+    for e in fs.readdir(who, dir)? {
         if e.name == "." || e.name == ".." {
             continue;
         }
@@ -216,7 +216,7 @@ impl Read for PlainReader<'_> {
 
 impl Export<'_> {
     fn walk(&mut self, dir: u64, path: Vec<u8>) -> Result<()> {
-        let mut entries = self.fs.list_dir(dir)?;
+        let mut entries = self.fs.readdir(&self.who, dir)?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         for e in entries {
             if e.name == "." || e.name == ".." {

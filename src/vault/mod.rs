@@ -451,11 +451,7 @@ impl Vault {
     }
 
     pub fn audit_keys(&self) -> crate::audit::Keys {
-        crate::audit::Keys {
-            enc: kdf::audit_enc_key(&self.master, &self.config.vault_id),
-            mac: kdf::audit_mac_key(&self.master, &self.config.vault_id),
-            vault_id: self.config.vault_id,
-        }
+        crate::audit::Keys::derive(&self.master, &self.config.vault_id)
     }
 
     pub fn uses_test_kdf(&self) -> bool {
