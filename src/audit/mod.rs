@@ -16,9 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const DIR_NAME: &str = "tutela.audit";
-pub const MAGIC: &[u8; 8] = b"TUTELAAU";
-pub const VERSION: u16 = 1;
-const HEADER_LEN: usize = 8 + 2 + 8 + 32 + 32;
+use crate::format::audit::{self as frame, HeaderError, Next, HEADER_LEN};
+pub use crate::format::audit::{MAGIC, VERSION};
 /// A new segment starts past this size (and at every mount).
 const SEGMENT_MAX: u64 = 16 * 1024 * 1024;
 
@@ -27,7 +26,6 @@ const SEGMENT_MAX: u64 = 16 * 1024 * 1024;
 fn read_segment(path: &Path) -> Result<Vec<u8>> {
     crate::sys::read_vault_file(path, 4 * SEGMENT_MAX, false)
 }
-const MAX_RECORD: usize = 1 << 20;
 
 pub mod anchor;
 pub mod prune;
@@ -265,62 +263,61 @@ pub fn read_all_anchored(
             rep.bad = Some(format!("segment {name}: the segment before it is missing"));
             return Ok(rep);
         }
-        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
-            if last_segment
-                && bytes.len() < HEADER_LEN
-                && MAGIC.starts_with(&bytes[..bytes.len().min(8)])
-            {
+        let hdr = match frame::header(&bytes) {
+            Ok(h) => h,
+            Err(HeaderError::Torn) if last_segment => {
                 rep.torn_tail = true;
                 break;
             }
-            rep.bad = Some(format!("segment {name}: header damaged"));
-            return Ok(rep);
-        }
-        let hdr_prev: [u8; 32] = bytes[18..50].try_into().unwrap_or([0; 32]);
-        let hdr_mac = keys.chain(&hdr_prev, &[&bytes[..18]]);
-        if hdr_mac[..] != bytes[50..82]
-            || u64::from_le_bytes(bytes[10..18].try_into().unwrap_or([0; 8])) != *n
-        {
+            Err(HeaderError::Version(v)) => {
+                return Err(Error::UnsupportedVersion {
+                    found: v,
+                    supported: VERSION,
+                })
+            }
+            Err(_) => {
+                rep.bad = Some(format!("segment {name}: header damaged"));
+                return Ok(rep);
+            }
+        };
+        if keys.chain(&hdr.prev, &[hdr.signed]) != hdr.mac || hdr.segment != *n {
             rep.bad = Some(format!("segment {name}: header does not authenticate"));
             return Ok(rep);
         }
-        if hdr_prev != prev {
+        if hdr.prev != prev {
             rep.bad = Some(format!(
                 "segment {name}: does not continue the previous segment (records were removed)"
             ));
             return Ok(rep);
         }
-        let mut pos = HEADER_LEN;
+        let mut frames = frame::Frames::new(&bytes);
         let mut idx = 0u64;
         let mut newest_ms = None;
-        while pos < bytes.len() {
+        loop {
             let here = format!("segment {name}, record {idx} (sequence {seq_expected})");
-            // A record cut short ends its segment: a crash mid-write. The next segment
-            // (written after the crash) must then continue from the last whole record,
-            // which the header check below enforces, so a cut made later is still caught.
-            if bytes.len() - pos < 12 {
-                rep.torn_tail = true;
-                break;
-            }
-            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap_or([0; 4])) as usize;
-            let seq = u64::from_le_bytes(bytes[pos + 4..pos + 12].try_into().unwrap_or([0; 8]));
-            if !(28..=MAX_RECORD).contains(&len) {
-                rep.bad = Some(format!("{here}: length field damaged"));
-                return Ok(rep);
-            }
-            let end = pos + 12 + len + 32;
-            if end > bytes.len() {
-                rep.torn_tail = true;
-                break;
-            }
-            let sealed = &bytes[pos + 12..pos + 12 + len];
-            let mac = keys.chain(&prev, &[&bytes[pos + 4..pos + 12], sealed]);
-            if mac[..] != bytes[end - 32..end] {
+            let f = match frames.next_frame() {
+                Next::Frame(f) => f,
+                Next::End => break,
+                // A record cut short ends its segment: a crash mid-write. The next segment
+                // (written after the crash) must then continue from the last whole record,
+                // which the header check above enforces, so a cut made later is still caught.
+                Next::Torn => {
+                    rep.torn_tail = true;
+                    break;
+                }
+                Next::BadLength => {
+                    rep.bad = Some(format!("{here}: length field damaged"));
+                    return Ok(rep);
+                }
+            };
+            let mac = keys.chain(&prev, &[f.seq_bytes, f.sealed]);
+            if mac[..] != *f.mac {
                 rep.bad = Some(format!(
                     "{here}: does not authenticate (changed, inserted, deleted or reordered)"
                 ));
                 return Ok(rep);
             }
+            let seq = f.seq;
             if seq != seq_expected {
                 rep.bad = Some(format!("{here}: sequence number {seq} out of order"));
                 return Ok(rep);
@@ -331,7 +328,7 @@ pub fn read_all_anchored(
             }
             rep.head = Some(anchor::Anchor::of(seq, &mac));
             let plain =
-                crypto::open_random(cipher_key, &seq.to_le_bytes(), sealed, "audit record")?;
+                crypto::open_random(cipher_key, &seq.to_le_bytes(), f.sealed, "audit record")?;
             let rec: Record = serde_json::from_slice(&plain).map_err(|_| Error::Corrupt {
                 what: "audit record (authenticated but unparsable)",
             })?;
@@ -341,7 +338,6 @@ pub fn read_all_anchored(
             seq_expected += 1;
             rep.records += 1;
             idx += 1;
-            pos = end;
         }
         rep.spans.push(SegmentSpan {
             number: *n,
@@ -366,30 +362,19 @@ fn tail(vault: &Path, keys: &Keys) -> Result<(u64, u64, [u8; 32])> {
     let next_seg = segs.last().map(|(n, _)| n + 1).unwrap_or(0);
     for (_, path) in segs.iter().rev() {
         let bytes = read_segment(path)?;
-        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+        let Ok(hdr) = frame::header(&bytes) else {
             continue; // torn at creation: the one before it holds the tail
-        }
-        let mut prev: [u8; 32] = bytes[18..50].try_into().unwrap_or([0; 32]);
+        };
+        let mut prev = hdr.prev;
         let mut last_seq = None;
-        let mut pos = HEADER_LEN;
-        while pos + 12 <= bytes.len() {
-            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap_or([0; 4])) as usize;
-            let end = pos + 12 + len + 32;
-            if len > MAX_RECORD || end > bytes.len() {
-                break;
-            }
-            let mac = keys.chain(
-                &prev,
-                &[&bytes[pos + 4..pos + 12], &bytes[pos + 12..pos + 12 + len]],
-            );
-            if mac[..] != bytes[end - 32..end] {
+        let mut frames = frame::Frames::new(&bytes);
+        while let Next::Frame(f) = frames.next_frame() {
+            let mac = keys.chain(&prev, &[f.seq_bytes, f.sealed]);
+            if mac[..] != *f.mac {
                 break;
             }
             prev = mac;
-            last_seq = Some(u64::from_le_bytes(
-                bytes[pos + 4..pos + 12].try_into().unwrap_or([0; 8]),
-            ));
-            pos = end;
+            last_seq = Some(f.seq);
         }
         if let Some(seq) = last_seq {
             return Ok((next_seg, seq + 1, prev));
@@ -415,18 +400,12 @@ fn last_record_seq_before(segs: &[(u64, PathBuf)], path: &Path) -> Result<Option
     let idx = segs.iter().position(|(_, p)| p == path).unwrap_or(0);
     for (_, p) in segs[..idx].iter().rev() {
         let bytes = read_segment(p)?;
-        let mut pos = HEADER_LEN;
         let mut last = None;
-        while bytes.len() >= HEADER_LEN && pos + 12 <= bytes.len() {
-            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap_or([0; 4])) as usize;
-            let end = pos + 12 + len + 32;
-            if len > MAX_RECORD || end > bytes.len() {
-                break;
+        if frame::header(&bytes).is_ok() {
+            let mut frames = frame::Frames::new(&bytes);
+            while let Next::Frame(f) = frames.next_frame() {
+                last = Some(f.seq);
             }
-            last = Some(u64::from_le_bytes(
-                bytes[pos + 4..pos + 12].try_into().unwrap_or([0; 8]),
-            ));
-            pos = end;
         }
         if last.is_some() {
             return Ok(last);
@@ -476,10 +455,7 @@ impl Writer {
         n: u64,
         prev: &[u8; 32],
     ) -> Result<(std::fs::File, u64)> {
-        let mut hdr = Vec::with_capacity(HEADER_LEN);
-        hdr.extend_from_slice(MAGIC);
-        hdr.extend_from_slice(&VERSION.to_le_bytes());
-        hdr.extend_from_slice(&n.to_le_bytes());
+        let mut hdr = frame::header_signed(n);
         let mac = keys.chain(prev, &[&hdr]);
         hdr.extend_from_slice(prev);
         hdr.extend_from_slice(&mac);
@@ -501,10 +477,10 @@ impl Writer {
         let seq = self.seq.to_le_bytes();
         let sealed = crypto::seal_random(self.keys.enc.as_bytes(), &seq, &plain)?;
         let mac = self.keys.chain(&self.prev, &[&seq, &sealed]);
-        out.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-        out.extend_from_slice(&seq);
-        out.extend_from_slice(&sealed);
-        out.extend_from_slice(&mac);
+        frame::encode_frame(out, self.seq, &sealed, &mac).map_err(|why| {
+            log::error!("audit record not written: {why}");
+            Error::Invalid
+        })?;
         self.prev = mac;
         self.seq += 1;
         Ok(())

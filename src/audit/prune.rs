@@ -14,27 +14,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 pub const FILE_NAME: &str = "pruned";
 const LOCK_NAME: &str = "prune.lock";
-const MAGIC: &[u8; 8] = b"TUTELAPR";
-const VERSION: u16 = 1;
 /// Keeps a checkpoint's MAC apart from every chain MAC made with the same key.
 const LABEL: &[u8] = b"tutela/v1/audit-pruned";
-const BODY_LEN: usize = 8 + 2 + 8 + 8 + 32 + 8 + 8 + 8 + 4;
-pub const LEN: usize = BODY_LEN + 32;
-
-/// Where a pruned log starts, and who pruned it when.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
-    pub first_segment: u64,
-    pub first_seq: u64,
-    /// The chain value the first kept segment's header continues from.
-    pub prev: [u8; 32],
-    /// Records older than this were asked to go (whole segments only).
-    pub cutoff_ms: u64,
-    pub pruned_at_ms: u64,
-    /// Records removed by every prune so far.
-    pub records_pruned: u64,
-    pub uid: u32,
-}
+use crate::format::prune::CheckpointError;
+pub use crate::format::prune::{Checkpoint, LEN};
 
 fn mac(keys: &Keys, body: &[u8]) -> [u8; 32] {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(keys.mac.as_bytes())
@@ -44,22 +27,9 @@ fn mac(keys: &Keys, body: &[u8]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]))
-}
-
 impl Checkpoint {
     pub fn encode(&self, keys: &Keys) -> Vec<u8> {
-        let mut b = Vec::with_capacity(LEN);
-        b.extend_from_slice(MAGIC);
-        b.extend_from_slice(&VERSION.to_le_bytes());
-        b.extend_from_slice(&self.first_segment.to_le_bytes());
-        b.extend_from_slice(&self.first_seq.to_le_bytes());
-        b.extend_from_slice(&self.prev);
-        b.extend_from_slice(&self.cutoff_ms.to_le_bytes());
-        b.extend_from_slice(&self.pruned_at_ms.to_le_bytes());
-        b.extend_from_slice(&self.records_pruned.to_le_bytes());
-        b.extend_from_slice(&self.uid.to_le_bytes());
+        let mut b = self.body();
         let m = mac(keys, &b);
         b.extend_from_slice(&m);
         b
@@ -69,31 +39,18 @@ impl Checkpoint {
     /// file is written atomically, so a crash cannot leave it half written).
     pub fn decode(b: &[u8], keys: &Keys) -> Result<Checkpoint> {
         let bad = |why: &str| Error::AuditTampered(format!("{DIR_NAME}/{FILE_NAME}: {why}"));
-        if b.len() < 10 || &b[..8] != MAGIC {
-            return Err(bad("not a pruning checkpoint"));
-        }
-        let version = u16::from_le_bytes([b[8], b[9]]);
-        if version != VERSION {
-            return Err(Error::UnsupportedVersion {
-                found: version,
-                supported: VERSION,
-            });
-        }
-        if b.len() != LEN {
-            return Err(bad("wrong length"));
-        }
-        if mac(keys, &b[..BODY_LEN])[..] != b[BODY_LEN..] {
+        let (cp, body, m) = Checkpoint::parse(b).map_err(|e| match e {
+            CheckpointError::NotCheckpoint => bad("not a pruning checkpoint"),
+            CheckpointError::Length => bad("wrong length"),
+            CheckpointError::Version(found) => Error::UnsupportedVersion {
+                found,
+                supported: crate::format::prune::VERSION,
+            },
+        })?;
+        if mac(keys, body) != m {
             return Err(bad("does not authenticate (changed or forged)"));
         }
-        Ok(Checkpoint {
-            first_segment: u64_at(b, 10),
-            first_seq: u64_at(b, 18),
-            prev: b[26..58].try_into().unwrap_or([0; 32]),
-            cutoff_ms: u64_at(b, 58),
-            pruned_at_ms: u64_at(b, 66),
-            records_pruned: u64_at(b, 74),
-            uid: u32::from_le_bytes(b[82..86].try_into().unwrap_or([0; 4])),
-        })
+        Ok(cp)
     }
 
     /// The checkpoint in log directory `dir`, if the log was ever pruned.

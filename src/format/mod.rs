@@ -1,9 +1,12 @@
 //! The bytes on disk. Strict, versioned parsers written by hand to match FORMAT.md; no
 //! serializer defines the format. Pure: parsing and encoding only, no I/O.
 
+pub mod audit;
 pub mod config;
 pub mod dirfile;
 pub mod keystore;
+pub mod policy;
+pub mod prune;
 pub mod recovery;
 pub mod vectors;
 pub mod zones;
@@ -52,6 +55,9 @@ impl<'a> Reader<'a> {
     pub fn u32(&mut self, field: &str) -> Result<u32, String> {
         let b = self.take(4, field)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    pub fn u64(&mut self, field: &str) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.array(field)?))
     }
     pub fn array<const N: usize>(&mut self, field: &str) -> Result<[u8; N], String> {
         let mut a = [0u8; N];

@@ -1,7 +1,7 @@
 //! `tutela.policy`: the access policy's TOML text, sealed under a master-key-derived key so
 //! that whoever holds the backing directory can neither read the client list nor change what
-//! is enforced. Layout: magic "TUTELAPL" | version u16 LE (1) | nonce [12] | ciphertext | tag
-//! [16], associated data = vault id.
+//! is enforced. The envelope's layout is `format/policy.rs`; the sealed text inside it is
+//! nonce [12] | ciphertext | tag [16], associated data = vault id.
 
 use crate::crypto::secret::Key32;
 use crate::crypto::{self, Id};
@@ -11,32 +11,27 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 pub const FILE_NAME: &str = "tutela.policy";
-const MAGIC: &[u8; 8] = b"TUTELAPL";
-const VERSION: u16 = 1;
+use crate::format::policy::{self as envelope, EnvelopeError};
 
 pub fn seal(key: &Key32, vault_id: &Id, text: &str) -> Result<Vec<u8>> {
-    let mut out = MAGIC.to_vec();
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&crypto::seal_random(
+    Ok(envelope::wrap(&crypto::seal_random(
         key.as_bytes(),
         vault_id,
         text.as_bytes(),
-    )?);
-    Ok(out)
+    )?))
 }
 
 pub fn open(key: &Key32, vault_id: &Id, bytes: &[u8]) -> Result<String> {
-    if bytes.len() < 10 || &bytes[..8] != MAGIC {
-        return Err(Error::Corrupt {
+    let sealed = envelope::unwrap(bytes).map_err(|e| match e {
+        EnvelopeError::NotPolicy => Error::Corrupt {
             what: "policy file (not a tutela policy)",
-        });
-    }
-    if u16::from_le_bytes([bytes[8], bytes[9]]) != VERSION {
-        return Err(Error::Corrupt {
-            what: "policy file (unknown version)",
-        });
-    }
-    let plain = crypto::open_random(key.as_bytes(), vault_id, &bytes[10..], "policy file")?;
+        },
+        EnvelopeError::Version(found) => Error::UnsupportedVersion {
+            found,
+            supported: envelope::VERSION,
+        },
+    })?;
+    let plain = crypto::open_random(key.as_bytes(), vault_id, sealed, "policy file")?;
     String::from_utf8(plain).map_err(|_| Error::Corrupt {
         what: "policy file (not UTF-8)",
     })
