@@ -104,8 +104,20 @@ pub fn policy(data: &[u8]) {
     }
 }
 
-/// One audit segment (as a file in a scratch log directory) through the verifier.
+/// One audit segment (as a file in a scratch log directory) through the verifier, and the
+/// same bytes as a pruning checkpoint and a policy file envelope.
 pub fn audit_segment(data: &[u8]) {
+    if let Ok(h) = crate::format::audit::header(data) {
+        assert_eq!(h.signed.len(), crate::format::audit::HEADER_SIGNED);
+        let mut frames = crate::format::audit::Frames::new(data);
+        while let crate::format::audit::Next::Frame(f) = frames.next_frame() {
+            assert!(f.sealed.len() <= crate::format::audit::MAX_SEALED);
+        }
+    }
+    if let Ok((cp, body, _)) = crate::format::prune::Checkpoint::parse(data) {
+        assert_eq!(cp.body(), body, "checkpoint re-encoding differs");
+    }
+    let _ = crate::format::policy::unwrap(data);
     thread_local! {
         static DIR: Option<tempfile_like::Scratch> = tempfile_like::Scratch::new();
     }
