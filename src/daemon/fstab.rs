@@ -142,10 +142,10 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
             "mount.fuse.tutela: a mount from fstab or systemd has no terminal: give -o passfile=FILE (a root-only file) or extpass=CMD".into(),
         ));
     }
+    out.extend(["mount".into(), vault, mountpoint]);
     if let Some(k) = keystore {
         out.extend(["--keystore".into(), k.into()]);
     }
-    out.extend(["mount".into(), vault, mountpoint]);
     out.extend(rest);
     Ok(out)
 }
@@ -193,11 +193,11 @@ mod tests {
             t(&["v", "m", "-okeystore=/k,passfile=p"]).unwrap(),
             [
                 "tutela",
-                "--keystore",
-                "/k",
                 "mount",
                 "v",
                 "m",
+                "--keystore",
+                "/k",
                 "--passfile",
                 "p"
             ]

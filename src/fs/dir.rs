@@ -472,6 +472,7 @@ mod tests {
             &crate::vault::Unlock::Passphrase(crate::crypto::secret::Passphrase::new(
                 b"pw".to_vec(),
             )),
+            None,
         )
         .unwrap();
         let fs2 = Fs::new(&v, Default::default()).unwrap();
@@ -513,6 +514,7 @@ mod tests {
             &crate::vault::Unlock::Passphrase(crate::crypto::secret::Passphrase::new(
                 b"pw".to_vec(),
             )),
+            None,
         )
         .unwrap();
         let fresh = Fs::new(&v, Default::default()).unwrap();

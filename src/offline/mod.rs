@@ -13,6 +13,7 @@ pub mod rekey;
 pub fn open_vault(
     dir: &std::path::Path,
     how: &crate::vault::Unlock,
+    keystore: Option<&std::path::Path>,
 ) -> crate::error::Result<crate::vault::Vault> {
-    rekey::unlock(dir, how)
+    rekey::unlock(dir, how, keystore)
 }

@@ -54,8 +54,8 @@ pub struct Outcome {
 
 /// Unlocks a vault and settles what an interrupted `rekey --all` left between its commit
 /// and its cleanup (see `offline::open_vault`, the name commands use).
-pub(crate) fn unlock(dir: &Path, how: &Unlock) -> Result<Vault> {
-    let v = Vault::unlock(dir, how)?;
+pub(crate) fn unlock(dir: &Path, how: &Unlock, keystore: Option<&Path>) -> Result<Vault> {
+    let v = Vault::unlock(dir, how, keystore)?;
     settle(&v)?;
     Ok(v)
 }

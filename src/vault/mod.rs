@@ -13,7 +13,6 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
 /// Setting that selects the insecure, fast KDF at init (for tests only; the vault is marked
@@ -39,13 +38,6 @@ fn slot_aad(label: &[u8]) -> Vec<u8> {
     let mut a = b"tutela/v1/slot".to_vec();
     a.extend_from_slice(label);
     a
-}
-
-/// `--keystore PATH` given on the command line: used instead of the path the vault recorded.
-static KEYSTORE_OVERRIDE: OnceLock<PathBuf> = OnceLock::new();
-
-pub fn set_keystore_override(path: PathBuf) {
-    let _ = KEYSTORE_OVERRIDE.set(path);
 }
 
 /// Where an unlocked vault keeps its zone table when that is a separate key store.
@@ -190,6 +182,8 @@ impl Vault {
     /// longer opens it.
     pub fn reload(&mut self) -> Result<()> {
         let (config, bytes) = Self::read_config(&self.dir)?;
+        // The key store stays where this vault found it (the recorded path, or --keystore).
+        let keystore_at = self.keystore.as_ref().map(|k| k.path.clone());
         let fresh = Self::open_with(
             &self.dir,
             config,
@@ -198,6 +192,7 @@ impl Vault {
             self.master.duplicate(),
             self.unlocked_slot,
             &Unlock::RecoveryKey(String::new()),
+            keystore_at.as_deref(),
         )?;
         *self = fresh;
         Ok(())
@@ -219,7 +214,9 @@ impl Vault {
     /// Unlocks the vault in `dir`. A wrong passphrase changes nothing. Not for commands:
     /// they open a vault with `offline::open_vault`, which also settles what an interrupted
     /// `rekey --all` left.
-    pub(crate) fn unlock(dir: &Path, how: &Unlock) -> Result<Vault> {
+    /// `keystore_at`: where the key store is, instead of the path the vault recorded
+    /// (`--keystore PATH`, after moving it to another disk).
+    pub(crate) fn unlock(dir: &Path, how: &Unlock, keystore_at: Option<&Path>) -> Result<Vault> {
         let (config, bytes) = Self::read_config(dir)?;
         let (master, unlocked_slot) = match how {
             Unlock::Passphrase(p) => {
@@ -236,9 +233,19 @@ impl Vault {
             kdf::zone_wrap_key(&master, &config.vault_id),
             kdf::config_mac_key(&master, &config.vault_id),
         );
-        Self::open_with(dir, config, &bytes, keys, master, unlocked_slot, how)
+        Self::open_with(
+            dir,
+            config,
+            &bytes,
+            keys,
+            master,
+            unlocked_slot,
+            how,
+            keystore_at,
+        )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn open_with(
         dir: &Path,
         config: Config,
@@ -247,6 +254,7 @@ impl Vault {
         master: Key32,
         unlocked_slot: Option<usize>,
         how: &Unlock,
+        keystore_at: Option<&Path>,
     ) -> Result<Vault> {
         // Check the MAC: a wrong recovery key or a tampered config fails here.
         let (_, unsigned, mac) = Config::parse(bytes).map_err(|_| Error::ConfigCorrupt {
@@ -264,7 +272,7 @@ impl Vault {
             });
         }
         let (sealed, aad, keystore) = if config.flags & config::FLAG_KEYSTORE != 0 {
-            let mut r = open_keystore_ref(&zwk, &config)?;
+            let mut r = open_keystore_ref(&zwk, &config, keystore_at)?;
             let store = read_keystore(&r.path, &config.vault_id)?;
             let aad_of = |g: &Id| {
                 let mut aad = zone_aad(&config.vault_id);
@@ -647,7 +655,7 @@ fn new_keystore_path(vault: &Path, p: &Path) -> Result<PathBuf> {
     }
 }
 
-fn open_keystore_ref(zwk: &Key32, config: &Config) -> Result<KeyStoreRef> {
+fn open_keystore_ref(zwk: &Key32, config: &Config, over: Option<&Path>) -> Result<KeyStoreRef> {
     let plain = crypto::open_random(
         zwk.as_bytes(),
         &keystore_ref_aad(&config.vault_id),
@@ -660,10 +668,7 @@ fn open_keystore_ref(zwk: &Key32, config: &Config) -> Result<KeyStoreRef> {
     let (generation, path) =
         keystore::parse_ref(&plain).map_err(|why| Error::ConfigCorrupt { why })?;
     let recorded = PathBuf::from(std::ffi::OsStr::from_bytes(&path));
-    let path = KEYSTORE_OVERRIDE
-        .get()
-        .cloned()
-        .unwrap_or_else(|| recorded.clone());
+    let path = over.map_or_else(|| recorded.clone(), Path::to_path_buf);
     Ok(KeyStoreRef {
         recorded,
         path,
@@ -803,15 +808,15 @@ mod tests {
         let dir = t.path().join("v");
         let (v, rk) = Vault::create(&dir, &pass("pw"), "default", KDF_TEST, None).unwrap();
         let before = std::fs::read(dir.join("tutela.conf")).unwrap();
-        let u = Vault::unlock(&dir, &Unlock::Passphrase(pass("pw"))).unwrap();
+        let u = Vault::unlock(&dir, &Unlock::Passphrase(pass("pw")), None).unwrap();
         assert_eq!(u.master().as_bytes(), v.master().as_bytes());
         assert_eq!(u.zones.len(), 1);
         assert!(matches!(
-            Vault::unlock(&dir, &Unlock::Passphrase(pass("nope"))),
+            Vault::unlock(&dir, &Unlock::Passphrase(pass("nope")), None),
             Err(Error::WrongPassphrase)
         ));
         assert_eq!(std::fs::read(dir.join("tutela.conf")).unwrap(), before);
-        let r = Vault::unlock(&dir, &Unlock::RecoveryKey(rk.to_string())).unwrap();
+        let r = Vault::unlock(&dir, &Unlock::RecoveryKey(rk.to_string()), None).unwrap();
         assert_eq!(r.master().as_bytes(), v.master().as_bytes());
     }
 
@@ -833,11 +838,11 @@ mod tests {
         bytes.extend_from_slice(&m.finalize().into_bytes());
         sys::write_atomic(&dir, config::FILE_NAME, &bytes, 0o600).unwrap();
 
-        let mut old = Vault::unlock(&dir, &Unlock::Passphrase(pass("pw"))).unwrap();
+        let mut old = Vault::unlock(&dir, &Unlock::Passphrase(pass("pw")), None).unwrap();
         assert_eq!(old.config.version, config::VERSION_1);
         assert_eq!(old.read_policy().unwrap().as_deref(), Some("x"));
         old.add_slot("second", &pass("pw2")).unwrap();
-        let new = Vault::unlock(&dir, &Unlock::Passphrase(pass("pw"))).unwrap();
+        let new = Vault::unlock(&dir, &Unlock::Passphrase(pass("pw")), None).unwrap();
         assert_eq!(new.config.version, config::VERSION);
         let b = new.config.policy.unwrap();
         assert_eq!(b.generation, 1);
@@ -862,7 +867,7 @@ mod tests {
         b[30] ^= 1;
         std::fs::write(&p, &b).unwrap();
         assert!(matches!(
-            Vault::unlock(&dir, &Unlock::Passphrase(pass("pw"))),
+            Vault::unlock(&dir, &Unlock::Passphrase(pass("pw")), None),
             Err(Error::ConfigCorrupt { .. })
         ));
     }

@@ -9,10 +9,6 @@ pub struct Cli {
     /// More log output (-v info, -vv debug). Logs never contain plaintext names or paths.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// With init: keep the zone keys in this separate key store file instead of the vault.
-    /// Otherwise: read the key store from PATH instead of where the vault recorded it.
-    #[arg(long, value_name = "PATH", global = true)]
-    pub keystore: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -26,6 +22,10 @@ pub struct PassArgs {
     /// Run CMD (with /bin/sh) and use the first line it prints as the passphrase.
     #[arg(long, value_name = "CMD")]
     pub extpass: Option<String>,
+    /// With init: keep the zone keys in this separate key store file instead of the vault.
+    /// Otherwise: read the key store from PATH instead of where the vault recorded it.
+    #[arg(long, value_name = "PATH")]
+    pub keystore: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

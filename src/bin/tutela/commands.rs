@@ -16,7 +16,11 @@ pub fn unlock(vault: &Path, pass: &PassArgs) -> Result<Vault> {
         passfile: pass.passfile.clone(),
         extpass: pass.extpass.clone(),
     };
-    tutela::offline::open_vault(vault, &Unlock::Passphrase(passphrase::existing(&src)?))
+    tutela::offline::open_vault(
+        vault,
+        &Unlock::Passphrase(passphrase::existing(&src)?),
+        pass.keystore.as_deref(),
+    )
 }
 
 pub fn offline_record(v: &Vault, op: &str, detail: Option<String>) {
@@ -419,7 +423,11 @@ pub fn passwd(
         Some(f) => {
             Vault::read_config(vault)?;
             let text = passphrase::recovery_key(Some(f))?;
-            tutela::offline::open_vault(vault, &Unlock::RecoveryKey(text.to_string()))?
+            tutela::offline::open_vault(
+                vault,
+                &Unlock::RecoveryKey(text.to_string()),
+                pass.keystore.as_deref(),
+            )?
         }
         None => unlock(vault, pass)?,
     };
@@ -778,7 +786,8 @@ pub fn rekey(
     };
     let p = passphrase::existing(&src)?;
     let p2 = tutela::crypto::secret::Passphrase::new(p.as_bytes().to_vec());
-    let mut v = tutela::offline::open_vault(vault, &Unlock::Passphrase(p))?;
+    let mut v =
+        tutela::offline::open_vault(vault, &Unlock::Passphrase(p), pass.keystore.as_deref())?;
     let label = v
         .unlocked_slot
         .and_then(|i| v.slot_labels().get(i).cloned())

@@ -34,9 +34,6 @@ fn warn_test_kdf(v: &Vault) {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    if let (Some(ks), false) = (&cli.keystore, matches!(cli.command, Command::Init { .. })) {
-        vault::set_keystore_override(ks.clone());
-    }
     match cli.command {
         Command::Init {
             vault,
@@ -44,7 +41,7 @@ fn run(cli: Cli) -> Result<()> {
             label,
             strict,
         } => {
-            let keystore = cli.keystore.clone();
+            let keystore = pass.keystore.clone();
             init_logging(cli.verbose, None)?;
             let kdf = vault::kdf_from_env();
             if kdf == vault::KDF_TEST {
@@ -103,7 +100,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 None => Unlock::Passphrase(passphrase::existing(&source(&pass))?),
             };
-            let v = tutela::offline::open_vault(&vault, &how)?;
+            let v = tutela::offline::open_vault(&vault, &how, pass.keystore.as_deref())?;
             // The daemon lives on with the keys only: the passphrase goes (and is zeroed) now.
             drop(how);
             warn_test_kdf(&v);
