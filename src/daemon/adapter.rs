@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::fs::inode::Kind;
-use crate::fs::{Attr, Fs, RenameFlags, SetAttr, Subject};
+use crate::fs::{Attr, Fh, Fs, Ino, RenameFlags, SetAttr, Subject};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, KernelConfig,
     LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
@@ -57,7 +57,7 @@ impl Adapter {
         }
     }
 
-    fn ttl_for(&self, ino: u64) -> Duration {
+    fn ttl_for(&self, ino: Ino) -> Duration {
         if self.fs.must_revalidate(ino) {
             Duration::ZERO
         } else {
@@ -107,7 +107,7 @@ fn kind(k: Kind) -> FileType {
 
 fn attr(a: &Attr) -> FileAttr {
     FileAttr {
-        ino: INodeNo(a.ino),
+        ino: INodeNo(a.ino.0),
         size: a.size,
         blocks: a.blocks,
         atime: time(a.atime),
@@ -191,12 +191,12 @@ impl fuser::Filesystem for Adapter {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _gate = self.touch();
-        match self.fs.lookup(&who(req), parent.0, name) {
+        match self.fs.lookup(&who(req), Ino(parent.0), name) {
             // A negative entry the kernel may cache where the answer is the same for every
             // caller (`Fs::absence_cacheable`); every create goes through us and replaces it.
-            Err(Error::NotFound) if self.fs.absence_cacheable(parent.0, name) => {
+            Err(Error::NotFound) if self.fs.absence_cacheable(Ino(parent.0), name) => {
                 let mut neg = attr(&Attr {
-                    ino: 0,
+                    ino: Ino(0),
                     generation: 0,
                     size: 0,
                     blocks: 0,
@@ -219,12 +219,12 @@ impl fuser::Filesystem for Adapter {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.fs.forget(ino.0, nlookup);
+        self.fs.forget(Ino(ino.0), nlookup);
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let _gate = self.touch();
-        match self.fs.getattr(&who(req), ino.0, fh.map(|f| f.0)) {
+        match self.fs.getattr(&who(req), Ino(ino.0), fh.map(|f| Fh(f.0))) {
             Ok(a) => reply.attr(&TTL, &attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
@@ -260,7 +260,10 @@ impl fuser::Filesystem for Adapter {
             // callers without CAP_FSETID, which the caller's uid stands in for here.
             kill_suid: (size.is_some() && req.uid() != 0).then(|| who(req)),
         };
-        match self.fs.setattr(&who(req), ino.0, &set, fh.map(|f| f.0)) {
+        match self
+            .fs
+            .setattr(&who(req), Ino(ino.0), &set, fh.map(|f| Fh(f.0)))
+        {
             Ok(a) => reply.attr(&TTL, &attr(&a)),
             Err(e) => reply.error(errno(&e)),
         }
@@ -268,7 +271,7 @@ impl fuser::Filesystem for Adapter {
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         let _gate = self.touch();
-        match self.fs.readlink(&who(req), ino.0) {
+        match self.fs.readlink(&who(req), Ino(ino.0)) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
         }
@@ -288,7 +291,8 @@ impl fuser::Filesystem for Adapter {
         entry(
             reply,
             self,
-            self.fs.mknod(&who(req), parent.0, name, mode, umask, rdev),
+            self.fs
+                .mknod(&who(req), Ino(parent.0), name, mode, umask, rdev),
         );
     }
 
@@ -305,18 +309,18 @@ impl fuser::Filesystem for Adapter {
         entry(
             reply,
             self,
-            self.fs.mkdir(&who(req), parent.0, name, mode, umask),
+            self.fs.mkdir(&who(req), Ino(parent.0), name, mode, umask),
         );
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _gate = self.touch();
-        empty(reply, self.fs.unlink(&who(req), parent.0, name));
+        empty(reply, self.fs.unlink(&who(req), Ino(parent.0), name));
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _gate = self.touch();
-        empty(reply, self.fs.rmdir(&who(req), parent.0, name));
+        empty(reply, self.fs.rmdir(&who(req), Ino(parent.0), name));
     }
 
     fn symlink(
@@ -333,7 +337,7 @@ impl fuser::Filesystem for Adapter {
             self,
             self.fs.symlink(
                 &who(req),
-                parent.0,
+                Ino(parent.0),
                 link_name,
                 target.as_os_str().as_bytes(),
             ),
@@ -361,7 +365,7 @@ impl fuser::Filesystem for Adapter {
         empty(
             reply,
             self.fs
-                .rename(&who(req), parent.0, name, newparent.0, newname, f),
+                .rename(&who(req), Ino(parent.0), name, Ino(newparent.0), newname, f),
         );
     }
 
@@ -377,14 +381,15 @@ impl fuser::Filesystem for Adapter {
         entry(
             reply,
             self,
-            self.fs.link(&who(req), ino.0, newparent.0, newname),
+            self.fs
+                .link(&who(req), Ino(ino.0), Ino(newparent.0), newname),
         );
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _gate = self.touch();
-        match self.fs.open(&who(req), ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), self.file_cache()),
+        match self.fs.open(&who(req), Ino(ino.0), flags.0) {
+            Ok(fh) => reply.opened(FileHandle(fh.0), self.file_cache()),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -403,7 +408,7 @@ impl fuser::Filesystem for Adapter {
         let _gate = self.touch();
         // The data is replied from the reader's buffer; the reply stays here for errors.
         let mut slot = Some(reply);
-        let r = self.fs.read_with(fh.0, offset, size, |d| {
+        let r = self.fs.read_with(Fh(fh.0), offset, size, |d| {
             if let Some(reply) = slot.take() {
                 reply.data(d);
             }
@@ -430,7 +435,7 @@ impl fuser::Filesystem for Adapter {
         let kill_suid = write_flags
             .contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID)
             .then_some(&caller);
-        match self.fs.write(fh.0, offset, data, kill_suid) {
+        match self.fs.write(Fh(fh.0), offset, data, kill_suid) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(errno(&e)),
         }
@@ -460,7 +465,7 @@ impl fuser::Filesystem for Adapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
+        self.fs.release(Fh(fh.0));
         reply.ok();
     }
 
@@ -473,7 +478,7 @@ impl fuser::Filesystem for Adapter {
         reply: ReplyEmpty,
     ) {
         let _gate = self.touch();
-        empty(reply, self.fs.fsync(fh.0, datasync));
+        empty(reply, self.fs.fsync(Fh(fh.0), datasync));
     }
 
     /// Listings are served statelessly from the offset in each READDIR, so no handle is
@@ -487,10 +492,10 @@ impl fuser::Filesystem for Adapter {
         if !self.shared {
             return reply.error(Errno::ENOSYS);
         }
-        match self.fs.open_listing(&who(req), ino.0) {
+        match self.fs.open_listing(&who(req), Ino(ino.0)) {
             Ok(()) => {
                 // Without KEEP_CACHE the kernel drops the cached listing at every open.
-                let flags = if self.fs.listing_cacheable(ino.0) {
+                let flags = if self.fs.listing_cacheable(Ino(ino.0)) {
                     FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
                 } else {
                     FopenFlags::empty()
@@ -513,8 +518,8 @@ impl fuser::Filesystem for Adapter {
         let mut added = false;
         let r = self
             .fs
-            .readdir_at(&who(req), ino.0, offset, !self.shared, |e, next| {
-                let full = reply.add(INodeNo(e.ino), next, kind(e.kind), &e.name);
+            .readdir_at(&who(req), Ino(ino.0), offset, !self.shared, |e, next| {
+                let full = reply.add(INodeNo(e.ino.0), next, kind(e.kind), &e.name);
                 added |= !full;
                 !full
             });
@@ -538,14 +543,14 @@ impl fuser::Filesystem for Adapter {
         let mut added = false;
         let r = self
             .fs
-            .readdir_at(&me, ino.0, offset, !self.shared, |e, next| {
+            .readdir_at(&me, Ino(ino.0), offset, !self.shared, |e, next| {
                 // "." and ".." carry attributes but no lookup reference (the kernel skips them).
                 if e.name == "." || e.name == ".." {
                     let Ok(a) = self.fs.getattr(&me, e.ino, None) else {
                         return true;
                     };
                     let full = reply.add(
-                        INodeNo(e.ino),
+                        INodeNo(e.ino.0),
                         next,
                         &e.name,
                         &Duration::ZERO,
@@ -556,11 +561,11 @@ impl fuser::Filesystem for Adapter {
                     return !full;
                 }
                 // Every other entry is a lookup: counted now, given back if it does not fit.
-                let Ok(a) = self.fs.lookup(&me, ino.0, &e.name) else {
+                let Ok(a) = self.fs.lookup(&me, Ino(ino.0), &e.name) else {
                     return true;
                 };
                 if reply.add(
-                    INodeNo(a.ino),
+                    INodeNo(a.ino.0),
                     next,
                     &e.name,
                     &self.ttl_for(a.ino),
@@ -588,12 +593,12 @@ impl fuser::Filesystem for Adapter {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.fs.fsyncdir(ino.0, datasync));
+        empty(reply, self.fs.fsyncdir(Ino(ino.0), datasync));
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
         let _gate = self.touch();
-        match self.fs.access(&who(req), ino.0, mask.bits()) {
+        match self.fs.access(&who(req), Ino(ino.0), mask.bits()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -621,23 +626,23 @@ impl fuser::Filesystem for Adapter {
         let _gate = self.touch();
         empty(
             reply,
-            self.fs.setxattr(&who(req), ino.0, name, value, flags),
+            self.fs.setxattr(&who(req), Ino(ino.0), name, value, flags),
         );
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let _gate = self.touch();
-        xattr_reply(reply, self.fs.getxattr(&who(req), ino.0, name), size);
+        xattr_reply(reply, self.fs.getxattr(&who(req), Ino(ino.0), name), size);
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let _gate = self.touch();
-        xattr_reply(reply, self.fs.listxattr(&who(req), ino.0), size);
+        xattr_reply(reply, self.fs.listxattr(&who(req), Ino(ino.0)), size);
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _gate = self.touch();
-        empty(reply, self.fs.removexattr(&who(req), ino.0, name));
+        empty(reply, self.fs.removexattr(&who(req), Ino(ino.0), name));
     }
 
     fn create(
@@ -653,13 +658,13 @@ impl fuser::Filesystem for Adapter {
         let _gate = self.touch();
         match self
             .fs
-            .create(&who(req), parent.0, name, mode, umask, flags)
+            .create(&who(req), Ino(parent.0), name, mode, umask, flags)
         {
             Ok((a, fh)) => reply.created(
                 &self.ttl_for(a.ino),
                 &attr(&a),
                 Generation(a.generation),
-                FileHandle(fh),
+                FileHandle(fh.0),
                 self.file_cache(),
             ),
             Err(e) => reply.error(errno(&e)),
@@ -683,7 +688,7 @@ impl fuser::Filesystem for Adapter {
         let kill_suid = (req.uid() != 0).then_some(&caller);
         empty(
             reply,
-            self.fs.fallocate(fh.0, mode, offset, length, kill_suid),
+            self.fs.fallocate(Fh(fh.0), mode, offset, length, kill_suid),
         );
     }
 }

@@ -2,6 +2,7 @@
 //! (chmod, chown, truncate, utimens); statfs; readlink.
 
 use super::inode::{Kind, ROOT_INO};
+use super::Ino;
 use super::{Fs, Subject};
 use crate::crypto::content;
 use crate::error::{Error, Result};
@@ -10,7 +11,7 @@ use std::os::fd::AsFd;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attr {
-    pub ino: u64,
+    pub ino: Ino,
     /// The entry's FUSE generation where it was just looked up or made (0 elsewhere: only
     /// entry replies carry it).
     pub generation: u64,
@@ -70,7 +71,7 @@ impl Fs {
             _ => st.st_size as u64,
         };
         Attr {
-            ino: self.fuse_ino(st.st_ino),
+            ino: Ino(self.fuse_ino(st.st_ino)),
             generation: 0,
             size,
             blocks: st.st_blocks as u64,
@@ -132,7 +133,7 @@ impl Fs {
             self.attr_at(&dir, &name, zone)
         });
         match by_name {
-            Ok(a) if a.ino == ino => Ok(a),
+            Ok(a) if a.ino.0 == ino => Ok(a),
             // Unlinked while open (fstat of an open, deleted file), or the name now points at
             // another backing inode (replaced behind our back): an open handle still knows it.
             other => match self.files.any_handle_of(ino) {

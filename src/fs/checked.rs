@@ -5,7 +5,7 @@
 use super::dir::DirEntryOut;
 use super::inode::Kind;
 use super::op::Op;
-use super::{Attr, Fs, RenameFlags, SetAttr, Subject};
+use super::{Attr, Fh, Fs, Ino, RenameFlags, SetAttr, Subject};
 use crate::error::{Error, Result};
 use crate::policy::Access::{Read, Write};
 use std::ffi::OsStr;
@@ -58,7 +58,7 @@ impl Fs {
         if a.kind == Kind::Dir && a.nlink > 1 {
             if let Some(p) = self.guard_policy() {
                 if self
-                    .path_of(a.ino)
+                    .path_of(a.ino.0)
                     .is_ok_and(|path| p.is_above_client(&path))
                 {
                     a.nlink = 1;
@@ -68,12 +68,15 @@ impl Fs {
         a
     }
 
-    pub fn lookup(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<Attr> {
+    pub fn lookup(&self, who: &Subject, parent: Ino, name: &OsStr) -> Result<Attr> {
+        let parent = parent.0;
         self.gate(who, Op::Lookup, || self.child_path(parent, name), Read)?;
         self.lookup_inner(who, parent, name).map(|a| self.veil(a))
     }
 
-    pub fn getattr(&self, who: &Subject, ino: u64, fh: Option<u64>) -> Result<Attr> {
+    pub fn getattr(&self, who: &Subject, ino: Ino, fh: Option<Fh>) -> Result<Attr> {
+        let ino = ino.0;
+        let fh = fh.map(|f| f.0);
         if fh.is_none() {
             self.gate(who, Op::Stat, || self.path_of(ino), Read)?;
         }
@@ -83,17 +86,21 @@ impl Fs {
     /// access(2) on a mount without kernel permission checks (single-user mounts): the
     /// backing file carries the same modes and the daemon runs as that user (or root), so
     /// the backing filesystem gives the answer a local disk would.
-    pub fn access(&self, who: &Subject, ino: u64, mask: i32) -> Result<()> {
+    pub fn access(&self, who: &Subject, ino: Ino, mask: i32) -> Result<()> {
+        let ino = ino.0;
         self.gate(who, Op::Access, || self.path_of(ino), Read)?;
         self.access_inner(ino, mask)
     }
 
-    pub fn readlink(&self, who: &Subject, ino: u64) -> Result<Vec<u8>> {
+    pub fn readlink(&self, who: &Subject, ino: Ino) -> Result<Vec<u8>> {
+        let ino = ino.0;
         self.gate(who, Op::Readlink, || self.path_of(ino), Read)?;
         self.readlink_inner(ino)
     }
 
-    pub fn setattr(&self, who: &Subject, ino: u64, set: &SetAttr, fh: Option<u64>) -> Result<Attr> {
+    pub fn setattr(&self, who: &Subject, ino: Ino, set: &SetAttr, fh: Option<Fh>) -> Result<Attr> {
+        let ino = ino.0;
+        let fh = fh.map(|f| f.0);
         let path = self.path_of(ino)?;
         let client = self.allow(who, Op::Setattr, &path, Write)?;
         let mut what = Vec::new();
@@ -124,12 +131,13 @@ impl Fs {
     pub fn mknod(
         &self,
         who: &Subject,
-        parent: u64,
+        parent: Ino,
         name: &OsStr,
         mode: u32,
         umask: u32,
         rdev: u32,
     ) -> Result<Attr> {
+        let parent = parent.0;
         let path = self.child_path(parent, name)?;
         self.checked(
             who,
@@ -144,11 +152,12 @@ impl Fs {
     pub fn mkdir(
         &self,
         who: &Subject,
-        parent: u64,
+        parent: Ino,
         name: &OsStr,
         mode: u32,
         umask: u32,
     ) -> Result<Attr> {
+        let parent = parent.0;
         let path = self.child_path(parent, name)?;
         self.checked(who, Op::Mkdir, &path, Write, None, || {
             self.mkdir_inner(who, parent, name, mode, umask)
@@ -156,7 +165,8 @@ impl Fs {
         })
     }
 
-    pub fn symlink(&self, who: &Subject, parent: u64, name: &OsStr, target: &[u8]) -> Result<Attr> {
+    pub fn symlink(&self, who: &Subject, parent: Ino, name: &OsStr, target: &[u8]) -> Result<Attr> {
+        let parent = parent.0;
         let path = self.child_path(parent, name)?;
         self.checked(who, Op::Symlink, &path, Write, None, || {
             self.symlink_inner(who, parent, name, target)
@@ -174,14 +184,16 @@ impl Fs {
         Ok(())
     }
 
-    pub fn unlink(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
+    pub fn unlink(&self, who: &Subject, parent: Ino, name: &OsStr) -> Result<()> {
+        let parent = parent.0;
         let path = self.child_path(parent, name)?;
         self.checked(who, Op::Unlink, &path, Write, None, || {
             self.unlink_inner(who, parent, name)
         })
     }
 
-    pub fn rmdir(&self, who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
+    pub fn rmdir(&self, who: &Subject, parent: Ino, name: &OsStr) -> Result<()> {
+        let parent = parent.0;
         let path = self.child_path(parent, name)?;
         let client = self.allow(who, Op::Rmdir, &path, Write)?;
         let r = self
@@ -190,7 +202,9 @@ impl Fs {
         self.audited(who, Op::Rmdir, &path, None, client.as_deref(), None, r)
     }
 
-    pub fn link(&self, who: &Subject, ino: u64, newparent: u64, newname: &OsStr) -> Result<Attr> {
+    pub fn link(&self, who: &Subject, ino: Ino, newparent: Ino, newname: &OsStr) -> Result<Attr> {
+        let ino = ino.0;
+        let newparent = newparent.0;
         let from = self.path_of(ino)?;
         let to = self.child_path(newparent, newname)?;
         self.allow(who, Op::Link, &from, Read)?;
@@ -204,12 +218,14 @@ impl Fs {
     pub fn rename(
         &self,
         who: &Subject,
-        parent: u64,
+        parent: Ino,
         name: &OsStr,
-        newparent: u64,
+        newparent: Ino,
         newname: &OsStr,
         flags: RenameFlags,
     ) -> Result<()> {
+        let parent = parent.0;
+        let newparent = newparent.0;
         let from = self.child_path(parent, name)?;
         let to = self.child_path(newparent, newname)?;
         let client = self.allow(who, Op::Rename, &from, Write)?;
@@ -228,11 +244,12 @@ impl Fs {
         )
     }
 
-    pub fn open(&self, who: &Subject, ino: u64, flags: i32) -> Result<u64> {
+    pub fn open(&self, who: &Subject, ino: Ino, flags: i32) -> Result<Fh> {
+        let ino = ino.0;
         let path = self.path_of(ino)?;
         let write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         let client = self.allow(who, Op::Open, &path, if write { Write } else { Read })?;
-        let r = self.open_inner(who, ino, flags);
+        let r = self.open_inner(who, ino, flags).map(Fh);
         self.audited(
             who,
             Op::Open,
@@ -247,12 +264,13 @@ impl Fs {
     pub fn create(
         &self,
         who: &Subject,
-        parent: u64,
+        parent: Ino,
         name: &OsStr,
         mode: u32,
         umask: u32,
         flags: i32,
-    ) -> Result<(Attr, u64)> {
+    ) -> Result<(Attr, Fh)> {
+        let parent = parent.0;
         let path = self.child_path(parent, name)?;
         self.checked(
             who,
@@ -260,14 +278,18 @@ impl Fs {
             &path,
             Write,
             Some(open_mode(flags).into()),
-            || self.create_inner(who, parent, name, mode, umask, flags),
+            || {
+                self.create_inner(who, parent, name, mode, umask, flags)
+                    .map(|(a, fh)| (a, Fh(fh)))
+            },
         )
     }
 
     /// Checks and audits the opening of directory `ino` for listing (shared mounts, where
     /// every open reaches the daemon and the kernel may then serve the listing from its
     /// cache; `readdir_at` is then called with `audit` false).
-    pub fn open_listing(&self, who: &Subject, ino: u64) -> Result<()> {
+    pub fn open_listing(&self, who: &Subject, ino: Ino) -> Result<()> {
+        let ino = ino.0;
         let path = self.path_of(ino)?;
         let client = self.allow(who, Op::List, &path, Read)?;
         self.audited(who, Op::List, &path, None, client.as_deref(), None, Ok(()))
@@ -279,11 +301,12 @@ impl Fs {
     pub fn readdir_at(
         &self,
         who: &Subject,
-        ino: u64,
+        ino: Ino,
         cookie: u64,
         audit: bool,
         mut emit: impl FnMut(DirEntryOut, u64) -> bool,
     ) -> Result<()> {
+        let ino = ino.0;
         let path = self.path_of(ino)?;
         let client = self.allow(who, Op::List, &path, Read)?;
         let policy = self.guard_policy();
@@ -311,9 +334,10 @@ impl Fs {
 
     /// Every entry of a directory the caller may see, "." and ".." included, unaudited (for
     /// work on the vault itself: export, counting a client's files).
-    pub fn readdir(&self, who: &Subject, ino: u64) -> Result<Vec<DirEntryOut>> {
+    pub fn readdir(&self, who: &Subject, ino: Ino) -> Result<Vec<DirEntryOut>> {
+        let ino = ino.0;
         let mut out = Vec::new();
-        self.readdir_at(who, ino, 0, false, |e, _| {
+        self.readdir_at(who, Ino(ino), 0, false, |e, _| {
             out.push(e);
             true
         })?;
@@ -323,30 +347,34 @@ impl Fs {
     pub fn setxattr(
         &self,
         who: &Subject,
-        ino: u64,
+        ino: Ino,
         name: &OsStr,
         value: &[u8],
         flags: i32,
     ) -> Result<()> {
+        let ino = ino.0;
         let path = self.path_of(ino)?;
         self.checked(who, Op::Setxattr, &path, Write, None, || {
             self.setxattr_inner(ino, name, value, flags)
         })
     }
 
-    pub fn removexattr(&self, who: &Subject, ino: u64, name: &OsStr) -> Result<()> {
+    pub fn removexattr(&self, who: &Subject, ino: Ino, name: &OsStr) -> Result<()> {
+        let ino = ino.0;
         let path = self.path_of(ino)?;
         self.checked(who, Op::Removexattr, &path, Write, None, || {
             self.removexattr_inner(ino, name)
         })
     }
 
-    pub fn getxattr(&self, who: &Subject, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
+    pub fn getxattr(&self, who: &Subject, ino: Ino, name: &OsStr) -> Result<Vec<u8>> {
+        let ino = ino.0;
         self.gate(who, Op::Getxattr, || self.path_of(ino), Read)?;
         self.getxattr_inner(ino, name)
     }
 
-    pub fn listxattr(&self, who: &Subject, ino: u64) -> Result<Vec<u8>> {
+    pub fn listxattr(&self, who: &Subject, ino: Ino) -> Result<Vec<u8>> {
+        let ino = ino.0;
         self.gate(who, Op::Listxattr, || self.path_of(ino), Read)?;
         self.listxattr_inner(ino)
     }

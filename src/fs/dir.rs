@@ -1,7 +1,7 @@
 //! Directories: directory IDs, lookup, listing, mkdir and rmdir.
 
 use super::inode::{DirRef, Kind, ROOT_INO};
-use super::{lock, Attr, Fs, Subject};
+use super::{lock, Attr, Fs, Ino, Subject};
 use crate::crypto::names::{self, Stored};
 use crate::crypto::Id;
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 
 #[derive(Debug, Clone)]
 pub struct DirEntryOut {
-    pub ino: u64,
+    pub ino: Ino,
     pub kind: Kind,
     pub name: OsString,
 }
@@ -189,7 +189,7 @@ impl Fs {
         let (mut attr, backing, zone) = found?;
         let backing = OsStr::new(&backing);
         attr.generation = lock(&self.inodes).remember(
-            attr.ino,
+            attr.ino.0,
             parent,
             backing.to_os_string(),
             name.as_bytes().to_vec(),
@@ -200,8 +200,8 @@ impl Fs {
         Ok(attr)
     }
 
-    pub fn forget(&self, ino: u64, n: u64) {
-        lock(&self.inodes).forget(ino, n);
+    pub fn forget(&self, ino: Ino, n: u64) {
+        lock(&self.inodes).forget(ino.0, n);
     }
 
     /// Lists directory `ino` from `cookie` (0: the start, else the `next` of an entry handed
@@ -239,12 +239,12 @@ impl Fs {
             let b = e.name.as_bytes();
             let out = match b {
                 b"." => Some(DirEntryOut {
-                    ino,
+                    ino: Ino(ino),
                     kind: Kind::Dir,
                     name: ".".into(),
                 }),
                 b".." => Some(DirEntryOut {
-                    ino: parent_ino,
+                    ino: Ino(parent_ino),
                     kind: Kind::Dir,
                     name: "..".into(),
                 }),
@@ -293,7 +293,7 @@ impl Fs {
                 }
             }
             return Ok(Some(DirEntryOut {
-                ino: self.fuse_ino(e.ino),
+                ino: Ino(self.fuse_ino(e.ino)),
                 kind: Kind::from_dtype(e.dtype).unwrap_or(Kind::File),
                 name: OsString::from(OsStr::from_bytes(&p)),
             }));
@@ -368,14 +368,14 @@ impl Fs {
         // Its children's names are sealed with this ID, kept with the descriptor of the
         // directory that holds it (no need to read it back), unless the name now stands for
         // another entry (replaced meanwhile).
-        if self.fuse_ino(sys::fstat(sub.as_fd())?.st_ino) == attr.ino {
+        if self.fuse_ino(sys::fstat(sub.as_fd())?.st_ino) == attr.ino.0 {
             let d = DirRef {
                 fd: std::sync::Arc::new(sub),
                 id,
                 gen: self.child_zone(parent, name.as_bytes())?,
             };
             let max = super::MAX_CACHED_DIR_FDS;
-            lock(&self.inodes).cache_dir(attr.ino, attr.generation, &d, max);
+            lock(&self.inodes).cache_dir(attr.ino.0, attr.generation, &d, max);
         }
         Ok(attr)
     }
@@ -431,21 +431,21 @@ mod tests {
     fn mkdir_lookup_list_rmdir() {
         let (_t, fs) = new_fs();
         let a = fs
-            .mkdir(&ME, ROOT_INO, OsStr::new("clients"), 0o755, 0o022)
+            .mkdir(&ME, Ino::ROOT, OsStr::new("clients"), 0o755, 0o022)
             .unwrap();
         assert_eq!(a.kind, Kind::Dir);
         assert_eq!(a.perm, 0o755);
         let sub = fs.mkdir(&ME, a.ino, OsStr::new("acme"), 0o700, 0).unwrap();
-        let l = fs.list_dir(a.ino).unwrap();
+        let l = fs.list_dir(a.ino.0).unwrap();
         assert!(l.iter().any(|e| e.name == "acme" && e.ino == sub.ino));
         assert!(matches!(
-            fs.rmdir(&ME, ROOT_INO, OsStr::new("clients")),
+            fs.rmdir(&ME, Ino::ROOT, OsStr::new("clients")),
             Err(Error::NotEmpty)
         ));
         fs.rmdir(&ME, a.ino, OsStr::new("acme")).unwrap();
-        fs.rmdir(&ME, ROOT_INO, OsStr::new("clients")).unwrap();
+        fs.rmdir(&ME, Ino::ROOT, OsStr::new("clients")).unwrap();
         assert!(matches!(
-            fs.lookup(&ME, ROOT_INO, OsStr::new("clients")),
+            fs.lookup(&ME, Ino::ROOT, OsStr::new("clients")),
             Err(Error::NotFound)
         ));
     }
@@ -453,7 +453,7 @@ mod tests {
     #[test]
     fn lost_dir_id_file_is_restored_from_xattr() {
         let (t, fs) = new_fs();
-        let a = fs.mkdir(&ME, ROOT_INO, OsStr::new("d"), 0o755, 0).unwrap();
+        let a = fs.mkdir(&ME, Ino::ROOT, OsStr::new("d"), 0o755, 0).unwrap();
         fs.mkdir(&ME, a.ino, OsStr::new("inner"), 0o755, 0).unwrap();
         let vault = t.path().join("vault");
         let backing_dir = std::fs::read_dir(&vault)
@@ -476,9 +476,9 @@ mod tests {
         )
         .unwrap();
         let fs2 = Fs::new(&v, Default::default()).unwrap();
-        let d = fs2.lookup(&ME, ROOT_INO, OsStr::new("d")).unwrap();
+        let d = fs2.lookup(&ME, Ino::ROOT, OsStr::new("d")).unwrap();
         assert!(fs2
-            .list_dir(d.ino)
+            .list_dir(d.ino.0)
             .unwrap()
             .iter()
             .any(|e| e.name == "inner"));
@@ -495,11 +495,11 @@ mod tests {
         let (t, fs) = new_fs();
         let mut reused = 0;
         for i in 0..200 {
-            let a = fs.mkdir(&ME, ROOT_INO, OsStr::new("a"), 0o755, 0).unwrap();
-            fs.list_dir(a.ino).unwrap();
-            fs.rmdir(&ME, ROOT_INO, OsStr::new("a")).unwrap();
+            let a = fs.mkdir(&ME, Ino::ROOT, OsStr::new("a"), 0o755, 0).unwrap();
+            fs.list_dir(a.ino.0).unwrap();
+            fs.rmdir(&ME, Ino::ROOT, OsStr::new("a")).unwrap();
             let b = fs
-                .mkdir(&ME, ROOT_INO, OsStr::new(&format!("b{i}")), 0o755, 0)
+                .mkdir(&ME, Ino::ROOT, OsStr::new(&format!("b{i}")), 0o755, 0)
                 .unwrap();
             reused += usize::from(b.ino == a.ino);
             let (_, fh) = fs
@@ -520,10 +520,10 @@ mod tests {
         let fresh = Fs::new(&v, Default::default()).unwrap();
         for i in 0..200 {
             let b = fresh
-                .lookup(&ME, ROOT_INO, OsStr::new(&format!("b{i}")))
+                .lookup(&ME, Ino::ROOT, OsStr::new(&format!("b{i}")))
                 .unwrap();
             let names: Vec<OsString> = fresh
-                .list_dir(b.ino)
+                .list_dir(b.ino.0)
                 .unwrap()
                 .into_iter()
                 .map(|e| e.name)

@@ -259,45 +259,45 @@ impl Fs {
 
 #[cfg(test)]
 mod tests {
-    use super::super::inode::ROOT_INO;
     use super::super::testutil::{new_fs, ME};
+    use super::super::Ino;
     use super::*;
 
     #[test]
     fn symlink_link_rename_unlink() {
         let (_t, fs) = new_fs();
         let s = fs
-            .symlink(&ME, ROOT_INO, OsStr::new("ln"), b"../some/target")
+            .symlink(&ME, Ino::ROOT, OsStr::new("ln"), b"../some/target")
             .unwrap();
         assert_eq!(s.kind, Kind::Symlink);
         assert_eq!(s.size, 14);
         assert_eq!(fs.readlink(&ME, s.ino).unwrap(), b"../some/target");
         let (f, fh) = fs
-            .create(&ME, ROOT_INO, OsStr::new("a"), 0o644, 0, libc::O_RDWR)
+            .create(&ME, Ino::ROOT, OsStr::new("a"), 0o644, 0, libc::O_RDWR)
             .unwrap();
         fs.write(fh, 0, b"hello", None).unwrap();
         fs.release(fh);
-        let l = fs.link(&ME, f.ino, ROOT_INO, OsStr::new("b")).unwrap();
+        let l = fs.link(&ME, f.ino, Ino::ROOT, OsStr::new("b")).unwrap();
         assert_eq!(l.ino, f.ino);
         assert_eq!(l.nlink, 2);
         let long = "L".repeat(240);
         fs.rename(
             &ME,
-            ROOT_INO,
+            Ino::ROOT,
             OsStr::new("b"),
-            ROOT_INO,
+            Ino::ROOT,
             OsStr::new(&long),
             RenameFlags::default(),
         )
         .unwrap();
-        let got = fs.lookup(&ME, ROOT_INO, OsStr::new(&long)).unwrap();
+        let got = fs.lookup(&ME, Ino::ROOT, OsStr::new(&long)).unwrap();
         assert_eq!(got.size, 5);
         assert!(matches!(
             fs.rename(
                 &ME,
-                ROOT_INO,
+                Ino::ROOT,
                 OsStr::new("a"),
-                ROOT_INO,
+                Ino::ROOT,
                 OsStr::new("ln"),
                 RenameFlags {
                     noreplace: true,
@@ -306,9 +306,9 @@ mod tests {
             ),
             Err(Error::Exists)
         ));
-        fs.unlink(&ME, ROOT_INO, OsStr::new(&long)).unwrap();
+        fs.unlink(&ME, Ino::ROOT, OsStr::new(&long)).unwrap();
         let names: std::collections::BTreeSet<std::ffi::OsString> = fs
-            .list_dir(ROOT_INO)
+            .list_dir(Ino::ROOT.0)
             .unwrap()
             .into_iter()
             .map(|e| e.name)
@@ -321,26 +321,26 @@ mod tests {
     #[test]
     fn rename_directory_over_empty_directory() {
         let (_t, fs) = new_fs();
-        let a = fs.mkdir(&ME, ROOT_INO, OsStr::new("a"), 0o755, 0).unwrap();
-        fs.mkdir(&ME, ROOT_INO, OsStr::new("b"), 0o755, 0).unwrap();
+        let a = fs.mkdir(&ME, Ino::ROOT, OsStr::new("a"), 0o755, 0).unwrap();
+        fs.mkdir(&ME, Ino::ROOT, OsStr::new("b"), 0o755, 0).unwrap();
         fs.mkdir(&ME, a.ino, OsStr::new("inner"), 0o755, 0).unwrap();
         fs.rename(
             &ME,
-            ROOT_INO,
+            Ino::ROOT,
             OsStr::new("a"),
-            ROOT_INO,
+            Ino::ROOT,
             OsStr::new("b"),
             RenameFlags::default(),
         )
         .unwrap();
-        let b = fs.lookup(&ME, ROOT_INO, OsStr::new("b")).unwrap();
+        let b = fs.lookup(&ME, Ino::ROOT, OsStr::new("b")).unwrap();
         assert!(fs
-            .list_dir(b.ino)
+            .list_dir(b.ino.0)
             .unwrap()
             .iter()
             .any(|e| e.name == "inner"));
         assert!(matches!(
-            fs.lookup(&ME, ROOT_INO, OsStr::new("a")),
+            fs.lookup(&ME, Ino::ROOT, OsStr::new("a")),
             Err(Error::NotFound)
         ));
     }

@@ -10,9 +10,9 @@
 //! link to a directory, opening a directory as a file).
 
 use super::guard::CredSource;
-use super::inode::ROOT_INO;
 use super::op::Op;
 use super::testutil::{new_fs, ME};
+use super::Ino;
 use super::{Fs, Guard, RenameFlags, SetAttr, Subject};
 use crate::error::Error;
 use crate::policy;
@@ -157,9 +157,9 @@ const DENY: Table = [
 
 /// The tree every case starts from, made before the policy is in force; inode numbers by
 /// plaintext path.
-fn tree(fs: &Fs) -> HashMap<&'static str, u64> {
+fn tree(fs: &Fs) -> HashMap<&'static str, Ino> {
     let mut ino = HashMap::new();
-    ino.insert("/", ROOT_INO);
+    ino.insert("/", Ino::ROOT);
     let dirs = [
         ("/", "clients", "/clients"),
         ("/clients", "acme", "/clients/acme"),
@@ -220,7 +220,7 @@ fn at(place: Place) -> (&'static str, &'static str, &'static str, &'static str) 
 /// Runs one case; the error, if any, as the fence's answer letter or the errno.
 fn run(
     fs: &Fs,
-    ino: &HashMap<&str, u64>,
+    ino: &HashMap<&str, Ino>,
     who: &Subject,
     case: Case,
     place: Place,

@@ -4,7 +4,7 @@
 //! concurrent readers and writers of one file see consistent data.
 
 use super::stream::Stream;
-use super::{lock, Attr, Fs, Subject};
+use super::{lock, Attr, Fh, Fs, Ino, Subject};
 use crate::crypto::content::{self, FileCipher, BLOCK, CT_BLOCK, HEADER_LEN, OVERHEAD};
 use crate::crypto::kdf;
 use crate::error::{Error, Result};
@@ -538,8 +538,9 @@ impl Fs {
             Err(Error::Exists) if flags & libc::O_EXCL == 0 => {
                 // It exists after all (created behind the kernel's back): open it as usual.
                 let attr = self.lookup_inner(who, parent, name)?;
-                let fh = self.open_inner(who, attr.ino, flags & !libc::O_CREAT & !libc::O_EXCL)?;
-                return Ok((self.getattr_inner(attr.ino, Some(fh))?, fh));
+                let fh =
+                    self.open_inner(who, attr.ino.0, flags & !libc::O_CREAT & !libc::O_EXCL)?;
+                return Ok((self.getattr_inner(attr.ino.0, Some(fh))?, fh));
             }
             Err(e) => {
                 if !matches!(e, Error::Exists) {
@@ -569,7 +570,7 @@ impl Fs {
         let mut attr = self.to_attr(&st, None);
         let zone = self.child_zone(parent, name.as_bytes())?;
         attr.generation = lock(&self.inodes).remember(
-            attr.ino,
+            attr.ino.0,
             parent,
             bname.to_os_string(),
             name.as_bytes().to_vec(),
@@ -577,12 +578,12 @@ impl Fs {
             zone,
             true,
         );
-        let fh = self.open_handle(attr.ino, created)?;
+        let fh = self.open_handle(attr.ino.0, created)?;
         Ok((attr, fh))
     }
 
-    pub fn release(&self, fh: u64) {
-        if let Some(h) = lock(&self.files.handles).remove(&fh) {
+    pub fn release(&self, fh: Fh) {
+        if let Some(h) = lock(&self.files.handles).remove(&fh.0) {
             self.unref_node(h.ino);
         }
     }
@@ -612,15 +613,15 @@ impl Fs {
         self.unref_node(ino)
     }
 
-    fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
-        let h = self.files.handle(fh).ok_or(Error::Invalid)?;
+    fn handle(&self, fh: Fh) -> Result<Arc<Handle>> {
+        let h = self.files.handle(fh.0).ok_or(Error::Invalid)?;
         if h.node.revoked.load(Ordering::Relaxed) {
             return Err(Error::Revoked);
         }
         Ok(h)
     }
 
-    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    pub fn read(&self, fh: Fh, offset: u64, size: u32) -> Result<Vec<u8>> {
         self.read_with(fh, offset, size, |d| d.to_vec())
     }
 
@@ -628,7 +629,7 @@ impl Fs {
     /// so a FUSE reply is sent without copying them again).
     pub fn read_with<R>(
         &self,
-        fh: u64,
+        fh: Fh,
         offset: u64,
         size: u32,
         f: impl FnOnce(&[u8]) -> R,
@@ -691,7 +692,7 @@ impl Fs {
     /// clearing them to us, see `drop_suid`).
     pub fn write(
         &self,
-        fh: u64,
+        fh: Fh,
         offset: u64,
         data: &[u8],
         kill_suid: Option<&Subject>,
@@ -796,7 +797,7 @@ impl Fs {
             Some(h) => (h, None),
             None => {
                 let fh = self.open_handle(ino, self.open_backing(ino, libc::O_WRONLY)?)?;
-                (self.handle(fh)?, Some(fh))
+                (self.handle(Fh(fh))?, Some(Fh(fh)))
             }
         };
         let result = self.truncate_handle(&h, size);
@@ -831,7 +832,7 @@ impl Fs {
     /// fallocate too, xfstests generic/683).
     pub fn fallocate(
         &self,
-        fh: u64,
+        fh: Fh,
         mode: i32,
         offset: u64,
         len: u64,
@@ -870,21 +871,21 @@ impl Fs {
         )
     }
 
-    pub fn fsync(&self, fh: u64, datasync: bool) -> Result<()> {
+    pub fn fsync(&self, fh: Fh, datasync: bool) -> Result<()> {
         let h = self.handle(fh)?;
         sys::fsync(h.fd.as_fd(), datasync)
     }
 
-    pub fn fsyncdir(&self, ino: u64, datasync: bool) -> Result<()> {
-        let fd = self.open_ino(ino, libc::O_RDONLY | libc::O_DIRECTORY)?;
+    pub fn fsyncdir(&self, ino: Ino, datasync: bool) -> Result<()> {
+        let fd = self.open_ino(ino.0, libc::O_RDONLY | libc::O_DIRECTORY)?;
         sys::fsync(fd.as_fd(), datasync)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::inode::ROOT_INO;
     use super::super::testutil::{new_fs, ME};
+    use super::super::Ino;
     use super::*;
 
     fn pattern(n: usize, seed: u8) -> Vec<u8> {
@@ -902,12 +903,12 @@ mod tests {
         {
             let name = format!("f{i}");
             let (_, fh) = fs
-                .create(&ME, ROOT_INO, OsStr::new(&name), 0o644, 0, libc::O_RDWR)
+                .create(&ME, Ino::ROOT, OsStr::new(&name), 0o644, 0, libc::O_RDWR)
                 .unwrap();
             let data = pattern(n, i as u8);
             fs.write(fh, 0, &data, None).unwrap();
             assert_eq!(fs.read(fh, 0, n as u32 + 100).unwrap(), data, "size {n}");
-            let a = fs.getattr(&ME, 0, Some(fh)).unwrap();
+            let a = fs.getattr(&ME, Ino(0), Some(fh)).unwrap();
             assert_eq!(a.size, n as u64);
             fs.release(fh);
         }
@@ -919,7 +920,7 @@ mod tests {
     fn large_unaligned_writes_split_across_threads_read_back() {
         let (_t, fs) = new_fs();
         let (_, fh) = fs
-            .create(&ME, ROOT_INO, OsStr::new("big"), 0o644, 0, libc::O_RDWR)
+            .create(&ME, Ino::ROOT, OsStr::new("big"), 0o644, 0, libc::O_RDWR)
             .unwrap();
         let mut model = pattern(3 << 20, 3);
         fs.write(fh, 0, &model, None).unwrap();
@@ -951,7 +952,7 @@ mod tests {
     fn overwrite_in_the_middle_and_past_eof_with_holes() {
         let (_t, fs) = new_fs();
         let (_, fh) = fs
-            .create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
+            .create(&ME, Ino::ROOT, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
             .unwrap();
         let mut model = pattern(9000, 1);
         fs.write(fh, 0, &model, None).unwrap();
@@ -971,17 +972,17 @@ mod tests {
     fn truncate_down_and_up() {
         let (_t, fs) = new_fs();
         let (a, fh) = fs
-            .create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
+            .create(&ME, Ino::ROOT, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
             .unwrap();
         let data = pattern(10000, 3);
         fs.write(fh, 0, &data, None).unwrap();
-        fs.truncate(a.ino, Some(fh), 5000).unwrap();
+        fs.truncate(a.ino.0, Some(fh.0), 5000).unwrap();
         assert_eq!(fs.read(fh, 0, 20000).unwrap(), data[..5000]);
-        fs.truncate(a.ino, None, 9000).unwrap();
+        fs.truncate(a.ino.0, None, 9000).unwrap();
         let mut want = data[..5000].to_vec();
         want.resize(9000, 0);
         assert_eq!(fs.read(fh, 0, 20000).unwrap(), want);
-        fs.truncate(a.ino, Some(fh), 0).unwrap();
+        fs.truncate(a.ino.0, Some(fh.0), 0).unwrap();
         assert_eq!(fs.read(fh, 0, 100).unwrap(), Vec::<u8>::new());
         fs.write(fh, 0, b"again", None).unwrap();
         assert_eq!(fs.read(fh, 0, 100).unwrap(), b"again");
@@ -992,12 +993,12 @@ mod tests {
     fn flipped_ciphertext_bit_gives_eio_and_other_files_still_read() {
         let (t, fs) = new_fs();
         let (_, fh) = fs
-            .create(&ME, ROOT_INO, OsStr::new("victim"), 0o644, 0, libc::O_RDWR)
+            .create(&ME, Ino::ROOT, OsStr::new("victim"), 0o644, 0, libc::O_RDWR)
             .unwrap();
         fs.write(fh, 0, &pattern(8192, 1), None).unwrap();
         fs.release(fh);
         let (_, fh2) = fs
-            .create(&ME, ROOT_INO, OsStr::new("other"), 0o644, 0, libc::O_RDWR)
+            .create(&ME, Ino::ROOT, OsStr::new("other"), 0o644, 0, libc::O_RDWR)
             .unwrap();
         fs.write(fh2, 0, b"fine", None).unwrap();
         // Find the victim's backing file by size and flip a bit in its second block.
@@ -1011,7 +1012,7 @@ mod tests {
         let off = content::block_offset(1) as usize + 100;
         b[off] ^= 0x01;
         std::fs::write(&victim, &b).unwrap();
-        let a = fs.lookup(&ME, ROOT_INO, OsStr::new("victim")).unwrap();
+        let a = fs.lookup(&ME, Ino::ROOT, OsStr::new("victim")).unwrap();
         let fh = fs.open(&ME, a.ino, libc::O_RDONLY).unwrap();
         assert_eq!(fs.read(fh, 0, 4096).unwrap(), pattern(8192, 1)[..4096]);
         assert!(matches!(

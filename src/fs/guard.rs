@@ -4,7 +4,7 @@
 
 use super::op::Op;
 use super::refusals::{Key, Refusals, Summary, Who};
-use super::{lock, Fs, Subject};
+use super::{lock, Fs, Ino, Subject};
 use crate::audit::{Record, Sink};
 use crate::error::{Error, Result};
 use crate::policy::{Access, Creds, Policy};
@@ -285,7 +285,8 @@ impl Fs {
     /// clients every entry has the same rule as the directory itself, so whoever may open
     /// the directory may see the whole listing. Cached listings are dropped on every policy
     /// change.
-    pub fn listing_cacheable(&self, ino: u64) -> bool {
+    pub fn listing_cacheable(&self, ino: Ino) -> bool {
+        let ino = ino.0;
         let Some(p) = self.guard.policy() else {
             return true;
         };
@@ -301,7 +302,8 @@ impl Fs {
     /// directory and (with `default = "deny"`) everything outside the clients. Below a client's top directory caching is safe: every path walk passes
     /// through the top directory, which is looked up, and so checked, for each caller; opens,
     /// creates and changes always reach the daemon.
-    pub fn must_revalidate(&self, ino: u64) -> bool {
+    pub fn must_revalidate(&self, ino: Ino) -> bool {
+        let ino = ino.0;
         let Some(p) = self.guard.policy() else {
             return false;
         };
@@ -321,7 +323,8 @@ impl Fs {
     /// every path walk passes through and which is checked for each caller (the rule for
     /// positive entries in `must_revalidate`). Spares git a LOOKUP per directory for each
     /// `.gitignore` it probes on every `git status`.
-    pub fn absence_cacheable(&self, parent: u64, name: &OsStr) -> bool {
+    pub fn absence_cacheable(&self, parent: Ino, name: &OsStr) -> bool {
+        let parent = parent.0;
         let Some(p) = self.guard.policy() else {
             return true;
         };
@@ -508,8 +511,8 @@ impl Fs {
 
 #[cfg(test)]
 mod tests {
-    use super::super::inode::ROOT_INO;
     use super::super::testutil::{new_fs, ME};
+    use super::super::Ino;
     use std::ffi::OsStr;
 
     fn policy(text: &str) -> crate::policy::Policy {
@@ -522,7 +525,7 @@ mod tests {
     fn what_the_kernel_may_cache_follows_the_policy() {
         let (_t, fs) = new_fs();
         let clients = fs
-            .mkdir(&ME, ROOT_INO, OsStr::new("clients"), 0o755, 0)
+            .mkdir(&ME, Ino::ROOT, OsStr::new("clients"), 0o755, 0)
             .unwrap();
         let acme = fs
             .mkdir(&ME, clients.ino, OsStr::new("acme"), 0o755, 0)
@@ -530,14 +533,14 @@ mod tests {
         let inner = fs
             .mkdir(&ME, acme.ino, OsStr::new("letters"), 0o755, 0)
             .unwrap();
-        assert!(fs.absence_cacheable(ROOT_INO, OsStr::new("x")));
+        assert!(fs.absence_cacheable(Ino::ROOT, OsStr::new("x")));
         assert!(!fs.must_revalidate(acme.ino));
         assert!(fs.client_top_entries().is_empty());
 
         fs.set_policy(Some(policy(
             "[clients.acme]\npath = \"/clients/acme\"\nread = [\"4242\"]\n",
         )));
-        assert!(!fs.absence_cacheable(ROOT_INO, OsStr::new("x")));
+        assert!(!fs.absence_cacheable(Ino::ROOT, OsStr::new("x")));
         assert!(!fs.absence_cacheable(clients.ino, OsStr::new("acme")));
         assert!(!fs.absence_cacheable(clients.ino, OsStr::new("other")));
         assert!(fs.absence_cacheable(acme.ino, OsStr::new(".gitignore")));
@@ -547,7 +550,7 @@ mod tests {
         assert!(!fs.must_revalidate(clients.ino));
         assert_eq!(
             fs.client_top_entries(),
-            vec![(clients.ino, b"acme".to_vec())]
+            vec![(clients.ino.0, b"acme".to_vec())]
         );
 
         // A top directly in the root, and one whose parent the kernel has not seen yet.
@@ -555,7 +558,10 @@ mod tests {
             "[clients.top]\npath = \"/top\"\nread = [\"4242\"]\n\
              [clients.deep]\npath = \"/nowhere/deep\"\nread = [\"4242\"]\n",
         )));
-        assert_eq!(fs.client_top_entries(), vec![(ROOT_INO, b"top".to_vec())]);
-        assert!(!fs.absence_cacheable(ROOT_INO, OsStr::new("top")));
+        assert_eq!(
+            fs.client_top_entries(),
+            vec![(Ino::ROOT.0, b"top".to_vec())]
+        );
+        assert!(!fs.absence_cacheable(Ino::ROOT, OsStr::new("top")));
     }
 }

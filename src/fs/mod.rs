@@ -40,6 +40,19 @@ pub use guard::{CredSource, Guard, ProcGroups};
 pub use op::Op;
 pub use rekey::RekeyStats;
 
+/// An inode number as the kernel knows it (the FUSE node ID), not the backing file's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ino(pub u64);
+
+impl Ino {
+    /// The mount's root.
+    pub const ROOT: Ino = Ino(ROOT_INO);
+}
+
+/// An open file's handle number, given out by `open` and `create`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fh(pub u64);
+
 /// Who is asking: the identity the kernel gives each request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subject {

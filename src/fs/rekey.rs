@@ -136,7 +136,7 @@ impl Fs {
         let mut ino = ROOT_INO;
         for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
             match self.lookup_inner(&me, ino, OsStr::from_bytes(part)) {
-                Ok(a) if a.kind == Kind::Dir => ino = a.ino,
+                Ok(a) if a.kind == Kind::Dir => ino = a.ino.0,
                 Ok(_) | Err(Error::NotFound) => return Ok(None),
                 Err(e) => return Err(e),
             }
@@ -681,7 +681,7 @@ impl Fs {
     pub fn detach_dir(&self, who: &Subject, path: &str, dest: &std::path::Path) -> Result<()> {
         let mut ino = ROOT_INO;
         for part in path.split('/').filter(|p| !p.is_empty()) {
-            ino = self.lookup_inner(who, ino, OsStr::new(part))?.ino;
+            ino = self.lookup_inner(who, ino, OsStr::new(part))?.ino.0;
         }
         let (parent, name) = self.parent_of(ino)?;
         let parent_ino = lock(&self.inodes).get(ino).map_or(ROOT_INO, |n| n.parent);

@@ -80,8 +80,8 @@ impl Fs {
 
 #[cfg(test)]
 mod tests {
-    use super::super::inode::ROOT_INO;
     use super::super::testutil::{new_fs, ME};
+    use super::super::Ino;
     use super::*;
     use crate::error::Error;
     use crate::fs::SetAttr;
@@ -101,21 +101,21 @@ mod tests {
             other => assert_eq!(other.unwrap(), Some(0o1775)),
         }
         assert_eq!(real(), 0o700);
-        assert_eq!(fs.getattr(&ME, ROOT_INO, None).unwrap().perm, 0o1775);
+        assert_eq!(fs.getattr(&ME, Ino::ROOT, None).unwrap().perm, 0o1775);
         // chmod through the mount changes what it shows, never the directory.
         let set = SetAttr {
             mode: Some(0o750),
             ..Default::default()
         };
-        assert_eq!(fs.setattr(&ME, ROOT_INO, &set, None).unwrap().perm, 0o750);
+        assert_eq!(fs.setattr(&ME, Ino::ROOT, &set, None).unwrap().perm, 0o750);
         assert_eq!(real(), 0o700);
         // Closing again is a no-op; the xattr is invisible as a user xattr.
         assert_eq!(fs.close_backing_root().unwrap(), None);
-        assert_eq!(fs.listxattr(&ME, ROOT_INO).unwrap(), Vec::<u8>::new());
+        assert_eq!(fs.listxattr(&ME, Ino::ROOT).unwrap(), Vec::<u8>::new());
         // Someone opens the directory again by hand: closing it keeps the mode shown.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(fs.close_backing_root().unwrap(), Some(0o755));
-        assert_eq!(fs.getattr(&ME, ROOT_INO, None).unwrap().perm, 0o750);
+        assert_eq!(fs.getattr(&ME, Ino::ROOT, None).unwrap().perm, 0o750);
         assert_eq!(real(), 0o700);
     }
 
@@ -133,7 +133,7 @@ mod tests {
             mode: Some(0o755),
             ..Default::default()
         };
-        assert_eq!(fs.setattr(&ME, ROOT_INO, &set, None).unwrap().perm, 0o755);
+        assert_eq!(fs.setattr(&ME, Ino::ROOT, &set, None).unwrap().perm, 0o755);
         let real = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
         assert_eq!(
             real, 0o700,

@@ -129,15 +129,15 @@ impl Fs {
 
 #[cfg(test)]
 mod tests {
-    use super::super::inode::ROOT_INO;
     use super::super::testutil::{new_fs, ME};
+    use super::super::Ino;
     use super::*;
 
     #[test]
     fn xattrs_round_trip_encrypted() {
         let (_t, fs) = new_fs();
         let (a, fh) = fs
-            .create(&ME, ROOT_INO, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
+            .create(&ME, Ino::ROOT, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
             .unwrap();
         fs.release(fh);
         match fs.setxattr(&ME, a.ino, OsStr::new("user.color"), b"blue", 0) {

@@ -179,10 +179,12 @@ impl Fs {
                 Ok(a) if a.kind != super::inode::Kind::Dir => {
                     return Err(Error::Usage(format!("{path}: '{part}' is not a directory")))
                 }
-                Ok(a) => a.ino,
+                Ok(a) => a.ino.0,
                 Err(Error::NotFound) if make => {
                     made.push((ino, part.as_bytes().to_vec()));
-                    self.mkdir_inner(&me, ino, OsStr::new(part), 0o755, 0)?.ino
+                    self.mkdir_inner(&me, ino, OsStr::new(part), 0o755, 0)?
+                        .ino
+                        .0
                 }
                 Err(Error::NotFound) => return Ok(None),
                 Err(e) => return Err(e),

@@ -6,8 +6,8 @@ use crate::crypto;
 use crate::crypto::secret::Key32;
 use crate::error::{Error, Result};
 use crate::format::zones::ZoneRecord;
-use crate::fs::inode::{Kind, ROOT_INO};
-use crate::fs::{Fs, Options, Subject};
+use crate::fs::inode::Kind;
+use crate::fs::{Fs, Ino, Options, Subject};
 use crate::policy::{normalise, within};
 use crate::vault::Vault;
 use serde::Serialize;
@@ -197,7 +197,7 @@ pub fn list(vault: &Vault) -> Result<Vec<ClientInfo>> {
     Ok(out)
 }
 
-fn count(fs: &Fs, who: &Subject, dir: u64, info: &mut ClientInfo) -> Result<()> {
+fn count(fs: &Fs, who: &Subject, dir: Ino, info: &mut ClientInfo) -> Result<()> {
     for e in fs.readdir(who, dir)? {
         if e.name == "." || e.name == ".." {
             continue;
@@ -215,8 +215,8 @@ fn count(fs: &Fs, who: &Subject, dir: u64, info: &mut ClientInfo) -> Result<()> 
 }
 
 /// The inode of the directory at plaintext `path`, if it exists.
-pub fn resolve(fs: &Fs, who: &Subject, path: &str) -> Result<Option<u64>> {
-    let mut ino = ROOT_INO;
+pub fn resolve(fs: &Fs, who: &Subject, path: &str) -> Result<Option<Ino>> {
+    let mut ino = Ino::ROOT;
     for part in path.split('/').filter(|p| !p.is_empty()) {
         match fs.lookup(who, ino, OsStr::new(part)) {
             Ok(a) if a.kind == Kind::Dir => ino = a.ino,

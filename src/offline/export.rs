@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::fs::inode::Kind;
-use crate::fs::{Attr, Fs, Subject};
+use crate::fs::{Attr, Fh, Fs, Ino, Subject};
 use crate::offline::clients::{me, read_only_fs, resolve, zone_named};
 use crate::vault::Vault;
 use sha2::{Digest, Sha256};
@@ -143,7 +143,7 @@ pub fn export_from(
     written
 }
 
-fn size_of_tree(fs: &Fs, who: &Subject, dir: u64, total: &mut u64) -> Result<()> {
+fn size_of_tree(fs: &Fs, who: &Subject, dir: Ino, total: &mut u64) -> Result<()> {
     for e in fs.readdir(who, dir)? {
         if e.name == "." || e.name == ".." {
             continue;
@@ -175,7 +175,7 @@ fn manifest_line(hash: &[u8], path: &[u8]) -> String {
 /// Reads a file through the filesystem core, hashing as it goes.
 struct PlainReader<'a> {
     fs: &'a Fs,
-    fh: u64,
+    fh: Fh,
     off: u64,
     hasher: Sha256,
     done: u64,
@@ -185,7 +185,7 @@ struct PlainReader<'a> {
 
 impl<'a> PlainReader<'a> {
     /// Reads open file `fh` from its start, hashing, with progress counted from `base`.
-    fn new(fs: &'a Fs, fh: u64, progress: &'a dyn Fn(u64), base: u64) -> PlainReader<'a> {
+    fn new(fs: &'a Fs, fh: Fh, progress: &'a dyn Fn(u64), base: u64) -> PlainReader<'a> {
         PlainReader {
             fs,
             fh,
@@ -215,7 +215,7 @@ impl Read for PlainReader<'_> {
 }
 
 impl Export<'_> {
-    fn walk(&mut self, dir: u64, path: Vec<u8>) -> Result<()> {
+    fn walk(&mut self, dir: Ino, path: Vec<u8>) -> Result<()> {
         let mut entries = self.fs.readdir(&self.who, dir)?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         for e in entries {
