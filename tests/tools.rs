@@ -163,11 +163,11 @@ fn git_and_sqlite_work_on_the_mount() {
 
 fn fsx(v: &TestVault, seed: u32, ops: u32) {
     let conf = v.tmp.path().join("fsx.toml");
-    // mmap reads/writes, truncation and punch-free ops: what a FUSE filesystem can offer.
+    // mmap reads/writes, truncation, preallocation and hole punching.
     fs::write(
         &conf,
         "flen = 1048576\n[opsize]\nmax = 131072\n[weights]\nclose_open = 1\nread = 10\nwrite = 10\nmapread = 5\nmapwrite = 5\n\
-         truncate = 5\ninvalidate = 1\nfsync = 1\nfdatasync = 1\nposix_fallocate = 1\nsendfile = 1\n\
+         truncate = 5\ninvalidate = 1\nfsync = 1\nfdatasync = 1\nposix_fallocate = 1\npunch_hole = 2\nsendfile = 1\n\
          posix_fadvise = 1\ncopy_file_range = 1\n",
     )
     .unwrap();

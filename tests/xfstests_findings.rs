@@ -119,16 +119,32 @@ fn fallocate_reserves_the_space_it_is_asked_for() {
     let h = fs::File::create(v.p("toolarge")).unwrap();
     let e = fallocate(&h, 0, 0, 64 << 20).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
-    // Invalid requests get the kernel's answers.
+    // Punching a hole (xfstests' fpunch tests): the range reads as zeros, the rest is kept,
+    // the size stays, and whole blocks give their space back (the full disk takes a write).
+    f.write_all_at(&data, 0).unwrap();
+    f.sync_all().unwrap();
+    fallocate(
+        &f,
+        libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+        1 << 20,
+        1 << 20,
+    )
+    .unwrap();
+    let mut want = data.clone();
+    want[1 << 20..2 << 20].fill(0);
+    f.read_exact_at(&mut back, 0).unwrap();
+    assert!(back == want, "punched range does not read as zeros");
+    assert_eq!(f.metadata().unwrap().len(), 4 << 20);
+    let full_at = filler.metadata().unwrap().len();
+    let freed = filler
+        .write_all_at(&vec![1u8; 512 << 10], full_at)
+        .and_then(|_| filler.sync_all());
+    assert!(freed.is_ok(), "punching freed no space: {freed:?}");
+    // Modes tutela does not offer get the kernel's answer.
     assert_eq!(
-        fallocate(
-            &h,
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            0,
-            4096
-        )
-        .unwrap_err()
-        .raw_os_error(),
+        fallocate(&h, libc::FALLOC_FL_COLLAPSE_RANGE, 0, 4096)
+            .unwrap_err()
+            .raw_os_error(),
         Some(libc::EOPNOTSUPP)
     );
     drop((f, g, h, filler));

@@ -173,10 +173,8 @@ impl fuser::Filesystem for Adapter {
         let _ = config.set_max_readahead(1024 * 1024);
         let _ = config.set_max_background(64);
         // READDIRPLUS: a listing carries each entry's attributes, so `ls -l`, `git status`
-        // and friends need no LOOKUP per entry (the kernel uses it adaptively).
-        let _ = config.add_capabilities(
-            fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
-        );
+        // and friends need no LOOKUP per entry.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
         // We clear set-ID bits on unprivileged writes and truncates ourselves, so the kernel
         // need not ask for `security.capability` (a GETXATTR round trip) before every write,
         // nor re-read attributes before every chown. That xattr is never stored here.

@@ -849,8 +849,15 @@ impl Fs {
         if len == 0 {
             return Err(Error::Invalid);
         }
-        if mode != 0 && mode != libc::FALLOC_FL_KEEP_SIZE {
-            return Err(Error::NotSupported);
+        const PUNCH: i32 = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        const ZERO: i32 = libc::FALLOC_FL_ZERO_RANGE;
+        const ZERO_KEEP: i32 = libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE;
+        match mode {
+            0 | libc::FALLOC_FL_KEEP_SIZE => {}
+            PUNCH | ZERO | ZERO_KEEP => {
+                return self.zero_range(fh, &h, offset, end, mode != PUNCH, mode == ZERO)
+            }
+            _ => return Err(Error::NotSupported),
         }
         if mode == 0 && end > plain_len(&h.fd)? {
             // The size moves as a truncate moves it (the last block is re-sealed longer).
@@ -869,6 +876,64 @@ impl Fs {
             ct_start,
             ct_end - ct_start,
         )
+    }
+
+    /// Makes `offset..end` read as zeros (punch-hole; zero-range with `reserve`, which also
+    /// extends the file unless told to keep its size). Whole blocks in the range become holes
+    /// in the backing file (an all-zero ciphertext block reads as zeros, FORMAT.md "File
+    /// contents"), so punching frees their space; the partial blocks at either end are
+    /// re-sealed with zeros written over the range.
+    fn zero_range(
+        &self,
+        fh: Fh,
+        h: &Handle,
+        offset: u64,
+        end: u64,
+        reserve: bool,
+        extend: bool,
+    ) -> Result<()> {
+        let size = plain_len(&h.fd)?;
+        if extend && end > size {
+            // The new part of the file reads as zeros already.
+            self.truncate_handle(h, end)?;
+        }
+        let zend = end.min(size);
+        if offset < zend {
+            let first_full = offset.div_ceil(BLOCK);
+            let end_full = zend / BLOCK;
+            if first_full < end_full {
+                let _content = h.node.content.write().unwrap_or_else(|p| p.into_inner());
+                let (a, b) = (
+                    content::block_offset(first_full),
+                    content::block_offset(end_full),
+                );
+                sys::fallocate(
+                    h.fd.as_fd(),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    a,
+                    b - a,
+                )?;
+            }
+            // The partial blocks at the ends (or the one block the range lies in).
+            let zeros = [0u8; BLOCK as usize];
+            let head_end = zend.min(first_full * BLOCK);
+            if offset < head_end {
+                self.write(fh, offset, &zeros[..(head_end - offset) as usize], None)?;
+            }
+            let tail_start = offset.max(end_full * BLOCK);
+            if first_full <= end_full && tail_start < zend {
+                self.write(fh, tail_start, &zeros[..(zend - tail_start) as usize], None)?;
+            }
+        }
+        if reserve && offset < end {
+            // Zero-range allocates: a later write there must not fail for want of space.
+            let (a, b) = (
+                content::block_offset(offset / BLOCK),
+                content::block_offset((end - 1) / BLOCK) + CT_BLOCK,
+            );
+            sys::fallocate(h.fd.as_fd(), libc::FALLOC_FL_KEEP_SIZE, a, b - a)?;
+        }
+        Ok(())
     }
 
     pub fn fsync(&self, fh: Fh, datasync: bool) -> Result<()> {
@@ -965,6 +1030,64 @@ mod tests {
         model.extend_from_slice(b"tail");
         assert_eq!(fs.read(fh, 0, 30000).unwrap(), model);
         assert_eq!(fs.read(fh, 12000, 10).unwrap(), vec![0; 10]);
+        fs.release(fh);
+    }
+
+    /// Punch-hole and zero-range against a model, at every kind of edge: inside one block,
+    /// across whole blocks, up to a partial last block, past the end; punched whole blocks
+    /// give their space back.
+    #[test]
+    fn punch_hole_and_zero_range_read_as_zeros() {
+        let (_t, fs) = new_fs();
+        let (a, fh) = fs
+            .create(&ME, Ino::ROOT, OsStr::new("f"), 0o644, 0, libc::O_RDWR)
+            .unwrap();
+        let mut model = pattern(5 * 4096 + 1000, 3);
+        fs.write(fh, 0, &model, None).unwrap();
+        let blocks = || {
+            let h = fs.handle(fh).unwrap();
+            sys::fstat(h.fd.as_fd()).unwrap().st_blocks
+        };
+        let before = blocks();
+        const PUNCH: i32 = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        for (mode, off, len) in [
+            (PUNCH, 100u64, 200u64),         // inside one block
+            (PUNCH, 3000, 4096 * 3 + 2000),  // partial, three whole blocks, partial
+            (PUNCH, 4096 * 4 + 10, 100_000), // to the partial last block and past the end
+            (
+                libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
+                50,
+                10,
+            ),
+        ] {
+            fs.fallocate(fh, mode, off, len, None).unwrap();
+            let end = ((off + len) as usize).min(model.len());
+            model[off as usize..end].fill(0);
+            assert_eq!(
+                fs.read(fh, 0, 1 << 20).unwrap(),
+                model,
+                "after {mode} {off}+{len}"
+            );
+            assert_eq!(
+                fs.getattr(&ME, a.ino, Some(fh)).unwrap().size,
+                model.len() as u64
+            );
+        }
+        let after = blocks();
+        assert!(
+            after < before,
+            "punched blocks kept their space ({before} -> {after})"
+        );
+        // Zero-range without KEEP_SIZE extends the file with zeros.
+        fs.fallocate(fh, libc::FALLOC_FL_ZERO_RANGE, 30_000, 5000, None)
+            .unwrap();
+        model.resize(35_000, 0);
+        assert_eq!(fs.read(fh, 0, 1 << 20).unwrap(), model);
+        // Other modes are still refused.
+        assert!(matches!(
+            fs.fallocate(fh, libc::FALLOC_FL_COLLAPSE_RANGE, 0, 4096, None),
+            Err(Error::NotSupported)
+        ));
         fs.release(fh);
     }
 
