@@ -1,7 +1,7 @@
 //! Directories: directory IDs, lookup, listing, mkdir and rmdir.
 
 use super::inode::{DirRef, Kind, ROOT_INO};
-use super::{lock, Attr, Fs, Ino, Subject};
+use super::{conflicts, lock, Attr, Fs, Ino, Subject};
 use crate::crypto::names::{self, Stored};
 use crate::crypto::Id;
 use crate::error::{Error, Result};
@@ -10,7 +10,7 @@ use crate::sys;
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 #[derive(Debug, Clone)]
 pub struct DirEntryOut {
@@ -186,6 +186,15 @@ impl Fs {
                 }
             }
         }
+        if matches!(found, Err(Error::NotFound)) {
+            if let Some((backing, g)) =
+                self.find_conflict(pzone, dir.as_fd(), &dir_id, name.as_bytes())?
+            {
+                found = self
+                    .attr_at(&dir, &backing, g)
+                    .map(|a| (a, backing.to_string_lossy().into_owned(), g));
+            }
+        }
         let (mut attr, backing, zone) = found?;
         let backing = OsStr::new(&backing);
         attr.generation = lock(&self.inodes).remember(
@@ -267,7 +276,8 @@ impl Fs {
 
     /// The plaintext entry for backing entry `e`, or None when it is skipped: undecryptable
     /// (warned), or under a retiring key while its re-encrypted twin exists (an interrupted
-    /// rekey; the re-encrypted one wins).
+    /// rekey; the re-encrypted one wins). A sync tool's conflict copy of an entry is shown
+    /// under a name that says so (`conflicts`).
     fn decrypt_entry(
         &self,
         dir: BorrowedFd<'_>,
@@ -275,34 +285,97 @@ impl Fs {
         gens: &[usize],
         e: &sys::DirEntry,
     ) -> Result<Option<DirEntryOut>> {
-        let Ok(full) = full_encoded(dir, e.name.as_bytes()) else {
-            log::warn!(
-                "skipping backing entry {:?}: its long-name record is damaged",
-                e.name
-            );
-            return Ok(None);
+        let entry = |name: Vec<u8>| DirEntryOut {
+            ino: Ino(self.fuse_ino(e.ino)),
+            kind: Kind::from_dtype(e.dtype).unwrap_or(Kind::File),
+            name: OsString::from_vec(name),
         };
-        for (n, g) in gens.iter().enumerate() {
-            let Ok(p) = self.zone(*g)?.names.decrypt(dir_id, &full) else {
-                continue;
-            };
-            if n > 0 {
-                let current = self.zone(gens[0])?.names.encrypt(dir_id, &p)?;
-                if sys::fstatat(dir, OsStr::new(current.backing_name())).is_ok() {
-                    return Ok(None);
+        if let Ok(full) = full_encoded(dir, e.name.as_bytes()) {
+            for (n, g) in gens.iter().enumerate() {
+                let Ok(p) = self.zone(*g)?.names.decrypt(dir_id, &full) else {
+                    continue;
+                };
+                if n > 0 {
+                    let current = self.zone(gens[0])?.names.encrypt(dir_id, &p)?;
+                    if sys::fstatat(dir, OsStr::new(current.backing_name())).is_ok() {
+                        return Ok(None);
+                    }
                 }
+                return Ok(Some(entry(p)));
             }
-            return Ok(Some(DirEntryOut {
-                ino: Ino(self.fuse_ino(e.ino)),
-                kind: Kind::from_dtype(e.dtype).unwrap_or(Kind::File),
-                name: OsString::from(OsStr::from_bytes(&p)),
-            }));
+        }
+        if let Some((shown, _)) = self.conflict_copy(dir, dir_id, gens, e.name.as_bytes())? {
+            return Ok(Some(entry(shown)));
         }
         log::warn!(
             "skipping backing entry {:?}: its name does not decrypt (stray file or damage)",
             e.name
         );
         Ok(None)
+    }
+
+    /// When backing name `name` is a sync tool's conflict copy of an entry of this directory:
+    /// the name to show it under, and the key generation of the entry it copies.
+    fn conflict_copy(
+        &self,
+        dir: BorrowedFd<'_>,
+        dir_id: &Id,
+        gens: &[usize],
+        name: &[u8],
+    ) -> Result<Option<(Vec<u8>, usize)>> {
+        let Ok(name) = std::str::from_utf8(name) else {
+            return Ok(None);
+        };
+        for (base, decoration) in conflicts::candidates(name) {
+            let Ok(full) = full_encoded(dir, base.as_bytes()) else {
+                continue;
+            };
+            for g in gens {
+                if let Ok(p) = self.zone(*g)?.names.decrypt(dir_id, &full) {
+                    if let Some(shown) = conflicts::display(&p, &decoration) {
+                        return Ok(Some((shown, *g)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The backing name of the conflict copy shown as `name` in directory `d`, and its key
+    /// generation (a directory scan: only for names that look like one and are not an
+    /// ordinary entry).
+    pub(super) fn find_conflict(
+        &self,
+        zone: usize,
+        dir: BorrowedFd<'_>,
+        dir_id: &Id,
+        name: &[u8],
+    ) -> Result<Option<(std::ffi::OsString, usize)>> {
+        if !conflicts::may_be_display(name) {
+            return Ok(None);
+        }
+        let gens: Vec<usize> = self.generations(zone)?.collect();
+        let fd = sys::openat(dir, OsStr::new("."), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        let mut found = None;
+        let mut failed = None;
+        sys::read_dir_from(fd.as_fd(), 0, |e, _| {
+            let b = e.name.as_bytes();
+            if b == b"." || b == b".." || is_internal(b, false) {
+                return true;
+            }
+            match self.conflict_copy(fd.as_fd(), dir_id, &gens, b) {
+                Ok(Some((shown, g))) if shown == name => {
+                    found = Some((e.name.clone(), g));
+                    false
+                }
+                Ok(_) => true,
+                Err(err) => {
+                    failed = Some(err);
+                    false
+                }
+            }
+        })?;
+        failed.map_or(Ok(found), Err)
     }
 
     /// Every plaintext entry of a directory, "." and ".." included (see `list_dir_at`).
@@ -383,7 +456,7 @@ impl Fs {
     pub(super) fn rmdir_inner(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
         let pd = self.dir_of(parent)?;
-        let stored = self.seal_in(&pd, name)?;
+        let stored = self.existing_in(&pd, name)?;
         let dir = pd.1.fd;
         let bname = OsStr::new(stored.backing_name());
         let st = sys::fstatat(dir.as_fd(), bname)?;

@@ -4,6 +4,8 @@
 
 mod attr;
 mod checked;
+mod conflicts;
+pub(crate) use conflicts::identify as identify_conflict;
 mod dir;
 mod entry;
 #[cfg(test)]
@@ -488,6 +490,27 @@ impl Fs {
     /// Seals `name` for a child of directory `d`, in the key generation its names use.
     fn seal_in(&self, (_, d): &(usize, DirRef), name: &OsStr) -> Result<Stored> {
         self.zone(d.gen)?.names.encrypt(&d.id, name.as_bytes())
+    }
+
+    /// The backing name of an existing entry `name`: its encrypted name, or, when there is
+    /// no such entry and `name` is how a sync tool's conflict copy is shown, that copy's
+    /// backing name (so it can be removed, or renamed to a plain name, which adopts it).
+    fn existing_in(&self, pd: &(usize, DirRef), name: &OsStr) -> Result<Stored> {
+        let stored = self.seal_in(pd, name)?;
+        let d = &pd.1;
+        if conflicts::may_be_display(name.as_bytes())
+            && matches!(
+                sys::fstatat(d.fd.as_fd(), OsStr::new(stored.backing_name())),
+                Err(Error::NotFound)
+            )
+        {
+            if let Some((backing, _)) =
+                self.find_conflict(pd.0, d.fd.as_fd(), &d.id, name.as_bytes())?
+            {
+                return Ok(Stored::Short(backing.to_string_lossy().into_owned()));
+            }
+        }
+        Ok(stored)
     }
 
     /// Sets owner of a new backing entry to the caller, when the daemon may.

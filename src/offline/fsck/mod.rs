@@ -33,6 +33,17 @@ pub struct Problem {
     pub repaired: bool,
 }
 
+/// A sync tool's conflict copy: not damage, two versions of one file.
+#[derive(Debug, Serialize)]
+pub struct Conflict {
+    /// The plaintext path of the file it is a copy of.
+    pub of: String,
+    /// The plaintext path it is shown under on a mount.
+    pub shown: String,
+    pub tool: &'static str,
+    pub backing: String,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub directories: u64,
@@ -40,6 +51,7 @@ pub struct Report {
     pub bytes: u64,
     pub audit_records: u64,
     pub problems: Vec<Problem>,
+    pub conflicts: Vec<Conflict>,
 }
 
 impl Report {
@@ -212,6 +224,21 @@ fn walk_dir(
                     fixed,
                 );
             }
+            continue;
+        }
+        // A name that does not open may be a sync tool's copy of one that does.
+        let opens = crate::fs::full_encoded(dir, b)
+            .is_ok_and(|f| cx.zones[zone].1.decrypt(&dir_id, &f).is_ok());
+        if let Some((of, shown, tool)) = (!opens)
+            .then(|| crate::fs::identify_conflict(&cx.zones[zone].1, dir, &dir_id, b))
+            .flatten()
+        {
+            cx.report.conflicts.push(Conflict {
+                of: join_plain(plain, &of),
+                shown: join_plain(plain, &shown),
+                tool,
+                backing: rel.join(&e.name).display().to_string(),
+            });
             continue;
         }
         let full = if b.starts_with(names::LONG_PREFIX.as_bytes()) {
@@ -453,6 +480,15 @@ fn check_file(
 /// The plaintext of a report, one line per problem.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
+    for c in &r.conflicts {
+        s.push_str(&format!(
+            "{}: a {} conflict copy of {}, shown beside it (not damage: keep one by deleting \
+             the other through the mount, or rename it to keep both)\n",
+            crate::text::escape(&c.shown),
+            c.tool,
+            crate::text::escape(&c.of)
+        ));
+    }
     for p in &r.problems {
         // Plaintext paths and backing names come from the vault: escaped for the terminal.
         let backing = crate::text::escape(&p.backing);

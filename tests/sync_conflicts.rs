@@ -1,0 +1,92 @@
+//! A vault in a sync folder: what a sync tool does to the backing directory when a file was
+//! changed on two machines (it keeps the other version under a decorated backing name), and
+//! what the mount and fsck then show. The decorations are made here exactly as Syncthing,
+//! Dropbox and Nextcloud make them (a test with two real Syncthing instances is still to come).
+
+mod common;
+
+use common::TestVault;
+use std::fs;
+
+/// The encrypted name of the one user entry in the vault's top directory.
+fn only_entry(v: &TestVault) -> String {
+    let names: Vec<String> = fs::read_dir(&v.vault)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with("tutela.") && !n.starts_with(".tutela"))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    names[0].clone()
+}
+
+#[test]
+fn conflict_copies_are_shown_read_adopted_deleted_and_named_by_fsck() {
+    let Some(mut v) = TestVault::new("sync conflicts") else {
+        return;
+    };
+    v.mount();
+    fs::write(v.p("report.docx"), b"laptop's version").unwrap();
+    v.unmount();
+    // The sync tool found the office's edit in conflict and kept the laptop's under these
+    // names (one tool's decoration each, as each tool writes it).
+    let enc = only_entry(&v);
+    let copies = [
+        (
+            format!("{enc}.sync-conflict-20261204-101112-ABCDEF7"),
+            "report (conflict 2026-12-04 10.11.12 ABCDEF7).docx",
+        ),
+        (
+            format!("{enc} (LAPTOP's conflicted copy 2026-12-04)"),
+            "report (conflict 2026-12-04 LAPTOP).docx",
+        ),
+        (
+            format!("{enc} (conflicted copy 2026-12-05 090807)"),
+            "report (conflict 2026-12-05 09.08.07).docx",
+        ),
+    ];
+    for (backing, _) in &copies {
+        fs::copy(v.vault.join(&enc), v.vault.join(backing)).unwrap();
+    }
+    v.mount();
+    fs::write(v.p("report.docx"), b"office's version").unwrap();
+
+    let mut listed: Vec<String> = fs::read_dir(&v.mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    listed.sort();
+    let mut want: Vec<String> = copies.iter().map(|(_, s)| s.to_string()).collect();
+    want.push("report.docx".into());
+    want.sort();
+    assert_eq!(listed, want);
+    assert_eq!(fs::read(v.p("report.docx")).unwrap(), b"office's version");
+    for (_, shown) in &copies {
+        assert_eq!(
+            fs::read(v.p(shown)).unwrap(),
+            b"laptop's version",
+            "{shown}"
+        );
+        assert_eq!(fs::metadata(v.p(shown)).unwrap().len(), 16);
+    }
+    // Keep one under a plain name (it is an ordinary file from then on), delete another.
+    fs::rename(v.p(copies[0].1), v.p("report (laptop).docx")).unwrap();
+    assert_eq!(
+        fs::read(v.p("report (laptop).docx")).unwrap(),
+        b"laptop's version"
+    );
+    fs::remove_file(v.p(copies[1].1)).unwrap();
+    assert!(!v.p(copies[1].1).exists());
+    v.unmount();
+
+    // fsck names the one left as a conflict, not as damage, and the vault is clean.
+    let (code, out) = common::fsck(&v, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "/{}: a Nextcloud conflict copy of /report.docx",
+            copies[2].1
+        )),
+        "{out}"
+    );
+    assert!(out.contains("clean"), "{out}");
+}
