@@ -90,3 +90,40 @@ fn conflict_copies_are_shown_read_adopted_deleted_and_named_by_fsck() {
     );
     assert!(out.contains("clean"), "{out}");
 }
+
+/// Two machines that mounted copies of one vault at once each wrote the same audit segment;
+/// the sync tool kept one and renamed the other. `audit verify` still verifies what is in the
+/// chain and names the copy, whose records are not in it, instead of staying silent.
+#[test]
+fn audit_verify_names_a_sync_conflict_copy_of_a_segment() {
+    let Some(mut v) = TestVault::new("audit segment conflict") else {
+        return;
+    };
+    v.mount();
+    fs::write(v.p("f"), b"x").unwrap();
+    v.unmount();
+    let audit = v.vault.join("tutela.audit");
+    let seg = fs::read_dir(&audit)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".seg"))
+        .max()
+        .unwrap();
+    let copy = seg.replace(".seg", ".sync-conflict-20261204-101112-ABCDEF7.seg");
+    fs::copy(audit.join(&seg), audit.join(&copy)).unwrap();
+    let out = common::run_ok(
+        common::tutela()
+            .args(["audit", "verify"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("audit log ok"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "note: {copy} in tutela.audit/ is a copy of a segment"
+        )),
+        "{text}"
+    );
+}

@@ -123,6 +123,25 @@ fn segment_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("{n:016}.seg"))
 }
 
+/// Names in the log directory that start as a segment's name and are not one: a sync tool's
+/// conflict copy (`0000000000000002.sync-conflict-20261204-101112-ABCDEF7.seg`) or the like.
+fn segment_copies(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.len() > 16
+                && n.as_bytes()[..16].iter().all(u8::is_ascii_digit)
+                && !(n.len() == 20 && n.ends_with(".seg"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     let rd = match std::fs::read_dir(dir) {
@@ -186,6 +205,10 @@ pub struct Report {
     pub head: Option<anchor::Anchor>,
     /// Anchors given that lie before the pruning point (nothing left to compare).
     pub anchors_pruned: u64,
+    /// Files in the log's directory that are copies of a segment under another name: what a
+    /// sync tool leaves when two machines wrote the same segment (their records are not in
+    /// this log; the file is kept, and named here).
+    pub segment_copies: Vec<String>,
 }
 
 /// What one segment holds, as `read_all` found it.
@@ -214,7 +237,10 @@ pub fn read_all_anchored(
     mut each: impl FnMut(Record),
 ) -> Result<Report> {
     let dir = vault.join(DIR_NAME);
-    let mut rep = Report::default();
+    let mut rep = Report {
+        segment_copies: segment_copies(&dir),
+        ..Report::default()
+    };
     let mut prev = keys.genesis();
     let mut seq_expected = 0u64;
     let mut first_segment = 0u64;

@@ -228,6 +228,15 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
             if let Some(head) = &rep.head {
                 println!("head: {head}");
             }
+            for c in &rep.segment_copies {
+                println!(
+                    "note: {} in {}/ is a copy of a segment under another name (a sync tool's \
+                     conflict copy, when two machines mounted copies of this vault at once): its \
+                     records are not in this log; keep the file",
+                    tutela::text::escape(c),
+                    audit::DIR_NAME
+                );
+            }
             let checked = anchors.len() as u64 - rep.anchors_pruned;
             if checked > 0 {
                 println!("anchors: {checked} reached unchanged");
