@@ -9,10 +9,11 @@
 # fstests needs, installs tutela (scripts/install.sh: the binary and mount.fuse.tutela), and
 # writes a local.config with FSTYP=fuse, FUSE_SUBTYP=.tutela and two vaults as TEST_DEV and
 # SCRATCH_DEV (in the mount table's source form, `tutela:/path`, which findmnt shows).
-# Two small edits to the checkout's common/rc (applied once, marked "tutela"):
+# Small edits to the checkout's common/rc (applied once, marked "tutela"):
 # - `_fs_type` maps `fuse.tutela` to `fuse` (as it does for glusterfs and ceph-fuse);
 # - `_scratch_mkfs` makes the scratch "filesystem" a fresh vault (fstests otherwise only
-#   empties a FUSE scratch mount, so the many tests that need a new one are "not run").
+#   empties a FUSE scratch mount, so the many tests that need a new one are "not run");
+# - `_try_scratch_mkfs_sized` makes it a fresh vault on a tmpfs of the size asked for.
 # The vaults are kept on a tmpfs (XFSTESTS_SIZE, default 4G) mounted at WORK.
 # Prints the pass / fail / not run counts and where the results are.
 set -euo pipefail
@@ -41,9 +42,15 @@ echo "==> installing tutela"
 scripts/install.sh >/dev/null
 TUTELA=$(command -v tutela)
 
-# The two edits to common/rc, once.
+# The edits to common/rc, once.
 rc="$XFS/common/rc"
-if ! grep -q "tutela" "$rc"; then
+if ! grep -q "tutela: a sized scratch" "$rc"; then
+  sed -i '/^_try_scratch_mkfs_sized()$/,/^{$/{/^{$/a\
+	# tutela: a sized scratch "mkfs" is a fresh vault on a tmpfs of that size\
+	if [ "$FSTYP" = fuse ] \&\& [ -n "$TUTELA_MKFS" ]; then $TUTELA_MKFS "$1"; return $?; fi
+}' "$rc"
+fi
+if ! grep -q "fuse.tutela/fuse" "$rc"; then
   sed -i "s|-e 's/fuse.ceph-fuse/ceph-fuse/'|-e 's/fuse.ceph-fuse/ceph-fuse/' -e 's/fuse.tutela/fuse/' # tutela|" "$rc"
   sed -i '/^_scratch_mkfs()$/,/^{$/{/^{$/a\
 	# tutela: a fresh vault is the scratch "mkfs"\
@@ -52,7 +59,7 @@ if ! grep -q "tutela" "$rc"; then
 fi
 
 # Leftovers of an earlier run.
-for m in "$WORK/test" "$WORK/scratch"; do umount "$m" 2>/dev/null || true; done
+for m in "$WORK/test" "$WORK/scratch" "$WORK/scratch-vault"; do umount "$m" 2>/dev/null || true; done
 umount "$WORK" 2>/dev/null || true
 rm -rf "$WORK"
 mkdir -p "$WORK"
@@ -67,10 +74,15 @@ umask 022
 "$TUTELA" init "$WORK/scratch-vault" --passfile "$WORK/pass" >/dev/null
 cat > "$WORK/mkfs-scratch" <<EOF
 #!/bin/sh
-# The scratch "mkfs": a new, empty vault where the old one was.
+# The scratch "mkfs": a new, empty vault where the old one was; given a size in bytes
+# (_scratch_mkfs_sized), the vault directory is a tmpfs of that size.
 umask 022
 umount "$WORK/scratch" 2>/dev/null
+umount "$WORK/scratch-vault" 2>/dev/null
 rm -rf "$WORK/scratch-vault"
+if [ -n "\$1" ]; then
+  mkdir "$WORK/scratch-vault" && mount -t tmpfs -o "size=\$1,mode=0755" tutela-scratch "$WORK/scratch-vault" || exit 1
+fi
 exec "$TUTELA" init "$WORK/scratch-vault" --passfile "$WORK/pass" >/dev/null
 EOF
 chmod 755 "$WORK/mkfs-scratch"
