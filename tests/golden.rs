@@ -2,6 +2,8 @@
 //! `tests/fixtures/golden-vault.tar` (tar keeps the backing files' modes and xattrs). Every
 //! build must open it and read back exactly what was put in: a change to the on-disk format
 //! that does not come with a new version (and a reader for the old one) fails here.
+//! It holds a client zone made by adopting a folder, a policy, a pruned audit log (checkpoint
+//! and two segments), a long name, a symlink, an xattr and a 10 KB file.
 //! Regenerate only for a deliberate, versioned format change:
 //! `cargo test --test golden -- --ignored` (needs FUSE).
 
@@ -106,7 +108,9 @@ fn the_golden_vault_opens_and_reads_back_what_was_put_in() {
     let o = tv(&vault, &pass, &["policy", "show"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("[clients.acme]"));
     let o = tv(&vault, &pass, &["audit", "verify"]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("audit log ok"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("audit log ok"), "{out}");
+    assert!(out.contains("pruned: records before sequence"), "{out}");
     tv(&vault, &pass, &["fsck"]);
     // Every name, content and symlink, through an export (no mount needed).
     let out = t.path().join("export");
@@ -218,6 +222,14 @@ fn make_golden_vault() {
     )
     .unwrap();
     tv(&vault, &pass, &["policy", "set", policy.to_str().unwrap()]);
+    // A pruned audit log: the older segments removed behind a sealed checkpoint.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    tv(
+        &vault,
+        &pass,
+        &["audit", "prune", "--before", "1s", "--yes"],
+    );
+    assert!(vault.join("tutela.audit/pruned").exists());
     run_ok(
         Command::new("tar")
             .args(["--xattrs", "--xattrs-include=user.*", "--sort=name", "-cf"])

@@ -333,3 +333,38 @@ fn set_group_id_goes_for_a_writer_outside_the_group_and_stays_for_a_member() {
     }
     v.unmount();
 }
+
+/// generic/313 (intermittent in the issue's full run): ftruncate must update ctime and mtime,
+/// and a stat right after it must see them (the kernel's attribute cache must not hand back
+/// the times from before). A loop, as the issue asked, through both stat and fstat.
+#[test]
+fn ftruncate_moves_ctime_and_mtime_every_time() {
+    let Some(mut v) = TestVault::new("ftruncate times") else {
+        return;
+    };
+    v.mount();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(v.p("t"))
+        .unwrap();
+    f.write_all_at(b"0123456789", 0).unwrap();
+    let times = |m: &fs::Metadata| ((m.ctime(), m.ctime_nsec()), (m.mtime(), m.mtime_nsec()));
+    let mut late = 0;
+    for i in 0..200u64 {
+        let before = times(&fs::metadata(v.p("t")).unwrap());
+        // Timestamps have the backing filesystem's granularity (a jiffy on ext4/tmpfs).
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        f.set_len(if i % 2 == 0 { 4096 + i } else { i }).unwrap();
+        let by_path = times(&fs::metadata(v.p("t")).unwrap());
+        let by_fd = times(&f.metadata().unwrap());
+        if !(by_path.0 > before.0 && by_path.1 > before.1 && by_fd == by_path) {
+            late += 1;
+        }
+    }
+    assert_eq!(late, 0, "{late} of 200 truncates left old times visible");
+    drop(f);
+    v.unmount();
+}
