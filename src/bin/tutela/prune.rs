@@ -1,7 +1,8 @@
 //! `tutela audit prune`: a retention limit for the audit log (the work is in audit::prune).
 
+use crate::audit::parse_time;
 use crate::cli::PassArgs;
-use crate::commands::{parse_time, unlock};
+use crate::common::unlock;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tutela::audit::prune;
@@ -36,7 +37,7 @@ pub fn run(a: Args<'_>) -> Result<()> {
     }
     if let (true, Some(cp)) = (go, &plan.next) {
         // While the vault is mounted, the daemon records it when it sees the checkpoint.
-        crate::commands::offline_record(&v, "audit-prune", Some(cp.describe()));
+        crate::common::offline_record(&v, "audit-prune", Some(cp.describe()));
     }
     if a.json {
         println!("{}", json(&plan, a.dry_run, cutoff));
@@ -94,7 +95,7 @@ fn json(p: &prune::Plan, dry_run: bool, cutoff: u64) -> serde_json::Value {
 }
 
 fn confirm(p: &prune::Plan) -> Result<()> {
-    crate::commands::confirm(
+    crate::common::confirm(
         "prune removes audit records for good: confirm on a terminal, or pass --yes (see --dry-run)",
         &format!(
             "This removes {} ({}) from the audit log for good.",

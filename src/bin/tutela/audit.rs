@@ -1,0 +1,207 @@
+//! `tutela audit verify|show` (and the time grammar of `--since`/`--until`); `prune` is
+//! in prune.rs.
+
+use crate::cli::AuditCmd;
+use crate::common::*;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tutela::audit::{self, Record};
+use tutela::error::{Error, Result};
+use tutela::text::escape;
+
+/// Parses --since/--until: a date, a date and time (UTC), or an age ("72h", "3days").
+pub fn parse_time(s: &str) -> Result<u64> {
+    let t = s.trim();
+    // A bare number could be a year: an age needs its unit here ("90s", "72h").
+    let bare = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if let Some(d) = (!bare)
+        .then(|| tutela::daemon::mount::parse_duration(t).ok())
+        .flatten()
+    {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        return Ok(now.saturating_sub(d).as_millis() as u64);
+    }
+    let full = if t.len() == 10 {
+        format!("{t}T00:00:00Z")
+    } else {
+        t.to_string()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .map(|st| st.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
+        .map_err(|_| Error::Usage(format!("'{s}' is not a time: use 2026-11-20, \"2026-11-20 14:00:00\" (UTC) or an age like 72h")))
+}
+
+fn under(path: &str, prefix: &str) -> bool {
+    let p = prefix.trim_end_matches('/');
+    p.is_empty()
+        || path == p
+        || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'))
+}
+
+/// One record as one line: every field that came from a name, a program or a user is escaped,
+/// so a file name with a newline or a terminal escape cannot forge or hide a record.
+fn human(r: &Record) -> String {
+    let t = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(r.time_ms));
+    let mut line = format!(
+        "{t}  {}({})  {}[{}]  {}",
+        escape(&r.user),
+        r.uid,
+        escape(&r.program),
+        r.pid,
+        escape(&r.op)
+    );
+    if let Some(d) = &r.detail {
+        line.push_str(&format!(" {}", escape(d)));
+    }
+    line.push_str(&format!("  {}", escape(&r.path)));
+    if let Some(p2) = &r.path2 {
+        line.push_str(&format!(" -> {}", escape(p2)));
+    }
+    if let Some(c) = &r.client {
+        line.push_str(&format!("  [{}]", escape(c)));
+    }
+    line.push_str(&format!("  {}", escape(&r.result)));
+    line
+}
+
+pub fn audit(cmd: AuditCmd) -> Result<()> {
+    match cmd {
+        AuditCmd::Verify {
+            vault,
+            pass,
+            expect,
+        } => {
+            let anchors = expect
+                .iter()
+                .map(|a| audit::anchor::Anchor::parse(a))
+                .collect::<Result<Vec<_>>>()?;
+            let v = unlock(&vault, &pass)?;
+            let rep = audit::read_all_anchored(&v.dir, &v.audit_keys(), &anchors, |_| {})?;
+            if let Some(bad) = rep.bad {
+                return Err(Error::AuditTampered(format!(
+                    "{bad} ({} records before it verified)",
+                    rep.records
+                )));
+            }
+            println!(
+                "audit log ok: {} records in {} segments",
+                rep.records, rep.segments
+            );
+            if let Some(head) = &rep.head {
+                println!("head: {head}");
+            }
+            for c in &rep.segment_copies {
+                println!(
+                    "note: {} in {}/ is a copy of a segment under another name (a sync tool's \
+                     conflict copy, when two machines mounted copies of this vault at once): its \
+                     records are not in this log; keep the file",
+                    tutela::text::escape(c),
+                    audit::DIR_NAME
+                );
+            }
+            let checked = anchors.len() as u64 - rep.anchors_pruned;
+            if checked > 0 {
+                println!("anchors: {checked} reached unchanged");
+            }
+            if rep.anchors_pruned > 0 {
+                println!(
+                    "anchors: {} lie before the pruning point (removed by a prune; nothing to compare)",
+                    rep.anchors_pruned
+                );
+            }
+            if let Some(cp) = &rep.pruned {
+                println!(
+                    "pruned: {} on {} by {}({})",
+                    cp.describe(),
+                    audit::prune::stamp(cp.pruned_at_ms),
+                    tutela::sys::user_name(cp.uid).unwrap_or_default(),
+                    cp.uid
+                );
+            }
+            if rep.torn_tail {
+                println!("note: a record was cut short by a crash (the last moment before it is lost); this is not tampering");
+            }
+            Ok(())
+        }
+        AuditCmd::Prune {
+            vault,
+            before,
+            dry_run,
+            yes,
+            pass,
+            json,
+        } => crate::prune::run(crate::prune::Args {
+            vault: &vault,
+            before: &before,
+            dry_run,
+            yes,
+            pass: &pass,
+            json,
+        }),
+        AuditCmd::Show {
+            vault,
+            pass,
+            client,
+            user,
+            path,
+            since,
+            until,
+            denied,
+            json,
+        } => {
+            let since = since.as_deref().map(parse_time).transpose()?;
+            let until = until.as_deref().map(parse_time).transpose()?;
+            let uid = user.as_deref().map(|u| {
+                u.parse::<u32>()
+                    .ok()
+                    .or_else(|| tutela::sys::user_by_name(u))
+            });
+            if let (Some(None), Some(u)) = (&uid, &user) {
+                return Err(Error::Usage(format!("unknown user '{u}'")));
+            }
+            let uid = uid.flatten();
+            let v = unlock(&vault, &pass)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let rep = audit::read_all(&v.dir, &v.audit_keys(), |r| {
+                let keep = client
+                    .as_ref()
+                    .is_none_or(|c| r.client.as_deref() == Some(c.as_str()))
+                    && uid.is_none_or(|u| r.uid == u)
+                    && path.as_ref().is_none_or(|p| {
+                        under(&r.path, p) || r.path2.as_deref().is_some_and(|p2| under(p2, p))
+                    })
+                    && since.is_none_or(|s| r.time_ms >= s)
+                    && until.is_none_or(|u| r.time_ms <= u)
+                    && (!denied || r.result == "denied");
+                if keep {
+                    use std::io::Write;
+                    let line = if json {
+                        serde_json::to_string(&r).unwrap_or_default()
+                    } else {
+                        human(&r)
+                    };
+                    let _ = writeln!(out, "{line}");
+                }
+            })?;
+            drop(out);
+            if let Some(bad) = rep.bad {
+                return Err(Error::AuditTampered(format!(
+                    "{bad}: records after it are not shown"
+                )));
+            }
+            // An investigator asking about a time the log no longer covers must be told.
+            if let Some(cp) = rep
+                .pruned
+                .filter(|cp| since.is_none_or(|s| s < cp.cutoff_ms))
+            {
+                eprintln!(
+                    "tutela: note: records older than {} were pruned on {}",
+                    audit::prune::stamp(cp.cutoff_ms),
+                    audit::prune::stamp(cp.pruned_at_ms)
+                );
+            }
+            Ok(())
+        }
+    }
+}

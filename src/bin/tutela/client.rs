@@ -1,0 +1,195 @@
+//! `tutela client add|export|shred|list`.
+
+use crate::cli::ClientCmd;
+use crate::common::*;
+use std::time::Duration;
+use tutela::error::{Error, Result};
+use tutela::text::escape;
+
+pub fn client(cmd: ClientCmd) -> Result<()> {
+    match cmd {
+        ClientCmd::Add {
+            vault,
+            name,
+            path,
+            pass,
+        } => {
+            let mut v = unlock(&vault, &pass)?;
+            if let Some(d) = live_daemon(&v)? {
+                let req = tutela::daemon::control::Request::ClientAdd {
+                    name: name.clone(),
+                    path: path.clone(),
+                };
+                return remote(d, &v, &req, false);
+            }
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} re-encrypting: {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let res = tutela::offline::clients::add(&mut v, &name, &path, &mut |s| {
+                bar.set_message(format!("{} entries, {} MiB", s.entries, s.bytes >> 20));
+                bar.tick();
+            });
+            bar.finish_and_clear();
+            let added = res?;
+            offline_record(&v, "client-add", Some(format!("client '{name}'")));
+            if added.adopted {
+                println!(
+                    "client '{name}' added: the {} entries already in {path} ({} bytes) were re-encrypted under its own key",
+                    added.stats.entries, added.stats.bytes
+                );
+            } else {
+                println!(
+                    "client '{name}' added: files created in {path} are encrypted under its own key"
+                );
+            }
+            Ok(())
+        }
+        ClientCmd::Export {
+            vault,
+            name,
+            output,
+            pass,
+            json,
+        } => {
+            let v = unlock(&vault, &pass)?;
+            if let Some(d) = live_daemon(&v)? {
+                // The daemon writes the export: it needs the path from here, whole.
+                let output = std::path::absolute(&output).map_err(Error::Io)?;
+                let req = tutela::daemon::control::Request::ClientExport {
+                    name: name.clone(),
+                    output,
+                };
+                return remote(d, &v, &req, json);
+            }
+            // The export is recorded in the audit log, which a live mount holds.
+            let lock = tutela::audit::lock(&v.dir)?;
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "exporting {bytes}/{total_bytes} [{bar:30}] {eta} left",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            let res = tutela::offline::export::export(
+                &v,
+                &name,
+                &output,
+                &|total| bar.set_length(total),
+                &|done| bar.set_position(done),
+            );
+            bar.finish_and_clear();
+            let rep = res?;
+            drop(lock);
+            offline_record(
+                &v,
+                "client-export",
+                Some(format!(
+                    "client '{name}': {} files, {} bytes",
+                    rep.files, rep.bytes
+                )),
+            );
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "client": name, "output": output, "export": rep })
+                );
+            } else {
+                println!(
+                    "exported client '{name}' to {}: {} files, {} folders, {} symlinks, {} bytes; checksums in {}{}",
+                    output.display(),
+                    rep.files,
+                    rep.dirs,
+                    rep.symlinks,
+                    rep.bytes,
+                    tutela::offline::export::MANIFEST,
+                    if rep.skipped > 0 {
+                        format!(" ({} special files such as FIFOs left out)", rep.skipped)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            Ok(())
+        }
+        ClientCmd::Shred {
+            vault,
+            name,
+            yes,
+            pass,
+        } => {
+            let mut v = unlock(&vault, &pass)?;
+            if !v.zones.iter().skip(1).any(|z| z.name == name) {
+                return Err(Error::Usage(format!(
+                    "no client named '{name}' (see tutela client list)"
+                )));
+            }
+            if !yes {
+                confirm(
+                    "shred destroys the client's files for good: confirm on a terminal, or pass --yes",
+                    &format!("This destroys client '{name}' and every file in its folder, with no undo."),
+                    &name,
+                )?;
+            }
+            if let Some(d) = live_daemon(&v)? {
+                let req = tutela::daemon::control::Request::ClientShred { name: name.clone() };
+                return remote(d, &v, &req, false);
+            }
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} shredding client '{msg}'")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_message(name.clone());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            let res = tutela::offline::clients::shred(&mut v, &name);
+            bar.finish_and_clear();
+            let s = res?;
+            offline_record(
+                &v,
+                "client-shred",
+                Some(format!(
+                    "client '{name}' at {}: key destroyed, {} files ({} bytes) deleted",
+                    s.path, s.files, s.bytes
+                )),
+            );
+            println!(
+                "client '{name}' shredded: its key is destroyed and its {} files are deleted.",
+                s.files
+            );
+            if v.keystore.is_none() {
+                println!("note: this vault keeps its keys in its config, so a backup of the vault taken before now still holds the key (see README, Client rights).");
+            }
+            Ok(())
+        }
+        ClientCmd::List { vault, pass, json } => {
+            let v = unlock(&vault, &pass)?;
+            let list = tutela::offline::clients::list(&v)?;
+            if json {
+                println!("{}", serde_json::json!({ "clients": list }));
+            } else {
+                for c in list {
+                    println!(
+                        "{}\t{}\t{} files\t{} bytes",
+                        escape(&c.name),
+                        escape(&c.path),
+                        c.files,
+                        c.bytes
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}

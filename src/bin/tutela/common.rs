@@ -1,0 +1,136 @@
+//! What several commands share: opening a vault, recording an offline change in the audit
+//! log, asking a live mount's daemon, new passphrases, confirmations.
+
+use crate::cli::PassArgs;
+use std::path::Path;
+use std::time::Duration;
+use tutela::audit::{self, Record};
+use tutela::error::{Error, Result};
+use tutela::text::escape;
+use tutela::vault::passphrase::{self, Source};
+use tutela::vault::{Unlock, Vault};
+
+pub fn unlock(vault: &Path, pass: &PassArgs) -> Result<Vault> {
+    Vault::read_config(vault)?;
+    let src = Source {
+        passfile: pass.passfile.clone(),
+        extpass: pass.extpass.clone(),
+    };
+    tutela::offline::open_vault(
+        vault,
+        &Unlock::Passphrase(passphrase::existing(&src)?),
+        pass.keystore.as_deref(),
+    )
+}
+
+pub fn offline_record(v: &Vault, op: &str, detail: Option<String>) {
+    let mut r = Record::now(op, "/");
+    r.user = tutela::sys::user_name(r.uid).unwrap_or_default();
+    r.detail = detail;
+    // While the vault is mounted the daemon holds the log and records the change itself.
+    if let Err(e) = audit::append_offline(&v.dir, v.audit_keys(), &[r]) {
+        if !matches!(e, Error::Busy(_)) {
+            eprintln!("tutela: warning: could not write the audit record: {e}");
+        }
+    }
+}
+
+/// The control channel of the daemon serving `v`, if the vault is mounted. A mounted vault
+/// whose daemon cannot be reached is an error: offline work would race the daemon.
+pub fn live_daemon(v: &Vault) -> Result<Option<std::os::unix::net::UnixStream>> {
+    let Some(m) = tutela::daemon::mount::mount_of(&v.dir) else {
+        return Ok(None);
+    };
+    match tutela::daemon::control::client::connect(&v.config.vault_id) {
+        Some(s) => Ok(Some(s)),
+        None => Err(Error::Busy(format!(
+            "the vault is mounted at {}, but its daemon's control channel cannot be reached \
+             from this user (only root and the user who mounted it can reach it; a daemon \
+             started by an older tutela has none): run the command as one of them, or \
+             unmount first",
+            m.mountpoint.display()
+        ))),
+    }
+}
+
+/// Passes `req` to the mount daemon and prints its answer.
+pub fn remote(
+    stream: std::os::unix::net::UnixStream,
+    v: &Vault,
+    req: &tutela::daemon::control::Request,
+    json: bool,
+) -> Result<()> {
+    remote_with(stream, &v.control_key(), req, json)
+}
+
+pub fn remote_with(
+    stream: std::os::unix::net::UnixStream,
+    key: &tutela::crypto::secret::Key32,
+    req: &tutela::daemon::control::Request,
+    json: bool,
+) -> Result<()> {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} (on the live mount)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let res = tutela::daemon::control::client::call(stream, key, req, &mut |p| {
+        bar.set_message(escape(p).into_owned())
+    });
+    bar.finish_and_clear();
+    let (message, detail) = res?;
+    if json {
+        println!("{detail}");
+    } else {
+        for line in message.lines() {
+            println!("{}", escape(line));
+        }
+    }
+    Ok(())
+}
+
+/// A new passphrase (from FILE, or asked twice), judged for strength (`strict`: refused when
+/// weak).
+pub fn new_passphrase(
+    file: Option<&Path>,
+    strict: bool,
+) -> Result<tutela::crypto::secret::Passphrase> {
+    let p = match file {
+        Some(f) => passphrase::from_file(f, "new passphrase"),
+        None => passphrase::new(&Source::default()),
+    }?;
+    passphrase::check_strength(&p, strict)?;
+    Ok(p)
+}
+
+/// Asks on the terminal for `answer` (typed back) before something that cannot be undone;
+/// without a terminal, refuses with `refusal` (scripts pass --yes instead).
+pub fn confirm(refusal: &str, prompt: &str, answer: &str) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(refusal.into()));
+    }
+    eprint!("{prompt}\nType '{answer}' to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim() != answer {
+        return Err(Error::Usage("not confirmed: nothing was changed".into()));
+    }
+    Ok(())
+}
+
+pub fn source(p: &PassArgs) -> Source {
+    Source {
+        passfile: p.passfile.clone(),
+        extpass: p.extpass.clone(),
+    }
+}
+
+pub fn warn_test_kdf(v: &Vault) {
+    if v.uses_test_kdf() {
+        eprintln!("tutela: warning: this vault uses the INSECURE test-only KDF settings; do not keep real data in it");
+    }
+}
