@@ -77,7 +77,7 @@ fn open_tree_command(readme: &str, share: &Path, group: &str) -> String {
     readme
         .lines()
         .find(|l| l.starts_with("chgrp -R office /srv/clients"))
-        .expect("README has the chgrp step")
+        .expect("docs/samba.md has the chgrp step")
         .replace("/srv/clients", &share.display().to_string())
         .replace(" office ", &format!(" {group} "))
 }
@@ -161,8 +161,8 @@ fn samba_share_applies_policy_and_audit_per_user() {
     .unwrap();
     fs::set_permissions(&v.mnt, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let readme =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    // README step 3, as written there.
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/samba.md")).unwrap();
+    // Step 3 of docs/samba.md, as written there.
     run_ok(
         Command::new("sh")
             .arg("-c")
