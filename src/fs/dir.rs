@@ -71,32 +71,80 @@ pub(crate) fn full_encoded(dir: BorrowedFd<'_>, backing: &[u8]) -> Result<Vec<u8
 /// Reads a directory's ID from `.tutela.dir`, falling back to the xattr copy; when one copy is
 /// missing and `heal` is set, restores it from the other.
 pub(super) fn read_dir_id(dir: BorrowedFd<'_>, heal: bool) -> Result<Id> {
+    read_dir_ids(dir, heal).map(|(id, _)| id)
+}
+
+/// `read_dir_id`, and the xattr copy's ID when it differs: after a sync tool merged a
+/// directory made on two machines, `.tutela.dir` came from the other machine while the xattr
+/// (which sync tools do not copy) still names the ID this machine sealed its names under.
+pub(super) fn read_dir_ids(dir: BorrowedFd<'_>, heal: bool) -> Result<(Id, Option<Id>)> {
     let (from_file, from_xattr) = dir_id_copies(dir);
     match (from_file, from_xattr) {
-        (Some(a), Some(b)) if a == b => Ok(a),
-        (Some(a), Some(_)) => {
-            // Two different IDs: the file is what names were written with since its last
-            // write; trust it and say so.
-            log::warn!("directory ID copies disagree; using .tutela.dir");
-            Ok(a)
+        (Some(a), Some(b)) if a == b => Ok((a, None)),
+        (Some(a), Some(b)) => {
+            // Two different IDs: the file is what names are written with from now on; names
+            // sealed under the other still open (`Fs::alt_ids`).
+            log::warn!(
+                "directory ID copies disagree; using .tutela.dir, and the other for older names"
+            );
+            Ok((a, Some(b)))
         }
         (Some(a), None) => {
             if heal {
                 let _ = sys::fsetxattr(dir, dirfile::XATTR_NAME, &dirfile::encode(&a), 0);
             }
-            Ok(a)
+            Ok((a, None))
         }
         (None, Some(b)) => {
             log::warn!("directory ID file missing or damaged; restored from its xattr copy");
             if heal {
                 let _ = write_dir_id_file(dir, &b);
             }
-            Ok(b)
+            Ok((b, None))
         }
         (None, None) => Err(Error::Corrupt {
             what: "directory ID (both copies lost)",
         }),
     }
+}
+
+/// IDs in a sync tool's conflict copies of `.tutela.dir` in this directory
+/// (`.tutela.sync-conflict-….dir`, `.tutela (LAPTOP's conflicted copy ….dir`, …) other than
+/// `main`: the same directory was made on two machines, each sealing its names under its own
+/// ID, and the tool kept one ID file and renamed the other.
+pub(super) fn alternate_dir_ids(dir: BorrowedFd<'_>, main: &Id) -> Vec<Id> {
+    let mut out = Vec::new();
+    let Ok(entries) = sys::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let b = e.name.as_bytes();
+        if b == dirfile::FILE_NAME.as_bytes() || !b.starts_with(b".tutela") || !b.ends_with(b".dir")
+        {
+            continue;
+        }
+        // Never through a symlink, never blocking on a FIFO, and a regular file only.
+        let Ok(fd) = sys::openat(dir, &e.name, libc::O_RDONLY | libc::O_NONBLOCK, 0) else {
+            continue;
+        };
+        if !sys::fstat(fd.as_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG) {
+            continue;
+        }
+        let mut buf = Vec::new();
+        if std::fs::File::from(fd)
+            .take(64)
+            .read_to_end(&mut buf)
+            .is_err()
+        {
+            continue;
+        }
+        if let Some(id) = dirfile::parse(&buf) {
+            if id != *main && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out
 }
 
 pub(crate) fn write_dir_id_file(dir: BorrowedFd<'_>, id: &Id) -> Result<()> {
@@ -187,6 +235,18 @@ impl Fs {
             }
         }
         if matches!(found, Err(Error::NotFound)) {
+            'alts: for alt in self.alt_ids_of(parent) {
+                for g in self.generations(pzone)? {
+                    let stored = self.zone(g)?.names.encrypt(&alt, name.as_bytes())?;
+                    let backing = stored.backing_name().to_string();
+                    if let Ok(a) = self.attr_at(&dir, OsStr::new(&backing), g) {
+                        found = Ok((a, backing, g));
+                        break 'alts;
+                    }
+                }
+            }
+        }
+        if matches!(found, Err(Error::NotFound)) {
             if let Some((backing, g)) =
                 self.find_conflict(pzone, dir.as_fd(), &dir_id, name.as_bytes())?
             {
@@ -243,6 +303,7 @@ impl Fs {
                 .unwrap_or(ROOT_INO)
         };
         let gens: Vec<usize> = self.generations(zone)?.collect();
+        let alts = std::cell::OnceCell::new();
         let mut failed = None;
         sys::read_dir_from(fd.as_fd(), cookie, |e, next| {
             let b = e.name.as_bytes();
@@ -258,7 +319,7 @@ impl Fs {
                     name: "..".into(),
                 }),
                 _ if is_internal(b, ino == ROOT_INO) => None,
-                _ => match self.decrypt_entry(fd.as_fd(), &dir_id, &gens, &e) {
+                _ => match self.decrypt_entry(fd.as_fd(), (ino, &dir_id, &alts), &gens, &e) {
                     Ok(found) => found,
                     Err(err) => {
                         failed = Some(err);
@@ -281,7 +342,7 @@ impl Fs {
     fn decrypt_entry(
         &self,
         dir: BorrowedFd<'_>,
-        dir_id: &Id,
+        (ino, dir_id, alts): (u64, &Id, &std::cell::OnceCell<Vec<Id>>),
         gens: &[usize],
         e: &sys::DirEntry,
     ) -> Result<Option<DirEntryOut>> {
@@ -302,6 +363,29 @@ impl Fs {
                     }
                 }
                 return Ok(Some(entry(p)));
+            }
+        }
+        // Sealed under another ID of this directory (made on two machines, then synced):
+        // looked for once per listing, and only when a name does not open.
+        let alts = alts.get_or_init(|| {
+            let mut a = self.alt_ids_of(ino);
+            for id in alternate_dir_ids(dir, dir_id) {
+                if !a.contains(&id) {
+                    a.push(id);
+                }
+            }
+            self.remember_alt_ids(ino, a.clone());
+            a
+        });
+        if !alts.is_empty() {
+            if let Ok(full) = full_encoded(dir, e.name.as_bytes()) {
+                for alt in alts {
+                    for g in gens {
+                        if let Ok(p) = self.zone(*g)?.names.decrypt(alt, &full) {
+                            return Ok(Some(entry(p)));
+                        }
+                    }
+                }
             }
         }
         if let Some((shown, _)) = self.conflict_copy(dir, dir_id, gens, e.name.as_bytes())? {
@@ -456,7 +540,7 @@ impl Fs {
     pub(super) fn rmdir_inner(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
         let pd = self.dir_of(parent)?;
-        let stored = self.existing_in(&pd, name)?;
+        let stored = self.existing_in(parent, &pd, name)?;
         let dir = pd.1.fd;
         let bname = OsStr::new(stored.backing_name());
         let st = sys::fstatat(dir.as_fd(), bname)?;
@@ -499,6 +583,102 @@ impl Fs {
 mod tests {
     use super::super::testutil::{new_fs, ME};
     use super::*;
+
+    /// The same folder made on two machines before they synced: the sync tool merged the
+    /// two backing directories, kept one `.tutela.dir` and renamed the other. Names sealed
+    /// under the other ID still show, open, rename (adopted under the kept ID) and delete; on
+    /// the machine whose ID file lost, its xattr copy names the other ID even before a listing.
+    #[test]
+    fn names_under_a_synced_directorys_other_id_stay_visible() {
+        let (t, fs) = new_fs();
+        let docs = fs
+            .mkdir(&ME, Ino::ROOT, OsStr::new("docs"), 0o755, 0)
+            .unwrap();
+        let (_, fh) = fs
+            .create(&ME, docs.ino, OsStr::new("a.txt"), 0o644, 0, libc::O_RDWR)
+            .unwrap();
+        fs.write(fh, 0, b"from the laptop", None).unwrap();
+        fs.release(fh);
+        let backing = std::fs::read_dir(t.path().join("vault"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.is_dir()
+                    && !p
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("tutela.")
+            })
+            .unwrap();
+        let a_backing = std::fs::read_dir(&backing)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .unwrap();
+        // The other machine's ID, its conflict-renamed ID file, and a name sealed under it.
+        let other: Id = [7; 16];
+        std::fs::write(
+            backing.join(".tutela.sync-conflict-20261204-101112-ABCDEF7.dir"),
+            dirfile::encode(&other),
+        )
+        .unwrap();
+        let b = fs.zone(0).unwrap().names.encrypt(&other, b"b.txt").unwrap();
+        std::fs::copy(&a_backing, backing.join(b.backing_name())).unwrap();
+        let names = |fs: &Fs| {
+            let mut v: Vec<String> = fs
+                .list_dir(docs.ino.0)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name.to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&fs), [".", "..", "a.txt", "b.txt"]);
+        let bt = fs.lookup(&ME, docs.ino, OsStr::new("b.txt")).unwrap();
+        let fh = fs.open(&ME, bt.ino, libc::O_RDONLY).unwrap();
+        assert_eq!(fs.read(fh, 0, 100).unwrap(), b"from the laptop");
+        fs.release(fh);
+        fs.rename(
+            &ME,
+            docs.ino,
+            OsStr::new("b.txt"),
+            docs.ino,
+            OsStr::new("c.txt"),
+            super::super::RenameFlags::default(),
+        )
+        .unwrap();
+        assert_eq!(names(&fs), [".", "..", "a.txt", "c.txt"]);
+        // On the machine whose ID file lost: the xattr copy keeps its own ID. A new mount
+        // finds a name under it by lookup alone.
+        let d = fs.zone(0).unwrap().names.encrypt(&other, b"d.txt").unwrap();
+        std::fs::copy(&a_backing, backing.join(d.backing_name())).unwrap();
+        drop(fs);
+        let v = crate::vault::Vault::unlock(
+            &t.path().join("vault"),
+            &crate::vault::Unlock::Passphrase(crate::crypto::secret::Passphrase::new(
+                b"pw".to_vec(),
+            )),
+            None,
+        )
+        .unwrap();
+        std::fs::remove_file(backing.join(".tutela.sync-conflict-20261204-101112-ABCDEF7.dir"))
+            .unwrap();
+        let dir = std::fs::File::open(&backing).unwrap();
+        sys::fsetxattr(
+            dir.as_fd(),
+            dirfile::XATTR_NAME,
+            &dirfile::encode(&other),
+            0,
+        )
+        .unwrap();
+        let fs = Fs::new(&v, super::super::Options::default()).unwrap();
+        let docs = fs.lookup(&ME, Ino::ROOT, OsStr::new("docs")).unwrap();
+        assert!(fs.lookup(&ME, docs.ino, OsStr::new("d.txt")).is_ok());
+        fs.unlink(&ME, docs.ino, OsStr::new("d.txt")).unwrap();
+        assert!(fs.lookup(&ME, docs.ino, OsStr::new("d.txt")).is_err());
+    }
 
     #[test]
     fn mkdir_lookup_list_rmdir() {

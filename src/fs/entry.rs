@@ -155,7 +155,7 @@ impl Fs {
     pub(super) fn unlink_inner(&self, _who: &Subject, parent: u64, name: &OsStr) -> Result<()> {
         self.check_writable()?;
         let pd = self.dir_of(parent)?;
-        let stored = self.existing_in(&pd, name)?;
+        let stored = self.existing_in(parent, &pd, name)?;
         let dir = pd.1.fd;
         let bname = OsStr::new(stored.backing_name());
         let st = sys::fstatat(dir.as_fd(), bname)?;
@@ -180,7 +180,7 @@ impl Fs {
         self.check_writable()?;
         let from_d = self.dir_of(parent)?;
         let to_d = self.dir_of(newparent)?;
-        let from = self.existing_in(&from_d, name)?;
+        let from = self.existing_in(parent, &from_d, name)?;
         let to = self.seal_in(&to_d, newname)?;
         let from_zone = self.child_zone(parent, name.as_bytes())?;
         let to_zone = self.child_zone(newparent, newname.as_bytes())?;

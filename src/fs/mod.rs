@@ -139,6 +139,11 @@ pub struct Fs {
     /// Every request holds this shared; work that rewrites entries behind the tree's back
     /// (a live rekey, a shred) holds it exclusively for one step at a time.
     gate: RwLock<()>,
+    /// Other directory IDs names in a directory were sealed under, by the directory's inode
+    /// (see `dir::alternate_dir_ids`); empty unless a sync tool merged a directory made on
+    /// two machines. `has_alt_ids` spares every failed lookup the lock while it is empty.
+    alt_ids: Mutex<std::collections::HashMap<u64, Vec<Id>>>,
+    has_alt_ids: AtomicBool,
 }
 
 /// Upper bound on cached directory descriptors.
@@ -192,6 +197,8 @@ impl Fs {
             invalidate: std::sync::OnceLock::new(),
             invalidate_entry: std::sync::OnceLock::new(),
             gate: RwLock::new(()),
+            alt_ids: Mutex::new(std::collections::HashMap::new()),
+            has_alt_ids: AtomicBool::new(false),
         };
         fs.refresh_root_gen()?;
         Ok(fs)
@@ -393,7 +400,10 @@ impl Fs {
             libc::O_RDONLY | libc::O_DIRECTORY,
             0,
         )?;
-        let id = dir::read_dir_id(readable.as_fd(), !self.read_only())?;
+        let (id, other) = dir::read_dir_ids(readable.as_fd(), !self.read_only())?;
+        if let Some(other) = other {
+            self.remember_alt_ids(ino, vec![other]);
+        }
         let zone = lock(&self.inodes).get(ino).ok_or(Error::Stale)?.zone;
         let gen = self.names_generation(readable.as_fd(), &id, zone)?;
         let d = DirRef {
@@ -492,12 +502,50 @@ impl Fs {
         self.zone(d.gen)?.names.encrypt(&d.id, name.as_bytes())
     }
 
+    /// Records other IDs names in directory `ino` may be sealed under.
+    fn remember_alt_ids(&self, ino: u64, ids: Vec<Id>) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut m = lock(&self.alt_ids);
+        let known = m.entry(ino).or_default();
+        for id in ids {
+            if !known.contains(&id) {
+                known.push(id);
+            }
+        }
+        self.has_alt_ids.store(true, Ordering::Relaxed);
+    }
+
+    /// The other IDs known for directory `ino` (empty almost always, and then without a lock).
+    fn alt_ids_of(&self, ino: u64) -> Vec<Id> {
+        if !self.has_alt_ids.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        lock(&self.alt_ids).get(&ino).cloned().unwrap_or_default()
+    }
+
     /// The backing name of an existing entry `name`: its encrypted name, or, when there is
     /// no such entry and `name` is how a sync tool's conflict copy is shown, that copy's
     /// backing name (so it can be removed, or renamed to a plain name, which adopts it).
-    fn existing_in(&self, pd: &(usize, DirRef), name: &OsStr) -> Result<Stored> {
+    fn existing_in(&self, parent: u64, pd: &(usize, DirRef), name: &OsStr) -> Result<Stored> {
         let stored = self.seal_in(pd, name)?;
         let d = &pd.1;
+        let missing = |s: &Stored| {
+            matches!(
+                sys::fstatat(d.fd.as_fd(), OsStr::new(s.backing_name())),
+                Err(Error::NotFound)
+            )
+        };
+        let alts = self.alt_ids_of(parent);
+        if !alts.is_empty() && missing(&stored) {
+            for alt in alts {
+                let other = self.zone(d.gen)?.names.encrypt(&alt, name.as_bytes())?;
+                if !missing(&other) {
+                    return Ok(other);
+                }
+            }
+        }
         if conflicts::may_be_display(name.as_bytes())
             && matches!(
                 sys::fstatat(d.fd.as_fd(), OsStr::new(stored.backing_name())),
