@@ -273,6 +273,32 @@ pub(crate) fn identify(
     })
 }
 
+/// Whether a backing name is a sync tool's own bookkeeping (Syncthing's folder marker and
+/// temporary files, Dropbox's and Nextcloud's databases and logs, desktop litter): neither
+/// data nor damage, so it is passed over without a warning.
+pub(crate) fn sync_tool_file(name: &[u8]) -> bool {
+    const EXACT: &[&[u8]] = &[
+        b".stfolder",
+        b".stignore",
+        b".stversions",
+        b".dropbox",
+        b".dropbox.cache",
+        b".dropbox.attr",
+        b".owncloudsync.log",
+        b".nextcloudsync.log",
+        b".sync-exclude.lst",
+        b".DS_Store",
+        b"desktop.ini",
+        b"Thumbs.db",
+    ];
+    EXACT.contains(&name)
+        || (name.starts_with(b".syncthing.") && name.ends_with(b".tmp"))
+        || (name.starts_with(b"~syncthing~") && name.ends_with(b".tmp"))
+        || name.starts_with(b".sync_")
+        || name.starts_with(b"._sync_")
+        || name.starts_with(b".owncloudsync.log")
+}
+
 /// Whether a looked-up name could be a conflict copy's displayed name (cheap: a lookup that
 /// found nothing asks this before scanning the directory).
 pub fn may_be_display(name: &[u8]) -> bool {

@@ -112,8 +112,14 @@ pub(super) fn read_dir_ids(dir: BorrowedFd<'_>, heal: bool) -> Result<(Id, Optio
 /// (`.tutela.sync-conflict-….dir`, `.tutela (LAPTOP's conflicted copy ….dir`, …) other than
 /// `main`: the same directory was made on two machines, each sealing its names under its own
 /// ID, and the tool kept one ID file and renamed the other.
-pub(super) fn alternate_dir_ids(dir: BorrowedFd<'_>, main: &Id) -> Vec<Id> {
+pub(crate) fn alternate_dir_ids(dir: BorrowedFd<'_>, main: &Id) -> Vec<Id> {
     let mut out = Vec::new();
+    // The xattr copy, which sync tools do not carry, keeps this machine's own ID.
+    if let (_, Some(x)) = dir_id_copies(dir) {
+        if x != *main {
+            out.push(x);
+        }
+    }
     let Ok(entries) = sys::read_dir(dir) else {
         return out;
     };
@@ -390,6 +396,9 @@ impl Fs {
         }
         if let Some((shown, _)) = self.conflict_copy(dir, dir_id, gens, e.name.as_bytes())? {
             return Ok(Some(entry(shown)));
+        }
+        if conflicts::sync_tool_file(e.name.as_bytes()) {
+            return Ok(None);
         }
         log::warn!(
             "skipping backing entry {:?}: its name does not decrypt (stray file or damage)",

@@ -5,7 +5,7 @@
 mod attr;
 mod checked;
 mod conflicts;
-pub(crate) use conflicts::identify as identify_conflict;
+pub(crate) use conflicts::{identify as identify_conflict, sync_tool_file};
 mod dir;
 mod entry;
 #[cfg(test)]
@@ -36,7 +36,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 pub use attr::{Attr, SetAttr, Statfs};
 pub use dir::DirEntryOut;
-pub(crate) use dir::{dir_id_copies, full_encoded, write_dir_id_file, write_long_record};
+pub(crate) use dir::{
+    alternate_dir_ids, dir_id_copies, full_encoded, write_dir_id_file, write_long_record,
+};
 pub use entry::RenameFlags;
 pub use guard::{CredSource, Guard, ProcGroups};
 pub use op::Op;

@@ -52,6 +52,8 @@ pub struct Report {
     pub audit_records: u64,
     pub problems: Vec<Problem>,
     pub conflicts: Vec<Conflict>,
+    /// Folders made on two machines and merged by a sync tool (names under two IDs).
+    pub merged: Vec<String>,
 }
 
 impl Report {
@@ -190,12 +192,16 @@ fn walk_dir(
     let in_root = rel.as_os_str().is_empty();
     let present: std::collections::HashSet<Vec<u8>> =
         entries.iter().map(|e| e.name.as_bytes().to_vec()).collect();
+    let mut alts: Option<Vec<Id>> = None;
     for e in &entries {
         let b = e.name.as_bytes();
         let brel = rel.join(&e.name);
         if b == dirfile::FILE_NAME.as_bytes()
             || (in_root && b.starts_with(b"tutela."))
             || (in_root && b.starts_with(b".tutela.conf"))
+            // A sync tool's own files, and its copies of a directory ID file (read below).
+            || crate::fs::sync_tool_file(b)
+            || (b.starts_with(b".tutela") && b.ends_with(b".dir"))
         {
             continue;
         }
@@ -258,7 +264,14 @@ fn walk_dir(
         } else {
             b.to_vec()
         };
-        let (name, backing) = match cx.zones[zone].1.decrypt(&dir_id, &full) {
+        // Names sealed under the directory's other ID (made on two machines, then synced).
+        let decrypted = cx.zones[zone].1.decrypt(&dir_id, &full).or_else(|e| {
+            let alts = alts.get_or_insert_with(|| crate::fs::alternate_dir_ids(dir, &dir_id));
+            alts.iter()
+                .find_map(|id| cx.zones[zone].1.decrypt(id, &full).ok())
+                .ok_or(e)
+        });
+        let (name, backing) = match decrypted {
             Ok(n) => (n, e.name.clone()),
             Err(crate::error::Error::AuthFailed { .. }) => {
                 // A well-formed name that opens under another key or directory ID.
@@ -291,7 +304,7 @@ fn walk_dir(
             libc::S_IFDIR => {
                 let sub = sys::openat(dir, &backing, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
                 let child_zone = cx.zone_for(&p, zone);
-                match dir_id_of(cx, sub.as_fd(), &p, &brel) {
+                match dir_id_of(cx, sub.as_fd(), &p, &brel, child_zone) {
                     Some(id) => {
                         if child_zone != zone {
                             cx.tops.insert(child_zone, (brel.clone(), id));
@@ -323,10 +336,32 @@ fn walk_dir(
     Ok(())
 }
 
+/// Whether some name in `dir` opens under directory ID `id`.
+fn sealed_under(cx: &Ctx<'_>, dir: BorrowedFd<'_>, zone: usize, id: &Id) -> bool {
+    sys::read_dir(dir).is_ok_and(|entries| {
+        entries.iter().any(|e| {
+            crate::fs::full_encoded(dir, e.name.as_bytes())
+                .is_ok_and(|f| cx.zones[zone].1.decrypt(id, &f).is_ok())
+        })
+    })
+}
+
 /// A directory's ID from either copy; a missing or disagreeing copy is reported (and restored).
-fn dir_id_of(cx: &mut Ctx<'_>, dir: BorrowedFd<'_>, plain: &str, brel: &Path) -> Option<Id> {
+fn dir_id_of(
+    cx: &mut Ctx<'_>,
+    dir: BorrowedFd<'_>,
+    plain: &str,
+    brel: &Path,
+    zone: usize,
+) -> Option<Id> {
     let (file, xattr) = crate::fs::dir_id_copies(dir);
     match (file, xattr) {
+        (Some(a), Some(b)) if a != b && sealed_under(cx, dir, zone, &b) => {
+            // A folder made on two machines and merged by a sync tool: this machine's names
+            // are under the xattr's ID, the other's under the file's. Both are read.
+            cx.report.merged.push(plain.to_string());
+            Some(a)
+        }
         (Some(a), Some(b)) if a != b => {
             cx.problem(
                 Some(plain),
@@ -480,6 +515,13 @@ fn check_file(
 /// The plaintext of a report, one line per problem.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
+    for m in &r.merged {
+        s.push_str(&format!(
+            "{}: a folder made on two machines before they synced; the files of both are \
+             shown (not damage)\n",
+            crate::text::escape(m)
+        ));
+    }
     for c in &r.conflicts {
         s.push_str(&format!(
             "{}: a {} conflict copy of {}, shown beside it (not damage: keep one by deleting \
