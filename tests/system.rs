@@ -177,7 +177,7 @@ fn background_daemon_logs_to_syslog_without_names() {
     v.mounted = true;
     fs::write(v.p("Secret Client Memo.txt"), b"x").unwrap();
     // A stray file in the backing dir makes the daemon warn on the next listing.
-    fs::write(v.vault.join("desktop.ini"), b"stray").unwrap();
+    fs::write(v.vault.join("stray-file.bin"), b"stray").unwrap();
     let _ = fs::read_dir(&v.mnt).unwrap().count();
     v.unmount();
     let mut lines = Vec::new();
@@ -197,7 +197,7 @@ fn background_daemon_logs_to_syslog_without_names() {
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("<28>") && l.contains("desktop.ini")),
+            .any(|l| l.starts_with("<28>") && l.contains("stray-file.bin")),
         "{lines:?}"
     );
     for l in &lines {
