@@ -127,3 +127,93 @@ fn audit_verify_names_a_sync_conflict_copy_of_a_segment() {
         "{text}"
     );
 }
+
+/// The vault's config changed on two machines between syncs (a passphrase added on each, a
+/// client added on one); the sync tool kept one `tutela.conf` and renamed the other. The next
+/// command that opens the vault merges the copy in: every passphrase opens it, the client is
+/// there, the copy is gone, and the merge is in the audit log.
+#[test]
+fn a_config_changed_on_two_machines_is_merged() {
+    let v = TestVault::new_unmounted();
+    let laptop = v.tmp.path().join("laptop");
+    common::run_ok(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&v.vault)
+            .arg(&laptop),
+    );
+    let tv = |vault: &std::path::Path, args: &[&str]| {
+        common::run_ok(
+            common::tutela()
+                .args(args)
+                .arg(vault)
+                .arg("--passfile")
+                .arg(&v.passfile),
+        )
+    };
+    let second = v.tmp.path().join("second-pass");
+    let key_add = |vault: &std::path::Path, label: &str, words: &str| {
+        fs::write(&second, format!("{words}\n")).unwrap();
+        common::run_ok(
+            common::tutela()
+                .args(["key", "add"])
+                .arg(vault)
+                .args(["--label", label])
+                .arg("--passfile")
+                .arg(&v.passfile)
+                .arg("--new-passfile")
+                .arg(&second),
+        );
+    };
+    key_add(&v.vault, "office", "office horse battery staple");
+    key_add(&laptop, "laptop", "laptop horse battery staple");
+    common::run_ok(
+        common::tutela()
+            .args(["client", "add"])
+            .arg(&laptop)
+            .args(["bluebird", "--path", "/clients/bluebird"])
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    let copy = v
+        .vault
+        .join("tutela.sync-conflict-20261204-101112-ABCDEF7.conf");
+    fs::copy(laptop.join("tutela.conf"), &copy).unwrap();
+
+    let out = common::run_ok(
+        common::tutela()
+            .args(["key", "list"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stderr.contains("merged: key 'laptop', client 'bluebird', and removed"),
+        "{stderr}"
+    );
+    for label in ["default", "office", "laptop"] {
+        assert!(stdout.contains(label), "{stdout}");
+    }
+    assert!(!copy.exists());
+    let clients = tv(&v.vault, &["client", "list"]);
+    assert!(String::from_utf8_lossy(&clients.stdout).contains("bluebird"));
+    // The laptop's passphrase opens the office's copy now.
+    fs::write(&second, "laptop horse battery staple\n").unwrap();
+    common::run_ok(
+        common::tutela()
+            .args(["key", "list"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&second),
+    );
+    let shown = tv(&v.vault, &["audit", "show"]);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("config-merge"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+}

@@ -55,9 +55,43 @@ pub struct Outcome {
 /// Unlocks a vault and settles what an interrupted `rekey --all` left between its commit
 /// and its cleanup (see `offline::open_vault`, the name commands use).
 pub(crate) fn unlock(dir: &Path, how: &Unlock, keystore: Option<&Path>) -> Result<Vault> {
-    let v = Vault::unlock(dir, how, keystore)?;
+    let mut v = Vault::unlock(dir, how, keystore)?;
     settle(&v)?;
+    merge_sync_copies(&mut v)?;
     Ok(v)
+}
+
+/// Merges a sync tool's conflict copies of the config (`Vault::merge_config_copies`) while
+/// no mount holds the vault, and records what was done in the audit log.
+fn merge_sync_copies(v: &mut Vault) -> Result<()> {
+    if crate::vault::config_copies(&v.dir).is_empty() {
+        return Ok(());
+    }
+    let notes = {
+        let Ok(_unmounted) = audit::lock(&v.dir) else {
+            v.sync_notes.push(
+                "a sync tool's copy of tutela.conf is merged when the vault is next opened \
+                 unmounted"
+                    .into(),
+            );
+            return Ok(());
+        };
+        v.merge_config_copies()?
+    };
+    let recs: Vec<audit::Record> = notes
+        .iter()
+        .map(|n| {
+            let mut r = audit::Record::now("config-merge", "/");
+            r.result = "ok".into();
+            r.detail = Some(n.clone());
+            r
+        })
+        .collect();
+    if let Err(e) = audit::append_offline(&v.dir, v.audit_keys(), &recs) {
+        log::warn!("the config merge is not in the audit log: {e}");
+    }
+    v.sync_notes.extend(notes);
+    Ok(())
 }
 
 /// Promotes a re-sealed policy and audit log if the config has committed to the key they

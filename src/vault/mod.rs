@@ -1,7 +1,10 @@
 //! Vault lifecycle: init, unlock (passphrase or recovery key), config writes. Turns a
 //! passphrase into keys; holds the master key and the zone keys of an unlocked vault.
 
+mod merge;
 pub mod passphrase;
+
+pub(crate) use merge::config_copies;
 
 use crate::crypto::secret::{Key32, Passphrase};
 use crate::crypto::{self, kdf, Id};
@@ -65,6 +68,9 @@ pub struct Vault {
     /// and still add, rotate and erase client zones.
     zone_wrap: Key32,
     config_mac_key: Key32,
+    /// What opening the vault did about a sync tool's conflict copies of its config, one line
+    /// each, for the command to show (`offline::open_vault`).
+    pub sync_notes: Vec<String>,
     /// SHA-256 of the config as this process last read or wrote it: a save refuses to
     /// overwrite a config another process changed meanwhile (a command run while the mount
     /// daemon adds a client, say), which would lose that change.
@@ -145,6 +151,7 @@ impl Vault {
             loaded: [0; 32],
             zone_wrap: Key32::from_bytes([0; 32]),
             config_mac_key: Key32::from_bytes([0; 32]),
+            sync_notes: Vec::new(),
         };
         v.derive_saving_keys();
         v.save()?;
@@ -322,6 +329,7 @@ impl Vault {
             loaded: sha256(bytes),
             zone_wrap: zwk,
             config_mac_key: cmk,
+            sync_notes: Vec::new(),
         })
     }
 

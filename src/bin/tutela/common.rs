@@ -21,6 +21,14 @@ pub fn unlock(vault: &Path, pass: &PassArgs) -> Result<Vault> {
         &Unlock::Passphrase(passphrase::existing(&src)?),
         pass.keystore.as_deref(),
     )
+    .inspect(show_sync_notes)
+}
+
+/// Says what opening the vault did about a sync tool's copies of its config.
+pub fn show_sync_notes(v: &Vault) {
+    for n in &v.sync_notes {
+        eprintln!("tutela: sync conflict: {n}");
+    }
 }
 
 pub fn offline_record(v: &Vault, op: &str, detail: Option<String>) {

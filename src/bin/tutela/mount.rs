@@ -57,6 +57,7 @@ pub fn run(a: Args) -> Result<()> {
         None => Unlock::Passphrase(passphrase::existing(&source(&pass))?),
     };
     let v = tutela::offline::open_vault(&vault, &how, pass.keystore.as_deref())?;
+    crate::common::show_sync_notes(&v);
     // The daemon lives on with the keys only: the passphrase goes (and is zeroed) now.
     drop(how);
     warn_test_kdf(&v);

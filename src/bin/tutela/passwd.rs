@@ -23,7 +23,8 @@ pub fn passwd(
                 vault,
                 &Unlock::RecoveryKey(text.to_string()),
                 pass.keystore.as_deref(),
-            )?
+            )
+            .inspect(show_sync_notes)?
         }
         None => unlock(vault, pass)?,
     };

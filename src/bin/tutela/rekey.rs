@@ -25,7 +25,8 @@ pub fn rekey(
     let p = passphrase::existing(&src)?;
     let p2 = tutela::crypto::secret::Passphrase::new(p.as_bytes().to_vec());
     let mut v =
-        tutela::offline::open_vault(vault, &Unlock::Passphrase(p), pass.keystore.as_deref())?;
+        tutela::offline::open_vault(vault, &Unlock::Passphrase(p), pass.keystore.as_deref())
+            .inspect(show_sync_notes)?;
     let label = v
         .unlocked_slot
         .and_then(|i| v.slot_labels().get(i).cloned())
