@@ -217,3 +217,63 @@ fn a_config_changed_on_two_machines_is_merged() {
         String::from_utf8_lossy(&shown.stdout)
     );
 }
+
+/// The policy was set on two machines between syncs: the newer generation wins, and the
+/// older policy file is kept (and named).
+#[test]
+fn the_newer_policy_wins_and_the_older_is_kept() {
+    let Some(mut v) = TestVault::new("newer policy wins") else {
+        return;
+    };
+    let tv = |vault: &std::path::Path, args: &[&str], extra: &[&std::path::Path]| {
+        common::run_ok(
+            common::tutela()
+                .args(args)
+                .arg(vault)
+                .args(extra)
+                .arg("--passfile")
+                .arg(&v.passfile),
+        )
+    };
+    let p1 = v.tmp.path().join("p1.toml");
+    let p2 = v.tmp.path().join("p2.toml");
+    fs::write(&p1, "admins = [\"root\"]\n# office\n").unwrap();
+    fs::write(&p2, "admins = [\"root\"]\n# laptop, set twice\n").unwrap();
+    tv(&v.vault, &["policy", "set"], &[&p1]);
+    let laptop = v.tmp.path().join("laptop");
+    common::run_ok(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&v.vault)
+            .arg(&laptop),
+    );
+    tv(&laptop, &["policy", "set"], &[&p2]);
+    tv(&laptop, &["policy", "set"], &[&p2]);
+    // The tool kept the office's files and renamed the laptop's.
+    for (from, to) in [
+        (
+            "tutela.conf",
+            "tutela.sync-conflict-20261204-101112-ABCDEF7.conf",
+        ),
+        (
+            "tutela.policy",
+            "tutela.sync-conflict-20261204-101112-ABCDEF7.policy",
+        ),
+    ] {
+        fs::copy(laptop.join(from), v.vault.join(to)).unwrap();
+    }
+    let shown = tv(&v.vault, &["policy", "show"], &[]);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("laptop, set twice"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+    assert!(String::from_utf8_lossy(&shown.stderr).contains(
+        "the newer policy (generation 3; the older one is kept as tutela.policy.generation-1)"
+    ));
+    let kept = fs::read(v.vault.join("tutela.policy.generation-1")).unwrap();
+    assert!(!kept.is_empty());
+    // Mounting accepts the policy in force (the config is bound to it).
+    v.mount();
+    v.unmount();
+}

@@ -38,7 +38,55 @@ pub(crate) fn config_copies(dir: &std::path::Path) -> Vec<OsString> {
     out
 }
 
+/// Names in the vault's top directory that may hold a policy file: `tutela.policy` and a sync
+/// tool's copies of it.
+fn policy_files(dir: &std::path::Path) -> Vec<OsString> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .map(|e| e.file_name())
+        .filter(|n| {
+            let b = n.as_encoded_bytes();
+            b.starts_with(b"tutela") && b.ends_with(b".policy") && b.len() <= 255
+        })
+        .collect()
+}
+
 impl Vault {
+    /// Makes the policy file whose bytes `theirs` names the one in force: the present
+    /// `tutela.policy` is kept under another name (returned), the copy takes its place, and
+    /// the config is bound to it. None when no policy file here has those bytes.
+    fn adopt_policy(
+        &mut self,
+        theirs: &crate::format::config::PolicyBinding,
+    ) -> Result<Option<String>> {
+        let current = crate::policy::store::FILE_NAME;
+        let found = policy_files(&self.dir).into_iter().find(|n| {
+            sys::read_vault_file(&self.dir.join(n), MAX_VAULT_FILE, false)
+                .is_ok_and(|b| crate::policy::store::digest(&b) == theirs.digest)
+        });
+        let from_file = match (found, theirs.expects_policy()) {
+            (Some(n), true) => Some(n),
+            (None, true) => return Ok(None),
+            (_, false) => None,
+        };
+        let mine = self.config.policy.map_or(0, |p| p.generation);
+        let mut kept = format!("tutela.policy.generation-{mine}");
+        if from_file.as_deref() == Some(std::ffi::OsStr::new(current)) {
+            kept = "the sync tool's copy of tutela.policy".into();
+        } else {
+            if self.dir.join(current).exists() {
+                std::fs::rename(self.dir.join(current), self.dir.join(&kept))?;
+            }
+            if let Some(n) = &from_file {
+                std::fs::rename(self.dir.join(n), self.dir.join(current))?;
+            }
+        }
+        self.config.policy = Some(*theirs);
+        Ok(Some(kept))
+    }
+
     /// Merges every conflict copy of the config into this one (see the module's comment);
     /// one line per copy saying what was done. The caller holds the vault unmounted.
     pub(crate) fn merge_config_copies(&mut self) -> Result<Vec<String>> {
@@ -131,10 +179,26 @@ impl Vault {
                     }
                 }
             }
-            if other.policy != self.config.policy
-                && other.policy.map(|p| p.generation) > self.config.policy.map(|p| p.generation)
-            {
-                left.push("a newer policy (set it again on this machine)".into());
+            // The policy: the newer generation wins; the other policy file is kept.
+            let mine = self.config.policy.map_or(0, |p| p.generation);
+            match other.policy {
+                Some(theirs) if theirs.generation > mine => match self.adopt_policy(&theirs)? {
+                    Some(kept) => added.push(format!(
+                        "the newer policy (generation {}; the older one is kept as {kept})",
+                        theirs.generation
+                    )),
+                    None => left.push(format!(
+                        "a newer policy (generation {}) whose file is not here",
+                        theirs.generation
+                    )),
+                },
+                Some(theirs) if theirs.generation == mine && Some(theirs) != self.config.policy => {
+                    notes.push(format!(
+                        "{shown}: the policy was changed on both machines (generation {mine}): \
+                         this machine's is in force; set the one you want again"
+                    ));
+                }
+                _ => {}
             }
             if !added.is_empty() {
                 self.save()?;
