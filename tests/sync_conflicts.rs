@@ -277,3 +277,57 @@ fn the_newer_policy_wins_and_the_older_is_kept() {
     v.mount();
     v.unmount();
 }
+
+/// `fsck --repair --keep newest` keeps the newer of a file and its conflict copy under the
+/// file's name; the default keeps both.
+#[test]
+fn fsck_repair_can_keep_the_newer_version() {
+    let Some(mut v) = TestVault::new("fsck keep newest") else {
+        return;
+    };
+    v.mount();
+    fs::write(v.p("a.txt"), b"old a").unwrap();
+    fs::write(v.p("b.txt"), b"new b").unwrap();
+    v.unmount();
+    let names: Vec<String> = fs::read_dir(&v.vault)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with("tutela.") && !n.starts_with(".tutela"))
+        .collect();
+    // a.txt's copy is newer than a.txt; b.txt's copy is older than b.txt.
+    let set_mtime = |p: &std::path::Path, secs: i64| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    v.mount();
+    let a_ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(v.p("a.txt")).unwrap());
+    v.unmount();
+    for n in &names {
+        let is_a =
+            std::os::unix::fs::MetadataExt::ino(&fs::metadata(v.vault.join(n)).unwrap()) == a_ino;
+        let copy = v.vault.join(format!("{n}-LAPTOP"));
+        fs::copy(v.vault.join(n), &copy).unwrap();
+        set_mtime(&v.vault.join(n), 1_700_000_000);
+        set_mtime(&copy, if is_a { 1_800_000_000 } else { 1_600_000_000 });
+    }
+    let (code, out) = common::fsck(&v, &["--repair"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("conflict copy of").count(), 2, "{out}");
+    let (code, out) = common::fsck(&v, &["--repair", "--keep", "newest"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("copy of /a.txt: the copy was newer: it replaced the file"),
+        "{out}"
+    );
+    assert!(
+        out.contains("copy of /b.txt: the file was newer: the copy was removed"),
+        "{out}"
+    );
+    let (_, again) = common::fsck(&v, &[]);
+    assert!(!again.contains("conflict copy"), "{again}");
+}

@@ -92,6 +92,15 @@ pub enum Command {
         /// Fix what needs no guessing (lost directory-ID copies, orphaned records, temp dirs).
         #[arg(long)]
         repair: bool,
+        /// With --repair, what to do with a sync tool's conflict copies: keep both versions
+        /// (the default: nothing is removed), or keep the newer of the two.
+        #[arg(
+            long,
+            value_name = "both|newest",
+            default_value = "both",
+            requires = "repair"
+        )]
+        keep: tutela::offline::fsck::Keep,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,

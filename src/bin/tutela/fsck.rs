@@ -6,7 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 use tutela::error::{Error, Result};
 
-pub fn fsck(vault: &Path, pass: &PassArgs, repair: bool, json: bool) -> Result<()> {
+pub fn fsck(
+    vault: &Path,
+    pass: &PassArgs,
+    repair: bool,
+    keep: tutela::offline::fsck::Keep,
+    json: bool,
+) -> Result<()> {
     let v = unlock(vault, pass)?;
     if !v.rekey_pending().is_empty() {
         return Err(Error::Usage(format!(
@@ -32,7 +38,7 @@ pub fn fsck(vault: &Path, pass: &PassArgs, repair: bool, json: bool) -> Result<(
             eprint!("\rfsck: {files} files, {} MiB checked", bytes >> 20);
         }
     };
-    let rep = tutela::offline::fsck::check(&v, repair, &mut progress)?;
+    let rep = tutela::offline::fsck::check_keeping(&v, repair, keep, &mut progress)?;
     if tty {
         eprint!("\r\x1b[K");
     }

@@ -70,10 +70,11 @@ fn run(cli: Cli) -> Result<()> {
             vault,
             pass,
             repair,
+            keep,
             json,
         } => {
             init_logging(cli.verbose, None)?;
-            fsck::fsck(&vault, &pass, repair, json)
+            fsck::fsck(&vault, &pass, repair, keep, json)
         }
         Command::Passwd {
             vault,

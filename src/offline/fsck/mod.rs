@@ -33,6 +33,27 @@ pub struct Problem {
     pub repaired: bool,
 }
 
+/// What `fsck --repair` does with a sync tool's conflict copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keep {
+    /// Both versions stay (nothing is removed).
+    #[default]
+    Both,
+    /// The newer of the file and its copy (by modification time) stays under the file's name.
+    Newest,
+}
+
+impl std::str::FromStr for Keep {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Keep, String> {
+        match s {
+            "both" => Ok(Keep::Both),
+            "newest" => Ok(Keep::Newest),
+            _ => Err(format!("'{s}': say both or newest")),
+        }
+    }
+}
+
 /// A sync tool's conflict copy: not damage, two versions of one file.
 #[derive(Debug, Serialize)]
 pub struct Conflict {
@@ -42,6 +63,9 @@ pub struct Conflict {
     pub shown: String,
     pub tool: &'static str,
     pub backing: String,
+    /// What `--repair --keep newest` did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -68,6 +92,7 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 struct Ctx<'p> {
     progress: Progress<'p>,
     repair: bool,
+    keep: Keep,
     report: Report,
     zones: Vec<(String, NameCipher, crate::crypto::secret::Key32)>,
     /// Every directory ID in the vault, read when a name first fails to open: names sealed
@@ -108,6 +133,16 @@ impl Ctx<'_> {
 }
 
 pub fn check(vault: &Vault, repair: bool, progress: Progress<'_>) -> Result<Report> {
+    check_keeping(vault, repair, Keep::Both, progress)
+}
+
+/// `check`, resolving conflict copies as `keep` says when repairing.
+pub fn check_keeping(
+    vault: &Vault,
+    repair: bool,
+    keep: Keep,
+    progress: Progress<'_>,
+) -> Result<Report> {
     let zones = vault
         .zones
         .iter()
@@ -123,6 +158,7 @@ pub fn check(vault: &Vault, repair: bool, progress: Progress<'_>) -> Result<Repo
     let mut cx = Ctx {
         progress,
         repair,
+        keep,
         report: Report::default(),
         zones,
         known_ids: None,
@@ -239,11 +275,17 @@ fn walk_dir(
             .then(|| crate::fs::identify_conflict(&cx.zones[zone].1, dir, &dir_id, b))
             .flatten()
         {
+            let resolved = if cx.repair && cx.keep == Keep::Newest {
+                Some(keep_newest(cx, dir, zone, &dir_id, &e.name, &of)?)
+            } else {
+                None
+            };
             cx.report.conflicts.push(Conflict {
                 of: join_plain(plain, &of),
                 shown: join_plain(plain, &shown),
                 tool,
                 backing: rel.join(&e.name).display().to_string(),
+                resolved,
             });
             continue;
         }
@@ -334,6 +376,37 @@ fn walk_dir(
         }
     }
     Ok(())
+}
+
+/// Keeps the newer of a file and its conflict copy `copy` under the file's name; says which.
+fn keep_newest(
+    cx: &Ctx<'_>,
+    dir: BorrowedFd<'_>,
+    zone: usize,
+    dir_id: &Id,
+    copy: &OsStr,
+    of: &[u8],
+) -> Result<String> {
+    let stored = cx.zones[zone].1.encrypt(dir_id, of)?;
+    let original = OsStr::new(stored.backing_name());
+    let c = sys::fstatat(dir, copy)?;
+    if c.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Ok("a folder: both kept".into());
+    }
+    let newer = |a: &libc::stat, b: &libc::stat| {
+        (a.st_mtime, a.st_mtime_nsec) > (b.st_mtime, b.st_mtime_nsec)
+    };
+    match sys::fstatat(dir, original) {
+        Ok(o) if !newer(&c, &o) => {
+            sys::unlinkat(dir, copy, false)?;
+            Ok("the file was newer: the copy was removed".into())
+        }
+        Ok(_) | Err(crate::error::Error::NotFound) => {
+            sys::renameat2(dir, copy, dir, original, 0)?;
+            Ok("the copy was newer: it replaced the file".into())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether some name in `dir` opens under directory ID `id`.
@@ -523,13 +596,22 @@ pub fn render(r: &Report) -> String {
         ));
     }
     for c in &r.conflicts {
-        s.push_str(&format!(
-            "{}: a {} conflict copy of {}, shown beside it (not damage: keep one by deleting \
-             the other through the mount, or rename it to keep both)\n",
-            crate::text::escape(&c.shown),
-            c.tool,
-            crate::text::escape(&c.of)
-        ));
+        match &c.resolved {
+            Some(what) => s.push_str(&format!(
+                "{}: a {} conflict copy of {}: {what}\n",
+                crate::text::escape(&c.shown),
+                c.tool,
+                crate::text::escape(&c.of)
+            )),
+            None => s.push_str(&format!(
+                "{}: a {} conflict copy of {}, shown beside it (not damage: keep one by \
+                 deleting the other through the mount, or rename it to keep both; fsck --repair \
+                 --keep newest keeps the newer)\n",
+                crate::text::escape(&c.shown),
+                c.tool,
+                crate::text::escape(&c.of)
+            )),
+        }
     }
     for p in &r.problems {
         // Plaintext paths and backing names come from the vault: escaped for the terminal.
