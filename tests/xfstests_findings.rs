@@ -32,15 +32,9 @@ fn backing_blocks(vault: &Path) -> u64 {
     best
 }
 
-/// generic/568: fallocate reserves space. A range reserved with fallocate (mode 0, or
-/// KEEP_SIZE) can be written after the disk was filled by something else.
-#[test]
-fn fallocate_reserves_the_space_it_is_asked_for() {
-    let reason = common::fuse_missing()
-        .or_else(|| (!common::is_root()).then(|| "needs root to mount a small tmpfs".to_string()));
-    if common::skip_unless(reason, "fallocate reserves") {
-        return;
-    }
+/// A mounted vault on a 24 MiB tmpfs of its own (root only): (its temp dir, the tmpfs, the
+/// vault, the vault's path).
+fn vault_on_small_disk() -> (tempfile::TempDir, Umount, TestVault, std::path::PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let disk = t.path().join("disk");
     fs::create_dir(&disk).unwrap();
@@ -49,13 +43,7 @@ fn fallocate_reserves_the_space_it_is_asked_for() {
             .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
             .arg(&disk),
     );
-    struct Umount(std::path::PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _disk = Umount(disk.clone());
+    let guard = Umount(disk.clone());
     let mut v = TestVault::new_unmounted();
     // The vault on the small disk.
     let vault = disk.join("vault");
@@ -68,6 +56,27 @@ fn fallocate_reserves_the_space_it_is_asked_for() {
     );
     v.vault = vault.clone();
     v.mount();
+    (t, guard, v, vault)
+}
+
+/// Unmounts (lazily) a tmpfs when dropped.
+struct Umount(std::path::PathBuf);
+impl Drop for Umount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// generic/568: fallocate reserves space. A range reserved with fallocate (mode 0, or
+/// KEEP_SIZE) can be written after the disk was filled by something else.
+#[test]
+fn fallocate_reserves_the_space_it_is_asked_for() {
+    let reason = common::fuse_missing()
+        .or_else(|| (!common::is_root()).then(|| "needs root to mount a small tmpfs".to_string()));
+    if common::skip_unless(reason, "fallocate reserves") {
+        return;
+    }
+    let (_t, _disk, mut v, vault) = vault_on_small_disk();
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -366,5 +375,46 @@ fn ftruncate_moves_ctime_and_mtime_every_time() {
     }
     assert_eq!(late, 0, "{late} of 200 truncates left old times visible");
     drop(f);
+    v.unmount();
+}
+
+/// A write that extends a file and fails for want of space (ENOSPC) leaves the file as it
+/// was: its last block, which the write re-seals longer, must not be left cut short (which
+/// would turn the file's old tail into EIO).
+#[test]
+fn a_write_that_finds_the_disk_full_leaves_the_file_as_it_was() {
+    let reason = common::fuse_missing()
+        .or_else(|| (!common::is_root()).then(|| "needs root to mount a small tmpfs".to_string()));
+    if common::skip_unless(reason, "disk full") {
+        return;
+    }
+    let (_t, _disk, mut v, _vault) = vault_on_small_disk();
+    let before = common::pattern(5000, 9);
+    fs::write(v.p("tail"), &before).unwrap();
+    // Someone fills the disk to the last byte.
+    let mut filler = fs::File::create(v.p("filler")).unwrap();
+    for size in [1 << 20, 64 << 10, 4096, 512, 64, 1] {
+        let chunk = vec![7u8; size];
+        while std::io::Write::write_all(&mut filler, &chunk)
+            .and_then(|_| filler.sync_all())
+            .is_ok()
+        {}
+    }
+    // (Each grows the file past the pages it already has.)
+    for n in [100_000usize, 20_000, 5000] {
+        let f = OpenOptions::new().append(true).open(v.p("tail")).unwrap();
+        let r = f
+            .write_all_at(&vec![1u8; n], before.len() as u64)
+            .and_then(|_| f.sync_all());
+        assert!(r.is_err(), "a {n}-byte append fitted on a full disk");
+        drop(f);
+        let now = fs::read(v.p("tail")).map_err(|e| e.to_string());
+        assert!(
+            now.as_ref() == Ok(&before),
+            "after a failed {n}-byte append the file reads {:?}",
+            now.map(|b| b.len())
+        );
+    }
+    drop(filler);
     v.unmount();
 }

@@ -357,6 +357,42 @@ fn write_block(fd: &OwnedFd, c: &FileCipher, blk: u64, plain: &[u8]) -> Result<(
 
 /// Grows a file from `old` to `new` plaintext bytes: the old partial last block is padded
 /// with zeros, and the rest becomes a hole (zero ciphertext reads as zero plaintext).
+/// What a growing write needs to put a file back as it was: its ciphertext length, and the
+/// ciphertext of its partial last block (which the write re-seals longer).
+struct Undo {
+    ct_len: u64,
+    tail: Option<(u64, Vec<u8>)>,
+}
+
+impl Undo {
+    fn save(fd: &OwnedFd, ct_len: u64, plain: u64) -> Result<Undo> {
+        let tail = if ct_len > 0 && !plain.is_multiple_of(BLOCK) {
+            let at = content::block_offset(plain / BLOCK);
+            let mut b = vec![0u8; (ct_len - at) as usize];
+            as_file(fd, |f| f.read_exact_at(&mut b, at))?;
+            Some((at, b))
+        } else {
+            None
+        };
+        Ok(Undo { ct_len, tail })
+    }
+
+    /// Best effort: cutting back frees what the failed write allocated, so putting the old
+    /// tail back needs no new space.
+    fn restore(self, fd: &OwnedFd) {
+        let back = as_file(fd, |f| {
+            f.set_len(self.ct_len)?;
+            if let Some((at, b)) = &self.tail {
+                f.write_all_at(b, *at)?;
+            }
+            Ok::<(), std::io::Error>(())
+        });
+        if let Err(e) = back {
+            log::warn!("a failed write could not be undone: {e}");
+        }
+    }
+}
+
 fn extend(fd: &OwnedFd, c: &FileCipher, old: u64, new: u64) -> Result<()> {
     if !old.is_multiple_of(BLOCK) {
         let blk = old / BLOCK;
@@ -718,13 +754,46 @@ impl Fs {
                 what: "file header",
             });
         };
-        let mut size = plain_len(&h.fd)?;
+        let ct = ct_len(&h.fd)?;
+        let mut size = content::plain_size(ct).ok_or(Error::Corrupt {
+            what: "ciphertext size",
+        })?;
         let old = offset < size;
-        if offset > size {
-            extend(&h.fd, c, size, offset)?;
-            size = offset;
-        }
         let end = offset + data.len() as u64;
+        // A write that grows the file re-seals its partial last block longer and allocates
+        // past it; if the disk is full halfway, that block would be left cut short (its old
+        // bytes unreadable). Its ciphertext is kept here to be put back on failure.
+        let undo = if end > size {
+            Some(Undo::save(&h.fd, ct, size)?)
+        } else {
+            None
+        };
+        let r = self.write_blocks(&h, c, offset, data, &mut size, old, end);
+        if r.is_err() {
+            if let Some(u) = undo {
+                u.restore(&h.fd);
+            }
+        }
+        r
+    }
+
+    /// The body of `write`, once the file's cipher and old size are known.
+    #[allow(clippy::too_many_arguments)]
+    fn write_blocks(
+        &self,
+        h: &Handle,
+        c: &FileCipher,
+        offset: u64,
+        data: &[u8],
+        size: &mut u64,
+        old: bool,
+        end: u64,
+    ) -> Result<u32> {
+        if offset > *size {
+            extend(&h.fd, c, *size, offset)?;
+            *size = offset;
+        }
+        let size = *size;
         let first = offset / BLOCK;
         let last = (end - 1) / BLOCK;
         // Whole blocks are sealed straight from the request; only a partial first or last
