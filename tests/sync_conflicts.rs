@@ -7,16 +7,35 @@ mod common;
 
 use common::TestVault;
 use std::fs;
+use std::path::Path;
+use std::process::Output;
 
-/// The encrypted name of the one user entry in the vault's top directory.
-fn only_entry(v: &TestVault) -> String {
-    let names: Vec<String> = fs::read_dir(&v.vault)
+/// The backing names of the user entries in the vault's top directory.
+fn user_entries(v: &TestVault) -> Vec<String> {
+    fs::read_dir(&v.vault)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| !n.starts_with("tutela.") && !n.starts_with(".tutela"))
-        .collect();
+        .collect()
+}
+
+/// The encrypted name of the one user entry in the vault's top directory.
+fn only_entry(v: &TestVault) -> String {
+    let names = user_entries(v);
     assert_eq!(names.len(), 1, "{names:?}");
     names[0].clone()
+}
+
+/// `tutela ARGS VAULT [EXTRA] --passfile P` with the test vault's passphrase; must succeed.
+fn tv(v: &TestVault, args: &[&str], vault: &Path, extra: &[&Path]) -> Output {
+    common::run_ok(
+        common::tutela()
+            .args(args)
+            .arg(vault)
+            .args(extra)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    )
 }
 
 #[test]
@@ -111,13 +130,7 @@ fn audit_verify_names_a_sync_conflict_copy_of_a_segment() {
         .unwrap();
     let copy = seg.replace(".seg", ".sync-conflict-20261204-101112-ABCDEF7.seg");
     fs::copy(audit.join(&seg), audit.join(&copy)).unwrap();
-    let out = common::run_ok(
-        common::tutela()
-            .args(["audit", "verify"])
-            .arg(&v.vault)
-            .arg("--passfile")
-            .arg(&v.passfile),
-    );
+    let out = tv(&v, &["audit", "verify"], &v.vault, &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("audit log ok"), "{text}");
     assert!(
@@ -142,15 +155,6 @@ fn a_config_changed_on_two_machines_is_merged() {
             .arg(&v.vault)
             .arg(&laptop),
     );
-    let tv = |vault: &std::path::Path, args: &[&str]| {
-        common::run_ok(
-            common::tutela()
-                .args(args)
-                .arg(vault)
-                .arg("--passfile")
-                .arg(&v.passfile),
-        )
-    };
     let second = v.tmp.path().join("second-pass");
     let key_add = |vault: &std::path::Path, label: &str, words: &str| {
         fs::write(&second, format!("{words}\n")).unwrap();
@@ -171,8 +175,7 @@ fn a_config_changed_on_two_machines_is_merged() {
         common::tutela()
             .args(["client", "add"])
             .arg(&laptop)
-            .args(["bluebird", "--path", "/clients/bluebird"])
-            .arg("--passfile")
+            .args(["bluebird", "--path", "/clients/bluebird", "--passfile"])
             .arg(&v.passfile),
     );
     let copy = v
@@ -180,13 +183,7 @@ fn a_config_changed_on_two_machines_is_merged() {
         .join("tutela.sync-conflict-20261204-101112-ABCDEF7.conf");
     fs::copy(laptop.join("tutela.conf"), &copy).unwrap();
 
-    let out = common::run_ok(
-        common::tutela()
-            .args(["key", "list"])
-            .arg(&v.vault)
-            .arg("--passfile")
-            .arg(&v.passfile),
-    );
+    let out = tv(&v, &["key", "list"], &v.vault, &[]);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -199,7 +196,7 @@ fn a_config_changed_on_two_machines_is_merged() {
         assert!(stdout.contains(label), "{stdout}");
     }
     assert!(!copy.exists());
-    let clients = tv(&v.vault, &["client", "list"]);
+    let clients = tv(&v, &["client", "list"], &v.vault, &[]);
     assert!(String::from_utf8_lossy(&clients.stdout).contains("bluebird"));
     // The laptop's passphrase opens the office's copy now.
     fs::write(&second, "laptop horse battery staple\n").unwrap();
@@ -210,7 +207,7 @@ fn a_config_changed_on_two_machines_is_merged() {
             .arg("--passfile")
             .arg(&second),
     );
-    let shown = tv(&v.vault, &["audit", "show"]);
+    let shown = tv(&v, &["audit", "show"], &v.vault, &[]);
     assert!(
         String::from_utf8_lossy(&shown.stdout).contains("config-merge"),
         "{}",
@@ -225,21 +222,11 @@ fn the_newer_policy_wins_and_the_older_is_kept() {
     let Some(mut v) = TestVault::new("newer policy wins") else {
         return;
     };
-    let tv = |vault: &std::path::Path, args: &[&str], extra: &[&std::path::Path]| {
-        common::run_ok(
-            common::tutela()
-                .args(args)
-                .arg(vault)
-                .args(extra)
-                .arg("--passfile")
-                .arg(&v.passfile),
-        )
-    };
     let p1 = v.tmp.path().join("p1.toml");
     let p2 = v.tmp.path().join("p2.toml");
     fs::write(&p1, "admins = [\"root\"]\n# office\n").unwrap();
     fs::write(&p2, "admins = [\"root\"]\n# laptop, set twice\n").unwrap();
-    tv(&v.vault, &["policy", "set"], &[&p1]);
+    tv(&v, &["policy", "set"], &v.vault, &[&p1]);
     let laptop = v.tmp.path().join("laptop");
     common::run_ok(
         std::process::Command::new("cp")
@@ -247,8 +234,8 @@ fn the_newer_policy_wins_and_the_older_is_kept() {
             .arg(&v.vault)
             .arg(&laptop),
     );
-    tv(&laptop, &["policy", "set"], &[&p2]);
-    tv(&laptop, &["policy", "set"], &[&p2]);
+    tv(&v, &["policy", "set"], &laptop, &[&p2]);
+    tv(&v, &["policy", "set"], &laptop, &[&p2]);
     // The tool kept the office's files and renamed the laptop's.
     for (from, to) in [
         (
@@ -262,7 +249,7 @@ fn the_newer_policy_wins_and_the_older_is_kept() {
     ] {
         fs::copy(laptop.join(from), v.vault.join(to)).unwrap();
     }
-    let shown = tv(&v.vault, &["policy", "show"], &[]);
+    let shown = tv(&v, &["policy", "show"], &v.vault, &[]);
     assert!(
         String::from_utf8_lossy(&shown.stdout).contains("laptop, set twice"),
         "{}",
@@ -289,11 +276,7 @@ fn fsck_repair_can_keep_the_newer_version() {
     fs::write(v.p("a.txt"), b"old a").unwrap();
     fs::write(v.p("b.txt"), b"new b").unwrap();
     v.unmount();
-    let names: Vec<String> = fs::read_dir(&v.vault)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| !n.starts_with("tutela.") && !n.starts_with(".tutela"))
-        .collect();
+    let names = user_entries(&v);
     // a.txt's copy is newer than a.txt; b.txt's copy is older than b.txt.
     let set_mtime = |p: &std::path::Path, secs: i64| {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
