@@ -14,7 +14,8 @@
 # - `_scratch_mkfs` makes the scratch "filesystem" a fresh vault (fstests otherwise only
 #   empties a FUSE scratch mount, so the many tests that need a new one are "not run");
 # - `_try_scratch_mkfs_sized` makes it a fresh vault on a tmpfs of the size asked for.
-# The vaults are kept on a tmpfs (XFSTESTS_SIZE, default 4G) mounted at WORK.
+# The test vault is kept on a tmpfs (XFSTESTS_SIZE, default 4G) mounted at WORK, the scratch
+# vault on another (SCRATCH_SIZE, default 4G).
 # Prints the pass / fail / not run counts and where the results are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,21 +72,21 @@ mkdir -p "$WORK/test" "$WORK/scratch"
 # The vaults' tops are open as a fresh filesystem's root is (mode 0755): tests run as fsgqa.
 umask 022
 "$TUTELA" init "$WORK/test-vault" --passfile "$WORK/pass" >/dev/null
-"$TUTELA" init "$WORK/scratch-vault" --passfile "$WORK/pass" >/dev/null
 cat > "$WORK/mkfs-scratch" <<EOF
 #!/bin/sh
-# The scratch "mkfs": a new, empty vault where the old one was; given a size in bytes
-# (_scratch_mkfs_sized), the vault directory is a tmpfs of that size.
+# The scratch "mkfs": a new, empty vault where the old one was, on a tmpfs of its own (of the
+# size given, for _scratch_mkfs_sized): a test that fills the scratch filesystem must not
+# take the test vault's space.
 umask 022
 umount "$WORK/scratch" 2>/dev/null
 umount "$WORK/scratch-vault" 2>/dev/null
 rm -rf "$WORK/scratch-vault"
-if [ -n "\$1" ]; then
-  mkdir "$WORK/scratch-vault" && mount -t tmpfs -o "size=\$1,mode=0755" tutela-scratch "$WORK/scratch-vault" || exit 1
-fi
+mkdir "$WORK/scratch-vault" || exit 1
+mount -t tmpfs -o "size=\${1:-${SCRATCH_SIZE:-4G}},mode=0755" tutela-scratch "$WORK/scratch-vault" || exit 1
 exec "$TUTELA" init "$WORK/scratch-vault" --passfile "$WORK/pass" >/dev/null
 EOF
 chmod 755 "$WORK/mkfs-scratch"
+"$WORK/mkfs-scratch"
 
 cat > "$XFS/local.config" <<EOF
 # Written by tutela's scripts/xfstests.sh; run it again rather than editing.
