@@ -314,3 +314,26 @@ fn fsck_repair_can_keep_the_newer_version() {
     let (_, again) = common::fsck(&v, &[]);
     assert!(!again.contains("conflict copy"), "{again}");
 }
+
+/// A name in the vault that is neither an entry nor a known copy of one stays hidden, is
+/// warned about once, and `tutela status` counts it.
+#[test]
+fn tutela_status_counts_strays() {
+    let Some(mut v) = TestVault::new("status strays") else {
+        return;
+    };
+    v.mount();
+    fs::write(v.p("a"), b"x").unwrap();
+    fs::write(v.vault.join("left-by-someone.bin"), b"?").unwrap();
+    fs::write(v.vault.join(".stfolder"), b"").unwrap();
+    assert_eq!(fs::read_dir(&v.mnt).unwrap().count(), 1);
+    assert_eq!(fs::read_dir(&v.mnt).unwrap().count(), 1);
+    common::wait_until(
+        || common::status_of(&v.mnt)["strays"] == 1,
+        "status to count the stray",
+    );
+    let log = fs::read_to_string(&v.log).unwrap();
+    assert_eq!(log.matches("left-by-someone.bin").count(), 1, "{log}");
+    assert!(!log.contains(".stfolder"), "{log}");
+    v.unmount();
+}

@@ -465,6 +465,20 @@ fn load_live_policy(keep: &Keep) -> Result<Option<Policy>> {
         .transpose()
 }
 
+/// Publishes the daemon's status again when listings met new stray backing names.
+fn republish_on_strays(fs: Arc<Fs>, mut info: crate::daemon::status::DaemonInfo) {
+    let _ = std::thread::Builder::new()
+        .name("status".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(2));
+            let n = fs.strays_seen();
+            if n != info.strays {
+                info.strays = n;
+                crate::daemon::status::publish(&info);
+            }
+        });
+}
+
 /// Reloads the policy when `tutela policy set` replaces it, so no remount is needed, and
 /// records a prune of the audit log (`tutela audit prune` cannot write to a log the daemon
 /// holds).
@@ -671,9 +685,11 @@ fn serve(
         clients: keep.clients,
         idle_s: args.idle.map(|d| d.as_secs()),
         threads: args.threads,
+        strays: 0,
     };
     watch_policy(fs.clone(), keep, session.notifier())?;
     crate::daemon::status::publish(&info);
+    republish_on_strays(fs.clone(), info);
     if let Some(mut w) = ready.take() {
         let _ = writeln!(w, "ok");
     }

@@ -17,6 +17,9 @@ pub struct DaemonInfo {
     pub clients: usize,
     pub idle_s: Option<u64>,
     pub threads: usize,
+    /// Backing names met in listings that are neither an entry nor a copy of one.
+    #[serde(default)]
+    pub strays: usize,
 }
 
 pub fn dir() -> PathBuf {

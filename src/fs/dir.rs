@@ -400,10 +400,13 @@ impl Fs {
         if conflicts::sync_tool_file(e.name.as_bytes()) {
             return Ok(None);
         }
-        log::warn!(
-            "skipping backing entry {:?}: its name does not decrypt (stray file or damage)",
-            e.name
-        );
+        if self.note_stray(ino, &e.name) {
+            log::warn!(
+                "skipping backing entry {:?}: its name does not decrypt (stray file or damage; \
+                 tutela fsck lists it)",
+                e.name
+            );
+        }
         Ok(None)
     }
 

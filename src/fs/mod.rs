@@ -146,6 +146,9 @@ pub struct Fs {
     /// two machines. `has_alt_ids` spares every failed lookup the lock while it is empty.
     alt_ids: Mutex<std::collections::HashMap<u64, Vec<Id>>>,
     has_alt_ids: AtomicBool,
+    /// Backing names met in listings that are neither an entry nor a known copy of one, by
+    /// directory (bounded): warned about once each, and counted for `tutela status`.
+    strays: Mutex<std::collections::HashSet<(u64, std::ffi::OsString)>>,
 }
 
 /// Upper bound on cached directory descriptors.
@@ -201,6 +204,7 @@ impl Fs {
             gate: RwLock::new(()),
             alt_ids: Mutex::new(std::collections::HashMap::new()),
             has_alt_ids: AtomicBool::new(false),
+            strays: Mutex::new(std::collections::HashSet::new()),
         };
         fs.refresh_root_gen()?;
         Ok(fs)
@@ -502,6 +506,18 @@ impl Fs {
     /// Seals `name` for a child of directory `d`, in the key generation its names use.
     fn seal_in(&self, (_, d): &(usize, DirRef), name: &OsStr) -> Result<Stored> {
         self.zone(d.gen)?.names.encrypt(&d.id, name.as_bytes())
+    }
+
+    /// Notes a stray backing name met in directory `ino`; true the first time (to warn once).
+    fn note_stray(&self, ino: u64, name: &OsStr) -> bool {
+        const MAX_STRAYS: usize = 10_000;
+        let mut s = lock(&self.strays);
+        s.len() < MAX_STRAYS && s.insert((ino, name.to_os_string()))
+    }
+
+    /// How many stray backing names listings have met since the mount (see `note_stray`).
+    pub fn strays_seen(&self) -> usize {
+        lock(&self.strays).len()
     }
 
     /// Records other IDs names in directory `ino` may be sealed under.

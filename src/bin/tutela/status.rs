@@ -15,6 +15,7 @@ struct MountStatus {
     idle_s: Option<u64>,
     pid: Option<u32>,
     uptime_s: Option<u64>,
+    strays: Option<usize>,
 }
 
 pub fn status(json: bool) -> Result<()> {
@@ -45,6 +46,7 @@ pub fn status(json: bool) -> Result<()> {
             idle_s: d.and_then(|d| d.idle_s),
             pid: d.map(|d| d.pid),
             uptime_s: d.map(|d| now.saturating_sub(d.started_unix)),
+            strays: d.map(|d| d.strays),
             vault,
             mountpoint,
         });
@@ -69,6 +71,12 @@ pub fn status(json: bool) -> Result<()> {
             }
             if let Some(c) = s.clients {
                 extra.push(format!("{c} clients"));
+            }
+            if let Some(n) = s.strays.filter(|n| *n > 0) {
+                extra.push(format!(
+                    "{n} stray file{} in the vault (tutela fsck lists them)",
+                    if n == 1 { "" } else { "s" }
+                ));
             }
             if let Some(i) = s.idle_s {
                 extra.push(format!(
