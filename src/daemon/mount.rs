@@ -413,6 +413,17 @@ struct Keep {
     policy: Option<Policy>,
 }
 
+impl Keep {
+    /// The audit keys in force now.
+    fn audit_keys(&self) -> crate::audit::Keys {
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .audit
+            .duplicate()
+    }
+}
+
 fn resolver(name: &str, group: bool) -> Option<u32> {
     if group {
         sys::group_by_name(name)
@@ -498,12 +509,7 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
             if now != pruned {
                 pruned = now;
                 let dir = keep.dir.join(crate::audit::DIR_NAME);
-                let audit_keys = keep
-                    .keys
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .audit
-                    .duplicate();
+                let audit_keys = keep.audit_keys();
                 match crate::audit::prune::Checkpoint::read(&dir, &audit_keys) {
                     Ok(Some(cp)) => {
                         fs.record_event_as(cp.uid, "audit-prune", "ok", Some(cp.describe()))
@@ -571,12 +577,7 @@ fn serve(
     sys::lift_file_size_limit();
     sys::set_umask(0);
     sys::block_termination_signals();
-    let audit_keys = keep
-        .keys
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .audit
-        .duplicate();
+    let audit_keys = keep.audit_keys();
     let sink = match crate::audit::Sink::start(&keep.dir, audit_keys) {
         Ok(s) => Some(s),
         Err(e) if args.read_only => {

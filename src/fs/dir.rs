@@ -667,14 +667,7 @@ mod tests {
         let d = fs.zone(0).unwrap().names.encrypt(&other, b"d.txt").unwrap();
         std::fs::copy(&a_backing, backing.join(d.backing_name())).unwrap();
         drop(fs);
-        let v = crate::vault::Vault::unlock(
-            &t.path().join("vault"),
-            &crate::vault::Unlock::Passphrase(crate::crypto::secret::Passphrase::new(
-                b"pw".to_vec(),
-            )),
-            None,
-        )
-        .unwrap();
+        let v = super::super::testutil::reopen(&t);
         std::fs::remove_file(backing.join(".tutela.sync-conflict-20261204-101112-ABCDEF7.dir"))
             .unwrap();
         let dir = std::fs::File::open(&backing).unwrap();
@@ -774,14 +767,7 @@ mod tests {
             fs.release(fh);
         }
         eprintln!("inode numbers reused: {reused} of 200");
-        let v = crate::vault::Vault::unlock(
-            &t.path().join("vault"),
-            &crate::vault::Unlock::Passphrase(crate::crypto::secret::Passphrase::new(
-                b"pw".to_vec(),
-            )),
-            None,
-        )
-        .unwrap();
+        let v = super::super::testutil::reopen(&t);
         let fresh = Fs::new(&v, Default::default()).unwrap();
         for i in 0..200 {
             let b = fresh

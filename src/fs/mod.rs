@@ -626,6 +626,16 @@ pub(crate) mod testutil {
         pid: 1,
     };
 
+    /// The vault `new_fs` made, unlocked again (as a new mount would).
+    pub fn reopen(t: &tempfile::TempDir) -> Vault {
+        Vault::unlock(
+            &t.path().join("vault"),
+            &crate::vault::Unlock::Passphrase(Passphrase::new(b"pw".to_vec())),
+            None,
+        )
+        .unwrap()
+    }
+
     pub fn new_fs() -> (tempfile::TempDir, Fs) {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("vault");
