@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{run_ok, tutela, unit_value, TestVault};
+use common::{audit_chain_dir, run_ok, tutela, unit_value, TestVault};
 use std::path::Path;
 use std::process::Output;
 use tutela::error::exit;
@@ -31,7 +31,7 @@ fn ok(v: &TestVault, args: &[&str]) -> String {
 }
 
 fn segments(v: &TestVault) -> Vec<String> {
-    let mut s: Vec<String> = std::fs::read_dir(v.vault.join("tutela.audit"))
+    let mut s: Vec<String> = std::fs::read_dir(audit_chain_dir(&v.vault))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".seg"))
@@ -131,7 +131,7 @@ fn pruning_an_unmounted_vault_keeps_the_rest_verifiable_and_records_the_prune() 
     );
 
     // Removing the checkpoint, or another segment, is tampering.
-    let cp = v.vault.join("tutela.audit/pruned");
+    let cp = audit_chain_dir(&v.vault).join("pruned");
     let saved = std::fs::read(&cp).unwrap();
     std::fs::remove_file(&cp).unwrap();
     let out = cmd(&v, &["audit", "verify"]);
@@ -236,7 +236,11 @@ fn an_anchor_kept_outside_the_vault_catches_records_cut_off_the_end() {
         .find_map(|l| l.strip_prefix("head: "))
         .unwrap_or_else(|| panic!("no head in {verify}"))
         .to_string();
-    assert!(head.starts_with("1:"), "{head}");
+    // This copy's chain (r-<16 hex>/), its second record.
+    assert!(
+        head.starts_with("r-") && head[18..].starts_with("/1:"),
+        "{head}"
+    );
     let out = ok(&v, &["audit", "verify", "--expect", &head]);
     assert!(out.contains("anchors: 1 reached unchanged"), "{out}");
     let out = cmd(&v, &["audit", "verify", "--expect", "1:nothex"]);
@@ -244,7 +248,7 @@ fn an_anchor_kept_outside_the_vault_catches_records_cut_off_the_end() {
     // Someone deletes the newest segment: the shorter log verifies alone, not against the
     // anchor.
     let last = segments(&v).pop().unwrap();
-    std::fs::remove_file(v.vault.join("tutela.audit").join(last)).unwrap();
+    std::fs::remove_file(audit_chain_dir(&v.vault).join(last)).unwrap();
     ok(&v, &["audit", "verify"]);
     let out = cmd(&v, &["audit", "verify", "--expect", &head]);
     assert_eq!(out.status.code(), Some(exit::AUDIT_TAMPERED));

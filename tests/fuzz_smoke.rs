@@ -129,9 +129,8 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         recs.push(r);
     }
     tutela::audit::append_offline(t.path(), keys(), &recs).unwrap();
-    let seg = t
-        .path()
-        .join(tutela::audit::DIR_NAME)
+    let seg = tutela::audit::chain::local(t.path(), &keys().vault_id)
+        .dir
         .join("0000000000000000.seg");
     out.push(("audit", std::fs::read(seg).unwrap()));
     out.push((

@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::TestVault;
+use common::{audit_chain_dir, TestVault};
 use std::fs;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 /// The backing names of the user entries in the vault's top directory.
 fn user_entries(v: &TestVault) -> Vec<String> {
@@ -121,7 +121,7 @@ fn audit_verify_names_a_sync_conflict_copy_of_a_segment() {
     v.mount();
     fs::write(v.p("f"), b"x").unwrap();
     v.unmount();
-    let audit = v.vault.join("tutela.audit");
+    let audit = audit_chain_dir(&v.vault);
     let seg = fs::read_dir(&audit)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -135,7 +135,8 @@ fn audit_verify_names_a_sync_conflict_copy_of_a_segment() {
     assert!(text.contains("audit log ok"), "{text}");
     assert!(
         text.contains(&format!(
-            "note: {copy} in tutela.audit/ is a copy of a segment"
+            "note: tutela.audit/{}/{copy} is a copy of a segment",
+            audit.file_name().unwrap().to_string_lossy()
         )),
         "{text}"
     );
@@ -336,4 +337,66 @@ fn tutela_status_counts_strays() {
     assert_eq!(log.matches("left-by-someone.bin").count(), 1, "{log}");
     assert!(!log.contains(".stfolder"), "{log}");
     v.unmount();
+}
+
+/// `rekey --all` re-seals every copy's audit chain under the new key, each in its own
+/// directory: the log of a vault used on two machines still verifies after it, with both
+/// machines' records.
+#[test]
+fn a_rekey_reseals_the_audit_chain_of_every_copy() {
+    let v = TestVault::new_unmounted();
+    tv(
+        &v,
+        &["client", "add"],
+        &v.vault,
+        &[
+            Path::new("acme"),
+            Path::new("--path"),
+            Path::new("/clients/acme"),
+        ],
+    );
+    let laptop = v.tmp.path().join("laptop");
+    common::run_ok(Command::new("cp").arg("-a").arg(&v.vault).arg(&laptop));
+    tv(
+        &v,
+        &["client", "add"],
+        &laptop,
+        &[
+            Path::new("bluebird"),
+            Path::new("--path"),
+            Path::new("/clients/bluebird"),
+        ],
+    );
+    // The sync tool carries the laptop's chain over.
+    let chain = audit_chain_dir(&v.vault);
+    let laptop_chain = fs::read_dir(laptop.join("tutela.audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && p.file_name() != chain.file_name())
+        .expect("the laptop writes a chain of its own");
+    common::run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&laptop_chain)
+            .arg(v.vault.join("tutela.audit")),
+    );
+    let heads = |v: &TestVault| {
+        let out = tv(v, &["audit", "verify"], &v.vault, &[]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains("audit log ok"), "{text}");
+        text.matches("head: r-").count()
+    };
+    assert_eq!(heads(&v), 2);
+    tv(&v, &["rekey", "--all", "--yes"], &v.vault, &[]);
+    assert_eq!(heads(&v), 2, "each chain re-sealed in its own directory");
+    let out = tv(&v, &["audit", "show"], &v.vault, &[]);
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    for want in [
+        "client 'acme'",
+        "client 'bluebird'",
+        "replica-heads-before-rekey",
+        "rekey-all",
+    ] {
+        assert!(shown.contains(want), "{want}:\n{shown}");
+    }
 }

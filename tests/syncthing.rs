@@ -1,7 +1,9 @@
 //! Two machines, one vault, a real sync tool: two Syncthing instances on loopback sync two
 //! copies of a vault, each copy mounted by its own tutela. The same file is edited on both
-//! and the same folder made on both while they do not sync; after they sync again, both
-//! mounts show every version and every file, and the audit log verifies.
+//! and the same folder made and renamed on both while they do not sync, with both copies
+//! mounted at once; each adds a key slot; after they sync again, both mounts show every version
+//! and every file, both slots open the vault, and the merged audit log (one chain per copy)
+//! verifies on both.
 
 mod common;
 
@@ -222,6 +224,8 @@ fn two_machines_edit_the_same_file_and_make_the_same_folder() {
 
     a.mount();
     fs::write(a.p("report.docx"), b"first draft").unwrap();
+    fs::create_dir(a.p("old")).unwrap();
+    fs::write(a.p("old/memo.txt"), b"the memo").unwrap();
     a.unmount();
     sa.start();
     sb.start();
@@ -231,33 +235,92 @@ fn two_machines_edit_the_same_file_and_make_the_same_folder() {
     sa.stop();
     sb.stop();
 
-    // Apart: both edit the report, and both make a folder "letters" with a file in it.
+    // Apart, both copies mounted at once: both edit the report, both make a folder "letters"
+    // with a file in it, and both rename the folder "old", each to its own name.
     a.mount();
+    b.mount();
     fs::write(a.p("report.docx"), b"office's version").unwrap();
     fs::create_dir(a.p("letters")).unwrap();
     fs::write(a.p("letters/to-acme.txt"), b"from the office").unwrap();
-    a.unmount();
+    fs::rename(a.p("old"), a.p("old-office")).unwrap();
     // Later, so that the office's edit is the older one and becomes the conflict copy.
     std::thread::sleep(Duration::from_millis(1100));
-    b.mount();
     assert_eq!(fs::read(b.p("report.docx")).unwrap(), b"first draft");
     fs::write(b.p("report.docx"), b"laptop's version").unwrap();
     fs::create_dir(b.p("letters")).unwrap();
     fs::write(b.p("letters/to-bluebird.txt"), b"from the laptop").unwrap();
-    b.unmount();
+    fs::rename(b.p("old"), b.p("old-laptop")).unwrap();
 
+    // They sync while both are still mounted: each mount's audit chain travels to the other
+    // copy beside the chain that copy's own mount is writing.
     sa.start();
     sb.start();
     synced(&a.vault, &b.vault, |f| {
         f.keys().any(|k| {
             k.to_string_lossy().contains(".sync-conflict-") && !k.starts_with("tutela.audit")
-        })
+        }) && f
+            .keys()
+            .filter(|k| k.starts_with("tutela.audit") && k.to_string_lossy().ends_with(".seg"))
+            .filter_map(|k| k.parent())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == 2
+    });
+    sa.stop();
+    sb.stop();
+    a.unmount();
+    b.unmount();
+
+    // Apart again: each adds a key slot (the config changes on both sides).
+    for (v, label) in [(&a, "office-2"), (&b, "laptop-2")] {
+        let pass = v.tmp.path().join(format!("{label}.pass"));
+        fs::write(&pass, format!("{label} horse battery staple\n")).unwrap();
+        run_ok(
+            tutela()
+                .args(["key", "add"])
+                .arg(&v.vault)
+                .args(["--label", label])
+                .arg("--passfile")
+                .arg(&v.passfile)
+                .arg("--new-passfile")
+                .arg(&pass),
+        );
+    }
+    sa.start();
+    sb.start();
+    synced(&a.vault, &b.vault, |f| {
+        f.keys()
+            .any(|k| k.to_string_lossy().contains("tutela.sync-conflict-"))
     });
     sa.stop();
     sb.stop();
 
     // Both mounts show both versions of the report and both letters; nothing is lost.
     for v in [&mut a, &mut b] {
+        // Opening the vault merges the config copies: both slots, on both machines.
+        let keys = run_ok(
+            tutela()
+                .args(["key", "list"])
+                .arg(&v.vault)
+                .arg("--passfile")
+                .arg(&v.passfile),
+        );
+        let keys = String::from_utf8_lossy(&keys.stdout).into_owned();
+        assert!(
+            keys.contains("office-2") && keys.contains("laptop-2"),
+            "{keys}"
+        );
+        for label in ["office-2", "laptop-2"] {
+            let pass = v.tmp.path().join(format!("{label}.pass"));
+            fs::write(&pass, format!("{label} horse battery staple\n")).unwrap();
+            run_ok(
+                tutela()
+                    .args(["key", "list"])
+                    .arg(&v.vault)
+                    .arg("--passfile")
+                    .arg(&pass),
+            );
+        }
         v.mount();
         let top = listing(&v.mnt);
         let copies: Vec<&String> = top
@@ -288,8 +351,16 @@ fn two_machines_edit_the_same_file_and_make_the_same_folder() {
             fs::read(v.p("letters/to-bluebird.txt")).unwrap(),
             b"from the laptop"
         );
+        // The folder renamed on both sides: the memo is still there, under a name one side
+        // gave it (a sync tool carries each rename; nothing of the folder is lost).
+        let memos: Vec<&String> = top
+            .iter()
+            .filter(|n| n.starts_with("old"))
+            .filter(|n| fs::read(v.p(&format!("{n}/memo.txt"))).is_ok_and(|m| m == b"the memo"))
+            .collect();
+        assert!(!memos.is_empty(), "the memo is lost: {top:?}");
         v.unmount();
-        // Not reported as damage: the audit log verifies, and fsck is clean.
+        // Not reported as damage: the audit log verifies (both chains), and fsck is clean.
         let out = run_ok(
             tutela()
                 .args(["audit", "verify"])
@@ -297,7 +368,29 @@ fn two_machines_edit_the_same_file_and_make_the_same_folder() {
                 .arg("--passfile")
                 .arg(&v.passfile),
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("audit log ok"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains("audit log ok"), "{text}");
+        assert_eq!(
+            text.matches("head: r-").count(),
+            2,
+            "one chain per copy: {text}"
+        );
+        assert!(!text.contains("copy of a segment"), "{text}");
+        // Both machines' records are in the merged log.
+        let out = run_ok(
+            tutela()
+                .args(["audit", "show"])
+                .arg(&v.vault)
+                .arg("--passfile")
+                .arg(&v.passfile),
+        );
+        let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+        for f in ["to-acme.txt", "to-bluebird.txt"] {
+            assert!(
+                shown.contains(f),
+                "{f} missing from the merged log:\n{shown}"
+            );
+        }
         let (code, text) = common::fsck(v, &[]);
         assert_eq!(code, 0, "{text}");
         assert!(text.contains("conflict copy of /report.docx"), "{text}");

@@ -128,7 +128,8 @@ fn a_fifo_a_device_link_or_a_huge_sparse_file_is_refused_not_waited_on_or_read()
             .arg("--passfile")
             .arg(&v.passfile),
     );
-    let audit = v.vault.join("tutela.audit");
+    // No mount yet, so no chain: plant one where a replica's would be.
+    let audit = v.vault.join("tutela.audit/r-0000000000000000");
     fs::create_dir_all(&audit).unwrap();
     let seg = fs::read_dir(&audit)
         .unwrap()

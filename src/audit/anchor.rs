@@ -3,8 +3,10 @@
 //! deleting the newest segment leaves a shorter chain that verifies. An anchor (a record's
 //! sequence number and the first 16 bytes of its MAC, as `audit verify` prints for the
 //! head) kept outside the vault proves later that the log still reaches that record
-//! unchanged. Without the MAC key nobody can make a record that matches one.
+//! unchanged. Without the MAC key nobody can make a record that matches one. A replica's
+//! anchor names its chain (`r-<id>/SEQ:HEX`); one without a name is the original chain's.
 
+use super::chain::{self, ReplicaId};
 use crate::error::{Error, Result};
 use std::fmt;
 
@@ -12,26 +14,32 @@ pub const DIGEST_LEN: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Anchor {
+    /// The replica whose chain it is in; `None` for the original chain.
+    pub chain: Option<ReplicaId>,
     pub seq: u64,
     pub digest: [u8; DIGEST_LEN],
 }
 
 impl Anchor {
-    pub fn of(seq: u64, mac: &[u8; 32]) -> Anchor {
+    pub fn of(chain: Option<ReplicaId>, seq: u64, mac: &[u8; 32]) -> Anchor {
         let mut digest = [0u8; DIGEST_LEN];
         digest.copy_from_slice(&mac[..DIGEST_LEN]);
-        Anchor { seq, digest }
+        Anchor { chain, seq, digest }
     }
 
-    /// `SEQ:HEX`, as `audit verify` prints it.
+    /// `[r-ID/]SEQ:HEX`, as `audit verify` prints it.
     pub fn parse(s: &str) -> Result<Anchor> {
         let bad = || {
             Error::Usage(format!(
-                "'{s}' is not an anchor: use SEQUENCE:DIGEST as `tutela audit verify` prints it (e.g. 1342:{})",
+                "'{s}' is not an anchor: use [r-REPLICA/]SEQUENCE:DIGEST as `tutela audit verify` prints it (e.g. r-0123456789abcdef/1342:{})",
                 "0f".repeat(DIGEST_LEN)
             ))
         };
-        let (seq, hex) = s.trim().split_once(':').ok_or_else(bad)?;
+        let (chain, rest) = match s.trim().split_once('/') {
+            Some((r, rest)) => (Some(chain::parse_dir_name(r).ok_or_else(bad)?), rest),
+            None => (None, s.trim()),
+        };
+        let (seq, hex) = rest.split_once(':').ok_or_else(bad)?;
         let seq = seq.parse::<u64>().map_err(|_| bad())?;
         if hex.len() != 2 * DIGEST_LEN || !hex.is_ascii() {
             return Err(bad());
@@ -40,21 +48,29 @@ impl Anchor {
         for (i, d) in digest.iter_mut().enumerate() {
             *d = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
         }
-        Ok(Anchor { seq, digest })
+        Ok(Anchor { chain, seq, digest })
     }
 }
 
 impl fmt::Display for Anchor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(id) = &self.chain {
+            write!(f, "{}/", chain::dir_name(id))?;
+        }
         write!(f, "{}:", self.seq)?;
         self.digest.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 
-/// A verified record against the anchors: the problem if it contradicts one.
-pub(super) fn check_record(anchors: &[Anchor], seq: u64, mac: &[u8; 32]) -> Option<String> {
-    let a = anchors.iter().find(|a| a.seq == seq)?;
-    (Anchor::of(seq, mac) != *a).then(|| {
+/// A verified record of chain `chain` against the anchors: the problem if it contradicts one.
+pub(super) fn check_record(
+    anchors: &[Anchor],
+    chain: Option<ReplicaId>,
+    seq: u64,
+    mac: &[u8; 32],
+) -> Option<String> {
+    let a = anchors.iter().find(|a| a.chain == chain && a.seq == seq)?;
+    (Anchor::of(chain, seq, mac) != *a).then(|| {
         format!("differs from anchor {a}: the log was cut back and written on, or rewritten")
     })
 }
@@ -64,9 +80,11 @@ pub(super) fn check_record(anchors: &[Anchor], seq: u64, mac: &[u8; 32]) -> Opti
 /// someone holding the keys, so there is nothing to compare them with).
 pub(super) fn check_end(
     anchors: &[Anchor],
+    chain: Option<ReplicaId>,
     first_seq: u64,
     next_seq: u64,
 ) -> (Option<String>, u64) {
+    let anchors: Vec<&Anchor> = anchors.iter().filter(|a| a.chain == chain).collect();
     let missing = anchors
         .iter()
         .filter(|a| a.seq >= next_seq)
@@ -87,16 +105,22 @@ mod tests {
 
     #[test]
     fn anchors_print_and_parse_back() {
-        let a = Anchor::of(1342, &[0xab; 32]);
+        let a = Anchor::of(None, 1342, &[0xab; 32]);
         let s = a.to_string();
         assert_eq!(s, format!("1342:{}", "ab".repeat(16)));
         assert_eq!(Anchor::parse(&s).unwrap(), a);
+        let r = Anchor::of(Some([1, 2, 3, 4, 5, 6, 7, 0xff]), 7, &[0xcd; 32]);
+        let s = r.to_string();
+        assert_eq!(s, format!("r-01020304050607ff/7:{}", "cd".repeat(16)));
+        assert_eq!(Anchor::parse(&s).unwrap(), r);
         for bad in [
             "",
             "1342",
             "x:ab",
             "1342:abc",
             &format!("1342:{}", "zz".repeat(16)),
+            &format!("r-0102/7:{}", "cd".repeat(16)),
+            &format!("tutela.audit/7:{}", "cd".repeat(16)),
         ] {
             assert!(matches!(Anchor::parse(bad), Err(Error::Usage(_))), "{bad}");
         }

@@ -455,16 +455,26 @@ fn load_policy(vault: &Vault) -> Result<Option<Policy>> {
     loaded
 }
 
-fn file_stamp(path: &Path) -> Option<(u64, i64, i64, u64)> {
+/// A file's inode, modification time and size: what changes when it is replaced.
+type Stamp = (u64, i64, i64, u64);
+
+fn file_stamp(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path)
         .ok()
         .map(|m| (m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
 }
 
-fn prune_checkpoint(dir: &Path) -> PathBuf {
-    dir.join(crate::audit::DIR_NAME)
-        .join(crate::audit::prune::FILE_NAME)
+/// Each chain's pruning checkpoint, as a stamp: a prune of any chain changes one.
+fn prune_stamps(dir: &Path) -> Vec<(crate::audit::Chain, Option<Stamp>)> {
+    crate::audit::chain::all(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            let s = file_stamp(&c.dir.join(crate::audit::prune::FILE_NAME));
+            (c, s)
+        })
+        .collect()
 }
 
 /// The policy the vault's config (re-read and authenticated) expects now.
@@ -498,25 +508,32 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
     let config_file = keep.dir.join(crate::format::config::FILE_NAME);
     let stamps = move || (file_stamp(&policy_file), file_stamp(&config_file));
     let mut stamp = stamps();
-    let mut pruned = file_stamp(&prune_checkpoint(&keep.dir));
+    let mut pruned = prune_stamps(&keep.dir);
     let mut current = fs.policy_in_force();
     std::thread::Builder::new()
         .name("policy".into())
         .spawn(move || loop {
             std::thread::sleep(Duration::from_millis(500));
             fs.audit_tick();
-            let now = file_stamp(&prune_checkpoint(&keep.dir));
+            let now = prune_stamps(&keep.dir);
             if now != pruned {
-                pruned = now;
-                let dir = keep.dir.join(crate::audit::DIR_NAME);
                 let audit_keys = keep.audit_keys();
-                match crate::audit::prune::Checkpoint::read(&dir, &audit_keys) {
-                    Ok(Some(cp)) => {
-                        fs.record_event_as(cp.uid, "audit-prune", "ok", Some(cp.describe()))
+                for (c, stamp) in &now {
+                    if stamp.is_none() || pruned.iter().any(|(c0, s0)| c0 == c && s0 == stamp) {
+                        continue;
                     }
-                    Ok(None) => {}
-                    Err(e) => fs.record_event("audit-prune", "rejected", Some(e.to_string())),
+                    match crate::audit::prune::Checkpoint::read(c, &audit_keys) {
+                        Ok(Some(cp)) => fs.record_event_as(
+                            cp.uid,
+                            "audit-prune",
+                            "ok",
+                            Some(format!("{}: {}", c.label(), cp.describe())),
+                        ),
+                        Ok(None) => {}
+                        Err(e) => fs.record_event("audit-prune", "rejected", Some(e.to_string())),
+                    }
                 }
+                pruned = now;
             }
             let now = stamps();
             if now == stamp {

@@ -29,6 +29,18 @@ pub const KDF_VECTOR_CONTROL: &str =
 /// 1796083200000, 42 records pruned, uid 1000.
 pub const PRUNE_VECTOR: &str = "545554454c415052010003000000000000002a000000000000005555555555555555555555555555555555555555555555555555555555555555008435d79a01000000b0e62ea20100002a00000000000000e8030000c56ff10ba9e4b152e5312500c334b5c0bc277a3d41ce7f96c7579aa10d7f29e7";
 
+/// Audit replica id (FORMAT.md "Audit log replicas") for vault id 16 x 0x03, machine id
+/// "0123456789abcdef0123456789abcdef", path "/home/ann/Sync/vault".
+pub const REPLICA_ID_VECTOR: &str = "9c34baa9b45a4d29";
+
+/// Genesis of replica 01 02 .. 08's chain under audit MAC key 32 x 0x02, vault id 16 x 0x03.
+pub const REPLICA_GENESIS_VECTOR: &str =
+    "f3a2ced7e700242a228abc2070bd89c5e1b146ead5b3e7ecc17716caa080d77d";
+
+/// The MAC of the pruning checkpoint above when it is replica 01 02 .. 08's.
+pub const PRUNE_REPLICA_MAC_VECTOR: &str =
+    "259f992bf93401632b2c40f251061bfcd6334c6f7072bf991f39b18629276ba9";
+
 /// Name "report.pdf" sealed for directory ID 16 x 0x33 with name key 32 x 0x01.
 pub const NAME_VECTOR: &str = "zH1w1uQRvHqsor1cJOFYNen8MlrQ00Z5K3U";
 
@@ -66,7 +78,18 @@ mod tests {
             .iter()
             .chain(KDF_VECTORS_V1_AUDIT.iter())
             .chain([KDF_VECTOR_CONTROL].iter())
-            .chain([NAME_VECTOR, ARGON2_VECTOR, BLOCK_VECTOR, PRUNE_VECTOR].iter());
+            .chain(
+                [
+                    NAME_VECTOR,
+                    ARGON2_VECTOR,
+                    BLOCK_VECTOR,
+                    PRUNE_VECTOR,
+                    REPLICA_ID_VECTOR,
+                    REPLICA_GENESIS_VECTOR,
+                    PRUNE_REPLICA_MAC_VECTOR,
+                ]
+                .iter(),
+            );
         for v in all {
             assert!(spec.contains(v), "FORMAT.md does not quote {v}");
         }

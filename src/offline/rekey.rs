@@ -114,7 +114,7 @@ pub fn settle(v: &Vault) -> Result<()> {
     }
     if audit_next.exists() {
         let committed = audit::read_all(&audit_next, &v.audit_keys(), |_| {})
-            .map(|r| r.bad.is_none() && r.records > 0)
+            .map(|r| r.bad.is_none() && r.records() > 0)
             .unwrap_or(false);
         if committed {
             let cur = v.dir.join(audit::DIR_NAME);
@@ -195,17 +195,33 @@ pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) ->
     Ok(out)
 }
 
-/// The audit log's records, to be carried over under a new master key: a damaged log is
-/// not carried over (it would be sealed as if intact).
-pub fn read_log_for_reseal(dir: &Path, old: &audit::Keys) -> Result<Vec<Record>> {
-    let mut records = Vec::new();
-    let rep = audit::read_all(dir, old, |r| records.push(r))?;
+/// One chain's records, to be re-sealed into the same chain of the new log.
+pub type ChainRecords = Vec<(audit::Chain, Vec<Record>)>;
+
+/// The audit log's records, chain by chain, to be carried over under a new master key: a
+/// damaged log is not carried over (it would be sealed as if intact). The heads replicas
+/// recorded of each other's chains are kept under another name: the re-sealed chains are
+/// numbered afresh, so there is nothing left for them to match.
+pub fn read_log_for_reseal(dir: &Path, old: &audit::Keys) -> Result<ChainRecords> {
+    let rep = audit::read_all(dir, old, |_| {})?;
     if let Some(bad) = rep.bad {
         return Err(Error::AuditTampered(format!(
             "{bad}; rekey --all re-seals the log and will not carry a damaged one over (see tutela audit verify)"
         )));
     }
-    Ok(records)
+    let mut out = Vec::new();
+    for c in rep.chains {
+        let mut records = Vec::new();
+        audit::read_chain(&c.chain, old, &[], |mut r| {
+            r.replica = None;
+            if r.op == audit::REPLICA_HEADS {
+                r.op = audit::REPLICA_HEADS_RESEALED.into();
+            }
+            records.push(r);
+        })?;
+        out.push((c.chain, records));
+    }
+    Ok(out)
 }
 
 /// Gives every zone a fresh key, keeping the old one as retiring (the walk uses it).
@@ -223,7 +239,7 @@ pub fn retire_all_zone_keys(v: &mut Vault) -> Result<()> {
 pub fn commit_all(
     v: &mut Vault,
     policy: Option<&str>,
-    mut records: Vec<Record>,
+    records: ChainRecords,
     mut rec: Record,
 ) -> Result<()> {
     let _ = std::fs::remove_dir_all(v.dir.join(AUDIT_NEXT));
@@ -234,13 +250,19 @@ pub fn commit_all(
         // place.
         v.bind_policy(Some(store::digest(&sealed)));
     }
+    let total: usize = records.iter().map(|(_, r)| r.len()).sum();
     rec.detail = Some(format!(
-        "new master key; {} earlier records re-sealed",
+        "new master key; {total} earlier records re-sealed, in {} chains",
         records.len()
     ));
-    records.push(rec);
-    std::fs::create_dir_all(v.dir.join(AUDIT_NEXT))?;
-    audit::append_offline(&v.dir.join(AUDIT_NEXT), v.audit_keys(), &records)?;
+    let next = v.dir.join(AUDIT_NEXT);
+    std::fs::create_dir_all(&next)?;
+    for (c, recs) in &records {
+        audit::append_to_chain(&next, &c.moved_to(&next), v.audit_keys(), recs)?;
+    }
+    // The rotation's own record goes where this copy writes.
+    let mine = audit::chain::local(&v.dir, &v.config.vault_id).moved_to(&next);
+    audit::append_to_chain(&next, &mine, v.audit_keys(), &[rec])?;
     faults::point("rekey-all-resealed");
     v.save()?;
     faults::point("rekey-all-committed");

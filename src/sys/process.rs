@@ -153,3 +153,10 @@ pub fn set_umask(mask: u32) {
     // SAFETY: always succeeds.
     unsafe { libc::umask(mask as libc::mode_t) };
 }
+
+/// This machine's host name (the kernel's, as `uname -n` prints it), or "" when unreadable.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

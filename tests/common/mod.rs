@@ -555,3 +555,15 @@ pub fn assert_passphrase_refused(v: &TestVault, passfile: &Path) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The directory of the audit log chain this machine writes for the vault at `vault`
+/// (`tutela.audit/r-<id>/`): the one replica directory a vault used on one machine holds.
+pub fn audit_chain_dir(vault: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(vault.join("tutela.audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with("r-"))
+        .collect();
+    assert_eq!(dirs.len(), 1, "one chain expected: {dirs:?}");
+    dirs[0].clone()
+}

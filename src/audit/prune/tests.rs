@@ -1,4 +1,4 @@
-use super::super::{Record, Sink};
+use super::super::{read_all, Record, Report, Sink};
 use super::*;
 use crate::crypto::secret::Key32;
 
@@ -23,21 +23,38 @@ fn write_sessions(dir: &Path, sessions: &[&[u64]]) {
     }
 }
 
-fn verify(dir: &Path) -> (super::super::Report, Vec<u64>) {
+/// The one chain's report (with the whole log's verdict) and the records' times.
+fn verify(dir: &Path) -> (Report, Vec<u64>) {
     let mut seen = Vec::new();
-    let rep = read_all(dir, &keys(), |r| seen.push(r.time_ms)).unwrap();
+    let log = read_all(dir, &keys(), |r| seen.push(r.time_ms)).unwrap();
+    let mut rep = log
+        .chains
+        .into_iter()
+        .next()
+        .map(|c| c.report)
+        .unwrap_or_default();
+    rep.bad = log.bad;
     (rep, seen)
+}
+
+/// The directory this machine's chain of the test vault lives in.
+fn mine(dir: &Path) -> PathBuf {
+    chain::local(dir, &keys().vault_id).dir
+}
+
+fn next(p: &Plan) -> Option<&Checkpoint> {
+    p.parts.iter().find_map(|c| c.next.as_ref())
 }
 
 fn prune(dir: &Path, cutoff: u64) -> Plan {
     let _l = lock(dir).unwrap();
     let p = plan(dir, &keys(), cutoff, 1000, 99_000).unwrap();
-    execute(dir, &keys(), &p).unwrap();
+    execute(&keys(), &p).unwrap();
     p
 }
 
 fn seg_files(dir: &Path) -> Vec<u64> {
-    segments(&dir.join(DIR_NAME))
+    segments(&mine(dir))
         .unwrap()
         .into_iter()
         .map(|(n, _)| n)
@@ -81,7 +98,7 @@ fn a_segment_holding_any_newer_record_stays_and_so_does_the_newest() {
     assert_eq!(rep.pruned.unwrap().records_pruned, 3);
     // Nothing older is left: a further prune changes nothing.
     let p = prune(t.path(), u64::MAX);
-    assert!(p.next.is_none() && p.records == 0);
+    assert!(next(&p).is_none() && p.records == 0);
 }
 
 #[test]
@@ -102,7 +119,7 @@ fn a_segment_removed_beyond_the_pruning_point_is_detected() {
     let t = tempfile::tempdir().unwrap();
     write_sessions(t.path(), &[&[1000], &[2000], &[3000], &[4000]]);
     prune(t.path(), 1500);
-    std::fs::remove_file(t.path().join(DIR_NAME).join(format!("{:016}.seg", 1))).unwrap();
+    std::fs::remove_file(mine(t.path()).join(format!("{:016}.seg", 1))).unwrap();
     let bad = verify(t.path()).0.bad.expect("not detected");
     assert!(bad.contains("missing"), "{bad}");
 }
@@ -112,7 +129,7 @@ fn an_older_checkpoint_put_back_is_detected() {
     let t = tempfile::tempdir().unwrap();
     write_sessions(t.path(), &[&[1000], &[2000], &[3000], &[4000]]);
     prune(t.path(), 1500);
-    let cp_path = t.path().join(DIR_NAME).join(FILE_NAME);
+    let cp_path = mine(t.path()).join(FILE_NAME);
     let old = std::fs::read(&cp_path).unwrap();
     prune(t.path(), 3500);
     std::fs::write(&cp_path, old).unwrap();
@@ -125,7 +142,7 @@ fn a_changed_or_removed_checkpoint_is_detected() {
     let t = tempfile::tempdir().unwrap();
     write_sessions(t.path(), &[&[1000], &[2000], &[3000]]);
     prune(t.path(), 1500);
-    let cp_path = t.path().join(DIR_NAME).join(FILE_NAME);
+    let cp_path = mine(t.path()).join(FILE_NAME);
     let good = std::fs::read(&cp_path).unwrap();
     for at in [10, 18, 30, 60, 70, 80, 84, LEN - 1] {
         let mut b = good.clone();
@@ -146,8 +163,9 @@ fn a_crash_between_checkpoint_and_deletion_is_not_tampering() {
     let t = tempfile::tempdir().unwrap();
     write_sessions(t.path(), &[&[1000], &[2000], &[3000]]);
     let p = plan(t.path(), &keys(), 2500, 0, 0).unwrap();
-    let dir = t.path().join(DIR_NAME);
-    let cp = p.next.as_ref().unwrap().encode(&keys());
+    let c = chain::local(t.path(), &keys().vault_id);
+    let dir = c.dir.clone();
+    let cp = next(&p).unwrap().encode(&keys(), c.replica.as_ref());
     crate::sys::write_atomic(&dir, FILE_NAME, &cp, 0o600).unwrap();
     // The segments are still there: skipped, not an error.
     let (rep, seen) = verify(t.path());
@@ -155,7 +173,7 @@ fn a_crash_between_checkpoint_and_deletion_is_not_tampering() {
     assert_eq!(seen, vec![3000]);
     // The next prune removes what the interrupted one left.
     let p = prune(t.path(), 0);
-    assert!(p.next.is_none());
+    assert!(next(&p).is_none());
     assert_eq!(seg_files(t.path()), vec![2]);
     assert!(verify(t.path()).0.bad.is_none());
 }
@@ -164,7 +182,7 @@ fn a_crash_between_checkpoint_and_deletion_is_not_tampering() {
 fn a_log_that_does_not_verify_is_not_pruned() {
     let t = tempfile::tempdir().unwrap();
     write_sessions(t.path(), &[&[1000], &[2000], &[3000]]);
-    let seg1 = t.path().join(DIR_NAME).join(format!("{:016}.seg", 1));
+    let seg1 = mine(t.path()).join(format!("{:016}.seg", 1));
     let mut b = std::fs::read(&seg1).unwrap();
     let n = b.len();
     b[n - 40] ^= 1;
@@ -192,16 +210,50 @@ fn the_checkpoint_matches_its_test_vector() {
         records_pruned: 42,
         uid: 1000,
     };
-    let b = cp.encode(&keys());
-    assert_eq!(
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>(),
-        crate::format::vectors::PRUNE_VECTOR
-    );
-    assert_eq!(Checkpoint::decode(&b, &keys()).unwrap(), cp);
+    let original = Chain::original(Path::new("/v"));
+    let b = cp.encode(&keys(), None);
+    assert_eq!(chain::hex(&b), crate::format::vectors::PRUNE_VECTOR);
+    assert_eq!(Checkpoint::decode(&b, &keys(), &original).unwrap(), cp);
     let mut newer = b.clone();
     newer[8] = 2;
     assert!(matches!(
-        Checkpoint::decode(&newer, &keys()),
+        Checkpoint::decode(&newer, &keys(), &original),
         Err(Error::UnsupportedVersion { found: 2, .. })
     ));
+    // A replica's checkpoint names its replica: it passes for no other chain's.
+    let replica = Chain::replica(Path::new("/v"), [1, 2, 3, 4, 5, 6, 7, 8]);
+    let r = cp.encode(&keys(), replica.replica.as_ref());
+    assert_eq!(
+        chain::hex(&r[r.len() - 32..]),
+        crate::format::vectors::PRUNE_REPLICA_MAC_VECTOR
+    );
+    assert_eq!(Checkpoint::decode(&r, &keys(), &replica).unwrap(), cp);
+    assert!(matches!(
+        Checkpoint::decode(&r, &keys(), &original),
+        Err(Error::AuditTampered(_))
+    ));
+    let other = Chain::replica(Path::new("/v"), [8, 7, 6, 5, 4, 3, 2, 1]);
+    assert!(Checkpoint::decode(&r, &keys(), &other).is_err());
+}
+
+#[test]
+fn each_replica_chain_is_pruned_on_its_own() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    std::fs::create_dir(&a).unwrap();
+    write_sessions(&a, &[&[1000], &[2000], &[3000]]);
+    // The same vault synced to another place: another chain, written beside the first.
+    let b = t.path().join("b");
+    super::super::sync_log_for_tests(&a, &b);
+    write_sessions(&b, &[&[1500], &[2500]]);
+    super::super::sync_log_for_tests(&b, &a);
+    // a's chain loses its first two segments, b's its first: each keeps its newest.
+    let p = prune(&a, u64::MAX);
+    assert_eq!(p.parts.len(), 2);
+    assert_eq!(p.segments, 3);
+    assert!(p.parts.iter().all(|c| c.next.is_some()), "{p:?}");
+    let log = read_all(&a, &keys(), |_| {}).unwrap();
+    assert!(log.bad.is_none(), "{log:?}");
+    assert_eq!(log.chains.len(), 2);
+    assert!(log.chains.iter().all(|c| c.report.pruned.is_some()));
 }

@@ -65,6 +65,40 @@ fn human(r: &Record) -> String {
     line
 }
 
+/// Each chain's head (the anchor to keep) and pruning point; with several chains (a vault
+/// mounted from copies on several machines), one line per chain first.
+fn print_chains(rep: &audit::LogReport) {
+    let several = rep.chains.len() > 1;
+    for c in &rep.chains {
+        let r = &c.report;
+        if several {
+            println!(
+                "chain {}: {} records in {} segments",
+                c.chain.label(),
+                r.records,
+                r.segments
+            );
+        }
+        if let Some(head) = &r.head {
+            println!("head: {head}");
+        }
+        if let Some(cp) = &r.pruned {
+            println!(
+                "pruned{}: {} on {} by {}({})",
+                if several {
+                    format!(" ({})", c.chain.label())
+                } else {
+                    String::new()
+                },
+                cp.describe(),
+                audit::prune::stamp(cp.pruned_at_ms),
+                tutela::sys::user_name(cp.uid).unwrap_or_default(),
+                cp.uid
+            );
+        }
+    }
+}
+
 pub fn audit(cmd: AuditCmd) -> Result<()> {
     match cmd {
         AuditCmd::Verify {
@@ -78,26 +112,24 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
                 .collect::<Result<Vec<_>>>()?;
             let v = unlock(&vault, &pass)?;
             let rep = audit::read_all_anchored(&v.dir, &v.audit_keys(), &anchors, |_| {})?;
-            if let Some(bad) = rep.bad {
+            if let Some(bad) = &rep.bad {
                 return Err(Error::AuditTampered(format!(
                     "{bad} ({} records before it verified)",
-                    rep.records
+                    rep.records()
                 )));
             }
             println!(
                 "audit log ok: {} records in {} segments",
-                rep.records, rep.segments
+                rep.records(),
+                rep.segments()
             );
-            if let Some(head) = &rep.head {
-                println!("head: {head}");
-            }
+            print_chains(&rep);
             for c in &rep.segment_copies {
                 println!(
-                    "note: {} in {}/ is a copy of a segment under another name (a sync tool's \
-                     conflict copy, when two machines mounted copies of this vault at once): its \
-                     records are not in this log; keep the file",
+                    "note: {} is a copy of a segment under another name (a sync tool's conflict \
+                     copy, when two machines wrote the same chain: a cloned machine): its records \
+                     are not in this log; keep the file",
                     tutela::text::escape(c),
-                    audit::DIR_NAME
                 );
             }
             let checked = anchors.len() as u64 - rep.anchors_pruned;
@@ -110,16 +142,13 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
                     rep.anchors_pruned
                 );
             }
-            if let Some(cp) = &rep.pruned {
+            if rep.cross_checked > 0 {
                 println!(
-                    "pruned: {} on {} by {}({})",
-                    cp.describe(),
-                    audit::prune::stamp(cp.pruned_at_ms),
-                    tutela::sys::user_name(cp.uid).unwrap_or_default(),
-                    cp.uid
+                    "replicas: {} heads one copy saw of another's chain reached unchanged",
+                    rep.cross_checked
                 );
             }
-            if rep.torn_tail {
+            if rep.torn_tail() {
                 println!("note: a record was cut short by a crash (the last moment before it is lost); this is not tampering");
             }
             Ok(())
@@ -162,6 +191,8 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
             }
             let uid = uid.flatten();
             let v = unlock(&vault, &pass)?;
+            // With copies on several machines, each line says whose chain it came from.
+            let several = audit::chain::all(&v.dir)?.len() > 1;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let rep = audit::read_all(&v.dir, &v.audit_keys(), |r| {
                 let keep = client
@@ -179,7 +210,11 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
                     let line = if json {
                         serde_json::to_string(&r).unwrap_or_default()
                     } else {
-                        human(&r)
+                        let mut line = human(&r);
+                        if let (true, Some(c)) = (several, &r.replica) {
+                            line.push_str(&format!("  @{}", escape(c)));
+                        }
+                        line
                     };
                     let _ = writeln!(out, "{line}");
                 }
@@ -192,8 +227,11 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
             }
             // An investigator asking about a time the log no longer covers must be told.
             if let Some(cp) = rep
-                .pruned
+                .chains
+                .iter()
+                .filter_map(|c| c.report.pruned.clone())
                 .filter(|cp| since.is_none_or(|s| s < cp.cutoff_ms))
+                .max_by_key(|cp| cp.cutoff_ms)
             {
                 eprintln!(
                     "tutela: note: records older than {} were pruned on {}",

@@ -27,17 +27,17 @@ pub fn run(a: Args<'_>) -> Result<()> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let plan = prune::plan(&v.dir, &keys, cutoff, uid, now)?;
-    let go = plan.next.is_some() && !a.dry_run;
+    let go = plan.prunes() && !a.dry_run;
     if go && !a.yes {
         confirm(&plan)?;
     }
     if !a.dry_run {
         // Also clears segments an interrupted prune left behind.
-        prune::execute(&v.dir, &keys, &plan)?;
+        prune::execute(&keys, &plan)?;
     }
-    if let (true, Some(cp)) = (go, &plan.next) {
+    if go {
         // While the vault is mounted, the daemon records it when it sees the checkpoint.
-        crate::common::offline_record(&v, "audit-prune", Some(cp.describe()));
+        crate::common::offline_record(&v, "audit-prune", Some(plan.describe()));
     }
     if a.json {
         println!("{}", json(&plan, a.dry_run, cutoff));
@@ -64,7 +64,7 @@ fn human(p: &prune::Plan, dry_run: bool, cutoff: u64) -> String {
         ),
         None => "no records stay (the newest segment, now empty, does)".into(),
     };
-    if p.next.is_none() {
+    if !p.prunes() {
         return format!(
             "nothing to prune: no whole segment before the newest holds only records older than {}; {kept}",
             prune::stamp(cutoff)
@@ -90,7 +90,11 @@ fn json(p: &prune::Plan, dry_run: bool, cutoff: u64) -> serde_json::Value {
             "newest_ms": p.newest_ms,
         },
         "kept": { "records": p.kept_records, "oldest_ms": p.kept_from_ms },
-        "first_seq": p.next.as_ref().map(|c| c.first_seq),
+        "first_seq": p.parts.iter().find_map(|c| c.next.as_ref()).map(|c| c.first_seq),
+        "chains": p.parts.iter().map(|c| serde_json::json!({
+            "chain": c.chain.label(),
+            "first_seq": c.next.as_ref().map(|n| n.first_seq),
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -193,7 +193,7 @@ pub fn check_keeping(
         }
     }
     let rep = crate::audit::read_all(&vault.dir, &vault.audit_keys(), |_| {})?;
-    cx.report.audit_records = rep.records;
+    cx.report.audit_records = rep.records();
     if let Some(bad) = rep.bad {
         cx.problem(
             None,

@@ -1,0 +1,402 @@
+//! Writing the log: one writer per vault copy (the mount, or an offline command), appending to
+//! this copy's own chain in batches from a thread of its own.
+
+use super::anchor::Anchor;
+use super::chain::{self, Chain};
+use super::read::{segment_path, segments};
+use super::{prune, read_segment, Keys, Record, DIR_NAME, REPLICA_HEADS, SEGMENT_MAX};
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::format::audit::{self as frame, Next, HEADER_LEN};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Takes group and other access off segments an earlier version wrote while the daemon's
+/// umask was 0: anyone able to write one could cut the evidence short.
+fn close_segments(dir: &Path) -> Result<()> {
+    for (_, p) in segments(dir)? {
+        crate::sys::private_file(&p)?;
+    }
+    Ok(())
+}
+
+/// The tail state a writer continues from: next segment number, next sequence, last MAC.
+/// Only the newest segment(s) are read: each header names the MAC it continues from, so the
+/// cost of a mount does not grow with the size of the whole log.
+fn tail(c: &Chain, keys: &Keys) -> Result<(u64, u64, [u8; 32])> {
+    let segs = segments(&c.dir)?;
+    let next_seg = segs.last().map(|(n, _)| n + 1).unwrap_or(0);
+    for (_, path) in segs.iter().rev() {
+        let bytes = read_segment(path)?;
+        let Ok(hdr) = frame::header(&bytes) else {
+            continue; // torn at creation: the one before it holds the tail
+        };
+        let mut prev = hdr.prev;
+        let mut last_seq = None;
+        let mut frames = frame::Frames::new(&bytes);
+        while let Next::Frame(f) = frames.next_frame() {
+            let mac = keys.chain(&prev, &[f.seq_bytes, f.sealed]);
+            if mac[..] != *f.mac {
+                break;
+            }
+            prev = mac;
+            last_seq = Some(f.seq);
+        }
+        if let Some(seq) = last_seq {
+            return Ok((next_seg, seq + 1, prev));
+        }
+        // A segment without records continues from its header; keep looking back for the
+        // sequence number, but the chain value stays the newest header's.
+        if let Some(seq) = last_record_seq_before(&segs, path)? {
+            return Ok((next_seg, seq + 1, prev));
+        }
+        // No record left at all: after a prune, numbering goes on from the pruning point.
+        let first_seq = prune::Checkpoint::read(c, keys)
+            .ok()
+            .flatten()
+            .map_or(0, |cp| cp.first_seq);
+        return Ok((next_seg, first_seq, prev));
+    }
+    Ok((next_seg, 0, keys.genesis(c)))
+}
+
+/// The heads of the vault's other chains as this copy sees them now, as anchors (chains
+/// without a record are left out).
+fn other_heads(vault: &Path, mine: &Chain, keys: &Keys) -> Vec<Anchor> {
+    let Ok(chains) = chain::all(vault) else {
+        return Vec::new();
+    };
+    chains
+        .iter()
+        .filter(|c| *c != mine)
+        .filter_map(|c| match tail(c, keys) {
+            Ok((_, next_seq, prev)) if next_seq > 0 => {
+                Some(Anchor::of(c.replica, next_seq - 1, &prev))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The sequence number of the last record in segments older than `path` (header-only walk
+/// back; record MACs were checked when those segments were continued from).
+fn last_record_seq_before(segs: &[(u64, PathBuf)], path: &Path) -> Result<Option<u64>> {
+    let idx = segs.iter().position(|(_, p)| p == path).unwrap_or(0);
+    for (_, p) in segs[..idx].iter().rev() {
+        let bytes = read_segment(p)?;
+        let mut last = None;
+        if frame::header(&bytes).is_ok() {
+            let mut frames = frame::Frames::new(&bytes);
+            while let Next::Frame(f) = frames.next_frame() {
+                last = Some(f.seq);
+            }
+        }
+        if last.is_some() {
+            return Ok(last);
+        }
+    }
+    Ok(None)
+}
+
+pub(super) struct Writer {
+    /// Held for the writer's life: one writer per log (and so one mount per vault).
+    _lock: std::fs::File,
+    dir: PathBuf,
+    keys: Keys,
+    file: std::fs::File,
+    seg: u64,
+    size: u64,
+    seq: u64,
+    prev: [u8; 32],
+}
+
+impl Writer {
+    /// Opens chain `c` of vault `vault` for appending. With `note_others`, the first record
+    /// names the heads of the other chains in the vault (REPLICA_HEADS).
+    fn open(
+        vault: &Path,
+        c: &Chain,
+        keys: Keys,
+        wait: Duration,
+        note_others: bool,
+    ) -> Result<Writer> {
+        // The vault-wide lock: one writer per copy, whichever chain it writes.
+        let lock = take_lock(
+            vault,
+            wait,
+            "the vault's audit log is in use: is the vault mounted already?",
+        )?;
+        crate::sys::private_dir(&c.dir)?;
+        close_segments(&c.dir)?;
+        let (seg, seq, prev) = tail(c, &keys)?;
+        let (file, size) = Self::new_segment(&c.dir, &keys, seg, &prev)?;
+        let others = if note_others {
+            other_heads(vault, c, &keys)
+        } else {
+            Vec::new()
+        };
+        let mut w = Writer {
+            _lock: lock,
+            dir: c.dir.clone(),
+            keys,
+            file,
+            seg,
+            size,
+            seq,
+            prev,
+        };
+        if !others.is_empty() {
+            let mut r = Record::now(REPLICA_HEADS, "/");
+            r.user = crate::sys::user_name(r.uid).unwrap_or_default();
+            let heads: Vec<String> = others.iter().map(|a| a.to_string()).collect();
+            r.detail = Some(heads.join(" "));
+            w.append(&[r])?;
+        }
+        Ok(w)
+    }
+
+    fn new_segment(
+        dir: &Path,
+        keys: &Keys,
+        n: u64,
+        prev: &[u8; 32],
+    ) -> Result<(std::fs::File, u64)> {
+        let mut hdr = frame::header_signed(n);
+        let mac = keys.chain(prev, &[&hdr]);
+        hdr.extend_from_slice(prev);
+        hdr.extend_from_slice(&mac);
+        let mut f = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .mode(0o600)
+            .open(segment_path(dir, n))?;
+        f.write_all(&hdr)?;
+        f.sync_all()?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok((f, HEADER_LEN as u64))
+    }
+
+    fn encode(&mut self, rec: &Record, out: &mut Vec<u8>) -> Result<()> {
+        // Which chain a record is in is where it is, never a sealed claim.
+        let unlabelled;
+        let rec = if rec.replica.is_some() {
+            unlabelled = Record {
+                replica: None,
+                ..rec.clone()
+            };
+            &unlabelled
+        } else {
+            rec
+        };
+        let plain = zeroize::Zeroizing::new(serde_json::to_vec(rec).map_err(|_| Error::Invalid)?);
+        let seq = self.seq.to_le_bytes();
+        let sealed = crypto::seal_random(self.keys.enc.as_bytes(), &seq, &plain)?;
+        let mac = self.keys.chain(&self.prev, &[&seq, &sealed]);
+        frame::encode_frame(out, self.seq, &sealed, &mac).map_err(|why| {
+            log::error!("audit record not written: {why}");
+            Error::Invalid
+        })?;
+        self.prev = mac;
+        self.seq += 1;
+        Ok(())
+    }
+
+    pub(super) fn append(&mut self, recs: &[Record]) -> Result<()> {
+        if self.size > SEGMENT_MAX {
+            self.file.sync_all()?;
+            self.seg += 1;
+            let (f, s) = Self::new_segment(&self.dir, &self.keys, self.seg, &self.prev)?;
+            self.file = f;
+            self.size = s;
+        }
+        let mut buf = Vec::new();
+        for r in recs {
+            self.encode(r, &mut buf)?;
+        }
+        // One write per batch: a crash tears at most the batch being written.
+        self.file.write_all(&buf)?;
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+}
+
+/// Records waiting for the writer thread.
+#[derive(Default)]
+struct Queue {
+    recs: Vec<Record>,
+    closed: bool,
+}
+
+/// The daemon's handle to the log: records are queued and a writer thread writes them in
+/// batches, every 20 ms at most (or at once when many are waiting), and fsyncs at least every
+/// second. Queuing wakes nobody: a per-record wake-up cost more than the record itself.
+pub struct Sink {
+    shared: std::sync::Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+const BATCH_WAKE: usize = 512;
+
+type Shared = std::sync::Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>;
+
+/// The sink's writer thread: appends what is queued, syncs once a second, and on close
+/// writes the rest and syncs.
+fn spawn_writer(sh: Shared, mut w: Writer) -> Result<std::thread::JoinHandle<()>> {
+    Ok(std::thread::Builder::new()
+        .name("audit".into())
+        .spawn(move || {
+            let (m, cv) = &*sh;
+            let mut last_sync = std::time::Instant::now();
+            let mut dirty = false;
+            loop {
+                let (batch, closed) = {
+                    let mut q = m.lock().unwrap_or_else(|p| p.into_inner());
+                    if q.recs.is_empty() && !q.closed {
+                        q = cv
+                            .wait_timeout(q, Duration::from_millis(20))
+                            .map(|(g, _)| g)
+                            .unwrap_or_else(|p| p.into_inner().0);
+                    }
+                    (std::mem::take(&mut q.recs), q.closed)
+                };
+                for chunk in batch.chunks(1024) {
+                    if let Err(e) = w.append(chunk) {
+                        log::error!("audit log write failed: {e}");
+                    }
+                    dirty = true;
+                }
+                if closed {
+                    let _ = w.file.sync_all();
+                    return;
+                }
+                if dirty && last_sync.elapsed() >= Duration::from_secs(1) {
+                    let _ = w.file.sync_data();
+                    dirty = false;
+                    last_sync = std::time::Instant::now();
+                }
+            }
+        })?)
+}
+
+impl Sink {
+    /// Starts writing this copy's chain of the vault at `vault`.
+    pub fn start(vault: &Path, keys: Keys) -> Result<Sink> {
+        let c = chain::local(vault, &keys.vault_id);
+        let w = Writer::open(vault, &c, keys, Duration::from_secs(10), true)?;
+        let shared: Shared = std::sync::Arc::new((
+            std::sync::Mutex::new(Queue::default()),
+            std::sync::Condvar::new(),
+        ));
+        let thread = spawn_writer(shared.clone(), w)?;
+        Ok(Sink {
+            shared,
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
+    }
+
+    /// After `close`: opens the log again, with `keys` (a live `rekey --all` re-sealed it
+    /// under a new master key), and takes records again.
+    pub fn reopen(&self, vault: &Path, keys: Keys) -> Result<()> {
+        let c = chain::local(vault, &keys.vault_id);
+        let w = Writer::open(vault, &c, keys, Duration::from_secs(10), true)?;
+        self.shared
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .closed = false;
+        let t = spawn_writer(self.shared.clone(), w)?;
+        *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+        Ok(())
+    }
+
+    pub fn record(&self, r: Record) {
+        let (m, cv) = &*self.shared;
+        let mut q = m.lock().unwrap_or_else(|p| p.into_inner());
+        if q.closed {
+            return;
+        }
+        q.recs.push(r);
+        if q.recs.len() >= BATCH_WAKE {
+            cv.notify_one();
+        }
+    }
+
+    /// Writes everything queued and syncs (also done on drop). Later records are dropped.
+    pub fn close(&self) {
+        {
+            let (m, cv) = &*self.shared;
+            m.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+            cv.notify_one();
+        }
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Takes the log's lock, waiting up to `wait`: a daemon that was just unmounted may still be
+/// closing its log. The lock is a flock on the `tutela.audit` directory itself, not on a file
+/// in it: a sync tool copies files between machines, and one it replaced under a live mount
+/// would no longer be the file that mount holds locked.
+fn take_lock(vault: &Path, wait: Duration, busy: &str) -> Result<std::fs::File> {
+    let dir = vault.join(DIR_NAME);
+    crate::sys::private_dir(&dir)?;
+    flock_dir(&dir, wait, busy)
+}
+
+/// An exclusive flock on directory `dir`, waiting up to `wait`.
+pub(super) fn flock_dir(dir: &Path, wait: Duration, busy: &str) -> Result<std::fs::File> {
+    let f = std::fs::File::open(dir)?;
+    let start = std::time::Instant::now();
+    while !crate::sys::try_lock_exclusive(&f) {
+        if start.elapsed() >= wait {
+            return Err(Error::Busy(busy.into()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(f)
+}
+
+/// Takes the vault's log lock for an offline command that must not run beside a mount.
+pub fn lock(vault: &Path) -> Result<std::fs::File> {
+    take_lock(
+        vault,
+        Duration::from_secs(3),
+        "the vault is mounted: unmount it first",
+    )
+}
+
+/// Appends records from a command (policy set, etc.) without a daemon, to this copy's chain.
+pub fn append_offline(vault: &Path, keys: Keys, recs: &[Record]) -> Result<()> {
+    let c = chain::local(vault, &keys.vault_id);
+    // No waiting: a held lock means a live mount, which records the change itself.
+    let mut w = Writer::open(vault, &c, keys, Duration::ZERO, true)?;
+    w.append(recs)?;
+    w.file.sync_all()?;
+    Ok(())
+}
+
+/// Appends `recs` to chain `c` of the log in `vault` as they are (a re-seal, which copies
+/// each chain to a new log: no heads of other chains are added).
+pub fn append_to_chain(vault: &Path, c: &Chain, keys: Keys, recs: &[Record]) -> Result<()> {
+    let mut w = Writer::open(vault, c, keys, Duration::ZERO, false)?;
+    w.append(recs)?;
+    w.file.sync_all()?;
+    Ok(())
+}
+
+/// A writer on any chain, for tests that build logs older versions wrote.
+#[cfg(test)]
+pub(super) fn open_for_tests(vault: &Path, c: &Chain, keys: Keys) -> Writer {
+    Writer::open(vault, c, keys, Duration::ZERO, false).unwrap()
+}
