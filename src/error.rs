@@ -90,6 +90,11 @@ pub enum Error {
     /// vault's keys, was not accepted).
     #[error("{0}")]
     ControlRefused(String),
+    /// A client's folder is locked on the live mount (`tutela lock`): its key is not in the
+    /// daemon's memory. Holds the client's name, or its folder for FUSE replies (ENOKEY, as
+    /// the kernel's own fscrypt answers for a locked directory).
+    #[error("client '{0}' is locked on the live mount: unlock it first (tutela unlock)")]
+    ClientLocked(String),
     /// An error the mount daemon reported for a control request, with its exit code.
     #[error("{msg}")]
     Daemon { code: i32, msg: String },
@@ -122,6 +127,7 @@ pub mod exit {
     pub const KEY_STORE: i32 = 24;
     pub const UNSAFE_FILE: i32 = 25;
     pub const CONTROL_REFUSED: i32 = 26;
+    pub const CLIENT_LOCKED: i32 = 27;
 
     /// Every code with its meaning, for the man page (docs/cli.md "Exit codes" says the same; a
     /// test keeps them together).
@@ -185,6 +191,10 @@ pub mod exit {
             CONTROL_REFUSED,
             "the mount daemon refused the request: not root or the daemon's user, or the passphrase is not this vault's",
         ),
+        (
+            CLIENT_LOCKED,
+            "a client is locked on the live mount (tutela lock): unlock it first",
+        ),
     ];
 }
 
@@ -211,6 +221,7 @@ impl Error {
             Error::Revoked => libc::EIO,
             Error::AuthFailed { .. } | Error::Corrupt { .. } => libc::EIO,
             Error::Busy(_) => libc::EBUSY,
+            Error::ClientLocked(_) => libc::ENOKEY,
             Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
             Error::WrongPassphrase
             | Error::NotAVault { .. }
@@ -252,6 +263,7 @@ impl Error {
             Error::KeyStore(_) => exit::KEY_STORE,
             Error::UnsafeFile(_) => exit::UNSAFE_FILE,
             Error::ControlRefused(_) => exit::CONTROL_REFUSED,
+            Error::ClientLocked(_) => exit::CLIENT_LOCKED,
             Error::Daemon { code, .. } => *code,
             Error::AuthFailed { .. } | Error::Corrupt { .. } => exit::DATA_DAMAGED,
             _ => exit::GENERIC,

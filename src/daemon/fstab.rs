@@ -63,7 +63,7 @@ fn kernel_flag(opt: &str) -> bool {
 pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
     let usage = || {
         Error::Usage(
-            "usage: mount.fuse.tutela VAULT MOUNTPOINT -o passfile=FILE[,ro][,allow_other][,idle=15m][,keystore=PATH][,log_file=FILE][,threads=N]".into(),
+            "usage: mount.fuse.tutela VAULT MOUNTPOINT -o passfile=FILE[,ro][,allow_other][,idle=15m][,client_idle=15m][,keystore=PATH][,log_file=FILE][,threads=N]".into(),
         )
     };
     let mut pos = Vec::new();
@@ -125,6 +125,7 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
             ("ro", None) => rest.push("--read-only".into()),
             ("allow_other", None) => rest.push("--allow-other".into()),
             ("idle", Some(d)) => rest.extend(["--idle".into(), d.into()]),
+            ("client_idle", Some(d)) => rest.extend(["--client-idle".into(), d.into()]),
             ("threads", Some(n)) => rest.extend(["--threads".into(), n.into()]),
             ("log_file" | "logfile", Some(f)) => rest.extend(["--log-file".into(), f.into()]),
             ("verbose", None) => rest.push("-v".into()),
@@ -132,7 +133,7 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
             _ if handled_before(o) => {}
             _ => {
                 return Err(Error::Usage(format!(
-                    "mount.fuse.tutela: unknown option '{o}' (known: passfile=, extpass=, keystore=, ro, allow_other, idle=, threads=, log_file=, verbose, and the kernel flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime, strictatime)"
+                    "mount.fuse.tutela: unknown option '{o}' (known: passfile=, extpass=, keystore=, ro, allow_other, idle=, client_idle=, threads=, log_file=, verbose, and the kernel flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime, strictatime)"
                 )))
             }
         }

@@ -47,6 +47,9 @@ pub struct Live {
     /// The user asked for a read-only mount (as opposed to one made read-only until an
     /// interrupted rekey is finished).
     user_read_only: bool,
+    /// Clients locked now (`tutela lock`, or idle): their keys, and the zone-wrap key that
+    /// would bring them back from the config, are not in memory.
+    locked: Mutex<Vec<String>>,
 }
 
 type Answer = Result<(String, serde_json::Value)>;
@@ -97,6 +100,161 @@ impl Live {
             vault: Mutex::new(vault),
             busy: Mutex::new(None),
             user_read_only,
+            locked: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Clients locked now, by name.
+    pub fn locked_clients(&self) -> Vec<String> {
+        self.locked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Overwrites, in the vault's copy of the zone table, the keys of the locked clients, and
+    /// while any is locked also the zone-wrap key (with which the daemon could read them back
+    /// from the config): none of them stays in memory.
+    fn forget_locked_keys(&self, v: &mut Vault) -> Result<()> {
+        let locked = self.locked_clients();
+        if locked.is_empty() {
+            return Ok(());
+        }
+        for z in v.zones.iter_mut().filter(|z| locked.contains(&z.name)) {
+            z.key = Key32::random()?;
+        }
+        let (_, config_mac) = v.saving_keys();
+        v.set_saving_keys((Key32::random()?, config_mac));
+        Ok(())
+    }
+
+    /// Locks client `name`: its key leaves the daemon's memory, the kernel forgets its
+    /// names and cached pages, and its folder answers ENOKEY until an unlock. Refused while
+    /// its files are open, unless `force` (their handles are then revoked). `why` goes into
+    /// the answer ("idle for 15m", or nothing when asked for).
+    pub fn lock_client(&self, name: &str, force: bool) -> Answer {
+        let mut v = self.vault();
+        if self.locked_clients().iter().any(|n| n == name) {
+            return Ok((
+                format!("client '{name}' is already locked"),
+                json!({ "client": name, "locked": true, "already": true }),
+            ));
+        }
+        let rec = zone_named(&v, name)?;
+        let (id, path) = (rec.id, rec.path.clone());
+        let family = self.fs.family_of(&id).ok_or(Error::NotFound)?;
+        let open = self.fs.open_in_family(family);
+        if open > 0 && !force {
+            return Err(Error::Busy(format!(
+                "client '{name}' has {open} open file{}: close {} first, or lock --force (their \
+                 handles are revoked: reads and writes on them fail)",
+                if open == 1 { "" } else { "s" },
+                if open == 1 { "it" } else { "them" }
+            )));
+        }
+        let held = self.fs.exclusive();
+        let names = self.fs.zone_names(family);
+        let revoked = self.fs.lock_zone(&held, family)?;
+        drop(held);
+        self.fs.forget_zone(&names);
+        self.locked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(name.to_string());
+        self.forget_locked_keys(&mut v)?;
+        Ok((
+            format!(
+                "client '{name}' locked: its key is out of the mount daemon's memory; {path} \
+                 answers \"Required key not available\" until tutela unlock{}",
+                if revoked > 0 {
+                    format!(" ({revoked} open files were closed on their users)")
+                } else {
+                    String::new()
+                }
+            ),
+            json!({ "client": name, "path": path, "locked": true, "revoked_open_files": revoked }),
+        ))
+    }
+
+    /// Unlocks client `name` with the zone-wrap key the caller sent (sealed under the
+    /// control key): the zone table is read from the config again, which the config MAC
+    /// key the daemon kept authenticates, and the client's key taken from it.
+    fn unlock_client(&self, name: &str, sealed: &str) -> Answer {
+        if !self.locked_clients().iter().any(|n| n == name) {
+            let known = zone_named(&self.vault(), name).is_ok();
+            return Err(Error::Usage(if known {
+                format!("client '{name}' is not locked")
+            } else {
+                format!("no client named '{name}' (see tutela client list)")
+            }));
+        }
+        let control = self
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .control
+            .duplicate();
+        let zone_wrap = crate::daemon::control::open_zone_wrap(&control, sealed)?;
+        let mut v = self.vault();
+        let (_, config_mac) = v.saving_keys();
+        v.set_saving_keys((zone_wrap, config_mac.duplicate()));
+        if let Err(e) = v.reload() {
+            // Whatever failed, the daemon holds no zone-wrap key afterwards.
+            v.set_saving_keys((Key32::random()?, config_mac));
+            return Err(Error::ControlRefused(format!(
+                "the zone table does not open with that key ({e}): nothing was unlocked"
+            )));
+        }
+        let rec = zone_named(&v, name)?;
+        let family = self.fs.family_of(&rec.id).ok_or(Error::NotFound)?;
+        let path = rec.path.clone();
+        {
+            let held = self.fs.exclusive();
+            self.fs.unlock_zone(&held, family, &rec.key);
+        }
+        self.locked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|n| n != name);
+        self.forget_locked_keys(&mut v)?;
+        Ok((
+            format!("client '{name}' unlocked: {path} opens again"),
+            json!({ "client": name, "path": path, "locked": false }),
+        ))
+    }
+
+    /// Locks every client nobody used for `idle` (and with no open file): `--client-idle`.
+    /// Each lock is recorded as the daemon's own.
+    pub fn lock_idle(&self, idle: std::time::Duration) {
+        let families = self.fs.idle_families(idle.as_secs().max(1));
+        if families.is_empty() {
+            return;
+        }
+        let ids = self.fs.zone_ids(&families);
+        let names: Vec<(String, String)> = {
+            let v = self.vault();
+            v.zones
+                .iter()
+                .filter(|z| ids.contains(&z.id))
+                .map(|z| (z.name.clone(), z.path.clone()))
+                .collect()
+        };
+        for (name, path) in names {
+            let (result, detail) = match self.lock_client(&name, false) {
+                Ok(_) => (
+                    "ok",
+                    format!("idle for {}", humantime::format_duration(idle)),
+                ),
+                Err(e) => ("failed", e.to_string()),
+            };
+            self.fs.record_request(
+                &crate::offline::clients::me(),
+                "client-lock",
+                &path,
+                &name,
+                result,
+                Some(detail),
+            );
         }
     }
 
@@ -518,7 +676,19 @@ impl Live {
     }
 
     fn dispatch(&self, who: Caller, req: &Request, progress: &mut dyn FnMut(&str)) -> Answer {
+        let locked = self.locked_clients();
+        let lock_op = matches!(
+            req,
+            Request::ClientLock { .. } | Request::ClientUnlock { .. }
+        );
+        if !locked.is_empty() && !lock_op {
+            // Changing the zone table needs every zone's key, and the daemon holds none of
+            // the locked ones (nor the key that would read them back).
+            return Err(Error::ClientLocked(locked.join(", ")));
+        }
         match req {
+            Request::ClientLock { name, force } => self.lock_client(name, *force),
+            Request::ClientUnlock { name, zone_wrap } => self.unlock_client(name, zone_wrap),
             Request::ClientAdd { name, path } => self.add(who, name, path, progress),
             Request::ClientExport { name, output } => self.export(who, name, output, progress),
             Request::ClientShred { name } => self.shred(who, name),
@@ -534,6 +704,8 @@ impl Live {
             Request::ClientAdd { name, path } => return (name.clone(), path.clone()),
             Request::ClientExport { name, .. }
             | Request::ClientShred { name }
+            | Request::ClientLock { name, .. }
+            | Request::ClientUnlock { name, .. }
             | Request::Rekey { client: name } => name.clone(),
             Request::RekeyResume | Request::RekeyAll { .. } => return (String::new(), "/".into()),
         };
@@ -553,6 +725,8 @@ impl Handler for Live {
             Request::ClientAdd { name, .. }
             | Request::ClientExport { name, .. }
             | Request::ClientShred { name }
+            | Request::ClientLock { name, .. }
+            | Request::ClientUnlock { name, .. }
             | Request::Rekey { client: name } => name.clone(),
             Request::RekeyResume | Request::RekeyAll { .. } => String::new(),
         };

@@ -25,6 +25,8 @@ pub struct MountArgs {
     pub read_only: bool,
     pub allow_other: bool,
     pub idle: Option<Duration>,
+    /// Lock each client after its own idle time (`--client-idle`).
+    pub client_idle: Option<Duration>,
     pub threads: usize,
     pub log_file: Option<PathBuf>,
     /// Kernel mount flags from `-o` (or an fstab line), in the order given.
@@ -486,17 +488,37 @@ fn load_live_policy(keep: &Keep) -> Result<Option<Policy>> {
         .transpose()
 }
 
-/// Publishes the daemon's status again when listings met new stray backing names.
-fn republish_on_strays(fs: Arc<Fs>, mut info: crate::daemon::status::DaemonInfo) {
+/// Publishes the daemon's status again when listings met new stray backing names, or a
+/// client was locked or unlocked.
+fn republish_on_change(
+    fs: Arc<Fs>,
+    live: Arc<crate::daemon::live::Live>,
+    mut info: crate::daemon::status::DaemonInfo,
+) {
     let _ = std::thread::Builder::new()
         .name("status".into())
         .spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(2));
+            std::thread::sleep(Duration::from_millis(500));
             let n = fs.strays_seen();
-            if n != info.strays {
+            let mut locked = live.locked_clients();
+            locked.sort();
+            if n != info.strays || locked != info.locked {
                 info.strays = n;
+                info.locked = locked;
                 crate::daemon::status::publish(&info);
             }
+        });
+}
+
+/// `--client-idle`: looks for clients idle that long, often enough that none stays open
+/// much past its time (a tenth of it, between 1 and 30 seconds).
+fn lock_idle_clients(live: Arc<crate::daemon::live::Live>, idle: Duration) {
+    let every = (idle / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let _ = std::thread::Builder::new()
+        .name("client-idle".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            live.lock_idle(idle);
         });
 }
 
@@ -704,10 +726,15 @@ fn serve(
         idle_s: args.idle.map(|d| d.as_secs()),
         threads: args.threads,
         strays: 0,
+        locked: Vec::new(),
+        client_idle_s: args.client_idle.map(|d| d.as_secs()),
     };
     watch_policy(fs.clone(), keep, session.notifier())?;
     crate::daemon::status::publish(&info);
-    republish_on_strays(fs.clone(), info);
+    republish_on_change(fs.clone(), live.clone(), info);
+    if let Some(idle) = args.client_idle {
+        lock_idle_clients(live.clone(), idle);
+    }
     if let Some(mut w) = ready.take() {
         let _ = writeln!(w, "ok");
     }

@@ -20,6 +20,11 @@ pub struct DaemonInfo {
     /// Backing names met in listings that are neither an entry nor a copy of one.
     #[serde(default)]
     pub strays: usize,
+    /// Clients locked on this mount now (`tutela lock`, or `--client-idle`).
+    #[serde(default)]
+    pub locked: Vec<String>,
+    #[serde(default)]
+    pub client_idle_s: Option<u64>,
 }
 
 pub fn dir() -> PathBuf {

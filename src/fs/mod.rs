@@ -94,6 +94,12 @@ pub struct Zone {
     /// Shredded while mounted: its key is gone and nothing in it may be reached again. (The
     /// slot stays, so that the indices of other zones held by inodes do not move.)
     pub erased: bool,
+    /// Locked on the live mount (`tutela lock`): its key is not in memory until an unlock
+    /// brings it back; its entries answer ENOKEY.
+    pub locked: bool,
+    /// When an entry of the zone was last looked up or opened (seconds since the epoch), for
+    /// locking a client after its own idle time.
+    pub last_used: std::sync::atomic::AtomicU64,
 }
 
 impl Zone {
@@ -106,8 +112,17 @@ impl Zone {
             family,
             retiring: None,
             erased: false,
+            locked: false,
+            last_used: std::sync::atomic::AtomicU64::new(now_secs()),
         }
     }
+}
+
+/// Seconds since the epoch (a vDSO call: cheap enough for every lookup).
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Proof that the request gate is held exclusively (see `Fs::exclusive`): what changes the
@@ -479,7 +494,17 @@ impl Fs {
         let zones = self.zones.read().unwrap_or_else(|p| p.into_inner());
         match zones.get(idx) {
             Some(z) if z.erased => Err(Error::NotFound),
-            Some(z) => Ok(z.clone()),
+            Some(z) if z.locked => Err(Error::ClientLocked(
+                String::from_utf8_lossy(&z.path).into_owned(),
+            )),
+            Some(z) => {
+                let now = now_secs();
+                // Stored only when it changes: no cache line bouncing between lookups.
+                if z.last_used.load(std::sync::atomic::Ordering::Relaxed) != now {
+                    z.last_used.store(now, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(z.clone())
+            }
             None => Err(Error::Corrupt { what: "zone index" }),
         }
     }

@@ -217,6 +217,87 @@ impl Fs {
     }
 }
 
+impl Fs {
+    /// Locks zone `family` (`tutela lock`): its key leaves memory (the zone's entry is
+    /// replaced by a keyless placeholder; the old one is dropped, and its key zeroized, when
+    /// the last request using it ends), and every handle of its files is revoked. Returns how
+    /// many were open. A zone being rekeyed cannot be locked (the rekey needs both keys).
+    pub fn lock_zone(&self, _held: &Exclusive<'_>, family: usize) -> crate::error::Result<usize> {
+        {
+            let mut zones = self.zones.write().unwrap_or_else(|p| p.into_inner());
+            let Some(cur) = zones.get(family).cloned() else {
+                return Err(crate::error::Error::NotFound);
+            };
+            if cur.retiring.is_some() {
+                return Err(crate::error::Error::Busy(
+                    "the client is being rekeyed: lock it when the rekey is done".into(),
+                ));
+            }
+            let mut l = erased(&cur);
+            l.erased = false;
+            l.locked = true;
+            zones[family] = Arc::new(l);
+        }
+        Ok(self.revoke_family(family))
+    }
+
+    /// Unlocks zone `family` with its key again.
+    pub fn unlock_zone(&self, _held: &Exclusive<'_>, family: usize, key: &Key32) {
+        let mut zones = self.zones.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(cur) = zones.get(family).cloned() {
+            if cur.locked {
+                zones[family] = Arc::new(Zone::new(cur.id, key, &cur.path, family));
+            }
+        }
+    }
+
+    /// Files of zone `family` open now.
+    pub fn open_in_family(&self, family: usize) -> usize {
+        let zones = self.zones_now();
+        lock(&self.files.nodes)
+            .values()
+            .filter(|(node, _)| {
+                let z = node.zone.load(Ordering::Relaxed);
+                zones.get(z).is_some_and(|z| z.family == family)
+            })
+            .count()
+    }
+
+    /// Client zones (current key, not locked, not erased, not being rekeyed) that nobody has
+    /// used for `idle_secs` and that have no open file: what `--client-idle` locks.
+    pub fn idle_families(&self, idle_secs: u64) -> Vec<usize> {
+        let now = super::now_secs();
+        self.zones_now()
+            .iter()
+            .enumerate()
+            .filter(|(i, z)| {
+                *i > 0
+                    && z.family == *i
+                    && !z.erased
+                    && !z.locked
+                    && z.retiring.is_none()
+                    && now.saturating_sub(z.last_used.load(Ordering::Relaxed)) >= idle_secs
+            })
+            .map(|(i, _)| i)
+            .filter(|i| self.open_in_family(*i) == 0)
+            .collect()
+    }
+
+    /// The ids of zones `families`.
+    pub fn zone_ids(&self, families: &[usize]) -> Vec<crate::crypto::Id> {
+        let zones = self.zones_now();
+        families
+            .iter()
+            .filter_map(|i| zones.get(*i).map(|z| z.id))
+            .collect()
+    }
+
+    /// Whether zone `family` is locked now.
+    pub fn is_locked(&self, family: usize) -> bool {
+        self.zones_now().get(family).is_some_and(|z| z.locked)
+    }
+}
+
 /// The placeholder of an erased zone: same id and path, no key.
 fn erased(z: &Zone) -> Zone {
     let mut e = Zone::new(z.id, &Key32::from_bytes([0; 32]), &z.path, z.family);

@@ -439,6 +439,12 @@ impl Vault {
         Ok(label)
     }
 
+    /// The key that opens the zone table (for `tutela unlock`, which hands it to the mount
+    /// daemon sealed under the control key).
+    pub fn zone_wrap_key(&self) -> Key32 {
+        self.zone_wrap.duplicate()
+    }
+
     /// The keys `save` and `reload` use (to put them back after a failed change).
     pub fn saving_keys(&self) -> (Key32, Key32) {
         (self.zone_wrap.duplicate(), self.config_mac_key.duplicate())

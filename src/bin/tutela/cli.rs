@@ -67,6 +67,10 @@ pub enum Command {
         /// Unmount after this long without access (e.g. 15m, 1h30m, 2h).
         #[arg(long, value_name = "DURATION", value_parser = tutela::daemon::mount::parse_idle)]
         idle: Option<std::time::Duration>,
+        /// Lock each client after this long without access to its folder (its key leaves
+        /// memory; `tutela unlock` brings it back), e.g. 15m.
+        #[arg(long, value_name = "DURATION", value_parser = tutela::daemon::mount::parse_idle)]
+        client_idle: Option<std::time::Duration>,
         /// Threads serving requests.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         threads: u16,
@@ -128,6 +132,34 @@ pub enum Command {
     Key {
         #[command(subcommand)]
         cmd: KeyCmd,
+    },
+    /// Lock one client on a live mount: its key leaves the mount daemon's memory and its
+    /// folder answers "Required key not available" (ENOKEY) until `tutela unlock`; the
+    /// other clients stay open.
+    Lock {
+        /// The mountpoint of the live mount (or its vault).
+        target: PathBuf,
+        /// The client to lock.
+        client: String,
+        /// Lock even while the client's files are open: their handles are revoked (reads and
+        /// writes on them fail).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Unlock a client that `tutela lock` (or --client-idle) locked on a live mount.
+    Unlock {
+        /// The mountpoint of the live mount (or its vault).
+        target: PathBuf,
+        /// The client to unlock.
+        client: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        pass: PassArgs,
     },
     /// List live tutela mounts: vault, mountpoint, read-only, policy, uptime.
     Status {

@@ -10,6 +10,7 @@ mod common;
 mod fsck;
 mod init;
 mod key;
+mod lock;
 mod manual;
 mod mount;
 mod passwd;
@@ -47,6 +48,7 @@ fn run(cli: Cli) -> Result<()> {
             read_only,
             allow_other,
             idle,
+            client_idle,
             threads,
             log_file,
             options,
@@ -61,6 +63,7 @@ fn run(cli: Cli) -> Result<()> {
                 read_only,
                 allow_other,
                 idle,
+                client_idle,
                 threads,
                 log_file,
                 options,
@@ -99,6 +102,19 @@ fn run(cli: Cli) -> Result<()> {
             key::key(cmd)
         }
         Command::Status { json } => status::status(json),
+        Command::Lock {
+            target,
+            client,
+            force,
+            json,
+            pass,
+        } => lock::lock(&target, &client, force, json, &pass),
+        Command::Unlock {
+            target,
+            client,
+            json,
+            pass,
+        } => lock::unlock(&target, &client, json, &pass),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "tutela", &mut std::io::stdout());

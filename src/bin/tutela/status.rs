@@ -16,6 +16,9 @@ struct MountStatus {
     pid: Option<u32>,
     uptime_s: Option<u64>,
     strays: Option<usize>,
+    /// Clients locked on the mount now.
+    locked: Vec<String>,
+    client_idle_s: Option<u64>,
 }
 
 pub fn status(json: bool) -> Result<()> {
@@ -47,6 +50,8 @@ pub fn status(json: bool) -> Result<()> {
             pid: d.map(|d| d.pid),
             uptime_s: d.map(|d| now.saturating_sub(d.started_unix)),
             strays: d.map(|d| d.strays),
+            locked: d.map(|d| d.locked.clone()).unwrap_or_default(),
+            client_idle_s: d.and_then(|d| d.client_idle_s),
             vault,
             mountpoint,
         });
@@ -71,6 +76,20 @@ pub fn status(json: bool) -> Result<()> {
             }
             if let Some(c) = s.clients {
                 extra.push(format!("{c} clients"));
+            }
+            if !s.locked.is_empty() {
+                let names: Vec<String> = s
+                    .locked
+                    .iter()
+                    .map(|n| tutela::text::escape(n).into_owned())
+                    .collect();
+                extra.push(format!("locked: {}", names.join(", ")));
+            }
+            if let Some(i) = s.client_idle_s {
+                extra.push(format!(
+                    "locks each client after {} idle",
+                    humantime::format_duration(Duration::from_secs(i))
+                ));
             }
             if let Some(n) = s.strays.filter(|n| *n > 0) {
                 extra.push(format!(

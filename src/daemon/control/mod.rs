@@ -56,6 +56,20 @@ pub enum Request {
         master: String,
         slot: WireSlot,
     },
+    /// Drops one client's key from the daemon's memory (`tutela lock`). With open files of the
+    /// client it is refused, unless `force`, which revokes their handles.
+    ClientLock {
+        name: String,
+        #[serde(default)]
+        force: bool,
+    },
+    /// Brings a locked client's key back (`tutela unlock`): `zone_wrap` is the vault's
+    /// zone-wrap key sealed under the control key (aad `tutela/control/zone-wrap`), hex; the
+    /// daemon re-reads the zone table with it and takes the client's key from there.
+    ClientUnlock {
+        name: String,
+        zone_wrap: String,
+    },
 }
 
 /// A key slot on the wire (FORMAT.md "tutela.conf": the same fields).
@@ -135,10 +149,37 @@ pub fn open_master(control: &Key32, sealed: &str) -> Result<Key32> {
     Ok(Key32::from_bytes(arr))
 }
 
+/// The associated data sealing the zone-wrap key on the channel.
+const ZONE_WRAP_AAD: &[u8] = b"tutela/control/zone-wrap";
+
+/// Seals the zone-wrap key for an unlock request.
+pub fn seal_zone_wrap(control: &Key32, zone_wrap: &Key32) -> Result<String> {
+    Ok(hex(&crate::crypto::seal_random(
+        control.as_bytes(),
+        ZONE_WRAP_AAD,
+        zone_wrap.as_bytes(),
+    )?))
+}
+
+/// Opens a zone-wrap key sealed by `seal_zone_wrap`.
+pub fn open_zone_wrap(control: &Key32, sealed: &str) -> Result<Key32> {
+    let bytes = unhex(sealed).ok_or(Error::Invalid)?;
+    let plain = zeroize::Zeroizing::new(crate::crypto::open_random(
+        control.as_bytes(),
+        ZONE_WRAP_AAD,
+        &bytes,
+        "zone-wrap key",
+    )?);
+    let arr: [u8; 32] = plain.as_slice().try_into().map_err(|_| Error::Invalid)?;
+    Ok(Key32::from_bytes(arr))
+}
+
 impl Request {
     /// The audit operation name.
     pub fn op(&self) -> &'static str {
         match self {
+            Request::ClientLock { .. } => "client-lock",
+            Request::ClientUnlock { .. } => "client-unlock",
             Request::ClientAdd { .. } => "client-add",
             Request::ClientExport { .. } => "client-export",
             Request::ClientShred { .. } => "client-shred",
