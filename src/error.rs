@@ -95,6 +95,9 @@ pub enum Error {
     /// the kernel's own fscrypt answers for a locked directory).
     #[error("client '{0}' is locked on the live mount: unlock it first (tutela unlock)")]
     ClientLocked(String),
+    /// The passphrase opens a client-scoped key slot: one client's keys, not the vault's.
+    #[error("passphrase '{label}' opens only client '{client}': it cannot be used for this command, which needs a passphrase of the whole vault")]
+    ClientKeyOnly { label: String, client: String },
     /// An error the mount daemon reported for a control request, with its exit code.
     #[error("{msg}")]
     Daemon { code: i32, msg: String },
@@ -128,6 +131,7 @@ pub mod exit {
     pub const UNSAFE_FILE: i32 = 25;
     pub const CONTROL_REFUSED: i32 = 26;
     pub const CLIENT_LOCKED: i32 = 27;
+    pub const CLIENT_KEY_ONLY: i32 = 28;
 
     /// Every code with its meaning, for the man page (docs/cli.md "Exit codes" says the same; a
     /// test keeps them together).
@@ -195,6 +199,10 @@ pub mod exit {
             CLIENT_LOCKED,
             "a client is locked on the live mount (tutela lock): unlock it first",
         ),
+        (
+            CLIENT_KEY_ONLY,
+            "the passphrase opens one client's keys only (a client key slot): the command needs a passphrase of the whole vault",
+        ),
     ];
 }
 
@@ -235,6 +243,7 @@ impl Error {
             | Error::Usage(_)
             | Error::PolicyInvalid(_)
             | Error::ControlRefused(_)
+            | Error::ClientKeyOnly { .. }
             | Error::Daemon { .. }
             | Error::AuditTampered(_)
             | Error::FsckProblems(_)
@@ -264,6 +273,7 @@ impl Error {
             Error::UnsafeFile(_) => exit::UNSAFE_FILE,
             Error::ControlRefused(_) => exit::CONTROL_REFUSED,
             Error::ClientLocked(_) => exit::CLIENT_LOCKED,
+            Error::ClientKeyOnly { .. } => exit::CLIENT_KEY_ONLY,
             Error::Daemon { code, .. } => *code,
             Error::AuthFailed { .. } | Error::Corrupt { .. } => exit::DATA_DAMAGED,
             _ => exit::GENERIC,

@@ -180,3 +180,126 @@ fn the_recovery_key_sets_a_new_passphrase_when_all_are_forgotten() {
     assert!(!out.status.success());
     assert_eq!(list(&vault, &newp).0, 0);
 }
+
+/// `tutela ARGS... VAULT MORE... --passfile PF`: exit code and everything printed.
+fn run_as(args: &[&str], vault: &Path, more: &[&str], pf: &Path) -> (i32, String) {
+    let out = tutela()
+        .args(args)
+        .arg(vault)
+        .args(more)
+        .arg("--passfile")
+        .arg(pf)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A contractor's key (`key add --client acme`) opens acme's keys only: every vault-wide
+/// command refuses it with its own exit code and says which client it is for; rekeying the
+/// client revokes it for good; it is listed with its client, and removed like any key.
+#[test]
+fn a_client_key_opens_one_client_and_no_vault_wide_command() {
+    let v = TestVault::new_unmounted();
+    let t = v.tmp.path().to_path_buf();
+    for (name, path) in [("acme", "/clients/acme"), ("bluebird", "/clients/bluebird")] {
+        run_ok(
+            tutela()
+                .args(["client", "add"])
+                .arg(&v.vault)
+                .args([name, "--path", path, "--passfile"])
+                .arg(&v.passfile),
+        );
+    }
+    let contractor = passfile(&t, "contractor", "the contractor's own passphrase");
+    let add = |label: &str, client: &str| {
+        run_as(
+            &["key", "add"],
+            &v.vault,
+            &[
+                "--label",
+                label,
+                "--client",
+                client,
+                "--new-passfile",
+                contractor.to_str().unwrap(),
+            ],
+            &v.passfile,
+        )
+    };
+    let before = fs::read(v.vault.join("tutela.conf")).unwrap();
+    let (code, out) = add("contractor", "nobody");
+    assert_eq!(code, exit::USAGE, "{out}");
+    assert!(out.contains("no client named 'nobody'"), "{out}");
+    assert_eq!(fs::read(v.vault.join("tutela.conf")).unwrap(), before);
+    let (code, out) = add("contractor", "acme");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("opens client 'acme' only"), "{out}");
+    let (code, out) = add("contractor", "bluebird");
+    assert_eq!(code, exit::USAGE, "a label is unique across kinds: {out}");
+
+    let (code, out) = list(&v.vault, &v.passfile);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "default\ncontractor  (client 'acme' only)\n")
+    );
+    let (_, json) = run_as(&["key", "list", "--json"], &v.vault, &[], &v.passfile);
+    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(j["keys"], serde_json::json!(["default", "contractor"]));
+    assert_eq!(j["slots"][1]["kind"], "client-passphrase");
+    assert_eq!(j["slots"][1]["client"], "acme");
+
+    // Every vault-wide command refuses it, naming its client; nothing is written.
+    let before = fs::read(v.vault.join("tutela.conf")).unwrap();
+    let mnt = t.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let commands: &[(&[&str], &[&str])] = &[
+        (&["key", "list"], &[]),
+        (&["key", "remove"], &["default"]),
+        (&["client", "list"], &[]),
+        (
+            &["client", "export"],
+            &["bluebird", "--output", "/tmp/tutela-never.tar"],
+        ),
+        (&["policy", "show"], &[]),
+        (&["audit", "show"], &[]),
+        (&["rekey"], &["--all", "--yes"]),
+        (&["mount"], &[mnt.to_str().unwrap(), "--foreground"]),
+    ];
+    for (args, more) in commands {
+        let (code, out) = run_as(args, &v.vault, more, &contractor);
+        assert_eq!(code, exit::CLIENT_KEY_ONLY, "{args:?}: {out}");
+        assert!(out.contains("opens only client 'acme'"), "{args:?}: {out}");
+    }
+    assert_eq!(fs::read(v.vault.join("tutela.conf")).unwrap(), before);
+    // A wrong passphrase is still just wrong.
+    let wrong = passfile(&t, "wrong", "nobody's passphrase");
+    assert_eq!(list(&v.vault, &wrong).0, exit::WRONG_PASSPHRASE);
+
+    // Rekeying the client revokes the contractor for good.
+    let (code, out) = run_as(&["rekey"], &v.vault, &["--client", "acme"], &v.passfile);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("removed the client keys") && out.contains("contractor"),
+        "{out}"
+    );
+    assert_eq!(list(&v.vault, &v.passfile).1, "default\n");
+    assert_eq!(list(&v.vault, &contractor).0, exit::WRONG_PASSPHRASE);
+
+    // Added again, and removed by label like any key; both are in the audit log.
+    assert_eq!(add("contractor", "acme").0, 0);
+    let (code, out) = run_as(&["key", "remove"], &v.vault, &["contractor"], &v.passfile);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(list(&v.vault, &contractor).0, exit::WRONG_PASSPHRASE);
+    let (_, log) = run_as(&["audit", "show"], &v.vault, &[], &v.passfile);
+    assert!(
+        log.contains("key 'contractor', client 'acme' only"),
+        "{log}"
+    );
+}

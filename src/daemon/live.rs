@@ -469,6 +469,7 @@ impl Live {
         self.fs.forget_zone(&names);
         crate::faults::point("shred-detached");
         v.zones.retain(|z| z.id != id);
+        v.drop_client_slots_of(&id);
         v.save()?;
         crate::faults::point("shred-key-destroyed");
         drop(v);
@@ -502,6 +503,8 @@ impl Live {
             let old = std::mem::replace(&mut z.key, new.duplicate());
             z.retiring = Some(old);
         }
+        // A contractor's key to this client holds the old key: it goes now.
+        v.drop_client_slots_of(&id);
         v.save()?;
         let family = self.fs.family_of(&id).ok_or(Error::NotFound)?;
         self.fs.begin_rekey(&held, family, &new)?;

@@ -10,6 +10,10 @@
 //!
 //! slot: kind u8 | label length u8 | label | m_cost KiB u32 | t_cost u32 | lanes u32
 //!       | salt [16] | wrapped master key: nonce [12] ciphertext [32] tag [16]
+//! slot of kind 2 and later: kind u8 | body length u16 | body (a kind this tutela does not
+//!       know is kept byte for byte and skipped at unlock)
+//! client slot body (kind 2): label length u8 | label | m_cost u32 | t_cost u32 | lanes u32
+//!       | salt [16] | zone id [16] | sealed length u16 | sealed client keys
 
 use super::Reader;
 use crate::crypto::Id;
@@ -28,6 +32,10 @@ pub const FLAG_TEST_KDF: u16 = 1;
 /// a reference to it (format/keystore.rs).
 pub const FLAG_KEYSTORE: u16 = 2;
 pub const SLOT_KIND_PASSPHRASE: u8 = 1;
+/// A passphrase that opens one client's keys only (a contractor's).
+pub const SLOT_KIND_CLIENT: u8 = 2;
+/// A client slot's sealed keys are at most this long (keys, a name and a path).
+pub const MAX_CLIENT_SEALED: usize = 8192;
 /// Upper bounds a parser enforces so a hostile config cannot make unlock allocate or spin
 /// without end.
 pub const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
@@ -47,6 +55,28 @@ pub struct Slot {
     pub wrapped: [u8; WRAPPED_LEN],
 }
 
+/// A key slot that opens one client zone's keys, not the master key: what a contractor gets.
+/// The zone id is in the clear (the admin's `key list` names the client from it); the keys,
+/// the client's name and folder are sealed under the passphrase's KEK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSlot {
+    pub label: Vec<u8>,
+    pub m_cost_kib: u32,
+    pub t_cost: u32,
+    pub lanes: u32,
+    pub salt: [u8; SALT_LEN],
+    pub zone_id: Id,
+    pub sealed: Vec<u8>,
+}
+
+/// A slot of a kind this tutela does not know (a later version's): kept as it is, so that
+/// rewriting the config never drops it, and skipped at unlock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherSlot {
+    pub kind: u8,
+    pub body: Vec<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub version: u16,
@@ -55,6 +85,10 @@ pub struct Config {
     pub vault_id: Id,
     pub root_dir_id: Id,
     pub slots: Vec<Slot>,
+    /// Client-scoped slots (kind 2), written after the passphrase slots.
+    pub client_slots: Vec<ClientSlot>,
+    /// Slots of kinds this tutela does not know, written last, unchanged.
+    pub other_slots: Vec<OtherSlot>,
     pub zone_blob: Vec<u8>,
     /// The policy the vault expects (version 2; `None` in a version 1 config).
     pub policy: Option<PolicyBinding>,
@@ -93,7 +127,8 @@ impl Config {
         out.extend_from_slice(&self.block_size.to_le_bytes());
         out.extend_from_slice(&self.vault_id);
         out.extend_from_slice(&self.root_dir_id);
-        out.push(super::fits::<u8>(self.slots.len(), "key slot count")?);
+        let count = self.slots.len() + self.client_slots.len() + self.other_slots.len();
+        out.push(super::fits::<u8>(count, "key slot count")?);
         for s in &self.slots {
             out.push(s.kind);
             out.push(super::fits::<u8>(s.label.len(), "key label")?);
@@ -103,6 +138,24 @@ impl Config {
             out.extend_from_slice(&s.lanes.to_le_bytes());
             out.extend_from_slice(&s.salt);
             out.extend_from_slice(&s.wrapped);
+        }
+        for s in &self.client_slots {
+            let mut body = Vec::with_capacity(64 + s.label.len() + s.sealed.len());
+            body.push(super::fits::<u8>(s.label.len(), "key label")?);
+            body.extend_from_slice(&s.label);
+            body.extend_from_slice(&s.m_cost_kib.to_le_bytes());
+            body.extend_from_slice(&s.t_cost.to_le_bytes());
+            body.extend_from_slice(&s.lanes.to_le_bytes());
+            body.extend_from_slice(&s.salt);
+            body.extend_from_slice(&s.zone_id);
+            body.extend_from_slice(
+                &super::fits::<u16>(s.sealed.len(), "client slot")?.to_le_bytes(),
+            );
+            body.extend_from_slice(&s.sealed);
+            push_enveloped(&mut out, SLOT_KIND_CLIENT, &body)?;
+        }
+        for s in &self.other_slots {
+            push_enveloped(&mut out, s.kind, &s.body)?;
         }
         out.extend_from_slice(
             &super::fits::<u32>(self.zone_blob.len(), "zone table")?.to_le_bytes(),
@@ -151,22 +204,32 @@ impl Config {
             return Err(format!("slot count {n} out of range"));
         }
         let mut slots = Vec::with_capacity(n);
+        let mut client_slots = Vec::new();
+        let mut other_slots = Vec::new();
         for _ in 0..n {
             let kind = r.u8("slot kind")?;
+            if kind == 0 {
+                return Err("key slot kind 0".into());
+            }
             if kind != SLOT_KIND_PASSPHRASE {
-                return Err(format!("unknown key slot kind {kind}"));
+                let len = r.u16("slot body length")? as usize;
+                let body = r.take(len, "slot body")?;
+                if kind == SLOT_KIND_CLIENT {
+                    client_slots.push(parse_client_slot(body)?);
+                } else {
+                    other_slots.push(OtherSlot {
+                        kind,
+                        body: body.to_vec(),
+                    });
+                }
+                continue;
             }
             let len = r.u8("slot label length")? as usize;
             let label = r.take(len, "slot label")?.to_vec();
             let m_cost_kib = r.u32("slot m_cost")?;
             let t_cost = r.u32("slot t_cost")?;
             let lanes = r.u32("slot lanes")?;
-            if m_cost_kib > MAX_M_COST_KIB
-                || t_cost == 0
-                || t_cost > MAX_T_COST
-                || lanes == 0
-                || lanes > MAX_LANES
-            {
+            if !kdf_in_range(m_cost_kib, t_cost, lanes) {
                 return Err("key slot KDF parameters out of range".into());
             }
             let salt = r.array::<SALT_LEN>("slot salt")?;
@@ -205,6 +268,8 @@ impl Config {
             vault_id,
             root_dir_id,
             slots,
+            client_slots,
+            other_slots,
             zone_blob,
             policy,
         };
@@ -212,11 +277,62 @@ impl Config {
     }
 }
 
+fn kdf_in_range(m_cost_kib: u32, t_cost: u32, lanes: u32) -> bool {
+    m_cost_kib <= MAX_M_COST_KIB
+        && (1..=MAX_T_COST).contains(&t_cost)
+        && (1..=MAX_LANES).contains(&lanes)
+}
+
+/// `kind | body length u16 | body`: the form of every slot kind after the first.
+fn push_enveloped(out: &mut Vec<u8>, kind: u8, body: &[u8]) -> Result<(), String> {
+    out.push(kind);
+    out.extend_from_slice(&super::fits::<u16>(body.len(), "key slot")?.to_le_bytes());
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+fn parse_client_slot(body: &[u8]) -> Result<ClientSlot, String> {
+    let mut r = Reader::new(body);
+    let len = r.u8("client slot label length")? as usize;
+    let label = r.take(len, "client slot label")?.to_vec();
+    let m_cost_kib = r.u32("client slot m_cost")?;
+    let t_cost = r.u32("client slot t_cost")?;
+    let lanes = r.u32("client slot lanes")?;
+    if !kdf_in_range(m_cost_kib, t_cost, lanes) {
+        return Err("key slot KDF parameters out of range".into());
+    }
+    let salt = r.array::<SALT_LEN>("client slot salt")?;
+    let zone_id = r.array::<16>("client slot zone id")?;
+    let n = r.u16("client slot sealed length")? as usize;
+    if !(28..=MAX_CLIENT_SEALED).contains(&n) {
+        return Err("client slot sealed keys of impossible length".into());
+    }
+    let sealed = r.take(n, "client slot sealed keys")?.to_vec();
+    if r.remaining() != 0 {
+        return Err("trailing bytes in a client slot".into());
+    }
+    Ok(ClientSlot {
+        label,
+        m_cost_kib,
+        t_cost,
+        lanes,
+        salt,
+        zone_id,
+        sealed,
+    })
+}
+
+/// A config for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn tests_sample() -> Config {
+    tests::sample()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample() -> Config {
+    pub(super) fn sample() -> Config {
         Config {
             version: VERSION,
             flags: 0,
@@ -232,6 +348,8 @@ mod tests {
                 salt: [3; 16],
                 wrapped: [4; WRAPPED_LEN],
             }],
+            client_slots: Vec::new(),
+            other_slots: Vec::new(),
             zone_blob: vec![5; 70],
             policy: Some(PolicyBinding {
                 generation: 3,
@@ -249,6 +367,35 @@ mod tests {
         assert_eq!(p, c);
         assert_eq!(unsigned, &bytes[..bytes.len() - 32]);
         assert_eq!(mac, [9; 32]);
+    }
+
+    #[test]
+    fn client_slots_and_slots_of_unknown_kinds_round_trip() {
+        let mut c = sample();
+        c.client_slots.push(ClientSlot {
+            label: b"contractor".to_vec(),
+            m_cost_kib: 256,
+            t_cost: 1,
+            lanes: 1,
+            salt: [7; 16],
+            zone_id: [8; 16],
+            sealed: vec![9; 100],
+        });
+        // A later version's slot kind: kept byte for byte, never refused.
+        c.other_slots.push(OtherSlot {
+            kind: 9,
+            body: b"a slot of the future".to_vec(),
+        });
+        let mut bytes = c.encode_unsigned().unwrap();
+        bytes.extend_from_slice(&[9; 32]);
+        let (p, _, _) = Config::parse(&bytes).unwrap();
+        assert_eq!(p, c);
+        // A client slot whose body is cut, or holds bytes past its end, is damage.
+        let mut short = c.clone();
+        short.client_slots[0].sealed = vec![1; 10];
+        let mut bytes = short.encode_unsigned().unwrap();
+        bytes.extend_from_slice(&[9; 32]);
+        assert!(matches!(Config::parse(&bytes), Err(ParseError::Damaged(_))));
     }
 
     #[test]

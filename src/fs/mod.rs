@@ -399,6 +399,11 @@ impl Fs {
     /// Directory `ino`'s zone and its backing directory with the ID its children's names are
     /// sealed with, both of one directory object (`DirRef`): the ID is read through the
     /// descriptor returned, never taken from another directory that once had the number.
+    /// The id of directory `ino` (what its children's names are sealed with).
+    pub fn dir_id(&self, ino: Ino) -> Result<crate::crypto::Id> {
+        Ok(self.dir_of(ino.0)?.1.id)
+    }
+
     fn dir_of(&self, ino: u64) -> Result<(usize, DirRef)> {
         let (path, generation) = {
             let t = lock(&self.inodes);

@@ -227,6 +227,19 @@ pub fn resolve(fs: &Fs, who: &Subject, path: &str) -> Result<Option<Ino>> {
     Ok(Some(ino))
 }
 
+/// The id of client `name`'s top directory (where a client-scoped mount starts), looked up
+/// through the vault's own names.
+pub fn top_dir_id(vault: &Vault, name: &str) -> Result<crate::crypto::Id> {
+    let path = zone_named(vault, name)?.path.clone();
+    let fs = read_only_fs(vault)?;
+    let ino = resolve(&fs, &me(), &path)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "client '{name}': its folder {path} is missing (see tutela fsck)"
+        ))
+    })?;
+    fs.dir_id(ino)
+}
+
 /// What `shred` removed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Shredded {
@@ -274,6 +287,7 @@ pub fn shred(vault: &mut Vault, name: &str) -> Result<Shredded> {
     }
     crate::faults::point("shred-detached");
     let z = vault.zones.remove(i);
+    vault.drop_client_slots_of(&z.id);
     vault.save()?;
     crate::faults::point("shred-key-destroyed");
     remove_graveyard(&graveyard)?;

@@ -169,6 +169,9 @@ pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) ->
                 })?;
             let old = std::mem::replace(&mut z.key, Key32::random()?);
             z.retiring = Some(old);
+            let id = z.id;
+            // A contractor's key to this client holds the old key: it goes now.
+            out.dropped_slots.extend(v.drop_client_slots_of(&id));
             v.save()?;
             finish(v, tick, &mut out)?;
         }
@@ -176,7 +179,12 @@ pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) ->
             let old_audit = v.audit_keys();
             let policy = v.read_policy()?;
             let records = read_log_for_reseal(&v.dir, &old_audit)?;
-            out.dropped_slots = v.slot_labels().into_iter().filter(|l| l != label).collect();
+            out.dropped_slots = v
+                .all_slots()
+                .into_iter()
+                .map(|s| s.label)
+                .filter(|l| l != label)
+                .collect();
             retire_all_zone_keys(v)?;
             let rk = v.rotate_master(label, pass)?;
             let mut rec = Record::now("rekey-all", "/");

@@ -137,6 +137,26 @@ impl Vault {
                 added.push(format!("key '{}'", String::from_utf8_lossy(&s.label)));
                 self.config.slots.push(s);
             }
+            // Client keys (a contractor's) added on the other machine, and slots of kinds a
+            // later tutela wrote there: the same rule, by label.
+            for s in &other.client_slots {
+                if self.config.client_slots.contains(s) {
+                    continue;
+                }
+                let label = String::from_utf8_lossy(&s.label).into_owned();
+                if self.check_new_label(&label).is_err() {
+                    left.push(format!("client key '{label}'"));
+                    continue;
+                }
+                added.push(format!("client key '{label}'"));
+                self.config.client_slots.push(s.clone());
+            }
+            for s in &other.other_slots {
+                if !self.config.other_slots.contains(s) {
+                    added.push(format!("a key slot of kind {}", s.kind));
+                    self.config.other_slots.push(s.clone());
+                }
+            }
             let keystores = other.flags & config::FLAG_KEYSTORE != 0
                 || self.config.flags & config::FLAG_KEYSTORE != 0;
             if keystores {

@@ -1,6 +1,7 @@
 //! Vault lifecycle: init, unlock (passphrase or recovery key), config writes. Turns a
 //! passphrase into keys; holds the master key and the zone keys of an unlocked vault.
 
+pub mod client_slots;
 mod merge;
 pub mod passphrase;
 
@@ -130,6 +131,8 @@ impl Vault {
             vault_id,
             root_dir_id: crypto::random_id()?,
             slots: Vec::new(),
+            client_slots: Vec::new(),
+            other_slots: Vec::new(),
             zone_blob: Vec::new(),
             policy: Some(config::PolicyBinding {
                 generation: 0,
@@ -340,6 +343,8 @@ impl Vault {
         let master = Key32::random()?;
         let slot = make_slot(&master, label, pass, self.slot_kdf())?;
         self.master = master;
+        // Every zone gets a new key too: a client slot would open nothing.
+        self.config.client_slots.clear();
         self.derive_saving_keys();
         self.config.slots = vec![slot];
         self.unlocked_slot = Some(0);
@@ -387,18 +392,7 @@ impl Vault {
 
     /// Adds a passphrase slot. The config is rewritten atomically.
     pub fn add_slot(&mut self, label: &str, pass: &Passphrase) -> Result<()> {
-        check_label(label)?;
-        if self.slot_index(label).is_some() {
-            return Err(Error::Usage(format!(
-                "a key labelled '{label}' exists already: choose another label"
-            )));
-        }
-        if self.config.slots.len() >= config::MAX_SLOTS {
-            return Err(Error::Usage(format!(
-                "a vault holds at most {} passphrases",
-                config::MAX_SLOTS
-            )));
-        }
+        self.check_new_label(label)?;
         let slot = make_slot(&self.master, label, pass, self.slot_kdf())?;
         self.config.slots.push(slot);
         self.save()
@@ -407,6 +401,9 @@ impl Vault {
     /// Removes a passphrase slot; the last one cannot go (nothing would open the vault but
     /// the recovery key).
     pub fn remove_slot(&mut self, label: &str) -> Result<()> {
+        if self.slot_index(label).is_none() && self.remove_client_slot(label) {
+            return self.save();
+        }
         let i = self.slot_index(label).ok_or_else(|| {
             Error::Usage(format!("no key labelled '{label}' (see tutela key list)"))
         })?;
@@ -461,6 +458,7 @@ impl Vault {
         self.master = master;
         self.derive_saving_keys();
         self.config.slots = vec![slot];
+        self.config.client_slots.clear();
         self.unlocked_slot = Some(0);
     }
 
@@ -804,6 +802,14 @@ fn unwrap_any_slot(config: &Config, pass: &Passphrase) -> Result<(Key32, usize)>
                 return Ok((Key32::from_bytes(k), i));
             }
         }
+    }
+    // A contractor's passphrase opens one client's keys, not the vault: say so, rather than
+    // call it wrong.
+    if let Some(k) = client_slots::open_any(config, pass)? {
+        return Err(Error::ClientKeyOnly {
+            label: k.label,
+            client: k.name,
+        });
     }
     Err(Error::WrongPassphrase)
 }

@@ -282,8 +282,12 @@ pub enum KeyCmd {
         /// Refuse a weak new passphrase instead of warning about it.
         #[arg(long)]
         strict: bool,
+        /// The passphrase opens this client's keys only (for a contractor): no other
+        /// client, no vault-wide command. Rekeying or shredding the client removes it.
+        #[arg(long, value_name = "NAME")]
+        client: Option<String>,
     },
-    /// List the passphrases' labels.
+    /// List the keys: label, kind, and the client a client key is limited to.
     List {
         /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,

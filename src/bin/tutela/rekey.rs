@@ -128,6 +128,16 @@ pub fn rekey(
     );
     if let Some(rk) = &out.recovery_key {
         print_new_master(rk, &out.dropped_slots);
+    } else if !out.dropped_slots.is_empty() {
+        let labels: Vec<String> = out
+            .dropped_slots
+            .iter()
+            .map(|l| tutela::text::escape(l).into_owned())
+            .collect();
+        println!(
+            "removed the client keys that held the old key (they open nothing now): {}",
+            labels.join(", ")
+        );
     }
     Ok(())
 }
