@@ -133,6 +133,7 @@ pub fn audit_segment(data: &[u8]) {
         let keys = crate::audit::Keys {
             enc: Key32::from_bytes([4; 32]),
             mac: Key32::from_bytes([5; 32]),
+            seal: Key32::from_bytes([7; 32]),
             vault_id: [6; 16],
         };
         let _ = crate::audit::read_all(&d.path, &keys, |_| {});

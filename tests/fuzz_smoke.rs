@@ -120,6 +120,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let keys = || tutela::audit::Keys {
         enc: Key32::from_bytes([4; 32]),
         mac: Key32::from_bytes([5; 32]),
+        seal: Key32::from_bytes([7; 32]),
         vault_id: [6; 16],
     };
     let mut recs = Vec::new();

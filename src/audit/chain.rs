@@ -106,6 +106,35 @@ pub fn replica_id(vault_id: &Id, machine: &[u8], path: &[u8]) -> ReplicaId {
     id
 }
 
+/// The replica id of a client-scoped mount of zone `zone_id` from the same copy: another
+/// chain than the full mounts' (it is written with other keys). SHA-256 of
+/// `tutela/v1/audit-replica-client`, the vault id, the zone id and the two length-prefixed
+/// strings, first 8 bytes.
+pub fn scoped_replica_id(vault_id: &Id, zone_id: &Id, machine: &[u8], path: &[u8]) -> ReplicaId {
+    let mut h = Sha256::new();
+    h.update(b"tutela/v1/audit-replica-client");
+    h.update(vault_id);
+    h.update(zone_id);
+    for part in [machine, path] {
+        h.update((part.len() as u32).to_le_bytes());
+        h.update(part);
+    }
+    let d = h.finalize();
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&d[..8]);
+    id
+}
+
+/// The chain a client-scoped mount of zone `zone_id` writes for the vault at `vault`.
+pub fn local_scoped(vault: &Path, vault_id: &Id, zone_id: &Id) -> Chain {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::fs::canonicalize(vault).unwrap_or_else(|_| vault.to_path_buf());
+    Chain::replica(
+        vault,
+        scoped_replica_id(vault_id, zone_id, &machine(), path.as_os_str().as_bytes()),
+    )
+}
+
 /// This machine's identity: systemd's machine id, else D-Bus's, else the host name. Cloned
 /// machines that share a machine id and keep the vault at the same path share a replica: say
 /// so where it matters (README, "Vault in a sync folder").

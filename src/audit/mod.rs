@@ -37,7 +37,7 @@ use read::segments;
 pub use read::{
     read_all, read_all_anchored, read_chain, ChainReport, LogReport, Report, SegmentSpan,
 };
-pub use write::{append_offline, append_to_chain, lock, Sink};
+pub use write::{append_offline, append_to_chain, lock, Sealer, Sink};
 
 /// The op of the record a replica writes when it starts writing and other chains are in the
 /// vault: their heads as it saw them, as anchors. `verify` checks that each chain still
@@ -101,11 +101,45 @@ impl Record {
     }
 }
 
-/// The two audit keys, derived from the master key at unlock and kept by the daemon.
+/// The audit keys, derived from the master key at unlock and kept by the daemon: the
+/// record and MAC keys of chains the vault's own mounts write, and the seed of the key pair
+/// that sealed segments (a client-scoped mount's) are opened with.
 pub struct Keys {
     pub enc: Key32,
     pub mac: Key32,
+    pub seal: Key32,
     pub vault_id: Id,
+}
+
+/// HMAC-SHA256 under `key` of `prev` and `parts`: one link of a chain.
+fn hmac_chain(key: &Key32, prev: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    let mut m =
+        <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable!());
+    m.update(prev);
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+/// Where a chain of sealed segments starts: public (its writer holds no vault key), and
+/// bound to the vault and the replica.
+fn sealed_genesis(vault_id: &Id, replica: &ReplicaId) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = Sha256::new();
+    h.update(b"tutela/v1/audit-sealed-genesis");
+    h.update(vault_id);
+    h.update(replica);
+    h.finalize().into()
+}
+
+/// What a sealed segment's keys are bound to: its vault, chain and number.
+fn sealed_info(vault_id: &Id, replica: &ReplicaId, segment: u64) -> Vec<u8> {
+    let mut i = b"tutela/v1/audit-sealed-segment".to_vec();
+    i.extend_from_slice(vault_id);
+    i.extend_from_slice(replica);
+    i.extend_from_slice(&segment.to_le_bytes());
+    i
 }
 
 impl Keys {
@@ -115,6 +149,7 @@ impl Keys {
         Keys {
             enc: crate::crypto::kdf::audit_enc_key(master, vault_id),
             mac: crate::crypto::kdf::audit_mac_key(master, vault_id),
+            seal: crate::crypto::kdf::audit_seal_seed(master, vault_id),
             vault_id: *vault_id,
         }
     }
@@ -123,18 +158,18 @@ impl Keys {
         Keys {
             enc: self.enc.duplicate(),
             mac: self.mac.duplicate(),
+            seal: self.seal.duplicate(),
             vault_id: self.vault_id,
         }
     }
 
+    /// The public key sealed segments' keys are sealed to (what a client key carries).
+    pub fn public(&self) -> [u8; 32] {
+        crate::crypto::sealed::audit_public(&self.seal)
+    }
+
     fn chain(&self, prev: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.mac.as_bytes())
-            .unwrap_or_else(|_| unreachable!());
-        m.update(prev);
-        for p in parts {
-            m.update(p);
-        }
-        m.finalize().into_bytes().into()
+        hmac_chain(&self.mac, prev, parts)
     }
 
     /// Where chain `c` starts: the original chain from the vault id, a replica's also from its

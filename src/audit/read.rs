@@ -3,7 +3,9 @@
 
 use super::anchor::{self, Anchor};
 use super::chain::{self, Chain};
-use super::{prune, read_segment, Keys, Record, REPLICA_HEADS};
+use super::{
+    hmac_chain, prune, read_segment, sealed_genesis, sealed_info, Keys, Record, REPLICA_HEADS,
+};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::format::audit::VERSION;
@@ -307,9 +309,11 @@ fn read_chain_inner(
         ));
         return Ok(rep);
     }
-    let cipher_key = keys.enc.as_bytes();
     let start_seq = seq_expected;
     let replica_name = c.replica.map(|_| c.label());
+    // Whether the chain's segments are sealed to the audit public key (a client-scoped
+    // mount's): decided by its first segment, and the same for all.
+    let mut sealed_chain: Option<bool> = None;
     for (i, (n, path)) in segs.iter().enumerate() {
         let last_segment = i + 1 == segs.len();
         rep.segments += 1;
@@ -345,7 +349,52 @@ fn read_chain_inner(
                 return Ok(rep);
             }
         };
-        if keys.chain(&hdr.prev, &[hdr.signed]) != hdr.mac || hdr.segment != *n {
+        let sealed = hdr.encapped.is_some();
+        match (sealed_chain, c.replica) {
+            (None, None) if sealed => {
+                rep.bad = Some(format!(
+                    "segment {name}: a sealed segment in the original chain (only replicas write them)"
+                ));
+                return Ok(rep);
+            }
+            (None, _) => {
+                sealed_chain = Some(sealed);
+                if sealed && rep.pruned.is_none() {
+                    if let Some(id) = &c.replica {
+                        prev = sealed_genesis(&keys.vault_id, id);
+                    }
+                }
+            }
+            (Some(s), _) if s != sealed => {
+                rep.bad = Some(format!(
+                    "segment {name}: sealed and unsealed segments in one chain"
+                ));
+                return Ok(rep);
+            }
+            _ => {}
+        }
+        // A sealed segment's keys come from its encapsulated key and the audit key pair.
+        let seg_keys = match (&hdr.encapped, &c.replica) {
+            (Some(e), Some(id)) => {
+                match crate::crypto::sealed::open_segment(
+                    &keys.seal,
+                    e,
+                    &sealed_info(&keys.vault_id, id, *n),
+                ) {
+                    Ok(k) => Some(k),
+                    Err(_) => {
+                        rep.bad = Some(format!("segment {name}: header does not authenticate"));
+                        return Ok(rep);
+                    }
+                }
+            }
+            _ => None,
+        };
+        let (mac_key, enc_key) = match &seg_keys {
+            Some(k) => (&k.mac, &k.enc),
+            None => (&keys.mac, &keys.enc),
+        };
+        if hmac_chain(mac_key, &hdr.prev, &[hdr.signed]) != hdr.mac || hdr.segment != *n {
             rep.bad = Some(format!("segment {name}: header does not authenticate"));
             return Ok(rep);
         }
@@ -376,7 +425,7 @@ fn read_chain_inner(
                     return Ok(rep);
                 }
             };
-            let mac = keys.chain(&prev, &[f.seq_bytes, f.sealed]);
+            let mac = hmac_chain(mac_key, &prev, &[f.seq_bytes, f.sealed]);
             if mac[..] != *f.mac {
                 rep.bad = Some(format!(
                     "{here}: does not authenticate (changed, inserted, deleted or reordered)"
@@ -397,8 +446,12 @@ fn read_chain_inner(
                 rep.digests.push(head.digest);
             }
             rep.head = Some(head);
-            let plain =
-                crypto::open_random(cipher_key, &seq.to_le_bytes(), f.sealed, "audit record")?;
+            let plain = crypto::open_random(
+                enc_key.as_bytes(),
+                &seq.to_le_bytes(),
+                f.sealed,
+                "audit record",
+            )?;
             let mut rec: Record = serde_json::from_slice(&plain).map_err(|_| Error::Corrupt {
                 what: "audit record (authenticated but unparsable)",
             })?;

@@ -9,6 +9,7 @@ fn keys() -> Keys {
     Keys {
         enc: Key32::from_bytes([1; 32]),
         mac: Key32::from_bytes([2; 32]),
+        seal: Key32::from_bytes([4; 32]),
         vault_id: [3; 16],
     }
 }
@@ -383,4 +384,90 @@ fn the_replica_genesis_matches_its_test_vector() {
         keys().genesis(&c),
         keys().genesis(&Chain::original(Path::new("/v")))
     );
+}
+
+// ---- Sealed chains: a client-scoped mount writes without any of the vault's keys. ----
+
+fn scoped_session(dir: &Path, zone: &Id, recs: &[(u32, u64)]) {
+    let s = Sink::start_scoped(dir, keys().vault_id, zone, keys().public()).unwrap();
+    for (uid, t) in recs {
+        let mut r = rec(*uid);
+        r.time_ms = *t;
+        s.record(r);
+    }
+    s.close();
+}
+
+#[test]
+fn a_scoped_mounts_sealed_chain_verifies_with_the_full_keys_and_merges() {
+    let t = tempfile::tempdir().unwrap();
+    let zone = [0xac; 16];
+    session(t.path(), &[(1, 1000)]);
+    scoped_session(t.path(), &zone, &[(2, 2000), (3, 3000)]);
+    scoped_session(t.path(), &zone, &[(4, 4000)]);
+    // A full mount after it records the sealed chain's head too.
+    session(t.path(), &[(5, 5000)]);
+    let (r, seen) = uids(t.path());
+    assert!(r.bad.is_none(), "{r:?}");
+    assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+    assert_eq!(r.chains.len(), 2);
+    assert_eq!(r.cross_checked, 1);
+    let sealed = chain::local_scoped(t.path(), &keys().vault_id, &zone);
+    let segs = segments(&sealed.dir).unwrap();
+    assert_eq!(segs.len(), 2);
+    for (_, p) in &segs {
+        let b = std::fs::read(p).unwrap();
+        assert_eq!(crate::format::audit::header(&b).unwrap().version, 2);
+    }
+    // Without the audit key pair's seed nothing opens: another vault's keys fail the header.
+    let mut other = keys();
+    other.seal = Key32::from_bytes([9; 32]);
+    let bad = read_all(t.path(), &other, |_| {})
+        .unwrap()
+        .bad
+        .expect("opened");
+    assert!(bad.contains("header does not authenticate"), "{bad}");
+}
+
+#[test]
+fn tampering_with_a_sealed_chain_is_located() {
+    let zone = [0xac; 16];
+    for what in ["change", "swap segments", "cut end"] {
+        let t = tempfile::tempdir().unwrap();
+        scoped_session(t.path(), &zone, &[(1, 1000), (2, 2000), (3, 3000)]);
+        scoped_session(t.path(), &zone, &[(4, 4000)]);
+        session(t.path(), &[(5, 5000)]); // records the sealed chain's head
+        let sealed = chain::local_scoped(t.path(), &keys().vault_id, &zone);
+        let segs = segments(&sealed.dir).unwrap();
+        match what {
+            "change" => {
+                let mut b = std::fs::read(&segs[0].1).unwrap();
+                let spans = record_spans_sealed(&b);
+                b[spans[1].0 + 20] ^= 1;
+                std::fs::write(&segs[0].1, b).unwrap();
+            }
+            "swap segments" => {
+                // Segment 1's bytes put in as segment 0: its keys are bound to its number.
+                std::fs::copy(&segs[1].1, &segs[0].1).unwrap();
+            }
+            _ => std::fs::remove_file(&segs[1].1).unwrap(),
+        }
+        let bad = uids(t.path())
+            .0
+            .bad
+            .unwrap_or_else(|| panic!("{what}: not caught"));
+        assert!(!bad.is_empty(), "{what}");
+    }
+}
+
+/// Offsets of each record in a sealed segment (its header is 114 bytes).
+fn record_spans_sealed(b: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut pos = crate::format::audit::HEADER_LEN_SEALED;
+    while pos < b.len() {
+        let len = u32::from_le_bytes(b[pos..pos + 4].try_into().unwrap()) as usize;
+        out.push((pos, pos + 12 + len + 32));
+        pos += 12 + len + 32;
+    }
+    out
 }

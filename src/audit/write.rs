@@ -4,10 +4,15 @@
 use super::anchor::Anchor;
 use super::chain::{self, Chain};
 use super::read::{segment_path, segments};
-use super::{prune, read_segment, Keys, Record, DIR_NAME, REPLICA_HEADS, SEGMENT_MAX};
+use super::{
+    hmac_chain, prune, read_segment, sealed_genesis, sealed_info, Keys, Record, DIR_NAME,
+    REPLICA_HEADS, SEGMENT_MAX,
+};
 use crate::crypto;
+use crate::crypto::secret::Key32;
+use crate::crypto::Id;
 use crate::error::{Error, Result};
-use crate::format::audit::{self as frame, Next, HEADER_LEN};
+use crate::format::audit::{self as frame, Next};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -62,6 +67,56 @@ fn tail(c: &Chain, keys: &Keys) -> Result<(u64, u64, [u8; 32])> {
     Ok((next_seg, 0, keys.genesis(c)))
 }
 
+/// The tail of a sealed chain, for its writer, which holds no key to check MACs with: the
+/// last whole frame's sequence and MAC as stored. Bytes planted there make the next segment
+/// continue from them, which `verify` (with the keys) reports.
+fn tail_unverified(c: &Chain, vault_id: &Id) -> Result<(u64, u64, [u8; 32])> {
+    let segs = segments(&c.dir)?;
+    let next_seg = segs.last().map(|(n, _)| n + 1).unwrap_or(0);
+    let mut prev_of_newest: Option<[u8; 32]> = None;
+    for (_, path) in segs.iter().rev() {
+        let bytes = read_segment(path)?;
+        let Ok(hdr) = frame::header(&bytes) else {
+            continue;
+        };
+        let mut last = None;
+        let mut frames = frame::Frames::new(&bytes);
+        while let Next::Frame(f) = frames.next_frame() {
+            let mut mac = [0u8; 32];
+            mac.copy_from_slice(f.mac);
+            last = Some((f.seq, mac));
+        }
+        if let Some((seq, mac)) = last {
+            return Ok((next_seg, seq + 1, prev_of_newest.unwrap_or(mac)));
+        }
+        prev_of_newest.get_or_insert(hdr.prev);
+    }
+    let replica = c.replica.ok_or(Error::Invalid)?;
+    match prev_of_newest {
+        Some(prev) => Ok((next_seg, 0, prev)),
+        None => Ok((next_seg, 0, sealed_genesis(vault_id, &replica))),
+    }
+}
+
+/// Whether chain `c` is written in sealed segments (a client-scoped mount's).
+fn is_sealed(c: &Chain) -> bool {
+    segments(&c.dir)
+        .ok()
+        .and_then(|s| s.last().map(|(_, p)| p.clone()))
+        .and_then(|p| read_segment(&p).ok())
+        .is_some_and(|b| frame::header(&b).is_ok_and(|h| h.encapped.is_some()))
+}
+
+/// The tail of any chain as this writer sees it: a sealed chain's as stored (its MACs are
+/// checked by `verify`, which derives each segment's keys).
+fn tail_of_any(c: &Chain, keys: &Keys) -> Result<(u64, u64, [u8; 32])> {
+    if is_sealed(c) {
+        tail_unverified(c, &keys.vault_id)
+    } else {
+        tail(c, keys)
+    }
+}
+
 /// The heads of the vault's other chains as this copy sees them now, as anchors (chains
 /// without a record are left out).
 fn other_heads(vault: &Path, mine: &Chain, keys: &Keys) -> Vec<Anchor> {
@@ -71,7 +126,7 @@ fn other_heads(vault: &Path, mine: &Chain, keys: &Keys) -> Vec<Anchor> {
     chains
         .iter()
         .filter(|c| *c != mine)
-        .filter_map(|c| match tail(c, keys) {
+        .filter_map(|c| match tail_of_any(c, keys) {
             Ok((_, next_seq, prev)) if next_seq > 0 => {
                 Some(Anchor::of(c.replica, next_seq - 1, &prev))
             }
@@ -100,11 +155,25 @@ fn last_record_seq_before(segs: &[(u64, PathBuf)], path: &Path) -> Result<Option
     Ok(None)
 }
 
+/// Who writes a chain: a mount holding the vault's audit keys, or a client-scoped mount,
+/// which holds only the vault's audit public key and seals each segment's keys to it.
+pub enum Sealer {
+    Vault(Keys),
+    Public { public: [u8; 32], vault_id: Id },
+}
+
+/// The keys the current segment's records are sealed and chained with.
+struct SegKeys {
+    enc: Key32,
+    mac: Key32,
+}
+
 pub(super) struct Writer {
     /// Held for the writer's life: one writer per log (and so one mount per vault).
     _lock: std::fs::File,
-    dir: PathBuf,
-    keys: Keys,
+    chain: Chain,
+    sealer: Sealer,
+    keys: SegKeys,
     file: std::fs::File,
     seg: u64,
     size: u64,
@@ -118,7 +187,7 @@ impl Writer {
     fn open(
         vault: &Path,
         c: &Chain,
-        keys: Keys,
+        sealer: Sealer,
         wait: Duration,
         note_others: bool,
     ) -> Result<Writer> {
@@ -130,16 +199,19 @@ impl Writer {
         )?;
         crate::sys::private_dir(&c.dir)?;
         close_segments(&c.dir)?;
-        let (seg, seq, prev) = tail(c, &keys)?;
-        let (file, size) = Self::new_segment(&c.dir, &keys, seg, &prev)?;
-        let others = if note_others {
-            other_heads(vault, c, &keys)
-        } else {
-            Vec::new()
+        let (seg, seq, prev) = match &sealer {
+            Sealer::Vault(keys) => tail(c, keys)?,
+            Sealer::Public { vault_id, .. } => tail_unverified(c, vault_id)?,
+        };
+        let (file, size, keys) = Self::new_segment(c, &sealer, seg, &prev)?;
+        let others = match (&sealer, note_others) {
+            (Sealer::Vault(keys), true) => other_heads(vault, c, keys),
+            _ => Vec::new(),
         };
         let mut w = Writer {
             _lock: lock,
-            dir: c.dir.clone(),
+            chain: c.clone(),
+            sealer,
             keys,
             file,
             seg,
@@ -157,27 +229,52 @@ impl Writer {
         Ok(w)
     }
 
+    /// Starts segment `n` continuing from `prev`: its header, and the keys its records use
+    /// (the vault's, or fresh ones sealed to the audit public key, whose encapsulation the
+    /// header carries).
     fn new_segment(
-        dir: &Path,
-        keys: &Keys,
+        c: &Chain,
+        sealer: &Sealer,
         n: u64,
         prev: &[u8; 32],
-    ) -> Result<(std::fs::File, u64)> {
-        let mut hdr = frame::header_signed(n);
-        let mac = keys.chain(prev, &[&hdr]);
+    ) -> Result<(std::fs::File, u64, SegKeys)> {
+        let (mut hdr, keys) = match sealer {
+            Sealer::Vault(k) => (
+                frame::header_signed(n),
+                SegKeys {
+                    enc: k.enc.duplicate(),
+                    mac: k.mac.duplicate(),
+                },
+            ),
+            Sealer::Public { public, vault_id } => {
+                let replica = c.replica.ok_or(Error::Invalid)?;
+                let (k, encapped) = crate::crypto::sealed::seal_segment(
+                    public,
+                    &sealed_info(vault_id, &replica, n),
+                )?;
+                (
+                    frame::header_signed_sealed(n, &encapped),
+                    SegKeys {
+                        enc: k.enc,
+                        mac: k.mac,
+                    },
+                )
+            }
+        };
+        let mac = hmac_chain(&keys.mac, prev, &[&hdr]);
         hdr.extend_from_slice(prev);
         hdr.extend_from_slice(&mac);
         let mut f = std::fs::OpenOptions::new()
             .create_new(true)
             .append(true)
             .mode(0o600)
-            .open(segment_path(dir, n))?;
+            .open(segment_path(&c.dir, n))?;
         f.write_all(&hdr)?;
         f.sync_all()?;
-        if let Ok(d) = std::fs::File::open(dir) {
+        if let Ok(d) = std::fs::File::open(&c.dir) {
             let _ = d.sync_all();
         }
-        Ok((f, HEADER_LEN as u64))
+        Ok((f, hdr.len() as u64, keys))
     }
 
     fn encode(&mut self, rec: &Record, out: &mut Vec<u8>) -> Result<()> {
@@ -195,7 +292,7 @@ impl Writer {
         let plain = zeroize::Zeroizing::new(serde_json::to_vec(rec).map_err(|_| Error::Invalid)?);
         let seq = self.seq.to_le_bytes();
         let sealed = crypto::seal_random(self.keys.enc.as_bytes(), &seq, &plain)?;
-        let mac = self.keys.chain(&self.prev, &[&seq, &sealed]);
+        let mac = hmac_chain(&self.keys.mac, &self.prev, &[&seq, &sealed]);
         frame::encode_frame(out, self.seq, &sealed, &mac).map_err(|why| {
             log::error!("audit record not written: {why}");
             Error::Invalid
@@ -209,9 +306,11 @@ impl Writer {
         if self.size > SEGMENT_MAX {
             self.file.sync_all()?;
             self.seg += 1;
-            let (f, s) = Self::new_segment(&self.dir, &self.keys, self.seg, &self.prev)?;
+            let (f, s, k) = Self::new_segment(&self.chain, &self.sealer, self.seg, &self.prev)?;
             self.file = f;
             self.size = s;
+            // The last segment's keys go: a scoped writer cannot read back what it sealed.
+            self.keys = k;
         }
         let mut buf = Vec::new();
         for r in recs {
@@ -286,7 +385,36 @@ impl Sink {
     /// Starts writing this copy's chain of the vault at `vault`.
     pub fn start(vault: &Path, keys: Keys) -> Result<Sink> {
         let c = chain::local(vault, &keys.vault_id);
-        let w = Writer::open(vault, &c, keys, Duration::from_secs(10), true)?;
+        let w = Writer::open(
+            vault,
+            &c,
+            Sealer::Vault(keys),
+            Duration::from_secs(10),
+            true,
+        )?;
+        Self::with_writer(w)
+    }
+
+    /// Starts writing the chain of a client-scoped mount of zone `zone_id`: sealed segments,
+    /// with no vault key (`public` is the vault's audit public key).
+    pub fn start_scoped(
+        vault: &Path,
+        vault_id: Id,
+        zone_id: &Id,
+        public: [u8; 32],
+    ) -> Result<Sink> {
+        let c = chain::local_scoped(vault, &vault_id, zone_id);
+        let w = Writer::open(
+            vault,
+            &c,
+            Sealer::Public { public, vault_id },
+            Duration::from_secs(10),
+            false,
+        )?;
+        Self::with_writer(w)
+    }
+
+    fn with_writer(w: Writer) -> Result<Sink> {
         let shared: Shared = std::sync::Arc::new((
             std::sync::Mutex::new(Queue::default()),
             std::sync::Condvar::new(),
@@ -302,7 +430,13 @@ impl Sink {
     /// under a new master key), and takes records again.
     pub fn reopen(&self, vault: &Path, keys: Keys) -> Result<()> {
         let c = chain::local(vault, &keys.vault_id);
-        let w = Writer::open(vault, &c, keys, Duration::from_secs(10), true)?;
+        let w = Writer::open(
+            vault,
+            &c,
+            Sealer::Vault(keys),
+            Duration::from_secs(10),
+            true,
+        )?;
         self.shared
             .0
             .lock()
@@ -380,7 +514,7 @@ pub fn lock(vault: &Path) -> Result<std::fs::File> {
 pub fn append_offline(vault: &Path, keys: Keys, recs: &[Record]) -> Result<()> {
     let c = chain::local(vault, &keys.vault_id);
     // No waiting: a held lock means a live mount, which records the change itself.
-    let mut w = Writer::open(vault, &c, keys, Duration::ZERO, true)?;
+    let mut w = Writer::open(vault, &c, Sealer::Vault(keys), Duration::ZERO, true)?;
     w.append(recs)?;
     w.file.sync_all()?;
     Ok(())
@@ -389,7 +523,7 @@ pub fn append_offline(vault: &Path, keys: Keys, recs: &[Record]) -> Result<()> {
 /// Appends `recs` to chain `c` of the log in `vault` as they are (a re-seal, which copies
 /// each chain to a new log: no heads of other chains are added).
 pub fn append_to_chain(vault: &Path, c: &Chain, keys: Keys, recs: &[Record]) -> Result<()> {
-    let mut w = Writer::open(vault, c, keys, Duration::ZERO, false)?;
+    let mut w = Writer::open(vault, c, Sealer::Vault(keys), Duration::ZERO, false)?;
     w.append(recs)?;
     w.file.sync_all()?;
     Ok(())
@@ -398,5 +532,5 @@ pub fn append_to_chain(vault: &Path, c: &Chain, keys: Keys, recs: &[Record]) -> 
 /// A writer on any chain, for tests that build logs older versions wrote.
 #[cfg(test)]
 pub(super) fn open_for_tests(vault: &Path, c: &Chain, keys: Keys) -> Writer {
-    Writer::open(vault, c, keys, Duration::ZERO, false).unwrap()
+    Writer::open(vault, c, Sealer::Vault(keys), Duration::ZERO, false).unwrap()
 }

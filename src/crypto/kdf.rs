@@ -19,6 +19,7 @@ pub const LABEL_POLICY: &[u8] = b"tutela/v1/policy";
 pub const LABEL_AUDIT_ENC: &[u8] = b"tutela/v1/audit-enc";
 pub const LABEL_AUDIT_MAC: &[u8] = b"tutela/v1/audit-mac";
 pub const LABEL_CONTROL: &[u8] = b"tutela/v1/control";
+pub const LABEL_AUDIT_SEAL: &[u8] = b"tutela/v1/audit-seal";
 
 /// HKDF-SHA256 (RFC 5869) with a 32-byte output.
 pub fn derive(ikm: &Key32, salt: &[u8], label: &[u8]) -> Key32 {
@@ -53,6 +54,12 @@ pub fn audit_enc_key(master: &Key32, vault_id: &Id) -> Key32 {
 
 pub fn audit_mac_key(master: &Key32, vault_id: &Id) -> Key32 {
     derive(master, vault_id, LABEL_AUDIT_MAC)
+}
+
+/// The seed of the vault's audit key pair (`sealed::audit_keypair`): writers without the
+/// vault's keys (a client-scoped mount) seal their segment keys to its public half.
+pub fn audit_seal_seed(master: &Key32, vault_id: &Id) -> Key32 {
+    derive(master, vault_id, LABEL_AUDIT_SEAL)
 }
 
 /// Authenticates requests on a mount daemon's control channel (and its answers).

@@ -5,6 +5,7 @@ pub mod content;
 pub mod kdf;
 pub mod kek;
 pub mod names;
+pub mod sealed;
 pub mod secret;
 
 use crate::error::{Error, Result};

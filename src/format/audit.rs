@@ -4,6 +4,9 @@
 //!
 //! ```text
 //! header  magic "TUTELAAU" (8) | version u16 | segment number u64 | prev MAC (32) | MAC (32)
+//! sealed  magic "TUTELAAU" (8) | version u16 = 2 | segment number u64 | encapsulated key (32)
+//!         | prev MAC (32) | MAC (32)          (a segment whose keys are sealed to the vault's
+//!                                              audit public key: a client-scoped mount's)
 //! frame   length u32 (of sealed) | sequence u64 | sealed (length) | MAC (32)
 //! ```
 
@@ -14,6 +17,10 @@ pub const VERSION: u16 = 1;
 /// The header's length; its first `HEADER_SIGNED` bytes are what its MAC covers.
 pub const HEADER_LEN: usize = 8 + 2 + 8 + 32 + 32;
 pub const HEADER_SIGNED: usize = 8 + 2 + 8;
+/// Version 2: the segment's keys are sealed to the vault's audit public key.
+pub const VERSION_SEALED: u16 = 2;
+pub const HEADER_LEN_SEALED: usize = 8 + 2 + 8 + 32 + 32 + 32;
+pub const HEADER_SIGNED_SEALED: usize = 8 + 2 + 8 + 32;
 /// A sealed record is at least a nonce and a tag (12 + 16) and never past 1 MiB.
 pub const MIN_SEALED: usize = 28;
 pub const MAX_SEALED: usize = 1 << 20;
@@ -27,9 +34,19 @@ pub struct Header<'a> {
     pub signed: &'a [u8],
     pub version: u16,
     pub segment: u64,
+    /// Version 2: the key encapsulated to the vault's audit public key.
+    pub encapped: Option<[u8; 32]>,
     /// The MAC the segment continues from: the last record's of the segment before it.
     pub prev: [u8; 32],
     pub mac: [u8; 32],
+}
+
+/// The header's length for the version in its bytes 8..10 (that of version 1 when unknown).
+fn header_len(bytes: &[u8]) -> usize {
+    match bytes.get(8..10) {
+        Some(v) if u16::from_le_bytes([v[0], v[1]]) == VERSION_SEALED => HEADER_LEN_SEALED,
+        _ => HEADER_LEN,
+    }
 }
 
 /// Why a header could not be read.
@@ -44,7 +61,8 @@ pub enum HeaderError {
 }
 
 pub fn header(bytes: &[u8]) -> Result<Header<'_>, HeaderError> {
-    if bytes.len() < HEADER_LEN {
+    let len = header_len(bytes);
+    if bytes.len() < len {
         return Err(
             if MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]) {
                 HeaderError::Torn
@@ -59,17 +77,37 @@ pub fn header(bytes: &[u8]) -> Result<Header<'_>, HeaderError> {
         return Err(HeaderError::Damaged);
     }
     let version = r.u16("version").map_err(bad)?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_SEALED {
         return Err(HeaderError::Version(version));
     }
     let segment = r.u64("segment number").map_err(bad)?;
+    let (signed, encapped) = if version == VERSION_SEALED {
+        (
+            &bytes[..HEADER_SIGNED_SEALED],
+            Some(r.array("encapsulated key").map_err(bad)?),
+        )
+    } else {
+        (&bytes[..HEADER_SIGNED], None)
+    };
     Ok(Header {
-        signed: &bytes[..HEADER_SIGNED],
+        signed,
         version,
         segment,
+        encapped,
         prev: r.array("previous MAC").map_err(bad)?,
         mac: r.array("header MAC").map_err(bad)?,
     })
+}
+
+/// The signed part of a new sealed segment's header (version 2); the writer appends `prev`
+/// and the MAC.
+pub fn header_signed_sealed(segment: u64, encapped: &[u8; 32]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(HEADER_LEN_SEALED);
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&VERSION_SEALED.to_le_bytes());
+    h.extend_from_slice(&segment.to_le_bytes());
+    h.extend_from_slice(encapped);
+    h
 }
 
 /// The signed part of a new segment's header; the writer appends `prev` and the MAC.
@@ -113,7 +151,7 @@ impl<'a> Frames<'a> {
     pub fn new(segment: &'a [u8]) -> Frames<'a> {
         Frames {
             bytes: segment,
-            pos: HEADER_LEN.min(segment.len()),
+            pos: header_len(segment).min(segment.len()),
         }
     }
 
@@ -200,6 +238,31 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_segment_reads_back_and_every_cut_is_torn() {
+        let mut b = header_signed_sealed(7, &[5; 32]);
+        b.extend_from_slice(&[1; 32]);
+        b.extend_from_slice(&[2; 32]);
+        encode_frame(&mut b, 0, &[9; 30], &[3; 32]).unwrap();
+        let h = header(&b).unwrap();
+        assert_eq!(
+            (h.version, h.segment, h.encapped, h.prev, h.mac),
+            (2, 7, Some([5; 32]), [1; 32], [2; 32])
+        );
+        assert_eq!(h.signed, &b[..HEADER_SIGNED_SEALED]);
+        assert!(matches!(Frames::new(&b).next_frame(), Next::Frame(x) if x.seq == 0));
+        for cut in 0..b.len() {
+            match header(&b[..cut]) {
+                Err(HeaderError::Torn) => assert!(cut < HEADER_LEN_SEALED),
+                Err(e) => panic!("cut {cut}: {e:?}"),
+                Ok(_) => assert!(matches!(
+                    Frames::new(&b[..cut]).next_frame(),
+                    Next::Torn | Next::End
+                )),
+            }
+        }
+    }
+
+    #[test]
     fn damage_is_named_and_never_panics() {
         let b = segment(&[(0, 30)]);
         // Every cut of the segment: a torn header or frame, never a panic.
@@ -215,8 +278,8 @@ mod tests {
             }
         }
         let mut v = b.clone();
-        v[8] = 2;
-        assert_eq!(header(&v).unwrap_err(), HeaderError::Version(2));
+        v[8] = 3;
+        assert_eq!(header(&v).unwrap_err(), HeaderError::Version(3));
         let mut m = b.clone();
         m[0] = b'X';
         assert_eq!(header(&m).unwrap_err(), HeaderError::Damaged);

@@ -42,9 +42,15 @@ pub const PRUNE_REPLICA_MAC_VECTOR: &str =
     "259f992bf93401632b2c40f251061bfcd6334c6f7072bf991f39b18629276ba9";
 
 /// The sealed payload of a client key slot (FORMAT.md "Client key slots") before sealing:
-/// zone key 32 x 0x08, policy key 32 x 0x09, top directory id 16 x 0x0a, client "acme" at
+/// zone key 32 x 0x08, policy key 32 x 0x09, audit public key 32 x 0x0b, top directory id
+/// 16 x 0x0a, client "acme" at
 /// "/clients/acme".
-pub const CLIENT_SLOT_PAYLOAD_VECTOR: &str = "01080808080808080808080808080808080808080808080808080808080808080809090909090909090909090909090909090909090909090909090909090909090a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0461636d650d002f636c69656e74732f61636d65";
+pub const CLIENT_SLOT_PAYLOAD_VECTOR: &str = "01080808080808080808080808080808080808080808080808080808080808080809090909090909090909090909090909090909090909090909090909090909090b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0461636d650d002f636c69656e74732f61636d65";
+
+/// The vault's audit public key (X25519, DHKEM(X25519, HKDF-SHA256) DeriveKeyPair) from the
+/// audit seal seed 32 x 0x21.
+pub const AUDIT_PUBLIC_VECTOR: &str =
+    "0001566477145eb68bc33f7014eecad5b9c78950bab64cbadbd0cf17fdcefe22";
 
 /// Name "report.pdf" sealed for directory ID 16 x 0x33 with name key 32 x 0x01.
 pub const NAME_VECTOR: &str = "zH1w1uQRvHqsor1cJOFYNen8MlrQ00Z5K3U";

@@ -3,7 +3,7 @@
 //! makes one; its sealed payload (FORMAT.md, "Client key slots") is
 //!
 //! ```text
-//! version 1 | zone key [32] | policy key [32] | top directory id [16]
+//! version 1 | zone key [32] | policy key [32] | audit public key [32] | top directory id [16]
 //! | name length u8 | name | path length u16 | path
 //! ```
 //!
@@ -29,6 +29,8 @@ pub struct ClientKeys {
     pub zone_id: Id,
     pub zone_key: Key32,
     pub policy_key: Key32,
+    /// The vault's audit public key: a client-scoped mount seals its audit segments to it.
+    pub audit_public: [u8; 32],
     pub top_dir_id: Id,
     pub name: String,
     pub path: String,
@@ -46,6 +48,7 @@ fn payload(k: &ClientKeys) -> Result<Zeroizing<Vec<u8>>> {
     p.push(PAYLOAD_VERSION);
     p.extend_from_slice(k.zone_key.as_bytes());
     p.extend_from_slice(k.policy_key.as_bytes());
+    p.extend_from_slice(&k.audit_public);
     p.extend_from_slice(&k.top_dir_id);
     let name_len = u8::try_from(k.name.len()).map_err(|_| Error::Invalid)?;
     p.push(name_len);
@@ -69,6 +72,7 @@ fn parse_payload(label: &str, zone_id: Id, p: &[u8]) -> Result<ClientKeys> {
     }
     let zone_key = Key32::from_bytes(r.array::<32>("zone key").map_err(|_| bad())?);
     let policy_key = Key32::from_bytes(r.array::<32>("policy key").map_err(|_| bad())?);
+    let audit_public = r.array::<32>("audit public key").map_err(|_| bad())?;
     let top_dir_id = r.array::<16>("top dir id").map_err(|_| bad())?;
     let n = r.u8("name length").map_err(|_| bad())? as usize;
     let name =
@@ -84,6 +88,7 @@ fn parse_payload(label: &str, zone_id: Id, p: &[u8]) -> Result<ClientKeys> {
         zone_id,
         zone_key,
         policy_key,
+        audit_public,
         top_dir_id,
         name,
         path,
@@ -172,6 +177,7 @@ impl Vault {
             zone_id: z.id,
             zone_key: z.key.duplicate(),
             policy_key: self.policy_key(),
+            audit_public: self.audit_keys().public(),
             top_dir_id,
             name: z.name.clone(),
             path: z.path.clone(),
@@ -265,6 +271,7 @@ mod tests {
             zone_id: [7; 16],
             zone_key: Key32::from_bytes([8; 32]),
             policy_key: Key32::from_bytes([9; 32]),
+            audit_public: [11; 32],
             top_dir_id: [10; 16],
             name: "acme".into(),
             path: "/clients/acme".into(),

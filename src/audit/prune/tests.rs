@@ -6,6 +6,7 @@ fn keys() -> Keys {
     Keys {
         enc: Key32::from_bytes([1; 32]),
         mac: Key32::from_bytes([2; 32]),
+        seal: Key32::from_bytes([4; 32]),
         vault_id: [3; 16],
     }
 }
