@@ -278,6 +278,19 @@ fn a_client_key_opens_one_client_and_no_vault_wide_command() {
         assert!(out.contains("opens only client 'acme'"), "{args:?}: {out}");
     }
     assert_eq!(fs::read(v.vault.join("tutela.conf")).unwrap(), before);
+    // Its own client it may export (recorded in the log, sealed).
+    let out_tar = t.join("acme.tar");
+    let (code, out) = run_as(
+        &["client", "export"],
+        &v.vault,
+        &["acme", "--output", out_tar.to_str().unwrap()],
+        &contractor,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("exported client 'acme'"), "{out}");
+    assert!(out_tar.exists());
+    let (_, log) = run_as(&["audit", "show"], &v.vault, &[], &v.passfile);
+    assert!(log.contains("client key 'contractor'"), "{log}");
     // A wrong passphrase is still just wrong.
     let wrong = passfile(&t, "wrong", "nobody's passphrase");
     assert_eq!(list(&v.vault, &wrong).0, exit::WRONG_PASSPHRASE);

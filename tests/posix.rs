@@ -4,45 +4,9 @@
 
 mod common;
 
-use common::{have, is_root, skip_unless, TestVault};
+use common::{ensure_pjdfstest_users, have, is_root, pjdfstest, skip_unless, TestVault};
 use std::fs;
 use std::io::{Read, Seek, Write};
-use std::path::Path;
-use std::process::Command;
-
-fn ensure_pjdfstest_users() {
-    // pjdfstest switches to two users: nobody (group nogroup on Debian) and tests.
-    let _ = Command::new("useradd")
-        .args(["-U", "-M", "-s", "/usr/sbin/nologin", "tests"])
-        .output();
-}
-
-/// Runs pjdfstest in `dir`; returns (failed, skipped, passed) and the report.
-fn pjdfstest(dir: &Path) -> ((u32, u32, u32), String) {
-    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pjdfstest/pjdfstest.toml");
-    let out = Command::new("pjdfstest")
-        .arg("-c")
-        .arg(&conf)
-        .arg("-p")
-        .arg(dir)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("Summary:"))
-        .unwrap_or_else(|| panic!("no summary from pjdfstest:\n{text}"))
-        .to_string();
-    let num = |what: &str| -> u32 {
-        line.split(',')
-            .find(|p| p.contains(what))
-            .and_then(|p| p.split_whitespace().find_map(|w| w.parse().ok()))
-            .unwrap_or(0)
-    };
-    ((num("failed"), num("skipped"), num("passed")), text)
-}
 
 #[test]
 fn pjdfstest_passes_on_tutela_as_on_a_plain_directory() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run_ok, TestVault};
+use common::{fsx, run_ok, TestVault};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -159,37 +159,6 @@ fn git_and_sqlite_work_on_the_mount() {
         assert!(text.contains("ok"), "{text}");
         assert!(text.trim_end().ends_with("4286"), "{text}");
     }
-}
-
-fn fsx(v: &TestVault, seed: u32, ops: u32) {
-    let conf = v.tmp.path().join("fsx.toml");
-    // mmap reads/writes, truncation, preallocation and hole punching.
-    fs::write(
-        &conf,
-        "flen = 1048576\n[opsize]\nmax = 131072\n[weights]\nclose_open = 1\nread = 10\nwrite = 10\nmapread = 5\nmapwrite = 5\n\
-         truncate = 5\ninvalidate = 1\nfsync = 1\nfdatasync = 1\nposix_fallocate = 1\npunch_hole = 2\nsendfile = 1\n\
-         posix_fadvise = 1\ncopy_file_range = 1\n",
-    )
-    .unwrap();
-    let out = Command::new("fsx")
-        .arg("-N")
-        .arg(ops.to_string())
-        .arg("-S")
-        .arg(seed.to_string())
-        .arg("-f")
-        .arg(&conf)
-        .arg("-P")
-        .arg(v.tmp.path())
-        .arg(v.p(&format!("fsx-{seed}")))
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fsx seed {seed} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

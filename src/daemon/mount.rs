@@ -198,10 +198,10 @@ fn check_mountpoint(mp: &Path) -> Result<PathBuf> {
     Ok(canon)
 }
 
-fn session_config(vault: &Vault, args: &MountArgs) -> Config {
+fn session_config(vault_dir: &Path, args: &MountArgs) -> Config {
     let mut c = Config::default();
     c.mount_options = vec![
-        MountOption::FSName(format!("tutela:{}", vault.dir.display())),
+        MountOption::FSName(format!("tutela:{}", vault_dir.display())),
         MountOption::Subtype("tutela".into()),
         MountOption::NoDev,
         MountOption::NoSuid,
@@ -321,7 +321,7 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
     if args.allow_other {
         close_vault_to_others(&fs, &vault.dir);
     }
-    let config = session_config(&vault, &args);
+    let config = session_config(&vault.dir, &args);
     let clients = vault.zones.len().saturating_sub(1);
     let keep = Keep {
         clients,
@@ -338,37 +338,105 @@ pub fn mount(vault: Vault, args: MountArgs) -> Result<()> {
         fs.recover_rekey_staging()?;
     }
 
-    let ready_pipe = if args.foreground {
-        None
-    } else {
-        let (mut r, w) = sys::pipe()?;
-        match sys::fork()? {
-            sys::Forked::Parent { .. } => {
-                drop(w);
-                let mut msg = String::new();
-                let _ = r.read_to_string(&mut msg);
-                if msg.starts_with("ok") {
-                    return Ok(());
-                }
-                let text = msg.split_once(' ').map(|(_, t)| {
-                    let t = t.trim_end();
-                    t.strip_prefix("mount failed: ").unwrap_or(t).to_string()
-                });
-                return Err(Error::MountFailed(text.unwrap_or_else(|| {
-                    "the mount daemon exited before the mount was live".into()
-                })));
-            }
-            sys::Forked::Child => {
-                drop(r);
-                sys::detach_stdio();
-                if args.log_file.is_none() {
-                    crate::daemon::logging::to_syslog();
-                }
-                Some(w)
-            }
-        }
+    let Some(ready_pipe) = detach(&args)? else {
+        return Ok(());
     };
     serve(fs, keep, vault, config, &mp, args, ready_pipe)
+}
+
+/// Goes to the background unless `--foreground`: `None` in the parent once the mount is
+/// live (its failure is the parent's error); in the daemon, the pipe to say "ok" on.
+#[allow(clippy::option_option)]
+fn detach(args: &MountArgs) -> Result<Option<Option<std::fs::File>>> {
+    if args.foreground {
+        return Ok(Some(None));
+    }
+    let (mut r, w) = sys::pipe()?;
+    match sys::fork()? {
+        sys::Forked::Parent { .. } => {
+            drop(w);
+            let mut msg = String::new();
+            let _ = r.read_to_string(&mut msg);
+            if msg.starts_with("ok") {
+                return Ok(None);
+            }
+            let text = msg.split_once(' ').map(|(_, t)| {
+                let t = t.trim_end();
+                t.strip_prefix("mount failed: ").unwrap_or(t).to_string()
+            });
+            Err(Error::MountFailed(text.unwrap_or_else(|| {
+                "the mount daemon exited before the mount was live".into()
+            })))
+        }
+        sys::Forked::Child => {
+            drop(r);
+            sys::detach_stdio();
+            if args.log_file.is_none() {
+                crate::daemon::logging::to_syslog();
+            }
+            Ok(Some(Some(w)))
+        }
+    }
+}
+
+/// Mounts one client's folder alone (`mount --client`), holding that client's keys and no
+/// other: its zone key, the policy key and the vault's audit public key. The folder is found
+/// by its directory id; the policy applies as on a full mount (same plaintext paths); every
+/// access is recorded in a sealed chain of the audit log (FORMAT.md, "Sealed audit segments").
+pub fn mount_scoped(
+    dir: &Path,
+    config: &crate::format::config::Config,
+    keys: crate::vault::client_slots::ClientKeys,
+    args: MountArgs,
+) -> Result<()> {
+    let mp = check_mountpoint(&args.mountpoint)?;
+    refuse_if_mounted(dir)?;
+    let top = crate::fs::scoped::find_dir_by_id(dir, &keys.top_dir_id).map_err(|e| match e {
+        Error::NotFound => Error::MountFailed(format!(
+            "client '{}': its folder is not in this vault (shredded, or this key belongs to \
+             another vault)",
+            keys.name
+        )),
+        e => e,
+    })?;
+    let opts = Options {
+        read_only: args.read_only,
+        chown_new: sys::geteuid() == 0,
+        noatime: last_atime_flag(&args.flags) == Some(MountFlag::NoAtime),
+        strictatime: last_atime_flag(&args.flags) == Some(MountFlag::StrictAtime),
+    };
+    let fs = Fs::new_scoped(
+        &top,
+        keys.top_dir_id,
+        (keys.zone_id, &keys.zone_key, &keys.path),
+        opts,
+    )?;
+    // The policy, as the config (which a client key cannot authenticate) says it should be:
+    // a missing or foreign one refuses the mount, as on a full mount.
+    let policy = store::read_bound(dir, &keys.policy_key, &config.vault_id, config.policy)
+        .and_then(|t| t.map(|t| parse_policy(&t, "stored policy")).transpose())?;
+    let session = session_config(dir, &args);
+    let Some(mut ready) = detach(&args)? else {
+        return Ok(());
+    };
+    harden_daemon();
+    let sink = open_sink(
+        crate::audit::Sink::start_scoped(dir, config.vault_id, &keys.zone_id, keys.audit_public),
+        &args,
+        &mut ready,
+    )?;
+    let name = keys.name.clone();
+    // Nothing but the zone key (inside the filesystem) is kept.
+    drop(keys);
+    let running = open_session(fs, policy, sink, &session, &mp, &args, &mut ready)?;
+    let mut info = daemon_info(&running.fs, dir, &mp, &args, 1);
+    info.client = Some(name.clone());
+    record_mount(&running.fs, &args, Some(&name));
+    crate::daemon::status::publish(&info);
+    if let Some(mut w) = ready.take() {
+        let _ = writeln!(w, "ok");
+    }
+    run_until_unmounted(running, &mp, &args)
 }
 
 /// On a shared mount, other local users must reach client files only through the mount,
@@ -604,7 +672,7 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
 }
 
 fn serve(
-    mut fs: Fs,
+    fs: Fs,
     mut keep: Keep,
     vault: Vault,
     config: Config,
@@ -612,60 +680,15 @@ fn serve(
     args: MountArgs,
     mut ready: Option<std::fs::File>,
 ) -> Result<()> {
-    sys::disable_core_dumps();
-    sys::lift_file_size_limit();
-    sys::set_umask(0);
-    sys::block_termination_signals();
+    harden_daemon();
     let audit_keys = keep.audit_keys();
-    let sink = match crate::audit::Sink::start(&keep.dir, audit_keys) {
-        Ok(s) => Some(s),
-        Err(e) if args.read_only => {
-            log::warn!("read-only mount: no audit log ({e})");
-            None
-        }
-        Err(e) => {
-            let err = Error::MountFailed(format!("cannot open the audit log: {e}"));
-            if let Some(w) = ready.as_mut() {
-                let _ = writeln!(w, "{} {}", err.exit_code(), err);
-            }
-            return Err(err);
-        }
-    };
-    fs.set_guard(crate::fs::Guard::new(keep.policy.take(), sink));
-    let fs = Arc::new(fs);
-    let start = Instant::now();
-    let last = Arc::new(AtomicU64::new(0));
-    let last2 = last.clone();
-    let adapter = Adapter::new(
-        fs.clone(),
-        Arc::new(move || last2.store(now_secs(start), Ordering::Relaxed)),
-        args.allow_other,
-    );
-    let session = match fuser::Session::new(adapter, mp, &config) {
-        Ok(s) => s,
-        Err(e) => {
-            let err = explain_mount_error(e, &args);
-            fs.close_audit();
-            if let Some(w) = ready.as_mut() {
-                let _ = writeln!(w, "{} {}", err.exit_code(), err);
-            }
-            return Err(err);
-        }
-    };
-    log::info!("mounted");
-    let notifier = session.notifier();
-    // Attributes only: the cached pages stay valid (offset -1).
-    // Attributes only (offset -1), or the cached pages too (offset 0, length 0: all).
-    fs.set_invalidator(Box::new(move |ino, data| {
-        let _ = notifier.inval_inode(fuser::INodeNo(ino), if data { 0 } else { -1 }, 0);
-    }));
-    let notifier = session.notifier();
-    fs.set_entry_invalidator(Box::new(move |parent, name| {
-        let _ = notifier.inval_entry(
-            fuser::INodeNo(parent),
-            std::os::unix::ffi::OsStrExt::from_bytes(name),
-        );
-    }));
+    let sink = open_sink(
+        crate::audit::Sink::start(&keep.dir, audit_keys),
+        &args,
+        &mut ready,
+    )?;
+    let running = open_session(fs, keep.policy.take(), sink, &config, mp, &args, &mut ready)?;
+    let fs = running.fs.clone();
     // Client work while mounted goes through the daemon (`live`), on its control socket.
     let mut vault = vault;
     let pending = !vault.rekey_pending().is_empty();
@@ -694,12 +717,142 @@ fn serve(
             None
         }
     };
+    let info = daemon_info(&fs, &keep.dir, mp, &args, keep.clients);
+    record_mount(&fs, &args, None);
+    watch_policy(fs.clone(), keep, running.session.notifier())?;
+    crate::daemon::status::publish(&info);
+    republish_on_change(fs.clone(), live.clone(), info);
+    if let Some(idle) = args.client_idle {
+        lock_idle_clients(live.clone(), idle);
+    }
+    if let Some(mut w) = ready.take() {
+        let _ = writeln!(w, "ok");
+    }
+    if pending && !args.read_only {
+        // A rotation or adoption was interrupted: finish it while serving.
+        let live = live.clone();
+        std::thread::Builder::new()
+            .name("rekey-resume".into())
+            .spawn(move || {
+                use crate::daemon::control::server::Handler;
+                let me = crate::daemon::control::server::Caller {
+                    uid: sys::getuid(),
+                    gid: sys::getgid(),
+                    pid: std::process::id(),
+                };
+                let r = live.run(me, crate::daemon::control::Request::RekeyResume, &mut |p| {
+                    log::info!("{p}")
+                });
+                match r {
+                    Ok((msg, _)) => log::info!("{msg}"),
+                    Err(e) => log::error!("finishing the interrupted rekey failed: {e}"),
+                }
+            })?;
+    }
+    run_until_unmounted(running, mp, &args)
+}
+
+/// What every mount daemon does first: no core dumps, no file size limit, exact modes,
+/// termination signals handled by the signal thread.
+fn harden_daemon() {
+    sys::disable_core_dumps();
+    sys::lift_file_size_limit();
+    sys::set_umask(0);
+    sys::block_termination_signals();
+}
+
+/// The audit sink, or why the mount cannot go on without one (a read-only mount can).
+fn open_sink(
+    sink: Result<crate::audit::Sink>,
+    args: &MountArgs,
+    ready: &mut Option<std::fs::File>,
+) -> Result<Option<crate::audit::Sink>> {
+    match sink {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if args.read_only => {
+            log::warn!("read-only mount: no audit log ({e})");
+            Ok(None)
+        }
+        Err(e) => {
+            let err = Error::MountFailed(format!("cannot open the audit log: {e}"));
+            if let Some(w) = ready.as_mut() {
+                let _ = writeln!(w, "{} {}", err.exit_code(), err);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// A mount that is live in the kernel, not yet serving.
+struct Running {
+    fs: Arc<Fs>,
+    session: fuser::Session<Adapter>,
+    start: Instant,
+    /// When a request last came (seconds since `start`), for `--idle`.
+    last: Arc<AtomicU64>,
+}
+
+/// Puts the guard (policy and audit) in place and mounts: the kernel sees the mount from
+/// here on.
+fn open_session(
+    mut fs: Fs,
+    policy: Option<Policy>,
+    sink: Option<crate::audit::Sink>,
+    config: &Config,
+    mp: &Path,
+    args: &MountArgs,
+    ready: &mut Option<std::fs::File>,
+) -> Result<Running> {
+    fs.set_guard(crate::fs::Guard::new(policy, sink));
+    let fs = Arc::new(fs);
+    let start = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
+    let last2 = last.clone();
+    let adapter = Adapter::new(
+        fs.clone(),
+        Arc::new(move || last2.store(now_secs(start), Ordering::Relaxed)),
+        args.allow_other,
+    );
+    let session = match fuser::Session::new(adapter, mp, config) {
+        Ok(s) => s,
+        Err(e) => {
+            let err = explain_mount_error(e, args);
+            fs.close_audit();
+            if let Some(w) = ready.as_mut() {
+                let _ = writeln!(w, "{} {}", err.exit_code(), err);
+            }
+            return Err(err);
+        }
+    };
+    log::info!("mounted");
+    let notifier = session.notifier();
+    // Attributes only (offset -1), or the cached pages too (offset 0, length 0: all).
+    fs.set_invalidator(Box::new(move |ino, data| {
+        let _ = notifier.inval_inode(fuser::INodeNo(ino), if data { 0 } else { -1 }, 0);
+    }));
+    let notifier = session.notifier();
+    fs.set_entry_invalidator(Box::new(move |parent, name| {
+        let _ = notifier.inval_entry(
+            fuser::INodeNo(parent),
+            std::os::unix::ffi::OsStrExt::from_bytes(name),
+        );
+    }));
     raise_readahead(mp.to_path_buf());
+    Ok(Running {
+        fs,
+        session,
+        start,
+        last,
+    })
+}
+
+/// The mount's own audit record: how it is mounted (and which client, for a scoped one).
+fn record_mount(fs: &Fs, args: &MountArgs, client: Option<&str>) {
     fs.record_event(
         "mount",
         "ok",
         Some(format!(
-            "{}{}",
+            "{}{}{}",
             if args.read_only {
                 "read-only"
             } else {
@@ -709,12 +862,23 @@ fn serve(
                 ", policy active"
             } else {
                 ""
-            }
+            },
+            client.map_or(String::new(), |c| format!(", client '{c}' only")),
         )),
     );
-    let info = crate::daemon::status::DaemonInfo {
+}
+
+/// What `tutela status` shows of this daemon.
+fn daemon_info(
+    fs: &Fs,
+    vault_dir: &Path,
+    mp: &Path,
+    args: &MountArgs,
+    clients: usize,
+) -> crate::daemon::status::DaemonInfo {
+    crate::daemon::status::DaemonInfo {
         pid: std::process::id(),
-        vault: keep.dir.display().to_string(),
+        vault: vault_dir.display().to_string(),
         mountpoint: mp.display().to_string(),
         started_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -722,22 +886,25 @@ fn serve(
             .unwrap_or(0),
         read_only: args.read_only,
         policy: fs.policy_active(),
-        clients: keep.clients,
+        clients,
         idle_s: args.idle.map(|d| d.as_secs()),
         threads: args.threads,
         strays: 0,
         locked: Vec::new(),
         client_idle_s: args.client_idle.map(|d| d.as_secs()),
-    };
-    watch_policy(fs.clone(), keep, session.notifier())?;
-    crate::daemon::status::publish(&info);
-    republish_on_change(fs.clone(), live.clone(), info);
-    if let Some(idle) = args.client_idle {
-        lock_idle_clients(live.clone(), idle);
+        client: None,
     }
-    if let Some(mut w) = ready.take() {
-        let _ = writeln!(w, "ok");
-    }
+}
+
+/// Serves until the mount goes (unmounted by hand, on a signal, or when idle), then closes
+/// the audit log.
+fn run_until_unmounted(running: Running, mp: &Path, args: &MountArgs) -> Result<()> {
+    let Running {
+        fs,
+        session,
+        start,
+        last,
+    } = running;
     // Unmounting on a signal or when idle goes through the kernel (umount2, or fusermount3),
     // so a try that finds the mount busy can be made again: fuser's unmounter is spent by its
     // first try, after which an idle timer or a SIGTERM would leave the vault open for good.
@@ -779,27 +946,6 @@ fn serve(
                     }
                     tries += 1;
                     next_try = now + IDLE_RETRY_SECS;
-                }
-            })?;
-    }
-    if pending && !args.read_only {
-        // A rotation or adoption was interrupted: finish it while serving.
-        let live = live.clone();
-        std::thread::Builder::new()
-            .name("rekey-resume".into())
-            .spawn(move || {
-                use crate::daemon::control::server::Handler;
-                let me = crate::daemon::control::server::Caller {
-                    uid: sys::getuid(),
-                    gid: sys::getgid(),
-                    pid: std::process::id(),
-                };
-                let r = live.run(me, crate::daemon::control::Request::RekeyResume, &mut |p| {
-                    log::info!("{p}")
-                });
-                match r {
-                    Ok((msg, _)) => log::info!("{msg}"),
-                    Err(e) => log::error!("finishing the interrupted rekey failed: {e}"),
                 }
             })?;
     }

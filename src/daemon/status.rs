@@ -25,6 +25,9 @@ pub struct DaemonInfo {
     pub locked: Vec<String>,
     #[serde(default)]
     pub client_idle_s: Option<u64>,
+    /// The one client a client-scoped mount shows (`mount --client`).
+    #[serde(default)]
+    pub client: Option<String>,
 }
 
 pub fn dir() -> PathBuf {

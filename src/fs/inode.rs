@@ -109,6 +109,10 @@ pub struct InodeTable {
     fds: usize,
     /// The last generation handed out (unique for the life of the mount).
     last_generation: u64,
+    /// The plaintext path the root stands for: empty (`/`) for a whole vault, the client's
+    /// folder (`/clients/acme`) for a client-scoped mount, so that the policy and the audit
+    /// log see the same paths as on a full mount.
+    root_plain: Vec<u8>,
 }
 
 impl InodeTable {
@@ -135,7 +139,17 @@ impl InodeTable {
             nodes,
             fds: 0,
             last_generation: 0,
+            root_plain: Vec::new(),
         }
+    }
+
+    /// Makes the root stand for plaintext path `path` (a client-scoped mount's folder).
+    pub fn set_root_plain(&mut self, path: &[u8]) {
+        self.root_plain = if path == b"/" {
+            Vec::new()
+        } else {
+            path.to_vec()
+        };
     }
 
     /// Caches directory `dir` on `ino` unless `max` are cached already or the node is no
@@ -526,7 +540,7 @@ impl InodeTable {
                 return None;
             }
         }
-        let mut out = Vec::new();
+        let mut out = self.root_plain.clone();
         for p in parts.iter().rev() {
             out.push(b'/');
             out.extend_from_slice(p);

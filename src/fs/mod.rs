@@ -17,6 +17,7 @@ mod op;
 mod refusals;
 mod rekey;
 mod rootmode;
+pub mod scoped;
 mod stream;
 mod xattr;
 mod zones;
@@ -178,7 +179,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Fs {
     pub fn new(vault: &Vault, opts: Options) -> Result<Fs> {
         let root = sys::open_dir(&vault.dir)?;
-        let st = sys::fstat(root.as_fd())?;
         let mut zones: Vec<Zone> = vault
             .zones
             .iter()
@@ -191,6 +191,33 @@ impl Fs {
                 zones.push(Zone::new(z.retiring_id(), old, z.path.as_bytes(), i));
             }
         }
+        Self::with_root(root, vault.config.root_dir_id, zones, b"/", opts)
+    }
+
+    /// The filesystem of one client's folder alone (a client-scoped mount): `top` is the
+    /// backing directory of the client's folder, whose id is `top_id`; only the client's
+    /// zone (`id`, `key`, folder `path`) is known, so nothing of any other zone can be
+    /// decrypted. Plaintext paths are the full mount's (`/clients/acme/...`).
+    pub fn new_scoped(
+        top: &std::path::Path,
+        top_id: crate::crypto::Id,
+        zone: (crate::crypto::Id, &Key32, &str),
+        opts: Options,
+    ) -> Result<Fs> {
+        let root = sys::open_dir(top)?;
+        let (id, key, path) = zone;
+        let zones = vec![Zone::new(id, key, path.as_bytes(), 0)];
+        Self::with_root(root, top_id, zones, path.as_bytes(), opts)
+    }
+
+    fn with_root(
+        root: OwnedFd,
+        root_id: crate::crypto::Id,
+        zones: Vec<Zone>,
+        root_plain: &[u8],
+        opts: Options,
+    ) -> Result<Fs> {
+        let st = sys::fstat(root.as_fd())?;
         let zones = zones.into_iter().map(Arc::new).collect();
         let root_mode = AtomicU32::new(rootmode::read(root.as_fd()));
         let root_ref = DirRef {
@@ -200,15 +227,17 @@ impl Fs {
                 libc::O_PATH | libc::O_DIRECTORY,
                 0,
             )?),
-            id: vault.config.root_dir_id,
+            id: root_id,
             gen: 0,
         };
+        let mut inodes = InodeTable::new(root_ref);
+        inodes.set_root_plain(root_plain);
         let fs = Fs {
             root,
             root_backing_ino: st.st_ino,
             root_mode,
             zones: RwLock::new(zones),
-            inodes: Mutex::new(InodeTable::new(root_ref)),
+            inodes: Mutex::new(inodes),
             files: file::OpenFiles::default(),
             next_fh: AtomicU64::new(1),
             read_only: AtomicBool::new(opts.read_only),

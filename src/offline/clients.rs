@@ -323,3 +323,47 @@ pub fn remove_graveyard(dir: &std::path::Path) -> Result<()> {
         Err(e) => Err(Error::Io(e)),
     }
 }
+
+/// Opens one client's keys for a client-scoped mount (`mount --client NAME`): with a client
+/// key of that client, or with a vault passphrase (or the recovery key), from which only the
+/// client's keys are kept and everything else is dropped at once. Also returns the config as
+/// read (it cannot be authenticated with a client key; a scoped mount uses only its vault id
+/// and policy binding).
+pub fn unlock_client(
+    dir: &std::path::Path,
+    how: &crate::vault::Unlock,
+    client: &str,
+    keystore: Option<&std::path::Path>,
+) -> Result<(
+    crate::format::config::Config,
+    crate::vault::client_slots::ClientKeys,
+)> {
+    use crate::vault::client_slots::{open_any, ClientKeys};
+    let (config, _) = Vault::read_config(dir)?;
+    if let crate::vault::Unlock::Passphrase(p) = how {
+        if let Some(k) = open_any(&config, p)? {
+            if k.name != client {
+                return Err(Error::ClientKeyOnly {
+                    label: k.label,
+                    client: k.name,
+                });
+            }
+            return Ok((config, k));
+        }
+    }
+    let v = crate::offline::open_vault(dir, how, keystore)?;
+    let z = zone_named(&v, client)?;
+    let keys = ClientKeys {
+        label: String::new(),
+        zone_id: z.id,
+        zone_key: z.key.duplicate(),
+        policy_key: v.policy_key(),
+        audit_public: v.audit_keys().public(),
+        top_dir_id: top_dir_id(&v, client)?,
+        name: z.name.clone(),
+        path: z.path.clone(),
+    };
+    // Every other key of the vault goes here, zeroized.
+    drop(v);
+    Ok((config, keys))
+}

@@ -68,6 +68,51 @@ pub fn export(
     export_from(&fs, &zone.path, name, output, false, start, progress)
 }
 
+/// Exports client `keys.name` with a client key (the client's keys only): its folder, found
+/// by its directory id, read through a filesystem that knows that client's zone alone. The
+/// export is recorded in the vault's audit log, in the sealed chain a scoped writer uses.
+pub fn export_scoped(
+    dir: &Path,
+    config: &crate::format::config::Config,
+    keys: &crate::vault::client_slots::ClientKeys,
+    output: &Path,
+    start: &dyn Fn(u64),
+    progress: &dyn Fn(u64),
+) -> Result<ExportReport> {
+    let top = crate::fs::scoped::find_dir_by_id(dir, &keys.top_dir_id)?;
+    let fs = Fs::new_scoped(
+        &top,
+        keys.top_dir_id,
+        (keys.zone_id, &keys.zone_key, &keys.path),
+        crate::fs::Options {
+            read_only: true,
+            ..crate::fs::Options::default()
+        },
+    )?;
+    // The log first: an export that cannot be recorded is not made.
+    let sink =
+        crate::audit::Sink::start_scoped(dir, config.vault_id, &keys.zone_id, keys.audit_public)?;
+    let rep = export_from(&fs, "/", &keys.name, output, false, start, progress);
+    let mut r = crate::audit::Record::now("client-export", &keys.path);
+    r.user = crate::sys::user_name(r.uid).unwrap_or_default();
+    r.client = Some(keys.name.clone());
+    match &rep {
+        Ok(x) => {
+            r.detail = Some(format!(
+                "client '{}' (client key '{}'): {} files, {} bytes",
+                keys.name, keys.label, x.files, x.bytes
+            ))
+        }
+        Err(e) => {
+            r.result = "failed".into();
+            r.detail = Some(e.to_string());
+        }
+    }
+    sink.record(r);
+    sink.close();
+    rep
+}
+
 /// Exports the client `name` whose folder is `path` in `fs`. `live`: others write meanwhile.
 pub fn export_from(
     fs: &Fs,

@@ -339,7 +339,21 @@ pub fn ensure_user(name: &str) -> u32 {
 
 /// `tutela status --json`'s entry for mountpoint `mnt`.
 pub fn status_of(mnt: &Path) -> serde_json::Value {
-    let o = run_ok(tutela().args(["status", "--json"]));
+    status_in(run_ok(tutela().args(["status", "--json"])), mnt)
+}
+
+/// `status_of`, as `user` sees it (their daemons report in their own runtime directory).
+pub fn status_of_as(mnt: &Path, user: &str) -> serde_json::Value {
+    let o = run_ok(
+        Command::new("runuser")
+            .args(["-u", user, "--"])
+            .arg(bin())
+            .args(["status", "--json"]),
+    );
+    status_in(o, mnt)
+}
+
+fn status_in(o: Output, mnt: &Path) -> serde_json::Value {
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     j["mounts"]
         .as_array()
@@ -566,4 +580,84 @@ pub fn audit_chain_dir(vault: &Path) -> PathBuf {
         .collect();
     assert_eq!(dirs.len(), 1, "one chain expected: {dirs:?}");
     dirs[0].clone()
+}
+
+pub fn ensure_pjdfstest_users() {
+    // pjdfstest switches to two users: nobody (group nogroup on Debian) and tests.
+    let _ = Command::new("useradd")
+        .args(["-U", "-M", "-s", "/usr/sbin/nologin", "tests"])
+        .output();
+}
+
+/// Runs pjdfstest in `dir`; returns (failed, skipped, passed) and the report.
+pub fn pjdfstest(dir: &Path) -> ((u32, u32, u32), String) {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pjdfstest/pjdfstest.toml");
+    let out = Command::new("pjdfstest")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Summary:"))
+        .unwrap_or_else(|| panic!("no summary from pjdfstest:\n{text}"))
+        .to_string();
+    let num = |what: &str| -> u32 {
+        line.split(',')
+            .find(|p| p.contains(what))
+            .and_then(|p| p.split_whitespace().find_map(|w| w.parse().ok()))
+            .unwrap_or(0)
+    };
+    ((num("failed"), num("skipped"), num("passed")), text)
+}
+
+/// fsx (random read/write/truncate/mmap with data verification) on a file of the mount.
+pub fn fsx(v: &TestVault, seed: u32, ops: u32) {
+    let conf = v.tmp.path().join("fsx.toml");
+    // mmap reads/writes, truncation, preallocation and hole punching.
+    std::fs::write(
+        &conf,
+        "flen = 1048576\n[opsize]\nmax = 131072\n[weights]\nclose_open = 1\nread = 10\nwrite = 10\nmapread = 5\nmapwrite = 5\n\
+         truncate = 5\ninvalidate = 1\nfsync = 1\nfdatasync = 1\nposix_fallocate = 1\npunch_hole = 2\nsendfile = 1\n\
+         posix_fadvise = 1\ncopy_file_range = 1\n",
+    )
+    .unwrap();
+    let out = Command::new("fsx")
+        .arg("-N")
+        .arg(ops.to_string())
+        .arg("-S")
+        .arg(seed.to_string())
+        .arg("-f")
+        .arg(&conf)
+        .arg("-P")
+        .arg(v.tmp.path())
+        .arg(v.p(&format!("fsx-{seed}")))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fsx seed {seed} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `f` with /dev/fuse open to every user, as a Debian system's udev leaves it (a
+/// container may leave it 0600, root only), then puts its mode back, also when `f` panics.
+pub fn with_dev_fuse_for_users<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> T {
+    let saved = std::fs::metadata("/dev/fuse").unwrap().permissions();
+    std::fs::set_permissions(
+        "/dev/fuse",
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    let r = std::panic::catch_unwind(f);
+    let _ = std::fs::set_permissions("/dev/fuse", saved);
+    r.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }

@@ -71,6 +71,11 @@ pub enum Command {
         /// memory; `tutela unlock` brings it back), e.g. 15m.
         #[arg(long, value_name = "DURATION", value_parser = tutela::daemon::mount::parse_idle)]
         client_idle: Option<std::time::Duration>,
+        /// Mount one client's folder alone, holding only that client's keys (with a client
+        /// key from `key add --client`, or a vault passphrase, of which only the client's
+        /// keys are kept).
+        #[arg(long, value_name = "NAME", conflicts_with = "client_idle")]
+        client: Option<String>,
         /// Threads serving requests.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         threads: u16,

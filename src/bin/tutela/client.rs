@@ -56,7 +56,33 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             pass,
             json,
         } => {
-            let v = unlock(&vault, &pass)?;
+            tutela::vault::Vault::read_config(&vault)?;
+            let how = tutela::vault::Unlock::Passphrase(tutela::vault::passphrase::existing(
+                &source(&pass),
+            )?);
+            let v = match tutela::offline::open_vault(&vault, &how, pass.keystore.as_deref()) {
+                Ok(v) => v,
+                // A client key may export its own client (and nothing else).
+                Err(Error::ClientKeyOnly { client, .. }) if client == name => {
+                    let (config, keys) = tutela::offline::clients::unlock_client(
+                        &vault,
+                        &how,
+                        &name,
+                        pass.keystore.as_deref(),
+                    )?;
+                    drop(how);
+                    let rep = with_export_bar(|start, progress| {
+                        tutela::offline::export::export_scoped(
+                            &vault, &config, &keys, &output, start, progress,
+                        )
+                    })?;
+                    print_export(&name, &output, &rep, json);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            drop(how);
+            show_sync_notes(&v);
             if let Some(d) = live_daemon(&v)? {
                 // The daemon writes the export: it needs the path from here, whole.
                 let output = std::path::absolute(&output).map_err(Error::Io)?;
@@ -68,26 +94,9 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             }
             // The export is recorded in the audit log, which a live mount holds.
             let lock = tutela::audit::lock(&v.dir)?;
-            let bar = indicatif::ProgressBar::with_draw_target(
-                None,
-                indicatif::ProgressDrawTarget::stderr(),
-            );
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "exporting {bytes}/{total_bytes} [{bar:30}] {eta} left",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            let res = tutela::offline::export::export(
-                &v,
-                &name,
-                &output,
-                &|total| bar.set_length(total),
-                &|done| bar.set_position(done),
-            );
-            bar.finish_and_clear();
-            let rep = res?;
+            let rep = with_export_bar(|start, progress| {
+                tutela::offline::export::export(&v, &name, &output, start, progress)
+            })?;
             drop(lock);
             offline_record(
                 &v,
@@ -97,27 +106,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                     rep.files, rep.bytes
                 )),
             );
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "client": name, "output": output, "export": rep })
-                );
-            } else {
-                println!(
-                    "exported client '{name}' to {}: {} files, {} folders, {} symlinks, {} bytes; checksums in {}{}",
-                    output.display(),
-                    rep.files,
-                    rep.dirs,
-                    rep.symlinks,
-                    rep.bytes,
-                    tutela::offline::export::MANIFEST,
-                    if rep.skipped > 0 {
-                        format!(" ({} special files such as FIFOs left out)", rep.skipped)
-                    } else {
-                        String::new()
-                    }
-                );
-            }
+            print_export(&name, &output, &rep, json);
             Ok(())
         }
         ClientCmd::Shred {
@@ -191,5 +180,55 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Runs an export with a progress bar on stderr.
+fn with_export_bar(
+    f: impl FnOnce(&dyn Fn(u64), &dyn Fn(u64)) -> Result<tutela::offline::export::ExportReport>,
+) -> Result<tutela::offline::export::ExportReport> {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "exporting {bytes}/{total_bytes} [{bar:30}] {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let res = f(&|total| bar.set_length(total), &|done| {
+        bar.set_position(done)
+    });
+    bar.finish_and_clear();
+    res
+}
+
+fn print_export(
+    name: &str,
+    output: &std::path::Path,
+    rep: &tutela::offline::export::ExportReport,
+    json: bool,
+) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "client": name, "output": output, "export": rep })
+        );
+    } else {
+        println!(
+            "exported client '{}' to {}: {} files, {} folders, {} symlinks, {} bytes; checksums in {}{}",
+            escape(name),
+            output.display(),
+            rep.files,
+            rep.dirs,
+            rep.symlinks,
+            rep.bytes,
+            tutela::offline::export::MANIFEST,
+            if rep.skipped > 0 {
+                format!(" ({} special files such as FIFOs left out)", rep.skipped)
+            } else {
+                String::new()
+            }
+        );
     }
 }

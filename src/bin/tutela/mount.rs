@@ -18,6 +18,7 @@ pub struct Args {
     pub allow_other: bool,
     pub idle: Option<std::time::Duration>,
     pub client_idle: Option<std::time::Duration>,
+    pub client: Option<String>,
     pub threads: u16,
     pub log_file: Option<PathBuf>,
     pub options: Vec<tutela::daemon::mount::MountFlag>,
@@ -34,6 +35,7 @@ pub fn run(a: Args) -> Result<()> {
         allow_other,
         idle,
         client_idle,
+        client,
         threads,
         log_file,
         options,
@@ -58,6 +60,23 @@ pub fn run(a: Args) -> Result<()> {
         }
         None => Unlock::Passphrase(passphrase::existing(&source(&pass))?),
     };
+    if let Some(name) = client {
+        let (config, keys) =
+            tutela::offline::clients::unlock_client(&vault, &how, &name, pass.keystore.as_deref())?;
+        drop(how);
+        let args = tutela::daemon::mount::MountArgs {
+            mountpoint,
+            foreground,
+            read_only,
+            allow_other,
+            idle,
+            client_idle: None,
+            threads: threads as usize,
+            log_file,
+            flags: options,
+        };
+        return tutela::daemon::mount::mount_scoped(&vault, &config, keys, args);
+    }
     let v = tutela::offline::open_vault(&vault, &how, pass.keystore.as_deref())?;
     crate::common::show_sync_notes(&v);
     // The daemon lives on with the keys only: the passphrase goes (and is zeroed) now.

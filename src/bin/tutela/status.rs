@@ -19,6 +19,8 @@ struct MountStatus {
     /// Clients locked on the mount now.
     locked: Vec<String>,
     client_idle_s: Option<u64>,
+    /// The one client a client-scoped mount shows.
+    client: Option<String>,
 }
 
 pub fn status(json: bool) -> Result<()> {
@@ -52,6 +54,7 @@ pub fn status(json: bool) -> Result<()> {
             strays: d.map(|d| d.strays),
             locked: d.map(|d| d.locked.clone()).unwrap_or_default(),
             client_idle_s: d.and_then(|d| d.client_idle_s),
+            client: d.and_then(|d| d.client.clone()),
             vault,
             mountpoint,
         });
@@ -71,6 +74,9 @@ pub fn status(json: bool) -> Result<()> {
                 }
                 .to_string(),
             );
+            if let Some(c) = &s.client {
+                extra.push(format!("client '{}' only", tutela::text::escape(c)));
+            }
             if s.policy {
                 extra.push("access policy".into());
             }
