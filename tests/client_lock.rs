@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{run_ok, tutela, TestVault};
+use common::{code, daemon_pid, errno_of, run_ok, text, tutela, TestVault};
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -50,22 +50,6 @@ fn lock(v: &TestVault, args: &[&str]) -> Output {
     cmd(v, &all).output().unwrap()
 }
 
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn errno_of(r: std::io::Result<impl Sized>) -> i32 {
-    common::errno_of(r)
-}
-
 /// Acme's zone key and the vault's zone-wrap key, from the vault itself.
 fn secrets(v: &TestVault) -> (Vec<u8>, Vec<u8>) {
     let pass = tutela::vault::passphrase::from_file(&v.passfile, "passphrase").unwrap();
@@ -77,37 +61,6 @@ fn secrets(v: &TestVault) -> (Vec<u8>, Vec<u8>) {
         acme.key.as_bytes().to_vec(),
         vault.zone_wrap_key().as_bytes().to_vec(),
     )
-}
-
-/// Whether `needle` is anywhere in the writable memory of process `pid`.
-fn in_memory(pid: u32, needle: &[u8]) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mut mem = fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let (range, perms) = (f.next().unwrap(), f.next().unwrap());
-        if !perms.starts_with("rw") {
-            continue;
-        }
-        let (a, b) = range.split_once('-').unwrap();
-        let (a, b) = (
-            u64::from_str_radix(a, 16).unwrap(),
-            u64::from_str_radix(b, 16).unwrap(),
-        );
-        let mut buf = vec![0u8; (b - a) as usize];
-        if mem.seek(SeekFrom::Start(a)).is_err() || mem.read_exact(&mut buf).is_err() {
-            continue;
-        }
-        if buf.windows(needle.len()).any(|w| w == needle) {
-            return true;
-        }
-    }
-    false
-}
-
-fn daemon_pid(v: &TestVault) -> u32 {
-    common::status_of(&v.mnt)["pid"].as_u64().unwrap() as u32
 }
 
 /// What status says is locked, once it says `want` (it is published within a second).
@@ -141,11 +94,11 @@ fn one_client_locks_while_the_others_stay_open() {
     let pid = daemon_pid(&v);
     // The check can see a key: before the lock both are in the daemon's memory.
     assert!(
-        in_memory(pid, &acme_key),
+        !common::memory_hits(pid, &acme_key).is_empty(),
         "acme's key not found before the lock"
     );
     assert!(
-        in_memory(pid, &zone_wrap),
+        !common::memory_hits(pid, &zone_wrap).is_empty(),
         "the zone-wrap key not found before the lock"
     );
 
@@ -153,11 +106,11 @@ fn one_client_locks_while_the_others_stay_open() {
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(text(&o).contains("locked"), "{}", text(&o));
     assert!(
-        !in_memory(pid, &acme_key),
+        common::memory_hits(pid, &acme_key).is_empty(),
         "acme's key is still in the daemon's memory"
     );
     assert!(
-        !in_memory(pid, &zone_wrap),
+        common::memory_hits(pid, &zone_wrap).is_empty(),
         "the zone-wrap key is still in memory"
     );
     // Acme's folder answers "Required key not available"; bluebird works as before.
@@ -308,6 +261,35 @@ fn lock_refuses_bad_input_clearly() {
         .output()
         .unwrap();
     assert_eq!(code(&o), exit::WRONG_PASSPHRASE, "{}", text(&o));
+    // A client key (bluebird's) cannot unlock acme: it says whose key it is.
+    let bb = v.tmp.path().join("bluebird.pass");
+    fs::write(&bb, "bluebird's contractor passphrase\n").unwrap();
+    let vault = v.vault.display().to_string();
+    run_ok(&mut cmd(
+        &v,
+        &[
+            "key",
+            "add",
+            &vault,
+            "--label",
+            "bb",
+            "--client",
+            "bluebird",
+            "--new-passfile",
+            bb.to_str().unwrap(),
+        ],
+    ));
+    let o = tutela()
+        .args(["unlock", &v.mnt.display().to_string(), "acme", "--passfile"])
+        .arg(&bb)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), exit::CLIENT_KEY_ONLY, "{}", text(&o));
+    assert!(
+        text(&o).contains("opens only client 'bluebird'"),
+        "{}",
+        text(&o)
+    );
     // A directory that is neither a mount nor a vault.
     let o = cmd(&v, &["lock", "/tmp", "acme"]).output().unwrap();
     assert_eq!(code(&o), exit::NOT_MOUNTED, "{}", text(&o));

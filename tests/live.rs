@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{run_ok, tutela, TestVault};
+use common::{code, run_ok, text, tutela, TestVault};
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -40,18 +40,6 @@ fn cmd(v: &TestVault, args: &[&str]) -> Command {
         .arg("--passfile")
         .arg(&v.passfile);
     c
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn as_alice(script: &str) -> Output {

@@ -7,25 +7,13 @@
 
 mod common;
 
-use common::{run_ok, tutela, TestVault};
+use common::{code, run_ok, text, tutela, TestVault};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tutela::error::exit;
 
 const CONTRACTOR: &str = "tutela_contractor";
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A vault with clients acme and bluebird, some files in each, and a client key for acme
 /// (passphrase in the returned file).
@@ -118,28 +106,6 @@ fn zone_key(vault: &Path, passfile: &Path, client: &str) -> Vec<u8> {
         .to_vec()
 }
 
-fn in_memory(pid: u32, needle: &[u8]) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mut mem = fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    maps.lines().any(|line| {
-        let mut f = line.split_whitespace();
-        let (range, perms) = (f.next().unwrap(), f.next().unwrap());
-        if !perms.starts_with("rw") {
-            return false;
-        }
-        let (a, b) = range.split_once('-').unwrap();
-        let (a, b) = (
-            u64::from_str_radix(a, 16).unwrap(),
-            u64::from_str_radix(b, 16).unwrap(),
-        );
-        let mut buf = vec![0u8; (b - a) as usize];
-        mem.seek(SeekFrom::Start(a)).is_ok()
-            && mem.read_exact(&mut buf).is_ok()
-            && buf.windows(needle.len()).any(|w| w == needle)
-    })
-}
-
 #[test]
 fn a_contractor_mounts_acme_alone_as_their_own_user() {
     let Some((v, pass)) = setup("scoped mount") else {
@@ -184,11 +150,8 @@ fn a_contractor_mounts_acme_alone_as_their_own_user() {
     // The daemon holds acme's key, never bluebird's.
     assert_eq!(status["client"], "acme", "{status}");
     let pid = status["pid"].as_u64().unwrap() as u32;
-    assert!(in_memory(pid, &zone_key(&v.vault, &v.passfile, "acme")));
-    assert!(!in_memory(
-        pid,
-        &zone_key(&v.vault, &v.passfile, "bluebird")
-    ));
+    assert!(!common::memory_hits(pid, &zone_key(&v.vault, &v.passfile, "acme")).is_empty());
+    assert!(common::memory_hits(pid, &zone_key(&v.vault, &v.passfile, "bluebird")).is_empty());
     let o = as_contractor(&["unmount", ms]);
     assert_eq!(code(&o), 0, "{}", text(&o));
 
@@ -252,6 +215,34 @@ fn a_crafted_backing_dir_cannot_point_a_scoped_mount_at_another_folder() {
         text(&o)
     );
     fs::write(bluebird.join(".tutela.dir"), saved).unwrap();
+
+    // Bluebird's encrypted files copied into acme's backing folder: the scoped mount has no
+    // key for them, shows nothing of them, and reads none of their content.
+    let mut planted = Vec::new();
+    for e in fs::read_dir(&bluebird).unwrap().flatten() {
+        let name = e.file_name();
+        if e.path().is_file() && !name.to_string_lossy().starts_with(".tutela") {
+            fs::copy(e.path(), acme.join(&name)).unwrap();
+            planted.push(acme.join(&name));
+        }
+    }
+    assert!(!planted.is_empty());
+    v.mount_args(&["--client", "acme"]);
+    let mut names: Vec<String> = fs::read_dir(&v.mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["brief.txt", "letters"]);
+    let all = common::tree(&v.mnt);
+    assert!(
+        !all.values().any(|c| common::contains(c, b"bluebird only")),
+        "bluebird's content read through acme's mount"
+    );
+    v.unmount();
+    for p in planted {
+        fs::remove_file(p).unwrap();
+    }
 
     // An unknown client: a clear message, nothing mounted.
     let o = tutela()

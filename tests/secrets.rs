@@ -5,44 +5,8 @@
 
 mod common;
 
-use common::{is_root, run_ok, skip_unless, tutela, TestVault};
+use common::{daemon_pid, is_root, memory_hits, run_ok, skip_unless, tutela, TestVault};
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
-
-fn daemon_pid(v: &TestVault) -> u32 {
-    common::status_of(&v.mnt)["pid"]
-        .as_u64()
-        .expect("daemon pid in status") as u32
-}
-
-/// Every readable mapping of `pid`, searched for `needle`; returns the mappings that hold it.
-fn memory_hits(pid: u32, needle: &[u8]) -> Vec<String> {
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let mut mem = fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let mut hits = Vec::new();
-    for line in maps.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(range), Some(perm)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        if !perm.starts_with('r') || line.contains("[vvar]") || line.contains("[vsyscall]") {
-            continue;
-        }
-        let (a, b) = range.split_once('-').unwrap();
-        let (a, b) = (
-            u64::from_str_radix(a, 16).unwrap(),
-            u64::from_str_radix(b, 16).unwrap(),
-        );
-        let mut buf = vec![0u8; (b - a) as usize];
-        if mem.seek(SeekFrom::Start(a)).is_err() || mem.read_exact(&mut buf).is_err() {
-            continue;
-        }
-        if common::contains(&buf, needle) {
-            hits.push(line.to_string());
-        }
-    }
-    hits
-}
 
 #[test]
 fn the_daemon_holds_no_passphrase_and_no_master_key() {

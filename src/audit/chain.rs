@@ -93,9 +93,16 @@ pub fn parse_dir_name(name: &str) -> Option<ReplicaId> {
 /// and a copy the sync tool makes elsewhere always gets another. No key goes in, so a rekey
 /// does not move the chain.
 pub fn replica_id(vault_id: &Id, machine: &[u8], path: &[u8]) -> ReplicaId {
+    hashed_id(&[REPLICA_LABEL, vault_id], machine, path)
+}
+
+/// SHA-256 of `fixed` as they are, then `machine` and `path` each preceded by its length (u32
+/// LE): the first 8 bytes.
+fn hashed_id(fixed: &[&[u8]], machine: &[u8], path: &[u8]) -> ReplicaId {
     let mut h = Sha256::new();
-    h.update(REPLICA_LABEL);
-    h.update(vault_id);
+    for f in fixed {
+        h.update(f);
+    }
     for part in [machine, path] {
         h.update((part.len() as u32).to_le_bytes());
         h.update(part);
@@ -111,18 +118,11 @@ pub fn replica_id(vault_id: &Id, machine: &[u8], path: &[u8]) -> ReplicaId {
 /// `tutela/v1/audit-replica-client`, the vault id, the zone id and the two length-prefixed
 /// strings, first 8 bytes.
 pub fn scoped_replica_id(vault_id: &Id, zone_id: &Id, machine: &[u8], path: &[u8]) -> ReplicaId {
-    let mut h = Sha256::new();
-    h.update(b"tutela/v1/audit-replica-client");
-    h.update(vault_id);
-    h.update(zone_id);
-    for part in [machine, path] {
-        h.update((part.len() as u32).to_le_bytes());
-        h.update(part);
-    }
-    let d = h.finalize();
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&d[..8]);
-    id
+    hashed_id(
+        &[b"tutela/v1/audit-replica-client", vault_id, zone_id],
+        machine,
+        path,
+    )
 }
 
 /// The chain a client-scoped mount of zone `zone_id` writes for the vault at `vault`.

@@ -384,15 +384,19 @@ fn spawn_writer(sh: Shared, mut w: Writer) -> Result<std::thread::JoinHandle<()>
 impl Sink {
     /// Starts writing this copy's chain of the vault at `vault`.
     pub fn start(vault: &Path, keys: Keys) -> Result<Sink> {
+        Self::with_writer(Self::local_writer(vault, keys)?)
+    }
+
+    /// A mount's writer of this copy's chain (waiting a little for a daemon just unmounted).
+    fn local_writer(vault: &Path, keys: Keys) -> Result<Writer> {
         let c = chain::local(vault, &keys.vault_id);
-        let w = Writer::open(
+        Writer::open(
             vault,
             &c,
             Sealer::Vault(keys),
             Duration::from_secs(10),
             true,
-        )?;
-        Self::with_writer(w)
+        )
     }
 
     /// Starts writing the chain of a client-scoped mount of zone `zone_id`: sealed segments,
@@ -429,14 +433,7 @@ impl Sink {
     /// After `close`: opens the log again, with `keys` (a live `rekey --all` re-sealed it
     /// under a new master key), and takes records again.
     pub fn reopen(&self, vault: &Path, keys: Keys) -> Result<()> {
-        let c = chain::local(vault, &keys.vault_id);
-        let w = Writer::open(
-            vault,
-            &c,
-            Sealer::Vault(keys),
-            Duration::from_secs(10),
-            true,
-        )?;
+        let w = Self::local_writer(vault, keys)?;
         self.shared
             .0
             .lock()

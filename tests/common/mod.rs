@@ -661,3 +661,53 @@ pub fn with_dev_fuse_for_users<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe
     let _ = std::fs::set_permissions("/dev/fuse", saved);
     r.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
+
+pub fn daemon_pid(v: &TestVault) -> u32 {
+    status_of(&v.mnt)["pid"]
+        .as_u64()
+        .expect("daemon pid in status") as u32
+}
+
+/// Every readable mapping of `pid`, searched for `needle`; returns the mappings that hold it.
+pub fn memory_hits(pid: u32, needle: &[u8]) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut hits = Vec::new();
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(perm)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if !perm.starts_with('r') || line.contains("[vvar]") || line.contains("[vsyscall]") {
+            continue;
+        }
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap(),
+            u64::from_str_radix(b, 16).unwrap(),
+        );
+        let mut buf = vec![0u8; (b - a) as usize];
+        if mem.seek(SeekFrom::Start(a)).is_err() || mem.read_exact(&mut buf).is_err() {
+            continue;
+        }
+        if contains(&buf, needle) {
+            hits.push(line.to_string());
+        }
+    }
+    hits
+}
+
+/// A command's exit code (-1 when a signal ended it).
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// Everything a command printed, stdout then stderr.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -60,21 +60,21 @@ pub fn run(a: Args) -> Result<()> {
         }
         None => Unlock::Passphrase(passphrase::existing(&source(&pass))?),
     };
+    let args = tutela::daemon::mount::MountArgs {
+        mountpoint,
+        foreground,
+        read_only,
+        allow_other,
+        idle,
+        client_idle,
+        threads: threads as usize,
+        log_file,
+        flags: options,
+    };
     if let Some(name) = client {
         let (config, keys) =
             tutela::offline::clients::unlock_client(&vault, &how, &name, pass.keystore.as_deref())?;
         drop(how);
-        let args = tutela::daemon::mount::MountArgs {
-            mountpoint,
-            foreground,
-            read_only,
-            allow_other,
-            idle,
-            client_idle: None,
-            threads: threads as usize,
-            log_file,
-            flags: options,
-        };
         return tutela::daemon::mount::mount_scoped(&vault, &config, keys, args);
     }
     let v = tutela::offline::open_vault(&vault, &how, pass.keystore.as_deref())?;
@@ -97,16 +97,5 @@ pub fn run(a: Args) -> Result<()> {
                     );
         }
     }
-    let args = tutela::daemon::mount::MountArgs {
-        mountpoint,
-        foreground,
-        read_only,
-        allow_other,
-        idle,
-        client_idle,
-        threads: threads as usize,
-        log_file,
-        flags: options,
-    };
     tutela::daemon::mount::mount(v, args)
 }
