@@ -332,6 +332,25 @@ fn the_policy_applies_inside_a_scoped_mount() {
     assert!(text(&o).contains("Permission denied"), "{}", text(&o));
     let o = as_user("tutela_scoped_outsider", &format!("cat {brief}"));
     assert!(text(&o).contains("Permission denied"), "{}", text(&o));
+    // A policy set while it is mounted applies within a second, as on a full mount.
+    fs::write(
+        &policy,
+        "admins = [\"root\"]\ndefault = \"deny\"\n\n[clients.acme]\npath = \"/clients/acme\"\n\
+         read = [\"tutela_scoped_reader\", \"tutela_scoped_outsider\"]\nwrite = []\n",
+    )
+    .unwrap();
+    run_ok(
+        tutela()
+            .args(["policy", "set"])
+            .arg(&v.vault)
+            .arg(&policy)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    common::wait_until(
+        || text(&as_user("tutela_scoped_outsider", &format!("cat {brief}"))) == "acme's brief",
+        "the new policy on the scoped mount",
+    );
     v.unmount();
     let o = run_ok(
         tutela()

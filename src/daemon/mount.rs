@@ -413,8 +413,7 @@ pub fn mount_scoped(
     )?;
     // The policy, as the config (which a client key cannot authenticate) says it should be:
     // a missing or foreign one refuses the mount, as on a full mount.
-    let policy = store::read_bound(dir, &keys.policy_key, &config.vault_id, config.policy)
-        .and_then(|t| t.map(|t| parse_policy(&t, "stored policy")).transpose())?;
+    let policy = load_scoped_policy(dir, &keys.policy_key)?;
     let session = session_config(dir, &args);
     let Some(mut ready) = detach(&args)? else {
         return Ok(());
@@ -426,9 +425,20 @@ pub fn mount_scoped(
         &mut ready,
     )?;
     let name = keys.name.clone();
-    // Nothing but the zone key (inside the filesystem) is kept.
+    let policy_key = keys.policy_key.duplicate();
+    // Nothing else of the client key (but the zone key, inside the filesystem) is kept.
     drop(keys);
     let running = open_session(fs, policy, sink, &session, &mp, &args, &mut ready)?;
+    {
+        let dir = dir.to_path_buf();
+        follow_policy(
+            running.fs.clone(),
+            &dir.clone(),
+            move || load_scoped_policy(&dir, &policy_key),
+            |_| {},
+            running.session.notifier(),
+        )?;
+    }
     let mut info = daemon_info(&running.fs, dir, &mp, &args, 1);
     info.client = Some(name.clone());
     record_mount(&running.fs, &args, Some(&name));
@@ -594,47 +604,73 @@ fn lock_idle_clients(live: Arc<crate::daemon::live::Live>, idle: Duration) {
 /// records a prune of the audit log (`tutela audit prune` cannot write to a log the daemon
 /// holds).
 fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()> {
-    let policy_file = keep.dir.join(store::FILE_NAME);
-    let config_file = keep.dir.join(crate::format::config::FILE_NAME);
+    let dir = keep.dir.clone();
+    let mut pruned = prune_stamps(&keep.dir);
+    let keep = Arc::new(keep);
+    let k2 = keep.clone();
+    follow_policy(
+        fs,
+        &dir,
+        move || load_live_policy(&k2),
+        move |fs| {
+            let now = prune_stamps(&keep.dir);
+            if now == pruned {
+                return;
+            }
+            let audit_keys = keep.audit_keys();
+            for (c, stamp) in &now {
+                if stamp.is_none() || pruned.iter().any(|(c0, s0)| c0 == c && s0 == stamp) {
+                    continue;
+                }
+                match crate::audit::prune::Checkpoint::read(c, &audit_keys) {
+                    Ok(Some(cp)) => fs.record_event_as(
+                        cp.uid,
+                        "audit-prune",
+                        "ok",
+                        Some(format!("{}: {}", c.label(), cp.describe())),
+                    ),
+                    Ok(None) => {}
+                    Err(e) => fs.record_event("audit-prune", "rejected", Some(e.to_string())),
+                }
+            }
+            pruned = now;
+        },
+        notifier,
+    )
+}
+
+/// Every half second: flushes the audit log's pending records, runs `tick`, and when the
+/// policy file or the config changed, loads the policy with `load` and puts it in force (the
+/// kernel forgets what it cached under the old one). A policy that does not load leaves the
+/// last one that did in force (fail closed), and says so in the audit log.
+fn follow_policy(
+    fs: Arc<Fs>,
+    dir: &Path,
+    load: impl Fn() -> Result<Option<Policy>> + Send + 'static,
+    mut tick: impl FnMut(&Fs) + Send + 'static,
+    notifier: fuser::Notifier,
+) -> Result<()> {
+    let policy_file = dir.join(store::FILE_NAME);
+    let config_file = dir.join(crate::format::config::FILE_NAME);
     let stamps = move || (file_stamp(&policy_file), file_stamp(&config_file));
     let mut stamp = stamps();
-    let mut pruned = prune_stamps(&keep.dir);
     let mut current = fs.policy_in_force();
     std::thread::Builder::new()
         .name("policy".into())
         .spawn(move || loop {
             std::thread::sleep(Duration::from_millis(500));
             fs.audit_tick();
-            let now = prune_stamps(&keep.dir);
-            if now != pruned {
-                let audit_keys = keep.audit_keys();
-                for (c, stamp) in &now {
-                    if stamp.is_none() || pruned.iter().any(|(c0, s0)| c0 == c && s0 == stamp) {
-                        continue;
-                    }
-                    match crate::audit::prune::Checkpoint::read(c, &audit_keys) {
-                        Ok(Some(cp)) => fs.record_event_as(
-                            cp.uid,
-                            "audit-prune",
-                            "ok",
-                            Some(format!("{}: {}", c.label(), cp.describe())),
-                        ),
-                        Ok(None) => {}
-                        Err(e) => fs.record_event("audit-prune", "rejected", Some(e.to_string())),
-                    }
-                }
-                pruned = now;
-            }
+            tick(&fs);
             let now = stamps();
             if now == stamp {
                 continue;
             }
             // `policy set` writes the policy file, then the config that expects it: what is
             // seen between the two is not yet a verdict.
-            let mut loaded = load_live_policy(&keep);
+            let mut loaded = load();
             if loaded.is_err() {
                 std::thread::sleep(Duration::from_millis(300));
-                loaded = load_live_policy(&keep);
+                loaded = load();
             }
             stamp = stamps();
             match loaded {
@@ -669,6 +705,18 @@ fn watch_policy(fs: Arc<Fs>, keep: Keep, notifier: fuser::Notifier) -> Result<()
             }
         })?;
     Ok(())
+}
+
+/// A client-scoped mount's policy: the stored one, read with the client key's policy key, as
+/// the config (read again, unauthenticated: the key cannot check it) binds it.
+fn load_scoped_policy(
+    dir: &Path,
+    policy_key: &crate::crypto::secret::Key32,
+) -> Result<Option<Policy>> {
+    let (config, _) = Vault::read_config(dir)?;
+    store::read_bound(dir, policy_key, &config.vault_id, config.policy)?
+        .map(|t| parse_policy(&t, "stored policy"))
+        .transpose()
 }
 
 fn serve(
