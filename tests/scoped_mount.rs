@@ -293,21 +293,15 @@ fn pjdfstest_and_fsx_pass_on_a_scoped_mount() {
     common::fsx(&v, 7, 30_000);
 }
 
-/// The access policy applies inside a scoped mount as on a full one (same plaintext paths):
-/// on a shared mount of acme's folder alone, the reader the policy names reads, a writer
-/// writes, and someone the policy leaves out is refused, with each refusal audited.
-#[test]
-fn the_policy_applies_inside_a_scoped_mount() {
-    let Some((mut v, _)) = setup("scoped policy") else {
-        return;
-    };
-    common::ensure_user("tutela_scoped_reader");
-    common::ensure_user("tutela_scoped_outsider");
+/// Acme readable by `readers` only (a TOML list's inside), writable by nobody but the admin.
+fn set_policy(v: &TestVault, readers: &str) {
     let policy = v.tmp.path().join("policy.toml");
     fs::write(
         &policy,
-        "admins = [\"root\"]\ndefault = \"deny\"\n\n[clients.acme]\npath = \"/clients/acme\"\n\
-         read = [\"tutela_scoped_reader\"]\nwrite = []\n",
+        format!(
+            "admins = [\"root\"]\ndefault = \"deny\"\n\n[clients.acme]\n\
+             path = \"/clients/acme\"\nread = [{readers}]\nwrite = []\n"
+        ),
     )
     .unwrap();
     run_ok(
@@ -318,6 +312,19 @@ fn the_policy_applies_inside_a_scoped_mount() {
             .arg("--passfile")
             .arg(&v.passfile),
     );
+}
+
+/// The access policy applies inside a scoped mount as on a full one (same plaintext paths):
+/// on a shared mount of acme's folder alone, the reader the policy names reads, a writer
+/// writes, and someone the policy leaves out is refused, with each refusal audited.
+#[test]
+fn the_policy_applies_inside_a_scoped_mount() {
+    let Some((mut v, _)) = setup("scoped policy") else {
+        return;
+    };
+    common::ensure_user("tutela_scoped_reader");
+    common::ensure_user("tutela_scoped_outsider");
+    set_policy(&v, "\"tutela_scoped_reader\"");
     v.mount_args(&["--client", "acme", "--allow-other"]);
     let as_user = |user: &str, script: &str| {
         Command::new("runuser")
@@ -333,20 +340,7 @@ fn the_policy_applies_inside_a_scoped_mount() {
     let o = as_user("tutela_scoped_outsider", &format!("cat {brief}"));
     assert!(text(&o).contains("Permission denied"), "{}", text(&o));
     // A policy set while it is mounted applies within a second, as on a full mount.
-    fs::write(
-        &policy,
-        "admins = [\"root\"]\ndefault = \"deny\"\n\n[clients.acme]\npath = \"/clients/acme\"\n\
-         read = [\"tutela_scoped_reader\", \"tutela_scoped_outsider\"]\nwrite = []\n",
-    )
-    .unwrap();
-    run_ok(
-        tutela()
-            .args(["policy", "set"])
-            .arg(&v.vault)
-            .arg(&policy)
-            .arg("--passfile")
-            .arg(&v.passfile),
-    );
+    set_policy(&v, "\"tutela_scoped_reader\", \"tutela_scoped_outsider\"");
     common::wait_until(
         || text(&as_user("tutela_scoped_outsider", &format!("cat {brief}"))) == "acme's brief",
         "the new policy on the scoped mount",
