@@ -249,6 +249,8 @@ pub fn result_name<T>(r: &Result<T>) -> String {
             libc::ENOTEMPTY => "ENOTEMPTY".into(),
             libc::EPERM => "EPERM".into(),
             libc::EBUSY => "EBUSY".into(),
+            // The client is locked on this mount (`tutela lock`).
+            libc::ENOKEY => "ENOKEY".into(),
             n => format!("errno {n}"),
         },
     }
