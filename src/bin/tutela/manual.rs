@@ -21,6 +21,18 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     ("tutela unmount ~/Clients", "flush and lock"),
     (
+        "tutela lock ~/Clients acme",
+        "lock one client on the live mount; the others stay open (tutela unlock brings it back)",
+    ),
+    (
+        "tutela key add ~/vault --label contractor --client acme",
+        "a passphrase that opens Acme's keys only",
+    ),
+    (
+        "tutela mount ~/vault ~/acme --client acme",
+        "mount Acme's folder alone, holding Acme's keys only",
+    ),
+    (
         "sudo tutela policy set /srv/vault policy.toml",
         "store a per-client access policy; a live mount applies it",
     ),
@@ -36,7 +48,7 @@ const EXAMPLES: &[(&str, &str)] = &[
 
 const FSTAB: &str = "A line of type fuse.tutela in /etc/fstab mounts through mount(8) and \
 /sbin/mount.fuse.tutela: passfile=FILE or extpass=CMD (required: boot has no terminal), \
-keystore=PATH, ro, allow_other, idle=DURATION, threads=N, log_file=FILE, verbose; the kernel \
+keystore=PATH, ro, allow_other, idle=DURATION, client_idle=DURATION, threads=N, log_file=FILE, verbose; the kernel \
 flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime, atime and \
 strictatime are applied, nodiratime accepted; suid, dev and lazytime are refused; noauto, nofail, _netdev, \
 defaults, user, users, owner and x-systemd.* are mount(8)'s and systemd's own. Any other option \
@@ -48,7 +60,10 @@ const FILES: &[(&str, &str)] = &[
         "the config: key slots, zone table, policy binding (MAC'd)",
     ),
     ("VAULT/tutela.policy", "the sealed access policy"),
-    ("VAULT/tutela.audit/", "the encrypted, chained audit log"),
+    (
+        "VAULT/tutela.audit/",
+        "the encrypted, chained audit log: one chain per copy of the vault (r-ID/)",
+    ),
     (
         "/run/tutela/, $XDG_RUNTIME_DIR/tutela/",
         "status of live mounts (tutela status)",
