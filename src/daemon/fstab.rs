@@ -173,7 +173,7 @@ mod tests {
                 "/srv/v",
                 "/srv/c",
                 "-o",
-                "rw,noauto,passfile=/etc/p,ro,allow_other,idle=15m,x-systemd.automount",
+                "rw,noauto,passfile=/etc/p,ro,allow_other,idle=15m,client_idle=10m,x-systemd.automount",
                 "-n"
             ])
             .unwrap(),
@@ -187,7 +187,9 @@ mod tests {
                 "--read-only",
                 "--allow-other",
                 "--idle",
-                "15m"
+                "15m",
+                "--client-idle",
+                "10m"
             ]
         );
         assert_eq!(
