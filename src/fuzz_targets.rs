@@ -104,11 +104,16 @@ pub fn policy(data: &[u8]) {
     }
 }
 
-/// One audit segment (as a file in a scratch log directory) through the verifier, and the
-/// same bytes as a pruning checkpoint and a policy file envelope.
+/// One audit segment (as a file of the original chain and of a replica's, in a scratch log
+/// directory: a sealed one is read only there) through the verifier, and the same bytes as a
+/// pruning checkpoint and a policy file envelope.
 pub fn audit_segment(data: &[u8]) {
     if let Ok(h) = crate::format::audit::header(data) {
-        assert_eq!(h.signed.len(), crate::format::audit::HEADER_SIGNED);
+        let signed = match h.encapped {
+            Some(_) => crate::format::audit::HEADER_SIGNED_SEALED,
+            None => crate::format::audit::HEADER_SIGNED,
+        };
+        assert_eq!(h.signed.len(), signed);
         let mut frames = crate::format::audit::Frames::new(data);
         while let crate::format::audit::Next::Frame(f) = frames.next_frame() {
             assert!(f.sealed.len() <= crate::format::audit::MAX_SEALED);
@@ -123,12 +128,15 @@ pub fn audit_segment(data: &[u8]) {
     }
     DIR.with(|d| {
         let Some(d) = d else { return };
-        let seg = d
-            .path
-            .join(crate::audit::DIR_NAME)
-            .join("0000000000000000.seg");
-        if std::fs::write(&seg, data).is_err() {
+        let log = d.path.join(crate::audit::DIR_NAME);
+        let replica = log.join("r-0000000000000001");
+        if std::fs::create_dir_all(&replica).is_err() {
             return;
+        }
+        for dir in [&log, &replica] {
+            if std::fs::write(dir.join("0000000000000000.seg"), data).is_err() {
+                return;
+            }
         }
         let keys = crate::audit::Keys {
             enc: Key32::from_bytes([4; 32]),
