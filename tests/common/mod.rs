@@ -9,6 +9,8 @@
 #[cfg(not(feature = "test-hooks"))]
 compile_error!("run the tests with `cargo test --all-targets --features test-hooks` (see README)");
 
+pub mod churn;
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
