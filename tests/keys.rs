@@ -316,3 +316,42 @@ fn a_client_key_opens_one_client_and_no_vault_wide_command() {
         "{log}"
     );
 }
+
+/// A key slot of a kind a later tutela writes (a hardware token, say) is kept byte for byte
+/// when this tutela rewrites the config, listed as skipped, and never stops the vault opening
+/// through its other slots.
+#[test]
+fn a_slot_of_an_unknown_kind_is_kept_and_skipped() {
+    let v = TestVault::new_unmounted();
+    let pass = tutela::vault::passphrase::from_file(&v.passfile, "passphrase").unwrap();
+    let mut vault =
+        tutela::offline::open_vault(&v.vault, &tutela::vault::Unlock::Passphrase(pass), None)
+            .unwrap();
+    let future = tutela::format::config::OtherSlot {
+        kind: 9,
+        body: b"a slot of a later tutela".to_vec(),
+    };
+    vault.config.other_slots.push(future.clone());
+    vault.save().unwrap();
+    drop(vault);
+    let (code, out) = list(&v.vault, &v.passfile);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("(kind 9)  (a key slot of a later tutela: skipped, kept)"),
+        "{out}"
+    );
+    // A rewrite of the config (a key added) keeps it as it was.
+    let bob = passfile(v.tmp.path(), "bob", "bob's own passphrase");
+    run_ok(
+        tutela()
+            .args(["key", "add"])
+            .arg(&v.vault)
+            .args(["--label", "bob", "--passfile"])
+            .arg(&v.passfile)
+            .arg("--new-passfile")
+            .arg(&bob),
+    );
+    let (config, _) = tutela::vault::Vault::read_config(&v.vault).unwrap();
+    assert_eq!(config.other_slots, vec![future]);
+    assert_eq!(list(&v.vault, &bob).0, 0);
+}
