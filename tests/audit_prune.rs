@@ -198,8 +198,9 @@ fn the_shipped_retention_unit_runs_its_prune_as_written() {
     assert_eq!(unit_value(&unit, "Type"), "oneshot");
     let timer = std::fs::read_to_string(dir.join("tutela-audit-prune.timer")).unwrap();
     assert_eq!(unit_value(&timer, "OnCalendar"), "monthly");
-    // What systemd does with LoadCredential=: a private directory holding the file.
-    let cred = unit_value(&unit, "LoadCredential");
+    // What systemd does with LoadCredentialEncrypted=: the credential, decrypted, in a private
+    // directory (tests/system.rs seals and opens one with the real systemd-creds).
+    let cred = unit_value(&unit, "LoadCredentialEncrypted");
     let (name, _) = cred.split_once(':').unwrap();
     let creds = v.tmp.path().join("credentials");
     std::fs::create_dir(&creds).unwrap();

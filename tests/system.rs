@@ -25,12 +25,42 @@ fn systemd_service_unit_mounts_and_stops() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/systemd/tutela-clients.service"),
     )
     .unwrap();
-    // What systemd does with LoadCredential=: a private directory holding the file.
-    let cred = unit_value(&unit, "LoadCredential");
+    // The credential is sealed by systemd-creds as the unit's comment says (with the host
+    // key here: no TPM in a test machine), and opened as systemd opens it for
+    // LoadCredentialEncrypted=: decrypted into a private directory holding the file.
+    let cred = unit_value(&unit, "LoadCredentialEncrypted");
     let (name, _src) = cred.split_once(':').unwrap();
     let creds = v.tmp.path().join("credentials");
     fs::create_dir(&creds).unwrap();
-    fs::write(creds.join(name), format!("{PASS}\n")).unwrap();
+    if common::have("systemd-creds") {
+        let sealed = v.tmp.path().join("clients.cred");
+        let mut enc = Command::new("systemd-creds")
+            .args(["encrypt", "--with-key=host", &format!("--name={name}"), "-"])
+            .arg(&sealed)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = enc.stdin.take().unwrap();
+            stdin.write_all(format!("{PASS}\n").as_bytes()).unwrap();
+        }
+        assert!(enc.wait().unwrap().success(), "systemd-creds encrypt");
+        assert!(
+            !common::contains(&fs::read(&sealed).unwrap(), PASS.as_bytes()),
+            "the sealed credential holds the passphrase in the clear"
+        );
+        run_ok(
+            Command::new("systemd-creds")
+                .args(["decrypt", &format!("--name={name}")])
+                .arg(&sealed)
+                .arg(creds.join(name)),
+        );
+    } else {
+        eprintln!("note: systemd-creds is missing; the credential is written as systemd would hand it over");
+        fs::write(creds.join(name), format!("{PASS}\n")).unwrap();
+    }
     fs::set_permissions(
         creds.join(name),
         std::os::unix::fs::PermissionsExt::from_mode(0o400),
