@@ -54,6 +54,10 @@ pub enum Error {
     // --- vault-level conditions, used by the CLI ---
     #[error("wrong passphrase or recovery key")]
     WrongPassphrase,
+    /// No slot this tutela knows opened, and the vault has slots of kinds it does not know (a
+    /// later tutela's, such as a hardware token's): they were skipped, and may be the ones.
+    #[error("wrong passphrase or recovery key; {0} key slot(s) of a kind this tutela does not know (written by a later version) were skipped: a later tutela may open the vault with them")]
+    WrongPassphraseSkipped(usize),
     #[error("{path} is not a tutela vault (no tutela.conf)")]
     NotAVault { path: String },
     #[error("the vault config is damaged or was tampered with: {why}")]
@@ -232,6 +236,7 @@ impl Error {
             Error::ClientLocked(_) => libc::ENOKEY,
             Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
             Error::WrongPassphrase
+            | Error::WrongPassphraseSkipped(_)
             | Error::NotAVault { .. }
             | Error::ConfigCorrupt { .. }
             | Error::UnsupportedVersion { .. }
@@ -255,7 +260,7 @@ impl Error {
     /// The single mapping from error to the CLI's documented exit code.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::WrongPassphrase => exit::WRONG_PASSPHRASE,
+            Error::WrongPassphrase | Error::WrongPassphraseSkipped(_) => exit::WRONG_PASSPHRASE,
             Error::NotAVault { .. } => exit::NOT_A_VAULT,
             Error::ConfigCorrupt { .. } => exit::CONFIG_CORRUPT,
             Error::UnsupportedVersion { .. } => exit::UNSUPPORTED_VERSION,

@@ -354,4 +354,13 @@ fn a_slot_of_an_unknown_kind_is_kept_and_skipped() {
     let (config, _) = tutela::vault::Vault::read_config(&v.vault).unwrap();
     assert_eq!(config.other_slots, vec![future]);
     assert_eq!(list(&v.vault, &bob).0, 0);
+    // A passphrase that opens none of the slots this tutela knows: still exit 10, and the
+    // message says slots were skipped that a later tutela might open.
+    let wrong = passfile(v.tmp.path(), "wrong", "not any passphrase of this vault");
+    let (code, out) = run_as(&["key", "list"], &v.vault, &[], &wrong);
+    assert_eq!(code, exit::WRONG_PASSPHRASE, "{out}");
+    assert!(
+        out.contains("1 key slot(s) of a kind this tutela does not know"),
+        "{out}"
+    );
 }

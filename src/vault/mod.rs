@@ -811,6 +811,9 @@ fn unwrap_any_slot(config: &Config, pass: &Passphrase) -> Result<(Key32, usize)>
             client: k.name,
         });
     }
+    if !config.other_slots.is_empty() {
+        return Err(Error::WrongPassphraseSkipped(config.other_slots.len()));
+    }
     Err(Error::WrongPassphrase)
 }
 
