@@ -128,19 +128,20 @@ fn one_client_locks_while_the_others_stay_open() {
     locked_becomes(&v, &["acme"]);
     // Changing the zone table needs every key: refused, with its own exit code.
     let vault = v.vault.display().to_string();
-    let o = cmd(
-        &v,
-        &[
-            "client",
-            "add",
-            &vault,
-            "cobalt",
-            "--path",
-            "/clients/cobalt",
-        ],
-    )
-    .output()
-    .unwrap();
+    let add_cobalt = || {
+        cmd(
+            &v,
+            &[
+                "client",
+                "add",
+                &vault,
+                "cobalt",
+                "--path",
+                "/clients/cobalt",
+            ],
+        )
+    };
+    let o = add_cobalt().output().unwrap();
     assert_eq!(code(&o), exit::CLIENT_LOCKED, "{}", text(&o));
     // Locking again says so; unlocking what is not locked is a usage error.
     assert!(text(&lock(&v, &["lock", "acme"])).contains("already locked"));
@@ -152,17 +153,7 @@ fn one_client_locks_while_the_others_stay_open() {
     fs::write(v.p("clients/acme/new.txt"), b"after").unwrap();
     locked_becomes(&v, &[]);
     // With nothing locked, the zone table can change again.
-    run_ok(&mut cmd(
-        &v,
-        &[
-            "client",
-            "add",
-            &vault,
-            "cobalt",
-            "--path",
-            "/clients/cobalt",
-        ],
-    ));
+    run_ok(&mut add_cobalt());
 
     // An open file keeps its client from locking, unless --force, which revokes the handle.
     let held = fs::File::open(v.p("clients/acme/a.txt")).unwrap();

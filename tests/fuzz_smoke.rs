@@ -2,6 +2,9 @@
 //! here from real vault files and, when present, read from fuzz/corpus/) plus deterministic
 //! mutations. A panic anywhere fails the test. The long runs use `cargo fuzz` (fuzz/README.md).
 
+mod common;
+
+use common::Rng;
 use std::path::Path;
 use tutela::crypto::content::{encode_header, FileCipher, OVERHEAD};
 use tutela::crypto::names::NameCipher;
@@ -9,19 +12,6 @@ use tutela::crypto::secret::{Key32, Passphrase};
 use tutela::format::{recovery, zones};
 use tutela::fuzz_targets::{run, TARGETS};
 use tutela::vault::{Vault, KDF_TEST};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn mutate(seed: &[u8], r: &mut Rng) -> Vec<u8> {
     let mut d = seed.to_vec();

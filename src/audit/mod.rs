@@ -188,6 +188,17 @@ impl Keys {
 #[cfg(test)]
 mod tests;
 
+/// The audit keys every audit test uses.
+#[cfg(test)]
+pub(crate) fn test_keys() -> Keys {
+    Keys {
+        enc: Key32::from_bytes([1; 32]),
+        mac: Key32::from_bytes([2; 32]),
+        seal: Key32::from_bytes([4; 32]),
+        vault_id: [3; 16],
+    }
+}
+
 /// What a sync tool does to the log between two copies of a vault: every file of `from`'s log
 /// that `to` lacks or holds shorter is copied over (segments only grow).
 #[cfg(test)]

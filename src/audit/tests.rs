@@ -6,12 +6,7 @@ use crate::format::audit::HEADER_LEN;
 use std::path::PathBuf;
 
 fn keys() -> Keys {
-    Keys {
-        enc: Key32::from_bytes([1; 32]),
-        mac: Key32::from_bytes([2; 32]),
-        seal: Key32::from_bytes([4; 32]),
-        vault_id: [3; 16],
-    }
+    crate::audit::test_keys()
 }
 
 fn rec(i: u32) -> Record {

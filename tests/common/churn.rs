@@ -1,26 +1,11 @@
 //! Directory churn: threads create, remove, rename and list in overlapping trees for a bounded
 //! time, each keeping an exact model of what it made (tests/identity.rs, tests/scoped_mount.rs).
 
+use super::Rng;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// A small xorshift: the stress test is reproducible from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// What one worker believes exists: relative path -> Some(contents) for files, None for
 /// directories. Workers only touch names they made (prefixed with their number), inside

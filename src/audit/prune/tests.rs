@@ -1,14 +1,8 @@
 use super::super::{read_all, Record, Report, Sink};
 use super::*;
-use crate::crypto::secret::Key32;
 
 fn keys() -> Keys {
-    Keys {
-        enc: Key32::from_bytes([1; 32]),
-        mac: Key32::from_bytes([2; 32]),
-        seal: Key32::from_bytes([4; 32]),
-        vault_id: [3; 16],
-    }
+    crate::audit::test_keys()
 }
 
 /// One mount session per entry, each writing records at the given times (ms).
