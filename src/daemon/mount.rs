@@ -771,6 +771,7 @@ fn serve(
     crate::daemon::status::publish(&info);
     republish_on_change(fs.clone(), live.clone(), info);
     if let Some(idle) = args.client_idle {
+        fs.track_client_use();
         lock_idle_clients(live.clone(), idle);
     }
     if let Some(mut w) = ready.take() {

@@ -162,6 +162,9 @@ pub struct Fs {
     /// two machines. `has_alt_ids` spares every failed lookup the lock while it is empty.
     alt_ids: Mutex<std::collections::HashMap<u64, Vec<Id>>>,
     has_alt_ids: AtomicBool,
+    /// Whether lookups note when each zone was last used: only `--client-idle` reads it, so
+    /// without it no lookup pays the clock read.
+    track_use: AtomicBool,
     /// Backing names met in listings that are neither an entry nor a known copy of one, by
     /// directory (bounded): warned about once each, and counted for `tutela status`.
     strays: Mutex<std::collections::HashSet<(u64, std::ffi::OsString)>>,
@@ -248,6 +251,7 @@ impl Fs {
             gate: RwLock::new(()),
             alt_ids: Mutex::new(std::collections::HashMap::new()),
             has_alt_ids: AtomicBool::new(false),
+            track_use: AtomicBool::new(false),
             strays: Mutex::new(std::collections::HashSet::new()),
         };
         fs.refresh_root_gen()?;
@@ -532,10 +536,12 @@ impl Fs {
                 String::from_utf8_lossy(&z.path).into_owned(),
             )),
             Some(z) => {
-                let now = now_secs();
-                // Stored only when it changes: no cache line bouncing between lookups.
-                if z.last_used.load(std::sync::atomic::Ordering::Relaxed) != now {
-                    z.last_used.store(now, std::sync::atomic::Ordering::Relaxed);
+                if self.track_use.load(std::sync::atomic::Ordering::Relaxed) {
+                    let now = now_secs();
+                    // Stored only when it changes: no cache line bouncing between lookups.
+                    if z.last_used.load(std::sync::atomic::Ordering::Relaxed) != now {
+                        z.last_used.store(now, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
                 Ok(z.clone())
             }

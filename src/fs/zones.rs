@@ -263,8 +263,14 @@ impl Fs {
             .count()
     }
 
+    /// From now on, lookups note when each zone was last used (`--client-idle`).
+    pub fn track_client_use(&self) {
+        self.track_use.store(true, Ordering::Relaxed);
+    }
+
     /// Client zones (current key, not locked, not erased, not being rekeyed) that nobody has
-    /// used for `idle_secs` and that have no open file: what `--client-idle` locks.
+    /// used for `idle_secs` and that have no open file: what `--client-idle` locks (after
+    /// `track_client_use`).
     pub fn idle_families(&self, idle_secs: u64) -> Vec<usize> {
         let now = super::now_secs();
         self.zones_now()
