@@ -20,6 +20,12 @@ if ! command -v fusermount3 >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq fuse3 >/dev/null
 fi
+# Building needs the TPM Software Stack's headers (TPM key slots) and pkg-config to find them.
+if [ -z "${TUTELA_BIN:-}" ] && ! pkg-config --exists tss2-esys 2>/dev/null; then
+  echo "==> installing the TPM Software Stack's development files (libtss2-dev, pkg-config)"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq libtss2-dev pkg-config >/dev/null
+fi
 if [ ! -e /dev/fuse ]; then
   echo "tutela: /dev/fuse is missing: load the fuse module (modprobe fuse) or run in a VM/container with FUSE" >&2
   exit 1

@@ -6,7 +6,9 @@
 #   OUT=/tmp TUTELA_BIN=target/debug/tutela scripts/package.sh   # package a prebuilt binary
 #
 # Install with `sudo apt-get install ./tutela_VERSION_ARCH.deb`; remove with
-# `sudo apt-get remove tutela`. The package depends on fuse3 (fusermount3, /etc/fuse.conf).
+# `sudo apt-get remove tutela`. The package depends on fuse3 (fusermount3, /etc/fuse.conf)
+# and the TPM Software Stack's libraries (TPM key slots); fido2-tools is suggested (FIDO2
+# security key slots).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,7 +62,8 @@ Package: tutela
 Version: $VERSION
 Architecture: $ARCH
 Maintainer: tutela developers <tutela@localhost>
-Depends: fuse3, libc6
+Depends: fuse3, libc6, libtss2-esys-3.0.2-0, libtss2-tctildr0, libtss2-mu0, libtss2-sys1, libtss2-tcti-device0
+Suggests: fido2-tools, tpm2-tools
 Installed-Size: $size
 Section: utils
 Priority: optional

@@ -102,6 +102,11 @@ pub enum Error {
     /// The passphrase opens a client-scoped key slot: one client's keys, not the vault's.
     #[error("passphrase '{label}' opens only client '{client}': it cannot be used for this command, which needs a passphrase of the whole vault")]
     ClientKeyOnly { label: String, client: String },
+    /// A key slot's hardware (a TPM, a FIDO2 security key) could not give its part of the key:
+    /// what went wrong decides the exit code, so a boot script can tell "no TPM" from "PCRs
+    /// changed after a firmware update".
+    #[error("{1}")]
+    Device(DeviceFail, String),
     /// An error the mount daemon reported for a control request, with its exit code.
     #[error("{msg}")]
     Daemon { code: i32, msg: String },
@@ -111,6 +116,26 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why a key slot's hardware did not give its part of the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceFail {
+    /// No TPM or security key where one was looked for (or this build has no support).
+    Missing,
+    /// The PIN was wrong.
+    WrongPin,
+    /// The TPM is in dictionary-attack lockout, or the token's PIN is blocked.
+    Lockout,
+    /// The TPM's PCRs are not what the slot was sealed to (firmware or Secure Boot change).
+    PcrMismatch,
+    /// The slot was made on another machine's TPM (or that TPM was cleared), or with another
+    /// security key.
+    OtherDevice,
+    /// Nobody touched the security key in time, or it was removed mid-unlock.
+    Timeout,
+    /// Anything else the device reported.
+    Failed,
+}
 
 /// Documented process exit codes (docs/cli.md "Exit codes"). Stable: scripts depend on them.
 pub mod exit {
@@ -136,6 +161,13 @@ pub mod exit {
     pub const CONTROL_REFUSED: i32 = 26;
     pub const CLIENT_LOCKED: i32 = 27;
     pub const CLIENT_KEY_ONLY: i32 = 28;
+    pub const DEVICE_MISSING: i32 = 29;
+    pub const WRONG_PIN: i32 = 30;
+    pub const DEVICE_LOCKOUT: i32 = 31;
+    pub const PCR_MISMATCH: i32 = 32;
+    pub const OTHER_DEVICE: i32 = 33;
+    pub const DEVICE_TIMEOUT: i32 = 34;
+    pub const DEVICE_FAILED: i32 = 35;
 
     /// Every code with its meaning, for the man page (docs/cli.md "Exit codes" says the same; a
     /// test keeps them together).
@@ -207,6 +239,28 @@ pub mod exit {
             CLIENT_KEY_ONLY,
             "the passphrase opens one client's keys only (a client key slot): the command needs a passphrase of the whole vault",
         ),
+        (
+            DEVICE_MISSING,
+            "a key slot's TPM or security key is not there (or this tutela was built without its support)",
+        ),
+        (WRONG_PIN, "wrong TPM or security key PIN"),
+        (
+            DEVICE_LOCKOUT,
+            "the TPM is in dictionary-attack lockout (too many wrong PINs), or the security key's PIN is blocked",
+        ),
+        (
+            PCR_MISMATCH,
+            "the TPM's PCRs changed since the slot was made (firmware or Secure Boot update): unlock another way and enroll the slot again",
+        ),
+        (
+            OTHER_DEVICE,
+            "the slot was made with another machine's TPM (or a cleared one), or another security key",
+        ),
+        (
+            DEVICE_TIMEOUT,
+            "nobody touched the security key in time, or it was removed during the unlock",
+        ),
+        (DEVICE_FAILED, "the TPM or security key reported another error"),
     ];
 }
 
@@ -249,6 +303,7 @@ impl Error {
             | Error::PolicyInvalid(_)
             | Error::ControlRefused(_)
             | Error::ClientKeyOnly { .. }
+            | Error::Device(..)
             | Error::Daemon { .. }
             | Error::AuditTampered(_)
             | Error::FsckProblems(_)
@@ -280,6 +335,15 @@ impl Error {
             Error::ClientLocked(_) => exit::CLIENT_LOCKED,
             Error::ClientKeyOnly { .. } => exit::CLIENT_KEY_ONLY,
             Error::Daemon { code, .. } => *code,
+            Error::Device(why, _) => match why {
+                DeviceFail::Missing => exit::DEVICE_MISSING,
+                DeviceFail::WrongPin => exit::WRONG_PIN,
+                DeviceFail::Lockout => exit::DEVICE_LOCKOUT,
+                DeviceFail::PcrMismatch => exit::PCR_MISMATCH,
+                DeviceFail::OtherDevice => exit::OTHER_DEVICE,
+                DeviceFail::Timeout => exit::DEVICE_TIMEOUT,
+                DeviceFail::Failed => exit::DEVICE_FAILED,
+            },
             Error::AuthFailed { .. } | Error::Corrupt { .. } => exit::DATA_DAMAGED,
             _ => exit::GENERIC,
         }

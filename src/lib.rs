@@ -2,7 +2,8 @@
 //! only the ones above it in this list; ARCHITECTURE.md has the map):
 //! - `crypto` (pure: keys, KDFs, AEAD of names and contents) and `format` (every byte layout
 //!   of FORMAT.md, on one strict reader);
-//! - `sys` (the only unsafe code: system calls);
+//! - `sys` (the only unsafe code: system calls) and `hw` (a key slot's devices: a TPM 2.0
+//!   through the TPM Software Stack, FIDO2 security keys behind one trait);
 //! - `vault` (keys from passphrases, the config and zone table), `policy` (who may do what,
 //!   and its sealed file), `audit` (the tamper-evident log);
 //! - `fs` (the filesystem core: plaintext operations over the backing directory, no FUSE
@@ -26,6 +27,7 @@ pub mod format;
 pub mod fs;
 #[doc(hidden)]
 pub mod fuzz_targets;
+pub mod hw;
 pub mod offline;
 pub mod policy;
 pub mod sys;

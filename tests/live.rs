@@ -625,7 +625,7 @@ fn rekey_all_on_the_live_mount_replaces_the_master_key_while_it_serves() {
     let said = text(&o);
     assert!(said.contains("new master key"), "{said}");
     assert!(
-        said.contains("Passphrases removed") && said.contains("bob"),
+        said.contains("Keys removed") && said.contains("bob"),
         "{said}"
     );
     let rk = common::recovery_key_in(&said);

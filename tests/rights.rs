@@ -372,7 +372,7 @@ fn rekey_client_then_all_re_encrypts_and_retires_old_keys() {
     );
     let o = run_ok(&mut cmd(&v, &["rekey", "--all", "--yes"]));
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(text.contains("Passphrases removed"), "{text}");
+    assert!(text.contains("Keys removed"), "{text}");
     assert!(text.contains("bob"), "{text}");
     let rk = common::recovery_key_in(&text);
     assert_eq!(mounted_tree(&mut v, &[]), before);

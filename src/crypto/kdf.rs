@@ -17,6 +17,8 @@ pub const LABEL_XATTR: &[u8] = b"tutela/v1/xattr";
 pub const LABEL_CONTENT: &[u8] = b"tutela/v1/content";
 pub const LABEL_POLICY: &[u8] = b"tutela/v1/policy";
 pub const LABEL_AUDIT_ENC: &[u8] = b"tutela/v1/audit-enc";
+/// Salt prefix of a device key slot's key (followed by the slot kind).
+pub const LABEL_DEVICE_SLOT: &[u8] = b"tutela/v1/device-slot";
 pub const LABEL_AUDIT_MAC: &[u8] = b"tutela/v1/audit-mac";
 pub const LABEL_CONTROL: &[u8] = b"tutela/v1/control";
 pub const LABEL_AUDIT_SEAL: &[u8] = b"tutela/v1/audit-seal";
@@ -77,6 +79,25 @@ pub fn xattr_key(zone: &Key32, zone_id: &Id) -> Key32 {
 
 pub fn content_key(zone: &Key32, file_id: &Id) -> Key32 {
     Key32::short_lived(expand(zone, file_id, LABEL_CONTENT))
+}
+
+/// The key that wraps the master key in a device slot: HKDF-SHA256 with salt
+/// `tutela/v1/device-slot` ‖ kind, input the device's 32-byte secret followed, in a
+/// two-factor slot, by the passphrase's Argon2id key, and info the slot's label. Neither
+/// factor alone determines it.
+pub fn device_slot_key(kind: u8, label: &[u8], device: &[u8; 32], pass: Option<&Key32>) -> Key32 {
+    let mut salt = LABEL_DEVICE_SLOT.to_vec();
+    salt.push(kind);
+    let mut ikm = zeroize::Zeroizing::new(device.to_vec());
+    if let Some(p) = pass {
+        ikm.extend_from_slice(p.as_bytes());
+    }
+    let hk = Hkdf::<Sha256>::new(Some(&salt), &ikm);
+    let mut out = [0u8; 32];
+    if hk.expand(label, &mut out).is_err() {
+        out = [0u8; 32];
+    }
+    Key32::from_bytes(out)
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ fn kernel_flag(opt: &str) -> bool {
 pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
     let usage = || {
         Error::Usage(
-            "usage: mount.fuse.tutela VAULT MOUNTPOINT -o passfile=FILE[,ro][,allow_other][,idle=15m][,client_idle=15m][,keystore=PATH][,log_file=FILE][,threads=N]".into(),
+            "usage: mount.fuse.tutela VAULT MOUNTPOINT -o passfile=FILE|slot=LABEL[,ro][,allow_other][,idle=15m][,client_idle=15m][,keystore=PATH][,log_file=FILE][,threads=N]".into(),
         )
     };
     let mut pos = Vec::new();
@@ -111,6 +111,15 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
                 have_pass = true;
                 rest.extend(["--extpass".into(), c.into()]);
             }
+            // A key slot that needs nobody (a TPM slot) is a way in without a terminal too.
+            ("slot", Some(l)) => {
+                have_pass = true;
+                rest.extend(["--slot".into(), l.into()]);
+            }
+            // A TCTI with commas (swtpm:host=H,port=P) cannot sit in a comma-separated option
+            // list: it goes in TPM2TOOLS_TCTI (docs/mounting.md).
+            ("tpm2_tcti", Some(t)) => rest.extend(["--tpm2-tcti".into(), t.into()]),
+            ("pin_file", Some(f)) => rest.extend(["--pin-file".into(), f.into()]),
             ("keystore", Some(p)) => keystore = Some(p.to_string()),
             // A FUSE mount cannot be switched between read-only and read-write in place
             // (xfstests 294, 306, 452): say so rather than half-do it.
@@ -133,14 +142,14 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
             _ if handled_before(o) => {}
             _ => {
                 return Err(Error::Usage(format!(
-                    "mount.fuse.tutela: unknown option '{o}' (known: passfile=, extpass=, keystore=, ro, allow_other, idle=, client_idle=, threads=, log_file=, verbose, and the kernel flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime, strictatime)"
+                    "mount.fuse.tutela: unknown option '{o}' (known: passfile=, extpass=, slot=, tpm2_tcti=, pin_file=, keystore=, ro, allow_other, idle=, client_idle=, threads=, log_file=, verbose, and the kernel flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime, strictatime)"
                 )))
             }
         }
     }
     if !have_pass {
         return Err(Error::Usage(
-            "mount.fuse.tutela: a mount from fstab or systemd has no terminal: give -o passfile=FILE (a root-only file) or extpass=CMD".into(),
+            "mount.fuse.tutela: a mount from fstab or systemd has no terminal: give -o passfile=FILE (a root-only file), extpass=CMD or slot=LABEL (a TPM key slot)".into(),
         ));
     }
     out.extend(["mount".into(), vault, mountpoint]);
@@ -223,6 +232,26 @@ mod tests {
         );
         assert!(t(&["v", "m", "-o", "ro"]).is_err(), "no passphrase source");
         assert!(t(&["v", "m", "-o", "passfile=p,bogus"]).is_err());
+        // A TPM slot needs no passphrase source.
+        assert_eq!(
+            t(&[
+                "v",
+                "m",
+                "-o",
+                "slot=office-server,tpm2_tcti=device:/dev/tpmrm0"
+            ])
+            .unwrap(),
+            [
+                "tutela",
+                "mount",
+                "v",
+                "m",
+                "--slot",
+                "office-server",
+                "--tpm2-tcti",
+                "device:/dev/tpmrm0"
+            ]
+        );
         assert!(t(&["v", "-o", "passfile=p"]).is_err());
     }
 }

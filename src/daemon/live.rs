@@ -531,11 +531,16 @@ impl Live {
         who: Caller,
         sealed: &str,
         slot: &crate::daemon::control::WireSlot,
+        devices: &[String],
         progress: &mut dyn FnMut(&str),
     ) -> Answer {
         use crate::offline::rekey;
         self.writable()?;
         let slot = slot.to_slot()?;
+        let devices = devices
+            .iter()
+            .map(|d| crate::daemon::control::device_slot_from_wire(d))
+            .collect::<Result<Vec<_>>>()?;
         let mut v = self.vault();
         v.reload()?;
         if !v.rekey_pending().is_empty() {
@@ -568,7 +573,7 @@ impl Live {
         let committed = (|| -> Result<()> {
             let records = rekey::read_log_for_reseal(&v.dir, &old_audit)?;
             rekey::retire_all_zone_keys(&mut v)?;
-            v.install_master(master, slot);
+            v.install_master(master, slot, devices);
             let mut rec = crate::audit::Record::by("rekey-all", "/", who.uid, who.pid);
             rec.user = crate::sys::user_name(who.uid).unwrap_or_default();
             rekey::commit_all(&mut v, policy.as_deref(), records, rec)
@@ -697,7 +702,11 @@ impl Live {
             Request::ClientShred { name } => self.shred(who, name),
             Request::Rekey { client } => self.rekey(client, progress),
             Request::RekeyResume => self.resume(progress),
-            Request::RekeyAll { master, slot } => self.rekey_all(who, master, slot, progress),
+            Request::RekeyAll {
+                master,
+                slot,
+                devices,
+            } => self.rekey_all(who, master, slot, devices, progress),
         }
     }
 

@@ -71,6 +71,11 @@ pub fn init(verbose: u8, file: Option<&Path>) -> Result<()> {
     // from outside it (`tutela unmount`, fusermount3, our own idle and signal unmounts):
     // the expected case, not a problem.
     b.filter_module("fuser::session", log::LevelFilter::Error);
+    // The TPM stack reports each failure it passes back to us (no TPM, wrong PIN, lockout);
+    // tutela says what it means, once, in its own words.
+    if verbose < 2 {
+        b.filter_module("tss_esapi", log::LevelFilter::Off);
+    }
     if let Some(f) = file {
         let out = std::fs::OpenOptions::new()
             .create(true)

@@ -14,6 +14,7 @@
 //!       know is kept byte for byte and skipped at unlock)
 //! client slot body (kind 2): label length u8 | label | m_cost u32 | t_cost u32 | lanes u32
 //!       | salt [16] | zone id [16] | sealed length u16 | sealed client keys
+//! device slot bodies (kinds 3, TPM 2.0, and 4, FIDO2): format/hw_slot.rs
 
 use super::Reader;
 use crate::crypto::Id;
@@ -87,6 +88,9 @@ pub struct Config {
     pub slots: Vec<Slot>,
     /// Client-scoped slots (kind 2), written after the passphrase slots.
     pub client_slots: Vec<ClientSlot>,
+    /// Slots that need a TPM or a security key (kinds 3 and 4), written after the client
+    /// slots (format/hw_slot.rs).
+    pub device_slots: Vec<super::hw_slot::DeviceSlot>,
     /// Slots of kinds this tutela does not know, written last, unchanged.
     pub other_slots: Vec<OtherSlot>,
     pub zone_blob: Vec<u8>,
@@ -127,7 +131,10 @@ impl Config {
         out.extend_from_slice(&self.block_size.to_le_bytes());
         out.extend_from_slice(&self.vault_id);
         out.extend_from_slice(&self.root_dir_id);
-        let count = self.slots.len() + self.client_slots.len() + self.other_slots.len();
+        let count = self.slots.len()
+            + self.client_slots.len()
+            + self.device_slots.len()
+            + self.other_slots.len();
         out.push(super::fits::<u8>(count, "key slot count")?);
         for s in &self.slots {
             out.push(s.kind);
@@ -153,6 +160,9 @@ impl Config {
             );
             body.extend_from_slice(&s.sealed);
             push_enveloped(&mut out, SLOT_KIND_CLIENT, &body)?;
+        }
+        for s in &self.device_slots {
+            push_enveloped(&mut out, s.kind(), &s.encode()?)?;
         }
         for s in &self.other_slots {
             push_enveloped(&mut out, s.kind, &s.body)?;
@@ -206,6 +216,7 @@ impl Config {
         let mut slots = Vec::with_capacity(n);
         let mut client_slots = Vec::new();
         let mut other_slots = Vec::new();
+        let mut device_slots = Vec::new();
         for _ in 0..n {
             let kind = r.u8("slot kind")?;
             if kind == 0 {
@@ -216,6 +227,10 @@ impl Config {
                 let body = r.take(len, "slot body")?;
                 if kind == SLOT_KIND_CLIENT {
                     client_slots.push(parse_client_slot(body)?);
+                } else if kind == super::hw_slot::SLOT_KIND_TPM2
+                    || kind == super::hw_slot::SLOT_KIND_FIDO2
+                {
+                    device_slots.push(super::hw_slot::DeviceSlot::parse(kind, body)?);
                 } else {
                     other_slots.push(OtherSlot {
                         kind,
@@ -269,6 +284,7 @@ impl Config {
             root_dir_id,
             slots,
             client_slots,
+            device_slots,
             other_slots,
             zone_blob,
             policy,
@@ -277,7 +293,7 @@ impl Config {
     }
 }
 
-fn kdf_in_range(m_cost_kib: u32, t_cost: u32, lanes: u32) -> bool {
+pub(crate) fn kdf_in_range(m_cost_kib: u32, t_cost: u32, lanes: u32) -> bool {
     m_cost_kib <= MAX_M_COST_KIB
         && (1..=MAX_T_COST).contains(&t_cost)
         && (1..=MAX_LANES).contains(&lanes)
@@ -349,6 +365,7 @@ mod tests {
                 wrapped: [4; WRAPPED_LEN],
             }],
             client_slots: Vec::new(),
+            device_slots: Vec::new(),
             other_slots: Vec::new(),
             zone_blob: vec![5; 70],
             policy: Some(PolicyBinding {
@@ -381,6 +398,7 @@ mod tests {
             zone_id: [8; 16],
             sealed: vec![9; 100],
         });
+        c.device_slots = crate::format::hw_slot::tests::samples();
         // A later version's slot kind: kept byte for byte, never refused.
         c.other_slots.push(OtherSlot {
             kind: 9,

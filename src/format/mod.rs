@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod config;
 pub mod dirfile;
+pub mod hw_slot;
 pub mod keystore;
 pub mod policy;
 pub mod prune;

@@ -63,6 +63,19 @@ pub const ARGON2_VECTOR: &str = "4da87e64b9a771509a2c4b3448a991242b8fbc4767eae11
 pub const BLOCK_VECTOR: &str =
     "666666666666666666666666f635655f7eac8d1fb2933e18b729d0a0386067fe0a591b5c8783905a6c";
 
+/// A device slot's key (FORMAT.md, "Device key slots"): HKDF-SHA256, device secret 00..1f.
+/// TPM slot (kind 3) "office-server", one factor:
+pub const DEVICE_SLOT_KEY_TPM_VECTOR: &str =
+    "70433970251c034a7099c76c6ddc89cb41c545605c0dd41231e9a4dc9ceb1334";
+/// FIDO2 slot (kind 4) "laptop" with a passphrase whose Argon2id key is 20..3f:
+pub const DEVICE_SLOT_KEY_FIDO2_VECTOR: &str =
+    "a1e9d0d2b519cd06b9f7a1492f36734f212bbcdec3fb09b33987d693bfb15fd1";
+/// Slot bodies: TPM "srv" with a PIN, PCR 7, public aa×4, private bb×3, wrapped cc×60.
+pub const TPM_SLOT_BODY_VECTOR: &str = "037372760001800000000400aaaaaaaa0300bbbbbbcccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+/// FIDO2 "k" with a passphrase (m 8 KiB, t 1, 1 lane, salt 11×16), no PIN, relying party
+/// "tutela", credential id dd dd, hmac salt ee×32, wrapped cc×60.
+pub const FIDO2_SLOT_BODY_VECTOR: &str = "016b01080000000100000001000000111111111111111111111111111111110006747574656c610200ddddeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeecccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,9 @@ use crate::vault::{Unlock, Vault};
 use std::path::Path;
 use zeroize::Zeroizing;
 
+/// A device slot with its device's secret, for re-wrapping under a new master key.
+pub type DeviceSecret = (crate::format::hw_slot::DeviceSlot, Zeroizing<[u8; 32]>);
+
 const POLICY_NEXT: &str = "tutela.policy.next";
 const AUDIT_NEXT: &str = "tutela.audit-next";
 
@@ -34,6 +37,9 @@ pub enum Scope<'a> {
     All {
         label: &'a str,
         pass: &'a Passphrase,
+        /// Device slots to wrap the new master key in again, with their devices' secrets
+        /// (`Vault::device_slots_for_rekey`); the other device slots are dropped.
+        devices: &'a [DeviceSecret],
     },
     /// Only finish a rotation that was interrupted.
     Resume,
@@ -48,6 +54,8 @@ pub struct Outcome {
     pub recovery_key: Option<Zeroizing<String>>,
     /// Set by --all: passphrase labels that were dropped and must be added again.
     pub dropped_slots: Vec<String>,
+    /// Device slots that wrap the new master key too (a TPM needing nobody).
+    pub rewrapped_slots: Vec<String>,
     /// A rotation interrupted earlier was finished first.
     pub resumed: bool,
 }
@@ -175,7 +183,11 @@ pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) ->
             v.save()?;
             finish(v, tick, &mut out)?;
         }
-        Scope::All { label, pass } => {
+        Scope::All {
+            label,
+            pass,
+            devices,
+        } => {
             let old_audit = v.audit_keys();
             let policy = v.read_policy()?;
             let records = read_log_for_reseal(&v.dir, &old_audit)?;
@@ -187,6 +199,9 @@ pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) ->
                 .collect();
             retire_all_zone_keys(v)?;
             let rk = v.rotate_master(label, pass)?;
+            out.rewrapped_slots = v.rewrap_device_slots(devices)?;
+            out.dropped_slots
+                .retain(|l| !out.rewrapped_slots.contains(l));
             let mut rec = Record::now("rekey-all", "/");
             rec.user = sys::user_name(rec.uid).unwrap_or_default();
             commit_all(v, policy.as_deref(), records, rec)?;

@@ -144,8 +144,13 @@ pub fn open_any(config: &Config, pass: &Passphrase) -> Result<Option<ClientKeys>
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SlotInfo {
     pub label: String,
+    /// "passphrase", "client-passphrase", "tpm2", "fido2" or "unknown".
     pub kind: &'static str,
     pub client: Option<String>,
+    /// What opening it takes: "passphrase", "tpm2", "tpm2-pin", "fido2", "fido2-pin".
+    pub factors: Vec<&'static str>,
+    /// A TPM slot's PCRs (SHA-256 bank); empty for the rest.
+    pub pcrs: Vec<u32>,
 }
 
 impl Vault {
@@ -197,6 +202,7 @@ impl Vault {
         }
         let n = self.config.slots.len()
             + self.config.client_slots.len()
+            + self.config.device_slots.len()
             + self.config.other_slots.len();
         if n >= config::MAX_SLOTS {
             return Err(Error::Usage(format!(
@@ -217,12 +223,16 @@ impl Vault {
                 label: String::from_utf8_lossy(&s.label).into_owned(),
                 kind: "passphrase",
                 client: None,
+                factors: vec!["passphrase"],
+                pcrs: Vec::new(),
             })
             .collect();
         out.extend(self.config.client_slots.iter().map(|s| {
             SlotInfo {
                 label: String::from_utf8_lossy(&s.label).into_owned(),
                 kind: "client-passphrase",
+                factors: vec!["passphrase"],
+                pcrs: Vec::new(),
                 client: Some(
                     self.zones
                         .iter()
@@ -231,10 +241,26 @@ impl Vault {
                 ),
             }
         }));
+        out.extend(self.config.device_slots.iter().map(|s| {
+            use crate::format::hw_slot::Device;
+            let (kind, pcrs) = match &s.device {
+                Device::Tpm2(t) => ("tpm2", (0..24).filter(|i| t.pcrs & (1 << i) != 0).collect()),
+                Device::Fido2(_) => ("fido2", Vec::new()),
+            };
+            SlotInfo {
+                label: String::from_utf8_lossy(&s.label).into_owned(),
+                kind,
+                client: None,
+                factors: super::device_slots::factors(s),
+                pcrs,
+            }
+        }));
         out.extend(self.config.other_slots.iter().map(|s| SlotInfo {
             label: format!("(kind {})", s.kind),
             kind: "unknown",
             client: None,
+            factors: Vec::new(),
+            pcrs: Vec::new(),
         }));
         out
     }

@@ -2,6 +2,7 @@
 //! passphrase into keys; holds the master key and the zone keys of an unlocked vault.
 
 pub mod client_slots;
+pub mod device_slots;
 mod merge;
 pub mod passphrase;
 
@@ -89,6 +90,13 @@ impl std::fmt::Debug for Vault {
 pub enum Unlock {
     Passphrase(Passphrase),
     RecoveryKey(String),
+    /// A master key a slot already gave (a device slot, or a passphrase slot tried while
+    /// choosing among slots: `device_slots::choose`), with the passphrase slot's index.
+    Key {
+        master: Key32,
+        slot: Option<usize>,
+        label: String,
+    },
 }
 
 impl Vault {
@@ -132,6 +140,7 @@ impl Vault {
             root_dir_id: crypto::random_id()?,
             slots: Vec::new(),
             client_slots: Vec::new(),
+            device_slots: Vec::new(),
             other_slots: Vec::new(),
             zone_blob: Vec::new(),
             policy: Some(config::PolicyBinding {
@@ -238,6 +247,7 @@ impl Vault {
                     .map_err(|why| Error::Passphrase(format!("recovery key: {why}")))?,
                 None,
             ),
+            Unlock::Key { master, slot, .. } => (master.duplicate(), *slot),
         };
         let keys = (
             kdf::zone_wrap_key(&master, &config.vault_id),
@@ -275,7 +285,7 @@ impl Vault {
         if m.verify_slice(&mac).is_err() {
             return Err(match how {
                 Unlock::RecoveryKey(_) => Error::WrongPassphrase,
-                Unlock::Passphrase(_) => Error::ConfigCorrupt {
+                Unlock::Passphrase(_) | Unlock::Key { .. } => Error::ConfigCorrupt {
                     why: "the config's authentication code does not match (tampered or damaged)"
                         .into(),
                 },
@@ -343,8 +353,10 @@ impl Vault {
         let master = Key32::random()?;
         let slot = make_slot(&master, label, pass, self.slot_kdf())?;
         self.master = master;
-        // Every zone gets a new key too: a client slot would open nothing.
+        // Every zone gets a new key too: a client slot would open nothing. Device slots wrap
+        // the old master key: the caller re-wraps those it can (`rewrap_device_slots`).
         self.config.client_slots.clear();
+        self.config.device_slots.clear();
         self.derive_saving_keys();
         self.config.slots = vec![slot];
         self.unlocked_slot = Some(0);
@@ -404,10 +416,22 @@ impl Vault {
         if self.slot_index(label).is_none() && self.remove_client_slot(label) {
             return self.save();
         }
+        // Whatever the device slot's state (its TPM gone, its token lost), it can go, as long
+        // as another slot still opens the whole vault.
+        let vault_wide = self.config.slots.len() + self.config.device_slots.len();
+        if self.device_slot(label).is_some() {
+            if vault_wide == 1 {
+                return Err(Error::Usage(
+                    "that is the vault's only key slot: add another before removing it".into(),
+                ));
+            }
+            self.remove_device_slot(label);
+            return self.save();
+        }
         let i = self.slot_index(label).ok_or_else(|| {
             Error::Usage(format!("no key labelled '{label}' (see tutela key list)"))
         })?;
-        if self.config.slots.len() == 1 {
+        if vault_wide == 1 {
             return Err(Error::Usage(
                 "that is the vault's only passphrase: add another before removing it".into(),
             ));
@@ -453,12 +477,19 @@ impl Vault {
     }
 
     /// Takes a master key made elsewhere (by the command, for a live `rekey --all`) with the
-    /// one key slot that wraps it: as `rotate_master`, without the passphrase.
-    pub fn install_master(&mut self, master: Key32, slot: config::Slot) {
+    /// one key slot that wraps it (and the device slots the command re-wrapped): as
+    /// `rotate_master`, without the passphrase.
+    pub fn install_master(
+        &mut self,
+        master: Key32,
+        slot: config::Slot,
+        devices: Vec<crate::format::hw_slot::DeviceSlot>,
+    ) {
         self.master = master;
         self.derive_saving_keys();
         self.config.slots = vec![slot];
         self.config.client_slots.clear();
+        self.config.device_slots = devices;
         self.unlocked_slot = Some(0);
     }
 
@@ -780,7 +811,7 @@ pub fn make_slot(master: &Key32, label: &str, pass: &Passphrase, kdf: KdfParams)
     })
 }
 
-fn unwrap_any_slot(config: &Config, pass: &Passphrase) -> Result<(Key32, usize)> {
+pub(crate) fn unwrap_any_slot(config: &Config, pass: &Passphrase) -> Result<(Key32, usize)> {
     for (i, slot) in config.slots.iter().enumerate() {
         let p = KdfParams {
             m_cost_kib: slot.m_cost_kib,

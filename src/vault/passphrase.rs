@@ -95,6 +95,20 @@ fn prompt(text: &str) -> Result<Passphrase> {
     Ok(Passphrase::new(s.as_bytes().to_vec()))
 }
 
+/// A TPM PIN: from `file` (its first line), else asked on the terminal.
+pub fn pin(file: Option<&Path>, text: &str) -> Result<Passphrase> {
+    if let Some(f) = file {
+        return from_file(f, "PIN");
+    }
+    let s = Zeroizing::new(rpassword::prompt_password(text).map_err(|_| {
+        Error::Passphrase("no terminal to ask for the TPM PIN: use --pin-file FILE".into())
+    })?);
+    if s.is_empty() {
+        return Err(Error::Passphrase("empty PIN".into()));
+    }
+    Ok(Passphrase::new(s.as_bytes().to_vec()))
+}
+
 /// The passphrase of an existing vault.
 pub fn existing(src: &Source) -> Result<Passphrase> {
     match (&src.passfile, &src.extpass) {

@@ -10,6 +10,7 @@
 compile_error!("run the tests with `cargo test --all-targets --features test-hooks` (see README)");
 
 pub mod churn;
+pub mod swtpm;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

@@ -26,6 +26,21 @@ pub struct PassArgs {
     /// Otherwise: read the key store from PATH instead of where the vault recorded it.
     #[arg(long, value_name = "PATH")]
     pub keystore: Option<PathBuf>,
+    /// Open the vault with this key slot only (a TPM slot at boot: no prompt at all).
+    /// Without it, TPM slots that need nobody are tried first, then the passphrase.
+    #[arg(long, value_name = "LABEL")]
+    pub slot: Option<String>,
+    /// Where the TPM is, as tpm2-tools take it (default: $TPM2TOOLS_TCTI, else
+    /// device:/dev/tpmrm0), e.g. swtpm:host=127.0.0.1,port=2321.
+    #[arg(long, value_name = "TCTI")]
+    pub tpm2_tcti: Option<String>,
+    /// The FIDO2 security key to use (a /dev/hidraw path, as fido2-token -L lists them;
+    /// default: the first one plugged in).
+    #[arg(long, value_name = "DEVICE")]
+    pub fido2_device: Option<String>,
+    /// Read a TPM slot's PIN from the first line of FILE instead of asking.
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,8 +304,32 @@ pub enum KeyCmd {
         strict: bool,
         /// The passphrase opens this client's keys only (for a contractor): no other
         /// client, no vault-wide command. Rekeying or shredding the client removes it.
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["tpm2", "fido2", "passphrase_and_tpm2", "passphrase_and_fido2"])]
         client: Option<String>,
+        /// A slot sealed to this machine's TPM 2.0: opens the vault at boot with nothing
+        /// on disk and nobody there (one factor: this machine). See --pin, --pcrs.
+        #[arg(long, group = "device")]
+        tpm2: bool,
+        /// A slot that needs this machine's TPM and a passphrase (two factors).
+        #[arg(long, group = "device")]
+        passphrase_and_tpm2: bool,
+        /// A slot that needs a FIDO2 security key (hmac-secret; a touch each time).
+        #[arg(long, group = "device")]
+        fido2: bool,
+        /// A slot that needs a passphrase and a FIDO2 security key (two factors).
+        #[arg(long, group = "device")]
+        passphrase_and_fido2: bool,
+        /// TPM: bind a PIN (the TPM's dictionary-attack lockout counts wrong ones; asked
+        /// twice, or --new-pin-file). FIDO2: require the security key's own PIN.
+        #[arg(long, requires = "device")]
+        pin: bool,
+        /// Read the new TPM PIN from the first line of FILE instead of asking twice.
+        #[arg(long, value_name = "FILE", requires = "pin")]
+        new_pin_file: Option<PathBuf>,
+        /// TPM: bind the slot to these PCRs of the SHA-256 bank (e.g. 7, the Secure Boot
+        /// state): a change to them stops the slot, which must then be enrolled again.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        pcrs: Vec<u8>,
     },
     /// List the keys: label, kind, and the client a client key is limited to.
     List {

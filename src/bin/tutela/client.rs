@@ -57,9 +57,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             json,
         } => {
             tutela::vault::Vault::read_config(&vault)?;
-            let how = tutela::vault::Unlock::Passphrase(tutela::vault::passphrase::existing(
-                &source(&pass),
-            )?);
+            let how = how(&vault, &pass)?;
             let v = match tutela::offline::open_vault(&vault, &how, pass.keystore.as_deref()) {
                 Ok(v) => v,
                 // A client key may export its own client (and nothing else).

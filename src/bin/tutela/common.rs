@@ -5,23 +5,78 @@ use crate::cli::PassArgs;
 use std::path::Path;
 use std::time::Duration;
 use tutela::audit::{self, Record};
+use tutela::crypto::secret::Passphrase;
 use tutela::error::{Error, Result};
 use tutela::text::escape;
+use tutela::vault::device_slots::{choose, Ask, Choice, DeviceAccess};
 use tutela::vault::passphrase::{self, Source};
 use tutela::vault::{Unlock, Vault};
 
 pub fn unlock(vault: &Path, pass: &PassArgs) -> Result<Vault> {
-    Vault::read_config(vault)?;
-    let src = Source {
-        passfile: pass.passfile.clone(),
-        extpass: pass.extpass.clone(),
+    let how = how(vault, pass)?;
+    tutela::offline::open_vault(vault, &how, pass.keystore.as_deref()).inspect(show_sync_notes)
+}
+
+/// Where the key slots' devices are (`--tpm2-tcti`, `--fido2-device`).
+pub fn access(pass: &PassArgs) -> DeviceAccess {
+    DeviceAccess {
+        tcti: pass.tpm2_tcti.clone(),
+        fido2_device: pass.fido2_device.clone(),
+    }
+}
+
+/// Asks a person on the terminal (or reads the files the command line names), the
+/// passphrase at most once.
+pub struct CliAsk {
+    src: Source,
+    pin_file: Option<std::path::PathBuf>,
+    pass: Option<Passphrase>,
+}
+
+impl CliAsk {
+    pub fn new(pass: &PassArgs) -> CliAsk {
+        CliAsk {
+            src: source(pass),
+            pin_file: pass.pin_file.clone(),
+            pass: None,
+        }
+    }
+}
+
+impl Ask for CliAsk {
+    fn passphrase(&mut self) -> Result<Passphrase> {
+        if self.pass.is_none() {
+            self.pass = Some(passphrase::existing(&self.src)?);
+        }
+        let p = self
+            .pass
+            .as_ref()
+            .map(|p| p.as_bytes().to_vec())
+            .unwrap_or_default();
+        Ok(Passphrase::new(p))
+    }
+    fn pin(&mut self, label: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let p = passphrase::pin(
+            self.pin_file.as_deref(),
+            &format!("TPM PIN for key slot '{}': ", escape(label)),
+        )?;
+        Ok(zeroize::Zeroizing::new(p.as_bytes().to_vec()))
+    }
+}
+
+/// How to open the vault: the slot `--slot` names, else TPM slots that need nobody, else the
+/// passphrase (device_slots::choose). Says on stderr which device slots failed on the way.
+pub fn how(vault: &Path, pass: &PassArgs) -> Result<Unlock> {
+    let (config, _) = Vault::read_config(vault)?;
+    let access = access(pass);
+    let choice = Choice {
+        slot: pass.slot.as_deref(),
+        passphrase_given: pass.passfile.is_some() || pass.extpass.is_some(),
+        access: &access,
     };
-    tutela::offline::open_vault(
-        vault,
-        &Unlock::Passphrase(passphrase::existing(&src)?),
-        pass.keystore.as_deref(),
-    )
-    .inspect(show_sync_notes)
+    choose(&config, &choice, &mut CliAsk::new(pass), &mut |n| {
+        eprintln!("tutela: {n}")
+    })
 }
 
 /// Says what opening the vault did about a sync tool's copies of its config.

@@ -58,7 +58,9 @@ pub fn run(a: Args) -> Result<()> {
                 .map_err(|why| Error::Passphrase(format!("recovery key: {why}")))?;
             Unlock::RecoveryKey(text.to_string())
         }
-        None => Unlock::Passphrase(passphrase::existing(&source(&pass))?),
+        // A client's key slot is a passphrase; the vault's may be any kind.
+        None if client.is_some() => Unlock::Passphrase(passphrase::existing(&source(&pass))?),
+        None => crate::common::how(&vault, &pass)?,
     };
     let args = tutela::daemon::mount::MountArgs {
         mountpoint,

@@ -15,19 +15,37 @@ pub fn passwd(
     new_file: Option<&Path>,
     strict: bool,
 ) -> Result<()> {
-    let mut v = match recovery {
+    let how = match recovery {
         Some(f) => {
             Vault::read_config(vault)?;
-            let text = passphrase::recovery_key(Some(f))?;
-            tutela::offline::open_vault(
-                vault,
-                &Unlock::RecoveryKey(text.to_string()),
-                pass.keystore.as_deref(),
-            )
-            .inspect(show_sync_notes)?
+            Unlock::RecoveryKey(passphrase::recovery_key(Some(f))?.to_string())
         }
-        None => unlock(vault, pass)?,
+        None => how(vault, pass)?,
     };
+    // A two-factor slot that opened the vault is the one to change, as a passphrase slot is.
+    let opened_by = match &how {
+        Unlock::Key {
+            slot: None, label, ..
+        } => Some(label.clone()),
+        _ => None,
+    };
+    let mut v = tutela::offline::open_vault(vault, &how, pass.keystore.as_deref())
+        .inspect(show_sync_notes)?;
+    drop(how);
+    let device = label
+        .map(str::to_string)
+        .or(opened_by)
+        .filter(|l| v.device_slot(l).is_some());
+    if let Some(l) = device {
+        let p = new_passphrase(new_file, strict)?;
+        v.change_device_passphrase(&l, &access(pass), &mut CliAsk::new(pass), &p)?;
+        offline_record(&v, "passwd", Some(format!("key '{l}'")));
+        println!(
+            "passphrase of key '{}' changed (its device part stays)",
+            tutela::text::escape(&l)
+        );
+        return Ok(());
+    }
     let p = new_passphrase(new_file, strict)?;
     let label = v.change_passphrase(label, &p)?;
     offline_record(&v, "passwd", Some(format!("key '{label}'")));

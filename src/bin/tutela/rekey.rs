@@ -18,19 +18,36 @@ pub fn rekey(
 ) -> Result<()> {
     use tutela::offline::rekey::Scope;
     Vault::read_config(vault)?;
-    let src = Source {
-        passfile: pass.passfile.clone(),
-        extpass: pass.extpass.clone(),
+    // `--all` makes one new key slot, for the passphrase given here: it needs one. A client's
+    // rekey opens the vault any way (a TPM slot, say).
+    let (mut v, p2) = if all && client.is_none() {
+        let src = Source {
+            passfile: pass.passfile.clone(),
+            extpass: pass.extpass.clone(),
+        };
+        let p = passphrase::existing(&src)?;
+        let p2 = tutela::crypto::secret::Passphrase::new(p.as_bytes().to_vec());
+        let v =
+            tutela::offline::open_vault(vault, &Unlock::Passphrase(p), pass.keystore.as_deref())
+                .inspect(show_sync_notes)?;
+        (v, p2)
+    } else {
+        (
+            unlock(vault, pass)?,
+            tutela::crypto::secret::Passphrase::new(Vec::new()),
+        )
     };
-    let p = passphrase::existing(&src)?;
-    let p2 = tutela::crypto::secret::Passphrase::new(p.as_bytes().to_vec());
-    let mut v =
-        tutela::offline::open_vault(vault, &Unlock::Passphrase(p), pass.keystore.as_deref())
-            .inspect(show_sync_notes)?;
     let label = v
         .unlocked_slot
         .and_then(|i| v.slot_labels().get(i).cloned())
         .unwrap_or_else(|| "default".into());
+    // Device slots wrap the old master key: those a TPM opens with nobody there are wrapped
+    // again under the new one, the rest are dropped (named below, with why).
+    let (kept, dropped_devices) = if all && client.is_none() {
+        v.device_slots_for_rekey(&access(pass))
+    } else {
+        (Vec::new(), Vec::new())
+    };
     if all && client.is_none() && !yes {
         let others: Vec<String> = v
             .slot_labels()
@@ -71,12 +88,23 @@ pub fn rekey(
                     .filter(|l| *l != label)
                     .collect();
                 let rk = v.rotate_master(&label, &p2)?;
+                let rewrapped = v.rewrap_device_slots(&kept)?;
+                let dropped: Vec<String> = dropped
+                    .into_iter()
+                    .filter(|l| !rewrapped.contains(l))
+                    .collect();
                 let req = tutela::daemon::control::Request::RekeyAll {
                     master: tutela::daemon::control::seal_master(&control, v.master())?,
                     slot: tutela::daemon::control::WireSlot::from_slot(&v.config.slots[0]),
+                    devices: v
+                        .config
+                        .device_slots
+                        .iter()
+                        .map(tutela::daemon::control::device_slot_to_wire)
+                        .collect::<Result<_>>()?,
                 };
                 remote_with(d, &control, &req, false)?;
-                print_new_master(&rk, &dropped);
+                print_new_master(&rk, &dropped, &rewrapped, &dropped_devices);
                 return Ok(());
             }
             _ => tutela::daemon::control::Request::RekeyResume,
@@ -88,6 +116,7 @@ pub fn rekey(
         (None, true, _) => Scope::All {
             label: &label,
             pass: &p2,
+            devices: &kept,
         },
         _ => Scope::Resume,
     };
@@ -127,7 +156,12 @@ pub fn rekey(
         out.stats.entries, out.stats.bytes
     );
     if let Some(rk) = &out.recovery_key {
-        print_new_master(rk, &out.dropped_slots);
+        print_new_master(
+            rk,
+            &out.dropped_slots,
+            &out.rewrapped_slots,
+            &dropped_devices,
+        );
     } else if !out.dropped_slots.is_empty() {
         let labels: Vec<String> = out
             .dropped_slots
@@ -144,14 +178,37 @@ pub fn rekey(
 
 /// What a user must know after a new master key: the new recovery key (shown once), the
 /// passphrases that went, and that old audit anchors no longer match.
-fn print_new_master(rk: &str, dropped_slots: &[String]) {
+fn print_new_master(
+    rk: &str,
+    dropped_slots: &[String],
+    rewrapped: &[String],
+    dropped_devices: &[(String, String)],
+) {
     println!();
     println!("New master key. The old recovery key and every old copy of the config no longer open current data.");
+    let why = |l: &String| {
+        dropped_devices
+            .iter()
+            .find(|(d, _)| d == l)
+            .map(|(_, w)| format!(" ({w})"))
+            .unwrap_or_default()
+    };
     if !dropped_slots.is_empty() {
+        let named: Vec<String> = dropped_slots
+            .iter()
+            .map(|l| format!("{}{}", escape(l), why(l)))
+            .collect();
         println!(
-                "Passphrases removed (they wrapped the old key; add them again with tutela key add): {}",
-                dropped_slots.join(", ")
-            );
+            "Keys removed (they wrapped the old key; add them again with tutela key add): {}",
+            named.join(", ")
+        );
+    }
+    if !rewrapped.is_empty() {
+        let named: Vec<String> = rewrapped.iter().map(|l| escape(l).into_owned()).collect();
+        println!(
+            "TPM keys enrolled again under the new key (they open the vault as before): {}",
+            named.join(", ")
+        );
     }
     println!();
     println!("New recovery key:");

@@ -55,6 +55,10 @@ pub enum Request {
     RekeyAll {
         master: String,
         slot: WireSlot,
+        /// Device slots the command wrapped the new master key in (hex of `kind ‖ body`,
+        /// as in the config); absent from an older tutela's request.
+        #[serde(default)]
+        devices: Vec<String>,
     },
     /// Drops one client's key from the daemon's memory (`tutela lock`). With open files of the
     /// client it is refused, unless `force`, which revokes their handles.
@@ -86,6 +90,21 @@ pub struct WireSlot {
 
 /// The associated data sealing a new master key on the channel.
 pub const NEW_MASTER_AAD: &[u8] = b"tutela/control/new-master";
+
+/// A device slot on the wire: hex of its kind byte and body.
+pub fn device_slot_to_wire(s: &crate::format::hw_slot::DeviceSlot) -> Result<String> {
+    let mut b = vec![s.kind()];
+    b.extend_from_slice(&s.encode().map_err(Error::Usage)?);
+    Ok(hex(&b))
+}
+
+pub fn device_slot_from_wire(w: &str) -> Result<crate::format::hw_slot::DeviceSlot> {
+    let bad =
+        |why: String| Error::Usage(format!("malformed device key slot in the request: {why}"));
+    let b = unhex(w).ok_or_else(|| bad("not hex".into()))?;
+    let (kind, body) = b.split_first().ok_or_else(|| bad("empty".into()))?;
+    crate::format::hw_slot::DeviceSlot::parse(*kind, body).map_err(bad)
+}
 
 impl WireSlot {
     pub fn from_slot(s: &crate::format::config::Slot) -> WireSlot {
