@@ -113,8 +113,20 @@ pub fn device_secret(
                 pin.as_deref().map(|p| &p[..]),
             )
         }
-        Device::Fido2(f) => hw::fido2::open(access.fido2_device.as_deref())?
-            .hmac_secret(&f.rp_id, &f.cred_id, &f.salt, f.pin),
+        Device::Fido2(f) => {
+            // Only tutela's own relying party: a config edited to name another site's would
+            // have the token answer for that site's credential.
+            if f.rp_id != FIDO2_RP {
+                return Err(Error::ConfigCorrupt {
+                    why: format!(
+                        "FIDO2 key slot '{}' names a relying party other than '{FIDO2_RP}'",
+                        crate::text::escape(&label_of(s))
+                    ),
+                });
+            }
+            hw::fido2::open(access.fido2_device.as_deref())?
+                .hmac_secret(&f.rp_id, &f.cred_id, &f.salt, f.pin)
+        }
     }
 }
 
@@ -562,5 +574,33 @@ mod tests {
         let mut renamed = s.clone();
         renamed.label = b"other".to_vec();
         assert!(open_slot(&renamed, &[5; 32], None).is_err());
+    }
+
+    struct NoOne;
+    impl Ask for NoOne {
+        fn passphrase(&mut self) -> Result<Passphrase> {
+            Err(Error::Invalid)
+        }
+        fn pin(&mut self, _: &str) -> Result<Zeroizing<Vec<u8>>> {
+            Err(Error::Invalid)
+        }
+    }
+
+    /// A config edited to name another site as the relying party never reaches the token.
+    #[test]
+    fn a_fido2_slot_for_another_relying_party_is_refused_before_the_token_is_asked() {
+        let s = DeviceSlot {
+            label: b"k".to_vec(),
+            passphrase: None,
+            device: Device::Fido2(Fido2Cred {
+                pin: false,
+                rp_id: "bank.example".into(),
+                cred_id: vec![1; 32],
+                salt: [2; 32],
+            }),
+            wrapped: [0; WRAPPED_LEN],
+        };
+        let r = device_secret(&s, &DeviceAccess::default(), &mut NoOne);
+        assert!(matches!(r, Err(Error::ConfigCorrupt { .. })));
     }
 }
