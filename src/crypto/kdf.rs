@@ -22,6 +22,8 @@ pub const LABEL_DEVICE_SLOT: &[u8] = b"tutela/v1/device-slot";
 pub const LABEL_AUDIT_MAC: &[u8] = b"tutela/v1/audit-mac";
 pub const LABEL_CONTROL: &[u8] = b"tutela/v1/control";
 pub const LABEL_AUDIT_SEAL: &[u8] = b"tutela/v1/audit-seal";
+/// The seed of the vault's report-signing key (ed25519): `audit report`, `audit pubkey`.
+pub const LABEL_REPORT_SIGN: &[u8] = b"tutela/v1/report-sign";
 
 /// HKDF-SHA256 (RFC 5869) with a 32-byte output.
 pub fn derive(ikm: &Key32, salt: &[u8], label: &[u8]) -> Key32 {
@@ -62,6 +64,11 @@ pub fn audit_mac_key(master: &Key32, vault_id: &Id) -> Key32 {
 /// vault's keys (a client-scoped mount) seal their segment keys to its public half.
 pub fn audit_seal_seed(master: &Key32, vault_id: &Id) -> Key32 {
     derive(master, vault_id, LABEL_AUDIT_SEAL)
+}
+
+/// The seed of the ed25519 key that signs reports (`crypto::sign`).
+pub fn report_sign_seed(master: &Key32, vault_id: &Id) -> Key32 {
+    derive(master, vault_id, LABEL_REPORT_SIGN)
 }
 
 /// Authenticates requests on a mount daemon's control channel (and its answers).

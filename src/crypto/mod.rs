@@ -7,6 +7,7 @@ pub mod kek;
 pub mod names;
 pub mod sealed;
 pub mod secret;
+pub mod sign;
 
 use crate::error::{Error, Result};
 use aes_gcm_siv::aead::{AeadInPlace, KeyInit};

@@ -425,6 +425,7 @@ pub fn mount_scoped(
         &mut ready,
     )?;
     let name = keys.name.clone();
+    let key_label = format!("key '{}'", keys.label);
     let policy_key = keys.policy_key.duplicate();
     // Nothing else of the client key (but the zone key, inside the filesystem) is kept.
     drop(keys);
@@ -441,7 +442,7 @@ pub fn mount_scoped(
     }
     let mut info = daemon_info(&running.fs, dir, &mp, &args, 1);
     info.client = Some(name.clone());
-    record_mount(&running.fs, &args, Some(&name));
+    record_mount(&running.fs, &args, Some(&name), &key_label);
     crate::daemon::status::publish(&info);
     if let Some(mut w) = ready.take() {
         let _ = writeln!(w, "ok");
@@ -739,6 +740,7 @@ fn serve(
     let fs = running.fs.clone();
     // Client work while mounted goes through the daemon (`live`), on its control socket.
     let mut vault = vault;
+    let unlocked_by = std::mem::take(&mut vault.unlocked_by);
     let pending = !vault.rekey_pending().is_empty();
     let socket = crate::daemon::control::socket_path(&vault.config.vault_id);
     let shared_keys = keep.keys.clone();
@@ -766,7 +768,7 @@ fn serve(
         }
     };
     let info = daemon_info(&fs, &keep.dir, mp, &args, keep.clients);
-    record_mount(&fs, &args, None);
+    record_mount(&fs, &args, None, &unlocked_by);
     watch_policy(fs.clone(), keep, running.session.notifier())?;
     crate::daemon::status::publish(&info);
     republish_on_change(fs.clone(), live.clone(), info);
@@ -896,12 +898,14 @@ fn open_session(
 }
 
 /// The mount's own audit record: how it is mounted (and which client, for a scoped one).
-fn record_mount(fs: &Fs, args: &MountArgs, client: Option<&str>) {
+/// The mount's first record: how it serves, and which key opened it (an unlock, for the
+/// evidence a report gives: `audit report`'s "events that change exposure").
+fn record_mount(fs: &Fs, args: &MountArgs, client: Option<&str>, key: &str) {
     fs.record_event(
         "mount",
         "ok",
         Some(format!(
-            "{}{}{}",
+            "{}{}{}, {key}",
             if args.read_only {
                 "read-only"
             } else {

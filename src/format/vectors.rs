@@ -76,6 +76,12 @@ pub const TPM_SLOT_BODY_VECTOR: &str = "037372760001800000000400aaaaaaaa0300bbbb
 /// "tutela", credential id dd dd, hmac salt ee×32, wrapped cc×60.
 pub const FIDO2_SLOT_BODY_VECTOR: &str = "016b01080000000100000001000000111111111111111111111111111111110006747574656c610200ddddeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeecccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
 
+/// The report-signing key (FORMAT.md, "Signed reports"): master key 00..1f, vault id 11×16.
+pub const REPORT_SIGN_PUBLIC_VECTOR: &str =
+    "6eba205834873bee3b81ddf1ba6fb4ab956f6000292257247ea16c2be50cb708";
+/// Its signature of the body `hello\n` (Ed25519 is deterministic).
+pub const REPORT_SIGNATURE_VECTOR: &str = "6a12874e5344174cfefbb72b2c7aab1d139daa4ecb442452573a34d996a54d10baf5c4c33b32e3c219a4c30d81b82ee66769258aab8088944c40924306f85907";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod export;
 pub mod fsck;
 pub mod rekey;
+pub mod report;
 
 /// The one way for a command to open a vault for work: unlock it (passphrase or recovery
 /// key), then settle what an interrupted `rekey --all` left between its commit and its

@@ -35,6 +35,49 @@ pub fn group_by_name(name: &str) -> Option<u32> {
     (rc == 0 && !res.is_null()).then_some(gr.gr_gid)
 }
 
+/// The name of group `gid` in `/etc/group`, if it is there.
+pub fn group_name(gid: u32) -> Option<String> {
+    let gid_s = gid.to_string();
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 3 && f[2] == gid_s).then(|| f[0].to_string())
+        })
+}
+
+/// The members of group `gid` as the local files list them: the users named in its
+/// `/etc/group` line and those whose primary group it is in `/etc/passwd` (for an access
+/// review; users known only to a directory service are not enumerated).
+pub fn group_members(gid: u32) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let gid_s = gid.to_string();
+    if let Ok(g) = std::fs::read_to_string("/etc/group") {
+        for l in g.lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() >= 4 && f[2] == gid_s {
+                out.extend(
+                    f[3].split(',')
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_string),
+                );
+            }
+        }
+    }
+    if let Ok(p) = std::fs::read_to_string("/etc/passwd") {
+        for l in p.lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() >= 4 && f[3] == gid_s {
+                out.push(f[0].to_string());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The name of user `uid`, if it has one.
 pub fn user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 16384];

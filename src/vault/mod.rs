@@ -64,6 +64,8 @@ pub struct Vault {
     pub zones: Vec<zones::ZoneRecord>,
     /// The key slot whose passphrase unlocked the vault (None for the recovery key).
     pub unlocked_slot: Option<usize>,
+    /// What opened the vault, for the audit log: "key 'LABEL'" or "recovery key".
+    pub unlocked_by: String,
     pub keystore: Option<KeyStoreRef>,
     /// Keys derived from the master key that saving the zone table and the config needs:
     /// kept apart so that the mount daemon can drop the master key itself (`forget_master`)
@@ -155,6 +157,7 @@ impl Vault {
             master,
             zones: vec![root_zone],
             unlocked_slot: Some(0),
+            unlocked_by: format!("key '{label}'"),
             keystore: keystore.map(|p| KeyStoreRef {
                 recorded: p.clone(),
                 path: p,
@@ -213,7 +216,9 @@ impl Vault {
             &Unlock::RecoveryKey(String::new()),
             keystore_at.as_deref(),
         )?;
+        let by = std::mem::take(&mut self.unlocked_by);
         *self = fresh;
+        self.unlocked_by = by;
         Ok(())
     }
 
@@ -249,6 +254,11 @@ impl Vault {
             ),
             Unlock::Key { master, slot, .. } => (master.duplicate(), *slot),
         };
+        let by = match (how, unlocked_slot) {
+            (Unlock::Key { label, .. }, _) => format!("key '{label}'"),
+            (_, Some(i)) => format!("key '{}'", String::from_utf8_lossy(&config.slots[i].label)),
+            _ => "recovery key".to_string(),
+        };
         let keys = (
             kdf::zone_wrap_key(&master, &config.vault_id),
             kdf::config_mac_key(&master, &config.vault_id),
@@ -263,6 +273,10 @@ impl Vault {
             how,
             keystore_at,
         )
+        .map(|mut v| {
+            v.unlocked_by = by;
+            v
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -338,6 +352,7 @@ impl Vault {
             master,
             zones,
             unlocked_slot,
+            unlocked_by: String::new(),
             keystore,
             loaded: sha256(bytes),
             zone_wrap: zwk,
@@ -499,6 +514,11 @@ impl Vault {
 
     pub fn policy_key(&self) -> Key32 {
         kdf::policy_key(&self.master, &self.config.vault_id)
+    }
+
+    /// The seed of the vault's report-signing key (`crypto::sign`).
+    pub fn report_seed(&self) -> Key32 {
+        kdf::report_sign_seed(&self.master, &self.config.vault_id)
     }
 
     pub fn audit_keys(&self) -> crate::audit::Keys {

@@ -418,6 +418,67 @@ pub enum AuditCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The breach-scope report: how the log verified, per client who read, created,
+    /// changed, deleted, exported and was refused what, a timeline, unusual accesses, the
+    /// events that changed exposure, and what the encryption means; signed. Or, with
+    /// --verify FILE, check a report's signature offline.
+    Report {
+        /// The vault: the directory that holds the encrypted files.
+        #[arg(required_unless_present = "verify")]
+        vault: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Only this client (repeatable; default: all).
+        #[arg(long)]
+        client: Vec<String>,
+        /// Only this user, by name or uid (repeatable; default: everyone).
+        #[arg(long)]
+        user: Vec<String>,
+        /// From this time: 2026-11-20, "2026-11-20 14:00:00" (UTC), or an age such as 72h.
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this time (same forms as --since).
+        #[arg(long)]
+        until: Option<String>,
+        /// Write the report to FILE (refused if it exists).
+        #[arg(long, value_name = "FILE", required_unless_present = "verify")]
+        output: Option<PathBuf>,
+        /// html (one self-contained file), md or json.
+        #[arg(long, default_value = "html")]
+        format: String,
+        /// Leave out the annex of plaintext paths.
+        #[arg(long)]
+        no_paths: bool,
+        /// Check the signature of a report made earlier (no vault needed).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["vault", "output"])]
+        verify: Option<PathBuf>,
+        /// With --verify: the public key the report must be signed by (`audit pubkey`).
+        #[arg(long, value_name = "HEX", requires = "verify")]
+        pubkey: Option<String>,
+    },
+    /// Print the public key that signs the vault's reports (hex), for recipients to check
+    /// reports with `audit report --verify FILE --pubkey HEX`.
+    Pubkey {
+        /// The vault: the directory that holds the encrypted files.
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Access review of one client: who may access it under the current policy, who did in
+    /// the period, and who holds access but never used it.
+    Review {
+        /// The vault: the directory that holds the encrypted files.
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[arg(long)]
+        client: String,
+        /// The period: an age (90d) or a date.
+        #[arg(long, default_value = "90d")]
+        since: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print records, oldest first, filtered.
     Show {
         /// The vault: the directory that holds the encrypted files.

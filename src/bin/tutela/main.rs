@@ -17,6 +17,7 @@ mod passwd;
 mod policy;
 mod prune;
 mod rekey;
+mod report;
 mod status;
 
 use clap::Parser;
