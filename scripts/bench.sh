@@ -65,9 +65,9 @@ cpu_ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null |
 setup() { # create backing dirs (once)
   local s=$1 d="$WORK/$1"; mkdir -p "$d/back" "$d/mnt"
   case "$s" in
-    tutela|tutela-shared|tutela-policy)
+    tutela|tutela-shared|tutela-policy|tutela-syslog)
       "$TUTELA" init "$d/back" --passfile "$PASS" >/dev/null 2>&1
-      if [ "$s" = tutela-policy ]; then
+      if [ "$s" = tutela-policy ] || [ "$s" = tutela-syslog ]; then
         printf 'admins = ["root"]\n[clients.bench]\npath = "/bench"\nread = ["root"]\nwrite = ["root"]\n' > "$d/policy.toml"
         "$TUTELA" policy set "$d/back" "$d/policy.toml" --passfile "$PASS" >/dev/null
       fi ;;
@@ -83,6 +83,10 @@ mnt() { # mount system $1; prints the directory to work in
     # A multi-user mount without a policy: what kernel permission checks cost on their own
     # (a policy mount is always multi-user).
     tutela-shared) "$TUTELA" mount "$d/back" "$d/mnt" --passfile "$PASS" --allow-other 2>/dev/null ;;
+    # A policy mount that also sends every audit record to the system log (/dev/log: on a
+    # machine without a syslog daemon the socket is missing and every message is dropped;
+    # with one that reads slowly its queue fills): what forwarding costs the mount.
+    tutela-syslog) "$TUTELA" mount "$d/back" "$d/mnt" --passfile "$PASS" --audit-syslog 2>/dev/null ;;
     # -nosyslog: its daemon would otherwise print "Unix syslog delivery error" lines into
     # this output on machines without a syslog socket.
     gocryptfs) gocryptfs -q -nosyslog -extpass "cat $PASS" "$d/back" "$d/mnt" >/dev/null 2>&1 ;;
@@ -96,7 +100,7 @@ mnt() { # mount system $1; prints the directory to work in
     plain) ;;
   esac
   local w="$d/mnt"; [ "$s" = plain ] && w="$d/back"
-  [ "$s" = tutela-policy ] && { mkdir -p "$w/bench"; w="$w/bench"; }
+  { [ "$s" = tutela-policy ] || [ "$s" = tutela-syslog ]; } && { mkdir -p "$w/bench"; w="$w/bench"; }
   echo "$w"
 }
 
@@ -234,6 +238,8 @@ def cost(base, other, title):
             print("  %-28s %.2fx" % (m, (a / b) if higher_better(m) else (b / a)))
 cost("tutela", "tutela-policy",
      "cost of an access policy + audit log (tutela-policy vs tutela; >1.00 means slower):")
+cost("tutela-policy", "tutela-syslog",
+     "cost of forwarding every audit record to the system log (tutela-syslog vs tutela-policy; >1.00 means slower):")
 cost("tutela", "tutela-shared",
      "of which a multi-user mount alone (tutela-shared vs tutela; kernel permission checks):")
 cost("tutela-shared", "tutela-policy",

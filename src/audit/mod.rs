@@ -28,6 +28,7 @@ fn read_segment(path: &Path) -> Result<Vec<u8>> {
 
 pub mod anchor;
 pub mod chain;
+pub mod forward;
 pub mod prune;
 mod read;
 mod write;

@@ -302,6 +302,12 @@ impl Writer {
         Ok(())
     }
 
+    /// The chain's head: its last record, as an anchor (None before the first record).
+    fn head(&self) -> Option<super::anchor::Anchor> {
+        (self.seq > 0)
+            .then(|| super::anchor::Anchor::of(self.chain.replica, self.seq - 1, &self.prev))
+    }
+
     pub(super) fn append(&mut self, recs: &[Record]) -> Result<()> {
         if self.size > SEGMENT_MAX {
             self.file.sync_all()?;
@@ -335,7 +341,9 @@ struct Queue {
 /// second. Queuing wakes nobody: a per-record wake-up cost more than the record itself.
 pub struct Sink {
     shared: std::sync::Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>,
-    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<Option<super::forward::Forward>>>>,
+    /// The system log forwarder between a close and a reopen.
+    parked: std::sync::Mutex<Option<Box<super::forward::Forward>>>,
 }
 
 const BATCH_WAKE: usize = 512;
@@ -344,13 +352,19 @@ type Shared = std::sync::Arc<(std::sync::Mutex<Queue>, std::sync::Condvar)>;
 
 /// The sink's writer thread: appends what is queued, syncs once a second, and on close
 /// writes the rest and syncs.
-fn spawn_writer(sh: Shared, mut w: Writer) -> Result<std::thread::JoinHandle<()>> {
+/// With `fwd`, records and head anchors also go to the system log (`forward.rs`).
+fn spawn_writer(
+    sh: Shared,
+    mut w: Writer,
+    mut fwd: Option<super::forward::Forward>,
+) -> Result<std::thread::JoinHandle<Option<super::forward::Forward>>> {
     Ok(std::thread::Builder::new()
         .name("audit".into())
         .spawn(move || {
             let (m, cv) = &*sh;
             let mut last_sync = std::time::Instant::now();
             let mut dirty = false;
+            let label = w.chain.label();
             loop {
                 let (batch, closed) = {
                     let mut q = m.lock().unwrap_or_else(|p| p.into_inner());
@@ -363,14 +377,35 @@ fn spawn_writer(sh: Shared, mut w: Writer) -> Result<std::thread::JoinHandle<()>
                     (std::mem::take(&mut q.recs), q.closed)
                 };
                 for chunk in batch.chunks(1024) {
+                    let (first, seg) = (w.seq, w.seg);
                     if let Err(e) = w.append(chunk) {
                         log::error!("audit log write failed: {e}");
+                        continue;
                     }
                     dirty = true;
+                    if let Some(f) = fwd.as_mut() {
+                        for (i, r) in chunk.iter().enumerate() {
+                            f.record(r, first + i as u64, &label);
+                        }
+                        // A segment was sealed and a new one begun.
+                        if w.seg != seg {
+                            if let Some(h) = w.head() {
+                                f.anchor(h, "seal");
+                            }
+                        }
+                    }
+                }
+                if let (Some(f), Some(h)) = (fwd.as_mut(), w.head()) {
+                    if closed {
+                        f.anchor(h, "unmount");
+                    } else if f.anchor_due() {
+                        f.anchor(h, "periodic");
+                    }
                 }
                 if closed {
                     let _ = w.file.sync_all();
-                    return;
+                    // Kept for a reopen (a live rekey closes and opens the log again).
+                    return fwd;
                 }
                 if dirty && last_sync.elapsed() >= Duration::from_secs(1) {
                     let _ = w.file.sync_data();
@@ -384,7 +419,26 @@ fn spawn_writer(sh: Shared, mut w: Writer) -> Result<std::thread::JoinHandle<()>
 impl Sink {
     /// Starts writing this copy's chain of the vault at `vault`.
     pub fn start(vault: &Path, keys: Keys) -> Result<Sink> {
-        Self::with_writer(Self::local_writer(vault, keys)?)
+        Self::start_forwarding(vault, keys, None)
+    }
+
+    /// `start`, also sending records and anchors to the system log as `fwd` says.
+    pub fn start_forwarding(
+        vault: &Path,
+        keys: Keys,
+        fwd: Option<super::forward::Forward>,
+    ) -> Result<Sink> {
+        let w = Self::local_writer(vault, keys)?;
+        let shared: Shared = std::sync::Arc::new((
+            std::sync::Mutex::new(Queue::default()),
+            std::sync::Condvar::new(),
+        ));
+        let thread = spawn_writer(shared.clone(), w, fwd)?;
+        Ok(Sink {
+            shared,
+            thread: std::sync::Mutex::new(Some(thread)),
+            parked: std::sync::Mutex::new(None),
+        })
     }
 
     /// A mount's writer of this copy's chain (waiting a little for a daemon just unmounted).
@@ -423,10 +477,11 @@ impl Sink {
             std::sync::Mutex::new(Queue::default()),
             std::sync::Condvar::new(),
         ));
-        let thread = spawn_writer(shared.clone(), w)?;
+        let thread = spawn_writer(shared.clone(), w, None)?;
         Ok(Sink {
             shared,
             thread: std::sync::Mutex::new(Some(thread)),
+            parked: std::sync::Mutex::new(None),
         })
     }
 
@@ -439,7 +494,8 @@ impl Sink {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .closed = false;
-        let t = spawn_writer(self.shared.clone(), w)?;
+        let fwd = self.parked.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let t = spawn_writer(self.shared.clone(), w, fwd.map(|f| *f))?;
         *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
         Ok(())
     }
@@ -464,7 +520,9 @@ impl Sink {
             cv.notify_one();
         }
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = t.join();
+            if let Ok(Some(f)) = t.join() {
+                *self.parked.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
+            }
         }
     }
 }

@@ -120,6 +120,9 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
             // list: it goes in TPM2TOOLS_TCTI (docs/mounting.md).
             ("tpm2_tcti", Some(t)) => rest.extend(["--tpm2-tcti".into(), t.into()]),
             ("pin_file", Some(f)) => rest.extend(["--pin-file".into(), f.into()]),
+            ("audit_syslog", None) => rest.push("--audit-syslog".into()),
+            ("audit_syslog", Some(m)) => rest.extend(["--audit-syslog".into(), m.into()]),
+            ("anchor_every", Some(d)) => rest.extend(["--anchor-every".into(), d.into()]),
             ("keystore", Some(p)) => keystore = Some(p.to_string()),
             // A FUSE mount cannot be switched between read-only and read-write in place
             // (xfstests 294, 306, 452): say so rather than half-do it.
@@ -142,7 +145,7 @@ pub fn translate(args: &[OsString]) -> Result<Vec<OsString>> {
             _ if handled_before(o) => {}
             _ => {
                 return Err(Error::Usage(format!(
-                    "mount.fuse.tutela: unknown option '{o}' (known: passfile=, extpass=, slot=, tpm2_tcti=, pin_file=, keystore=, ro, allow_other, idle=, client_idle=, threads=, log_file=, verbose, and the kernel flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime, strictatime)"
+                    "mount.fuse.tutela: unknown option '{o}' (known: passfile=, extpass=, slot=, tpm2_tcti=, pin_file=, keystore=, audit_syslog[=paths], anchor_every=, ro, allow_other, idle=, client_idle=, threads=, log_file=, verbose, and the kernel flags noexec, exec, nosuid, nodev, sync, async, dirsync, noatime, relatime, strictatime)"
                 )))
             }
         }

@@ -31,6 +31,66 @@ pub struct MountArgs {
     pub log_file: Option<PathBuf>,
     /// Kernel mount flags from `-o` (or an fstab line), in the order given.
     pub flags: Vec<MountFlag>,
+    /// Every audit record also to the system log (`--audit-syslog`); `Some(true)`: with
+    /// plaintext paths (`--audit-syslog paths`).
+    pub audit_syslog: Option<bool>,
+    /// The audit chain's head anchor to the system log this often (and at each segment seal
+    /// and on unmount); None: never (`--anchor-every off`).
+    pub anchor_every: Option<Duration>,
+}
+
+/// journald's native protocol socket.
+const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// The default of `--anchor-every`.
+pub const ANCHOR_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// `--anchor-every`: a duration, or `off`.
+pub fn parse_anchor_every(s: &str) -> std::result::Result<Option<Duration>, String> {
+    if s == "off" || s == "0" {
+        return Ok(None);
+    }
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err("anchors can be sent at most every second (or use off)".into());
+    }
+    Ok(Some(d))
+}
+
+/// The audit forwarder a full mount's daemon starts with (`audit::forward`).
+fn forwarder(
+    args: &MountArgs,
+    keys: &crate::audit::Keys,
+) -> Option<crate::audit::forward::Forward> {
+    if args.audit_syslog.is_none() && args.anchor_every.is_none() {
+        return None;
+    }
+    // journald's native socket where it runs (fields a SIEM connector can select on), else
+    // the syslog socket (rsyslog, or journald's own /dev/log).
+    #[cfg(feature = "test-hooks")]
+    let over = (
+        std::env::var_os(crate::daemon::logging::SYSLOG_SOCKET_ENV),
+        std::env::var_os("TUTELA_JOURNAL_SOCKET"),
+    );
+    #[cfg(not(feature = "test-hooks"))]
+    let over: (Option<std::ffi::OsString>, Option<std::ffi::OsString>) = (None, None);
+    let (path, journal) = match over {
+        (_, Some(j)) => (PathBuf::from(j), true),
+        (Some(s), None) => (PathBuf::from(s), false),
+        (None, None) if Path::new(JOURNAL_SOCKET).exists() => (PathBuf::from(JOURNAL_SOCKET), true),
+        (None, None) => (PathBuf::from("/dev/log"), false),
+    };
+    Some(crate::audit::forward::Forward::new(
+        path,
+        journal,
+        &keys.vault_id,
+        &keys.mac,
+        crate::audit::forward::Mode {
+            records: args.audit_syslog.is_some(),
+            paths: args.audit_syslog == Some(true),
+            anchor_every: args.anchor_every,
+        },
+    ))
 }
 
 /// A kernel mount flag that `tutela mount -o` applies. Every option of mount(8)'s
@@ -731,8 +791,9 @@ fn serve(
 ) -> Result<()> {
     harden_daemon();
     let audit_keys = keep.audit_keys();
+    let fwd = forwarder(&args, &audit_keys);
     let sink = open_sink(
-        crate::audit::Sink::start(&keep.dir, audit_keys),
+        crate::audit::Sink::start_forwarding(&keep.dir, audit_keys, fwd),
         &args,
         &mut ready,
     )?;

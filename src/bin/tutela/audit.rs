@@ -105,12 +105,35 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
             vault,
             pass,
             expect,
+            anchors_from,
         } => {
-            let anchors = expect
+            let mut anchors = expect
                 .iter()
                 .map(|a| audit::anchor::Anchor::parse(a))
                 .collect::<Result<Vec<_>>>()?;
+            // Exports are read before the vault is opened: a missing one is a typo to fix.
+            let exports = anchors_from
+                .iter()
+                .map(|f| {
+                    tutela::sys::read_vault_file(f, 4 << 30, false)
+                        .map(|b| (f, String::from_utf8_lossy(&b).into_owned()))
+                        .map_err(|e| Error::Usage(format!("cannot read {}: {e}", f.display())))
+                })
+                .collect::<Result<Vec<_>>>()?;
             let v = unlock(&vault, &pass)?;
+            for (f, text) in &exports {
+                let found = audit::forward::anchors_in(text, &v.config.vault_id);
+                println!(
+                    "anchors from {}: {} of this vault found",
+                    f.display(),
+                    found.len()
+                );
+                for a in found {
+                    if !anchors.contains(&a) {
+                        anchors.push(a);
+                    }
+                }
+            }
             let rep = audit::read_all_anchored(&v.dir, &v.audit_keys(), &anchors, |_| {})?;
             if let Some(bad) = &rep.bad {
                 return Err(Error::AuditTampered(format!(

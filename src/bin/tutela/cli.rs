@@ -97,6 +97,15 @@ pub enum Command {
         /// Write the daemon's log to FILE (in the background it has no terminal).
         #[arg(long, value_name = "FILE")]
         log_file: Option<PathBuf>,
+        /// Send every audit record to the system log too (RFC 5424, structured data; paths
+        /// as a keyed hash, in the clear with `--audit-syslog paths`), for rsyslog or
+        /// journald to forward to a SIEM.
+        #[arg(long, value_name = "paths", num_args = 0..=1, default_missing_value = "records", value_parser = ["records", "paths"])]
+        audit_syslog: Option<String>,
+        /// Send the audit log's head anchor to the system log this often (and at each
+        /// segment seal and on unmount), for `audit verify --anchors-from`; `off` to stop.
+        #[arg(long, value_name = "DURATION", default_value = "15m")]
+        anchor_every: String,
         /// Kernel mount flags, comma-separated: noexec, exec, nosuid, nodev (always on),
         /// sync, async, dirsync, noatime, relatime, strictatime. suid and dev are refused.
         #[arg(short = 'o', long = "option", value_name = "FLAG[,FLAG]", value_delimiter = ',', value_parser = tutela::daemon::mount::parse_mount_flag)]
@@ -396,6 +405,11 @@ pub enum AuditCmd {
         /// still reaches that record unchanged, so records cut off its end are caught.
         #[arg(long, value_name = "ANCHOR")]
         expect: Vec<String>,
+        /// Check every anchor of this vault that the mount daemon sent to the system log,
+        /// found in FILE (a journal or syslog export: `journalctl -t tutela -o cat`,
+        /// /var/log/auth.log, a SIEM's export).
+        #[arg(long, value_name = "FILE")]
+        anchors_from: Vec<std::path::PathBuf>,
     },
     /// Remove records older than a time, a whole segment at a time; what stays still
     /// verifies. Asks first; the newest segment always stays.

@@ -54,6 +54,8 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             log_file,
             options,
+            audit_syslog,
+            anchor_every,
         } => {
             init_logging(cli.verbose, log_file.as_deref())?;
             mount::run(mount::Args {
@@ -70,6 +72,8 @@ fn run(cli: Cli) -> Result<()> {
                 threads,
                 log_file,
                 options,
+                audit_syslog,
+                anchor_every,
             })
         }
         Command::Fsck {

@@ -22,6 +22,8 @@ pub struct Args {
     pub threads: u16,
     pub log_file: Option<PathBuf>,
     pub options: Vec<tutela::daemon::mount::MountFlag>,
+    pub audit_syslog: Option<String>,
+    pub anchor_every: String,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -39,7 +41,15 @@ pub fn run(a: Args) -> Result<()> {
         threads,
         log_file,
         options,
+        audit_syslog,
+        anchor_every,
     } = a;
+    let anchor_every = tutela::daemon::mount::parse_anchor_every(&anchor_every).map_err(|e| {
+        Error::Usage(format!(
+            "--anchor-every {}: {e}",
+            tutela::text::escape(&anchor_every)
+        ))
+    })?;
     // Check cheap things before asking for a passphrase.
     Vault::read_config(&vault)?;
     // An absolute path names the vault in the mount table (tutela status, fsck).
@@ -72,6 +82,8 @@ pub fn run(a: Args) -> Result<()> {
         threads: threads as usize,
         log_file,
         flags: options,
+        audit_syslog: audit_syslog.map(|m| m == "paths"),
+        anchor_every,
     };
     if let Some(name) = client {
         let (config, keys) =

@@ -1,0 +1,278 @@
+//! Audit records and head anchors leave the vault by themselves: a real rsyslogd (started by
+//! the test with its own config and socket) receives every record as RFC 5424 with structured
+//! data, and the anchors it wrote catch records cut off the log's end (`audit verify
+//! --anchors-from`). A missing log socket never stops the mount.
+
+mod common;
+
+use common::{code, run_ok, text, tutela, TestVault};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+use tutela::error::exit;
+
+/// rsyslogd on a private socket, writing what it receives (RFC 5424 form) to a file.
+struct Rsyslog {
+    child: Child,
+    sock: PathBuf,
+    out: PathBuf,
+}
+
+impl Rsyslog {
+    fn start(dir: &Path) -> Rsyslog {
+        let sock = dir.join("log.sock");
+        let out = dir.join("received.log");
+        let conf = dir.join("rsyslog.conf");
+        fs::write(
+            &conf,
+            format!(
+                "global(workDirectory=\"{d}\")\n\
+                 module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+                 input(type=\"imuxsock\" Socket=\"{s}\" UseSpecialParser=\"off\" ParseHostname=\"on\")\n\
+                 *.* action(type=\"omfile\" file=\"{o}\" template=\"RSYSLOG_SyslogProtocol23Format\")\n",
+                d = dir.display(),
+                s = sock.display(),
+                o = out.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslog.pid"))
+            .spawn()
+            .expect("start rsyslogd");
+        common::wait_until(|| sock.exists(), "rsyslogd's socket");
+        Rsyslog { child, sock, out }
+    }
+
+    /// What it wrote, once `want` is in it (rsyslog writes asynchronously).
+    fn received(&self, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let t = fs::read_to_string(&self.out).unwrap_or_default();
+            if t.contains(want) || Instant::now() > deadline {
+                return t;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn verify(v: &TestVault, export: &Path) -> std::process::Output {
+    tutela()
+        .args(["audit", "verify"])
+        .arg(&v.vault)
+        .arg("--anchors-from")
+        .arg(export)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn rsyslog_receives_every_record_and_the_anchors_catch_a_cut_log() {
+    let Some(mut v) = TestVault::new("rsyslog_receives_every_record") else {
+        return;
+    };
+    if !common::need("rsyslogd", "rsyslog_receives_every_record") {
+        return;
+    }
+    let logdir = v.tmp.path().join("rsyslog");
+    fs::create_dir(&logdir).unwrap();
+    let rs = Rsyslog::start(&logdir);
+    let sock = rs.sock.to_str().unwrap().to_string();
+    v.mount_env(
+        &["--audit-syslog", "--anchor-every", "1s"],
+        &[("TUTELA_SYSLOG_SOCKET", &sock)],
+    );
+    fs::write(v.p("Acme merger memo.txt"), b"confidential").unwrap();
+    let _ = fs::read(v.p("Acme merger memo.txt")).unwrap();
+    let _ = fs::remove_file(v.p("missing.txt"));
+    std::thread::sleep(Duration::from_millis(1500));
+    v.unmount();
+    let got = rs.received("why=\"unmount\"");
+    // Every record, as RFC 5424 with structured data; paths only as a keyed hash.
+    for op in [
+        "op=\"mount\"",
+        "op=\"create\"",
+        "op=\"open\"",
+        "op=\"unmount\"",
+    ] {
+        assert!(
+            got.lines()
+                .any(|l| l.contains("[tutela@32473 ") && l.contains(op)),
+            "{op} not received:\n{got}"
+        );
+    }
+    assert!(
+        got.lines()
+            .any(|l| l.starts_with("<85>1 ") && l.contains(" tutela ")),
+        "{got}"
+    );
+    assert!(got.contains("path_hash=\""), "{got}");
+    assert!(
+        !got.contains("merger"),
+        "a plaintext name reached the system log:\n{got}"
+    );
+    assert!(got.contains("[tutela-anchor@32473 "), "{got}");
+    assert!(got.contains("why=\"unmount\""), "{got}");
+
+    // The anchors the system log kept all check out against the log.
+    let o = verify(&v, &rs.out);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("of this vault found"), "{}", text(&o));
+
+    // Someone cuts the newest records off the log's end (the last segment): what is left
+    // still chains, but the anchors in the system log name records it no longer holds.
+    let chain = common::audit_chain_dir(&v.vault);
+    let mut segs: Vec<PathBuf> = fs::read_dir(&chain)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    let plain = tutela()
+        .args(["audit", "verify"])
+        .arg(&v.vault)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
+    assert!(plain.status.success());
+    fs::remove_file(segs.last().unwrap()).unwrap();
+    let o = tutela()
+        .args(["audit", "verify"])
+        .arg(&v.vault)
+        .arg("--passfile")
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "without anchors the cut is invisible: {}",
+        text(&o)
+    );
+    let o = verify(&v, &rs.out);
+    assert_eq!(code(&o), exit::AUDIT_TAMPERED, "{}", text(&o));
+    assert!(text(&o).contains("cut off its end"), "{}", text(&o));
+}
+
+#[test]
+fn paths_go_out_only_when_asked_and_a_missing_log_never_stops_the_mount() {
+    let Some(mut v) = TestVault::new("paths_go_out_only_when_asked") else {
+        return;
+    };
+    if !common::need("rsyslogd", "paths_go_out_only_when_asked") {
+        return;
+    }
+    let logdir = v.tmp.path().join("rsyslog");
+    fs::create_dir(&logdir).unwrap();
+    let rs = Rsyslog::start(&logdir);
+    let sock = rs.sock.to_str().unwrap().to_string();
+    v.mount_env(
+        &["--audit-syslog", "paths"],
+        &[("TUTELA_SYSLOG_SOCKET", &sock)],
+    );
+    fs::write(v.p("ledger.txt"), b"x").unwrap();
+    v.unmount();
+    let got = rs.received("ledger.txt");
+    assert!(got.contains("path=\"/ledger.txt\""), "{got}");
+
+    // No system log at all: the mount serves as ever, and the audit log is complete.
+    let nowhere = v.tmp.path().join("no-such-socket");
+    v.mount_env(
+        &["--audit-syslog", "--anchor-every", "1s"],
+        &[("TUTELA_SYSLOG_SOCKET", nowhere.to_str().unwrap())],
+    );
+    for i in 0..200 {
+        fs::write(v.p(&format!("f{i}.txt")), b"x").unwrap();
+    }
+    v.unmount();
+    let o = run_ok(
+        tutela()
+            .args(["audit", "show"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    assert!(text(&o).contains("/f199.txt"));
+    // Bad values are refused before anything is mounted.
+    for bad in [
+        &["--anchor-every", "0.1s"][..],
+        &["--audit-syslog", "everything"],
+    ] {
+        let o = tutela()
+            .arg("mount")
+            .arg(&v.vault)
+            .arg(&v.mnt)
+            .arg("--passfile")
+            .arg(&v.passfile)
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), exit::USAGE, "{bad:?}: {}", text(&o));
+    }
+}
+
+#[test]
+fn the_journal_receives_native_entries_named_tutela() {
+    let Some(mut v) = TestVault::new("the_journal_receives_native_entries") else {
+        return;
+    };
+    // journald's native socket, as the daemon finds it at /run/systemd/journal/socket.
+    let sock = v.tmp.path().join("journal.sock");
+    let journal = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    journal
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    v.mount_env(
+        &["--audit-syslog"],
+        &[("TUTELA_JOURNAL_SOCKET", sock.to_str().unwrap())],
+    );
+    fs::write(v.p("Board minutes.txt"), b"x").unwrap();
+    v.unmount();
+    let mut entries = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = journal.recv(&mut buf) {
+        let e = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = e.contains("TUTELA_ANCHOR=");
+        entries.push(e);
+        if done {
+            break;
+        }
+    }
+    let create = entries
+        .iter()
+        .find(|e| e.contains("TUTELA_OP=create\n"))
+        .unwrap_or_else(|| panic!("no create entry: {entries:?}"));
+    assert!(create.contains("SYSLOG_IDENTIFIER=tutela\n"), "{create}");
+    assert!(create.contains("MESSAGE=[tutela@32473 "), "{create}");
+    assert!(!entries.iter().any(|e| e.contains("Board")), "{entries:?}");
+    // `journalctl -t tutela -o cat` prints the MESSAGE fields: the anchors are found there.
+    let cat: String = entries
+        .iter()
+        .flat_map(|e| {
+            e.lines()
+                .filter_map(|l| l.strip_prefix("MESSAGE="))
+                .map(|m| format!("{m}\n"))
+        })
+        .collect();
+    let export = v.tmp.path().join("journal-export.txt");
+    fs::write(&export, cat).unwrap();
+    let o = verify(&v, &export);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(": 1 of this vault found"), "{}", text(&o));
+}
