@@ -70,6 +70,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             path: "/".into(),
             retiring: None,
             adopting: None,
+            meta: Default::default(),
         },
         zones::ZoneRecord {
             id: [3; 16],
@@ -78,6 +79,13 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             path: "/clients/acme".into(),
             retiring: Some(Key32::from_bytes([5; 32])),
             adopting: Some([6; 16]),
+            // A version 3 table: the seed corpus holds client metadata too.
+            meta: zones::ClientMeta {
+                reference: Some("M-2026-014".into()),
+                retain: Some("7y after close".into()),
+                closed_ms: Some(1),
+                ..Default::default()
+            },
         },
     ];
     out.push(("zones", zones::encode(&zs).unwrap().to_vec()));

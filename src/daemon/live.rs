@@ -433,6 +433,9 @@ impl Live {
         let mut v = self.vault();
         v.reload()?;
         let rec = zone_named(&v, name)?;
+        // The daemon's zone table is the one that counts: a hold set since the command read
+        // its copy still stops the shred.
+        crate::offline::lifecycle::check_not_held(&rec.meta, name)?;
         if !v.rekey_pending().is_empty() {
             return Err(Error::Usage(
                 "a rekey is not finished: run `tutela rekey VAULT --resume` first".into(),

@@ -2,7 +2,9 @@
 //! names and paths are confidential). Plaintext layout, version 2: version u8 | count u16 LE |
 //! per zone: id [16] | key [32] | flags u8 | [retiring key [32] if flags bit 0] | [retiring
 //! zone id [16] if flags bit 1] | name length u8 | name | path length u16 LE | path. Version 1
-//! (no flags, no retiring key) is still read.
+//! (no flags, no retiring key) is still read. Version 3 (written only when a client has life
+//! cycle metadata, so vaults without any stay readable by earlier versions) adds per zone,
+//! after the path: meta length u16 LE | meta (a UTF-8 JSON object, `ClientMeta`).
 
 use super::{fits, Reader};
 use crate::crypto::secret::Key32;
@@ -10,6 +12,10 @@ use crate::crypto::Id;
 use zeroize::Zeroizing;
 
 pub const VERSION: u8 = 2;
+/// The version with per-zone metadata.
+pub const VERSION_META: u8 = 3;
+/// A zone's metadata is at most this long.
+pub const MAX_META: usize = 4096;
 /// Flag bit 0: a rekey is under way; entries not yet re-encrypted use the retiring key.
 pub const FLAG_RETIRING: u8 = 1;
 /// Flag bit 1 (with bit 0): the zone is adopting a folder that held files of another zone;
@@ -29,6 +35,46 @@ pub struct ZoneRecord {
     /// The zone id the retiring key goes with, when it is not this zone's own (`client add`
     /// of a folder that already held files of the enclosing zone).
     pub adopting: Option<Id>,
+    /// The client's life cycle: matter, retention, closing, legal hold.
+    pub meta: ClientMeta,
+}
+
+/// A client's life cycle metadata (FORMAT.md, "Zone table"): JSON inside the sealed table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientMeta {
+    /// When the matter was opened (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_ms: Option<u64>,
+    /// The practice's matter reference (`M-2026-014`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Who is responsible for the matter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responsible: Option<String>,
+    /// The retention rule: `<N>y|m|d after close`, or a date `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<String>,
+    /// When the matter was closed (its folder read-only for all but admins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_ms: Option<u64>,
+    /// A legal hold: shred and expire are refused while it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hold {
+    pub reason: String,
+    pub since_ms: u64,
+    pub by: String,
+}
+
+impl ClientMeta {
+    pub fn is_empty(&self) -> bool {
+        *self == ClientMeta::default()
+    }
 }
 
 impl ZoneRecord {
@@ -40,7 +86,8 @@ impl ZoneRecord {
 
 pub fn encode(zones: &[ZoneRecord]) -> Result<Zeroizing<Vec<u8>>, String> {
     let mut out = Zeroizing::new(Vec::new());
-    out.push(VERSION);
+    let with_meta = zones.iter().any(|z| !z.meta.is_empty());
+    out.push(if with_meta { VERSION_META } else { VERSION });
     out.extend_from_slice(&fits::<u16>(zones.len(), "zone count")?.to_le_bytes());
     for z in zones {
         out.extend_from_slice(&z.id);
@@ -62,6 +109,18 @@ pub fn encode(zones: &[ZoneRecord]) -> Result<Zeroizing<Vec<u8>>, String> {
         out.extend_from_slice(z.name.as_bytes());
         out.extend_from_slice(&fits::<u16>(z.path.len(), "client path")?.to_le_bytes());
         out.extend_from_slice(z.path.as_bytes());
+        if with_meta {
+            let m = if z.meta.is_empty() {
+                Vec::new()
+            } else {
+                serde_json::to_vec(&z.meta).map_err(|e| e.to_string())?
+            };
+            if m.len() > MAX_META {
+                return Err(format!("client '{}': its metadata is too long", z.name));
+            }
+            out.extend_from_slice(&fits::<u16>(m.len(), "client metadata")?.to_le_bytes());
+            out.extend_from_slice(&m);
+        }
     }
     Ok(out)
 }
@@ -69,7 +128,7 @@ pub fn encode(zones: &[ZoneRecord]) -> Result<Zeroizing<Vec<u8>>, String> {
 pub fn parse(bytes: &[u8]) -> Result<Vec<ZoneRecord>, String> {
     let mut r = Reader::new(bytes);
     let v = r.u8("zone table version")?;
-    if v != 1 && v != VERSION {
+    if !(1..=VERSION_META).contains(&v) {
         return Err(format!("zone table version {v} unknown"));
     }
     let n = r.u16("zone count")? as usize;
@@ -97,6 +156,20 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ZoneRecord>, String> {
         let pl = r.u16("zone path length")? as usize;
         let path = String::from_utf8(r.take(pl, "zone path")?.to_vec())
             .map_err(|_| "zone path is not UTF-8".to_string())?;
+        let meta = if v >= VERSION_META {
+            let ml = r.u16("client metadata length")? as usize;
+            if ml > MAX_META {
+                return Err("client metadata too long".into());
+            }
+            let m = r.take(ml, "client metadata")?;
+            if m.is_empty() {
+                ClientMeta::default()
+            } else {
+                serde_json::from_slice(m).map_err(|e| format!("client metadata: {e}"))?
+            }
+        } else {
+            ClientMeta::default()
+        };
         zones.push(ZoneRecord {
             id,
             key,
@@ -104,6 +177,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ZoneRecord>, String> {
             path,
             retiring,
             adopting,
+            meta,
         });
     }
     if r.remaining() != 0 {
@@ -129,6 +203,7 @@ mod tests {
                 path: "/".into(),
                 retiring: None,
                 adopting: None,
+                meta: ClientMeta::default(),
             },
             ZoneRecord {
                 id: [3; 16],
@@ -137,6 +212,7 @@ mod tests {
                 path: "/clients/acme".into(),
                 retiring: Some(Key32::from_bytes([5; 32])),
                 adopting: None,
+                meta: ClientMeta::default(),
             },
             ZoneRecord {
                 id: [6; 16],
@@ -145,6 +221,7 @@ mod tests {
                 path: "/clients/globex".into(),
                 retiring: Some(Key32::from_bytes([8; 32])),
                 adopting: Some([9; 16]),
+                meta: ClientMeta::default(),
             },
         ];
         let bytes = encode(&zs).unwrap();
@@ -178,6 +255,7 @@ mod tests {
             path,
             retiring: None,
             adopting: None,
+            meta: ClientMeta::default(),
         };
         let root = || zone(String::new(), "/".into());
         let at = encode(&[
@@ -193,5 +271,49 @@ mod tests {
         let e =
             encode(&[root(), zone("n".into(), format!("/{}", "p".repeat(65_535)))]).unwrap_err();
         assert!(e.contains("client path is too long"), "{e}");
+    }
+
+    /// Metadata makes a version 3 table; without any, version 2 as before (an earlier
+    /// tutela still reads it), and both round-trip.
+    #[test]
+    fn metadata_round_trips_in_version_3_only_when_there_is_some() {
+        let zone = |name: &str, path: &str, meta: ClientMeta| ZoneRecord {
+            id: [1; 16],
+            key: Key32::from_bytes([2; 32]),
+            name: name.into(),
+            path: path.into(),
+            retiring: None,
+            adopting: None,
+            meta,
+        };
+        let plain = encode(&[zone("", "/", ClientMeta::default())]).unwrap();
+        assert_eq!(plain[0], VERSION);
+        let meta = ClientMeta {
+            opened_ms: Some(1),
+            reference: Some("M-2026-014".into()),
+            responsible: None,
+            retain: Some("7y after close".into()),
+            closed_ms: Some(2),
+            hold: Some(Hold {
+                reason: "litigation".into(),
+                since_ms: 3,
+                by: "root".into(),
+            }),
+        };
+        let b = encode(&[
+            zone("", "/", ClientMeta::default()),
+            zone("acme", "/clients/acme", meta.clone()),
+        ])
+        .unwrap();
+        assert_eq!(b[0], VERSION_META);
+        let back = parse(&b).unwrap();
+        assert_eq!(back[1].meta, meta);
+        assert!(back[0].meta.is_empty());
+        for n in 0..b.len() {
+            assert!(parse(&b[..n]).is_err());
+        }
+        // An unknown field in the metadata is damage, not ignored.
+        let text = String::from_utf8_lossy(&b).replace("\"reference\"", "\"referenze\"");
+        assert!(parse(text.as_bytes()).is_err());
     }
 }

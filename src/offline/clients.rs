@@ -99,6 +99,7 @@ pub fn new_record(name: &str, path: &str, from: Option<&ZoneRecord>) -> Result<Z
         path: path.to_string(),
         retiring: from.map(|z| z.key.duplicate()),
         adopting: from.map(|z| z.id),
+        meta: crate::format::zones::ClientMeta::default(),
     })
 }
 
@@ -260,6 +261,7 @@ pub fn shred(vault: &mut Vault, name: &str) -> Result<Shredded> {
         )));
     };
     let i = i + 1;
+    crate::offline::lifecycle::check_not_held(&vault.zones[i].meta, name)?;
     if !vault.rekey_pending().is_empty() {
         return Err(Error::Usage(
             "a rekey is not finished: run `tutela rekey VAULT --resume` first".into(),

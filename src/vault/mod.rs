@@ -125,6 +125,7 @@ impl Vault {
             path: "/".into(),
             retiring: None,
             adopting: None,
+            meta: zones::ClientMeta::default(),
         };
         let mut config = Config {
             version: config::VERSION,

@@ -281,8 +281,111 @@ pub enum ClientCmd {
         /// Do not ask for confirmation (for scripts).
         #[arg(long)]
         yes: bool,
+        /// Write the signed erasure certificate to FILE (default: NAME-erased-DATE.json in
+        /// the current directory).
+        #[arg(long, value_name = "FILE")]
+        certificate: Option<PathBuf>,
+        /// The date of the oldest backup of the vault the practice keeps (it may still hold
+        /// the client's key): the certificate names it.
+        #[arg(long, value_name = "DATE")]
+        oldest_backup: Option<String>,
         #[command(flatten)]
         pass: PassArgs,
+    },
+    /// A client's life cycle metadata: matter reference, responsible person, opened and
+    /// closed dates, retention rule and when it ends, legal hold.
+    Info {
+        /// The vault: the directory that holds the encrypted files.
+        vault: PathBuf,
+        name: String,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a client's metadata.
+    Set {
+        /// The vault: the directory that holds the encrypted files.
+        vault: PathBuf,
+        name: String,
+        /// Retention: "7y" (after close), "18m after close", or a date 2033-12-31; "none"
+        /// removes it.
+        #[arg(long, value_name = "RULE")]
+        retain: Option<String>,
+        /// The matter reference (e.g. M-2026-014).
+        #[arg(long = "ref", value_name = "REF")]
+        reference: Option<String>,
+        /// Who is responsible for the matter.
+        #[arg(long, value_name = "NAME")]
+        responsible: Option<String>,
+        /// When the matter was opened (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        opened: Option<String>,
+        /// When the matter was closed (YYYY-MM-DD): starts an "after close" retention.
+        #[arg(long, value_name = "DATE")]
+        closed: Option<String>,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Put a client under legal hold: shred and expire are refused until it is released.
+    Hold {
+        /// The vault: the directory that holds the encrypted files.
+        vault: PathBuf,
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Release a client's legal hold.
+    Release {
+        /// The vault: the directory that holds the encrypted files.
+        vault: PathBuf,
+        name: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Clients whose retention has ended (and those under hold, which never are).
+    Due {
+        /// The vault: the directory that holds the encrypted files.
+        vault: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shred every client whose retention has ended, each with its erasure certificate.
+    /// Asks first; safe to run from the shipped monthly timer (with --yes).
+    Expire {
+        /// The vault: the directory that holds the encrypted files.
+        vault: PathBuf,
+        /// Only say what would be shredded.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask (for the timer).
+        #[arg(long)]
+        yes: bool,
+        /// Where the certificates go (default: the current directory).
+        #[arg(long, value_name = "DIR")]
+        certificates: Option<PathBuf>,
+        /// The date of the oldest backup of the vault the practice keeps.
+        #[arg(long, value_name = "DATE")]
+        oldest_backup: Option<String>,
+        /// Act even though the clock looks wrong (before the newest audit record, or more
+        /// than a year after it).
+        #[arg(long)]
+        trust_clock: bool,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Check an erasure certificate's signature offline (no vault needed).
+    VerifyCertificate {
+        file: PathBuf,
+        /// The key it must be signed by (`tutela audit pubkey`).
+        #[arg(long, value_name = "HEX")]
+        pubkey: Option<String>,
     },
     /// List clients with their paths, file counts and sizes.
     List {

@@ -111,14 +111,36 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             vault,
             name,
             yes,
+            certificate,
+            oldest_backup,
             pass,
         } => {
+            let oldest = crate::lifecycle::oldest_backup(oldest_backup.as_deref())?;
+            if let Some(c) = certificate.as_ref().filter(|c| !c.is_dir()) {
+                if c.symlink_metadata().is_ok() {
+                    return Err(Error::Usage(format!(
+                        "{} exists: a certificate is never written over a file",
+                        c.display()
+                    )));
+                }
+            }
             let mut v = unlock(&vault, &pass)?;
-            if !v.zones.iter().skip(1).any(|z| z.name == name) {
+            let Some(zone) = v.zones.iter().skip(1).find(|z| z.name == name) else {
                 return Err(Error::Usage(format!(
                     "no client named '{name}' (see tutela client list)"
                 )));
-            }
+            };
+            tutela::offline::lifecycle::check_not_held(&zone.meta, &name)?;
+            // What the certificate names, taken before the record goes.
+            let zone = tutela::format::zones::ZoneRecord {
+                id: zone.id,
+                key: tutela::crypto::secret::Key32::from_bytes([0; 32]),
+                name: zone.name.clone(),
+                path: zone.path.clone(),
+                retiring: None,
+                adopting: None,
+                meta: zone.meta.clone(),
+            };
             if !yes {
                 confirm(
                     "shred destroys the client's files for good: confirm on a terminal, or pass --yes",
@@ -127,8 +149,25 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 )?;
             }
             if let Some(d) = live_daemon(&v)? {
+                let (files, bytes) = tutela::offline::clients::list(&v)?
+                    .into_iter()
+                    .find(|c| c.name == name)
+                    .map_or((0, 0), |c| (c.files, c.bytes));
                 let req = tutela::daemon::control::Request::ClientShred { name: name.clone() };
-                return remote(d, &v, &req, false);
+                remote(d, &v, &req, false)?;
+                let cert = crate::lifecycle::certify(
+                    &v,
+                    &name,
+                    &zone,
+                    "shred",
+                    files,
+                    bytes,
+                    certificate.as_deref(),
+                    oldest,
+                    true,
+                )?;
+                println!("erasure certificate: {}", cert.display());
+                return Ok(());
             }
             let bar = indicatif::ProgressBar::with_draw_target(
                 None,
@@ -155,10 +194,84 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 "client '{name}' shredded: its key is destroyed and its {} files are deleted.",
                 s.files
             );
+            let cert = crate::lifecycle::certify(
+                &v,
+                &name,
+                &zone,
+                "shred",
+                s.files,
+                s.bytes,
+                certificate.as_deref(),
+                oldest,
+                false,
+            )?;
+            println!("erasure certificate: {}", cert.display());
             if v.keystore.is_none() {
                 println!("note: this vault keeps its keys in its config, so a backup of the vault taken before now still holds the key (see README, Client rights).");
             }
             Ok(())
+        }
+        ClientCmd::Info {
+            vault,
+            name,
+            pass,
+            json,
+        } => crate::lifecycle::info(&vault, &pass, &name, json),
+        ClientCmd::Set {
+            vault,
+            name,
+            retain,
+            reference,
+            responsible,
+            opened,
+            closed,
+            pass,
+        } => crate::lifecycle::set(
+            &vault,
+            &pass,
+            &name,
+            crate::lifecycle::SetArgs {
+                retain,
+                reference,
+                responsible,
+                opened,
+                closed,
+            },
+        ),
+        ClientCmd::Hold {
+            vault,
+            name,
+            reason,
+            pass,
+        } => crate::lifecycle::hold(&vault, &pass, &name, &reason, true),
+        ClientCmd::Release {
+            vault,
+            name,
+            reason,
+            pass,
+        } => crate::lifecycle::hold(&vault, &pass, &name, &reason, false),
+        ClientCmd::Due { vault, pass, json } => crate::lifecycle::due(&vault, &pass, json),
+        ClientCmd::Expire {
+            vault,
+            dry_run,
+            yes,
+            certificates,
+            oldest_backup,
+            trust_clock,
+            pass,
+        } => crate::lifecycle::expire(
+            &vault,
+            &pass,
+            crate::lifecycle::ExpireArgs {
+                dry_run,
+                yes,
+                certificates,
+                oldest_backup,
+                trust_clock,
+            },
+        ),
+        ClientCmd::VerifyCertificate { file, pubkey } => {
+            crate::lifecycle::verify_certificate(&file, pubkey.as_deref())
         }
         ClientCmd::List { vault, pass, json } => {
             let v = unlock(&vault, &pass)?;

@@ -10,6 +10,7 @@ mod common;
 mod fsck;
 mod init;
 mod key;
+mod lifecycle;
 mod lock;
 mod manual;
 mod mount;

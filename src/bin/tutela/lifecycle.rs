@@ -1,0 +1,539 @@
+//! `tutela client info|set|hold|release|due|expire|verify-certificate`, and the erasure
+//! certificate `client shred` writes.
+
+use crate::cli::PassArgs;
+use crate::common::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tutela::error::{Error, Result};
+use tutela::format::zones::Hold;
+use tutela::offline::lifecycle::{self as lc, Standing};
+use tutela::text::escape;
+use tutela::vault::Vault;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn stamp(t: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(t)).to_string()
+}
+
+fn zone_index(v: &Vault, name: &str) -> Result<usize> {
+    v.zones
+        .iter()
+        .skip(1)
+        .position(|z| z.name == name)
+        .map(|i| i + 1)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no client named '{}' (see tutela client list)",
+                escape(name)
+            ))
+        })
+}
+
+fn date_arg(flag: &str, s: &str) -> Result<u64> {
+    lc::parse_date(s.trim())
+        .ok_or_else(|| Error::Usage(format!("{flag} {}: not a date (use YYYY-MM-DD)", escape(s))))
+}
+
+fn me() -> (String, u32) {
+    let uid = tutela::sys::getuid();
+    (tutela::sys::user_name(uid).unwrap_or_default(), uid)
+}
+
+pub fn info(vault: &Path, pass: &PassArgs, name: &str, json: bool) -> Result<()> {
+    let v = unlock(vault, pass)?;
+    let z = &v.zones[zone_index(&v, name)?];
+    let st = lc::standing(z, now_ms())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"client": z.name, "path": z.path, "meta": z.meta, "retention": st})
+        );
+        return Ok(());
+    }
+    let m = &z.meta;
+    let opt = |o: &Option<String>| {
+        o.as_deref()
+            .map_or("—".to_string(), |s| escape(s).into_owned())
+    };
+    let day = |o: Option<u64>| o.map_or("—".to_string(), lc::date);
+    println!("client:      {} ({})", escape(&z.name), escape(&z.path));
+    println!("reference:   {}", opt(&m.reference));
+    println!("responsible: {}", opt(&m.responsible));
+    println!("opened:      {}", day(m.opened_ms));
+    println!("closed:      {}", day(m.closed_ms));
+    println!("retain:      {}", opt(&m.retain));
+    let state = match st.standing {
+        Standing::Due => format!(
+            "retention ended on {}: `client expire` shreds it",
+            day(st.due_ms)
+        ),
+        Standing::Held => "under legal hold: never due".into(),
+        Standing::Retained => format!("kept until {}", day(st.due_ms)),
+        Standing::Open => "the matter is open: retention starts when it closes".into(),
+        Standing::NoRule => "no retention rule".into(),
+    };
+    println!("retention:   {state}");
+    match &m.hold {
+        Some(h) => println!(
+            "legal hold:  since {} by {}: {}",
+            lc::date(h.since_ms),
+            escape(&h.by),
+            escape(&h.reason)
+        ),
+        None => println!("legal hold:  none"),
+    }
+    Ok(())
+}
+
+pub struct SetArgs {
+    pub retain: Option<String>,
+    pub reference: Option<String>,
+    pub responsible: Option<String>,
+    pub opened: Option<String>,
+    pub closed: Option<String>,
+}
+
+pub fn set(vault: &Path, pass: &PassArgs, name: &str, a: SetArgs) -> Result<()> {
+    // Everything is checked before the vault is opened: a typo changes nothing.
+    let retain = match a.retain.as_deref() {
+        Some("none") => Some(None),
+        Some(r) => {
+            lc::parse_retain(r)?;
+            Some(Some(r.trim().to_string()))
+        }
+        None => None,
+    };
+    let opened = a
+        .opened
+        .as_deref()
+        .map(|d| date_arg("--opened", d))
+        .transpose()?;
+    let closed = a
+        .closed
+        .as_deref()
+        .map(|d| date_arg("--closed", d))
+        .transpose()?;
+    for (flag, t) in [("--ref", &a.reference), ("--responsible", &a.responsible)] {
+        if let Some(t) = t {
+            if t.chars().any(char::is_control) || t.len() > 200 {
+                return Err(Error::Usage(format!(
+                    "{flag}: at most 200 characters, no control characters"
+                )));
+            }
+        }
+    }
+    let mut v = unlock(vault, pass)?;
+    let i = zone_index(&v, name)?;
+    let m = &mut v.zones[i].meta;
+    let mut changed = Vec::new();
+    if let Some(r) = retain {
+        changed.push(format!("retain {}", r.as_deref().unwrap_or("none")));
+        m.retain = r;
+    }
+    if let Some(r) = a.reference {
+        changed.push(format!("ref {r}"));
+        m.reference = Some(r);
+    }
+    if let Some(r) = a.responsible {
+        changed.push(format!("responsible {r}"));
+        m.responsible = Some(r);
+    }
+    if let Some(t) = opened {
+        changed.push(format!("opened {}", lc::date(t)));
+        m.opened_ms = Some(t);
+    }
+    if let Some(t) = closed {
+        changed.push(format!("closed {}", lc::date(t)));
+        m.closed_ms = Some(t);
+    }
+    if changed.is_empty() {
+        return Err(Error::Usage(
+            "nothing to set: give --retain, --ref, --responsible, --opened or --closed".into(),
+        ));
+    }
+    v.save()?;
+    offline_record(
+        &v,
+        "client-set",
+        Some(format!("client '{name}': {}", changed.join(", "))),
+    );
+    println!("client '{}': {}", escape(name), escape(&changed.join(", ")));
+    Ok(())
+}
+
+pub fn hold(vault: &Path, pass: &PassArgs, name: &str, reason: &str, on: bool) -> Result<()> {
+    if reason.trim().is_empty() || reason.chars().any(char::is_control) {
+        return Err(Error::Usage("--reason: say why, on one line".into()));
+    }
+    let mut v = unlock(vault, pass)?;
+    let i = zone_index(&v, name)?;
+    let (user, _) = me();
+    let m = &mut v.zones[i].meta;
+    match (on, &m.hold) {
+        (true, Some(h)) => {
+            return Err(Error::Usage(format!(
+                "client '{}' is under legal hold already (since {}: {})",
+                escape(name),
+                lc::date(h.since_ms),
+                escape(&h.reason)
+            )))
+        }
+        (false, None) => {
+            return Err(Error::Usage(format!(
+                "client '{}' is not under legal hold",
+                escape(name)
+            )))
+        }
+        (true, None) => {
+            m.hold = Some(Hold {
+                reason: reason.to_string(),
+                since_ms: now_ms(),
+                by: user,
+            })
+        }
+        (false, Some(_)) => m.hold = None,
+    }
+    v.save()?;
+    let op = if on { "client-hold" } else { "client-release" };
+    offline_record(&v, op, Some(format!("client '{name}': {reason}")));
+    println!(
+        "client '{}' {}",
+        escape(name),
+        if on {
+            "is under legal hold: shred and expire are refused until it is released"
+        } else {
+            "is released from legal hold"
+        }
+    );
+    Ok(())
+}
+
+pub fn due(vault: &Path, pass: &PassArgs, json: bool) -> Result<()> {
+    let v = unlock(vault, pass)?;
+    let list = lc::due(&v.zones, now_ms())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "now_ms": now_ms(), "clients": list })
+        );
+        return Ok(());
+    }
+    for e in &list {
+        let what = match e.standing {
+            Standing::Due => format!(
+                "DUE since {} ({})",
+                e.due_ms.map(lc::date).unwrap_or_default(),
+                escape(e.retain.as_deref().unwrap_or(""))
+            ),
+            Standing::Held => format!("legal hold: {}", escape(e.hold.as_deref().unwrap_or(""))),
+            Standing::Retained => {
+                format!("kept until {}", e.due_ms.map(lc::date).unwrap_or_default())
+            }
+            Standing::Open => "open matter".into(),
+            Standing::NoRule => "no retention rule".into(),
+        };
+        println!("{:<24} {what}", escape(&e.client));
+    }
+    Ok(())
+}
+
+/// What may still hold a shredded client's key, for the certificate.
+fn remains(v: &Vault, oldest_backup: Option<u64>) -> Vec<String> {
+    let mut out = Vec::new();
+    match &v.keystore {
+        Some(k) => {
+            out.push(format!(
+                "Copies of the key store {} made before {} (a backup of it) still hold the key; backups of the vault directory alone do not.",
+                k.path.display(),
+                stamp(now_ms())
+            ));
+        }
+        None => out.push(match oldest_backup {
+            Some(t) => format!(
+                "This vault keeps its keys in its config: backups of the vault directory taken before {} still hold the key, and with a vault passphrase or the recovery key open the client's files; the oldest such backup the practice named dates from {}.",
+                stamp(now_ms()),
+                lc::date(t)
+            ),
+            None => format!(
+                "This vault keeps its keys in its config: every backup of the vault directory taken before {} still holds the key, and with a vault passphrase or the recovery key opens the client's files, until those backups are destroyed.",
+                stamp(now_ms())
+            ),
+        }),
+    }
+    out.push("Decrypted copies made earlier (client exports, files copied out of a mount) are outside tutela's reach.".into());
+    out
+}
+
+/// Writes the signed erasure certificate of a shred just done; returns its path.
+#[allow(clippy::too_many_arguments)]
+pub fn certify(
+    v: &Vault,
+    name: &str,
+    zone: &tutela::format::zones::ZoneRecord,
+    how: &str,
+    files: u64,
+    bytes: u64,
+    to: Option<&Path>,
+    oldest_backup: Option<u64>,
+    live: bool,
+) -> Result<PathBuf> {
+    let (user, uid) = me();
+    let now = now_ms();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    // The log's head right after the erasure's record: where the evidence is.
+    let anchor = tutela::audit::read_all(&v.dir, &v.audit_keys(), |_| {})
+        .ok()
+        .and_then(|r| r.heads().last().map(|a| a.to_string()));
+    let mut destroyed = vec![format!(
+        "the client's zone key in the zone table sealed in {}",
+        v.dir.join("tutela.conf").display()
+    )];
+    if let Some(k) = &v.keystore {
+        destroyed.push(format!(
+            "the client's zone key in the key store {} (its earlier generation dropped)",
+            k.path.display()
+        ));
+    }
+    if live {
+        destroyed.push("the key in the memory of the mount daemon serving the vault".into());
+    }
+    destroyed.push("the client's encrypted files in the vault directory (deleted)".into());
+    let c = lc::Certificate {
+        format: 1,
+        vault_id: hex(&v.config.vault_id),
+        client: name.to_string(),
+        zone_id: hex(&zone.id),
+        folder: zone.path.clone(),
+        erased_ms: now,
+        erased_at: stamp(now),
+        by_user: user,
+        by_uid: uid,
+        how: how.to_string(),
+        reference: zone.meta.reference.clone(),
+        retain: zone.meta.retain.clone(),
+        closed_ms: zone.meta.closed_ms,
+        files,
+        bytes,
+        audit_anchor: anchor,
+        destroyed,
+        remains: remains(v, oldest_backup),
+    };
+    let bytes = lc::sign_certificate(&c, &v.report_seed())?;
+    let path = match to {
+        Some(p) if p.is_dir() => p.join(default_name(name, now)),
+        Some(p) => p.to_path_buf(),
+        None => PathBuf::from(default_name(name, now)),
+    };
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&path)
+        .map_err(|e| {
+            Error::Usage(format!(
+                "the client is erased, but its certificate could not be written to {}: {e}",
+                path.display()
+            ))
+        })?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    Ok(path)
+}
+
+/// `acme-erased-2026-12-07.json` (a name safe for any file system).
+fn default_name(name: &str, now: u64) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}-erased-{}.json", lc::date(now))
+}
+
+pub fn oldest_backup(s: Option<&str>) -> Result<Option<u64>> {
+    s.map(|d| date_arg("--oldest-backup", d)).transpose()
+}
+
+pub fn verify_certificate(file: &Path, pubkey: Option<&str>) -> Result<()> {
+    let bytes = tutela::sys::read_vault_file(file, 1 << 20, false)
+        .map_err(|e| Error::Usage(format!("cannot read {}: {e}", file.display())))?;
+    let (c, pk) = lc::verify_certificate(&bytes, pubkey)?;
+    println!(
+        "certificate ok: client '{}' erased {} by {} ({}), signed by {pk}",
+        escape(&c.client),
+        c.erased_at,
+        escape(&c.by_user),
+        c.how
+    );
+    if pubkey.is_none() {
+        println!("note: compare that key with the vault's (tutela audit pubkey), or pass it with --pubkey");
+    }
+    Ok(())
+}
+
+pub struct ExpireArgs {
+    pub dry_run: bool,
+    pub yes: bool,
+    pub certificates: Option<PathBuf>,
+    pub oldest_backup: Option<String>,
+    pub trust_clock: bool,
+}
+
+pub fn expire(vault: &Path, pass: &PassArgs, a: ExpireArgs) -> Result<()> {
+    let oldest = oldest_backup(a.oldest_backup.as_deref())?;
+    if let Some(d) = &a.certificates {
+        if !d.is_dir() {
+            return Err(Error::Usage(format!(
+                "--certificates {}: not a directory",
+                d.display()
+            )));
+        }
+    }
+    let mut v = unlock(vault, pass)?;
+    let now = now_ms();
+    let due: Vec<lc::DueEntry> = lc::due(&v.zones, now)?
+        .into_iter()
+        .filter(|e| e.standing == Standing::Due)
+        .collect();
+    let held: Vec<String> = lc::due(&v.zones, now)?
+        .into_iter()
+        .filter(|e| e.standing == Standing::Held)
+        .map(|e| e.client)
+        .collect();
+    if !held.is_empty() {
+        println!(
+            "under legal hold (kept): {}",
+            held.iter()
+                .map(|h| escape(h).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if due.is_empty() {
+        println!("no client's retention has ended ({})", stamp(now));
+        return Ok(());
+    }
+    let names: Vec<String> = due.iter().map(|e| escape(&e.client).into_owned()).collect();
+    // A clock far off (set back before the log's newest record, or a year past it) would
+    // destroy what must be kept: never act on it without a person saying so.
+    let mut last = 0u64;
+    let _ = tutela::audit::read_all(&v.dir, &v.audit_keys(), |r| last = last.max(r.time_ms));
+    let clock_odd = last > 0 && (now + 60_000 < last || now > last + 366 * 86_400_000);
+    if clock_odd && !a.trust_clock {
+        let why = if now < last {
+            format!(
+                "the clock ({}) is before the audit log's newest record ({})",
+                stamp(now),
+                stamp(last)
+            )
+        } else {
+            format!(
+                "the clock ({}) is more than a year after the audit log's newest record ({})",
+                stamp(now),
+                stamp(last)
+            )
+        };
+        if a.yes || a.dry_run {
+            return Err(Error::Usage(format!(
+                "{why}: nothing was shredded; check the clock, or add --trust-clock. Would shred: {}",
+                names.join(", ")
+            )));
+        }
+        confirm(
+            &format!("{why}: confirm on a terminal (or add --trust-clock)"),
+            &format!(
+                "{why}. Clients that would be shredded: {}",
+                names.join(", ")
+            ),
+            "shred",
+        )?;
+    }
+    if a.dry_run {
+        for e in &due {
+            println!(
+                "would shred '{}' (retention {} ended {})",
+                escape(&e.client),
+                escape(e.retain.as_deref().unwrap_or("")),
+                e.due_ms.map(lc::date).unwrap_or_default()
+            );
+        }
+        return Ok(());
+    }
+    if !a.yes {
+        confirm(
+            "expire shreds clients for good: confirm on a terminal, or pass --yes",
+            &format!("This shreds, with no undo: {}", names.join(", ")),
+            "expire",
+        )?;
+    }
+    for e in due {
+        let i = zone_index(&v, &e.client)?;
+        let zone = tutela::format::zones::ZoneRecord {
+            id: v.zones[i].id,
+            key: tutela::crypto::secret::Key32::from_bytes([0; 32]),
+            name: v.zones[i].name.clone(),
+            path: v.zones[i].path.clone(),
+            retiring: None,
+            adopting: None,
+            meta: v.zones[i].meta.clone(),
+        };
+        let (files, bytes, live) = if let Some(d) = live_daemon(&v)? {
+            let (files, bytes) = tutela::offline::clients::list(&v)?
+                .into_iter()
+                .find(|c| c.name == e.client)
+                .map_or((0, 0), |c| (c.files, c.bytes));
+            let req = tutela::daemon::control::Request::ClientShred {
+                name: e.client.clone(),
+            };
+            remote(d, &v, &req, false)?;
+            v.reload()?;
+            (files, bytes, true)
+        } else {
+            let s = tutela::offline::clients::shred(&mut v, &e.client)?;
+            offline_record(
+                &v,
+                "client-shred",
+                Some(format!(
+                    "client '{}' at {}: retention ended ({}): key destroyed, {} files ({} bytes) deleted",
+                    e.client,
+                    s.path,
+                    e.retain.as_deref().unwrap_or(""),
+                    s.files,
+                    s.bytes
+                )),
+            );
+            (s.files, s.bytes, false)
+        };
+        let cert = certify(
+            &v,
+            &e.client,
+            &zone,
+            "expire",
+            files,
+            bytes,
+            a.certificates.as_deref(),
+            oldest,
+            live,
+        )?;
+        println!(
+            "client '{}' shredded (retention ended); certificate: {}",
+            escape(&e.client),
+            cert.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! A client's life: metadata and a retention rule, the clock moved on (libfaketime, the real
+//! binary under a faked clock) until retention ends, `client due`, a legal hold that blocks
+//! shred and expire, `client expire` (and the shipped monthly timer's ExecStart), and signed
+//! erasure certificates that verify offline while a tampered one does not.
+
+mod common;
+
+use common::{code, text, tutela, TestVault};
+use std::path::Path;
+use std::process::{Command, Output};
+use tutela::error::exit;
+
+/// `tutela ARGS[..2] VAULT ARGS[2..] --passfile P`, under a clock faked to `at` (or the real one).
+fn tv_at(v: &TestVault, at: Option<&str>, args: &[&str]) -> Output {
+    let mut c = match at {
+        Some(t) => {
+            let mut c = Command::new("faketime");
+            c.arg(t).arg(common::bin());
+            c.env("TUTELA_TEST_INSECURE_KDF", "1");
+            c.stdin(std::process::Stdio::null());
+            c
+        }
+        None => tutela(),
+    };
+    c.args(&args[..2])
+        .arg(&v.vault)
+        .args(&args[2..])
+        .arg("--passfile")
+        .arg(&v.passfile);
+    c.output().unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "{}", text(&o));
+    text(&o)
+}
+
+fn vault_with_clients() -> Option<TestVault> {
+    if !common::need("faketime", "lifecycle") {
+        return None;
+    }
+    let v = TestVault::new_unmounted();
+    for (c, p) in [
+        ("acme", "/clients/acme"),
+        ("bluebird", "/clients/bluebird"),
+        ("cobalt", "/clients/cobalt"),
+    ] {
+        ok(tv_at(&v, None, &["client", "add", c, "--path", p]));
+    }
+    Some(v)
+}
+
+fn due(v: &TestVault, at: &str) -> serde_json::Value {
+    let o = ok(tv_at(v, Some(at), &["client", "due", "--json"]));
+    serde_json::from_str(o.lines().find(|l| l.starts_with('{')).unwrap()).unwrap()
+}
+
+fn standing(d: &serde_json::Value, client: &str) -> String {
+    d["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client"] == client)
+        .unwrap()["standing"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn retention_runs_out_under_a_faked_clock_and_a_hold_keeps_a_client() {
+    let Some(v) = vault_with_clients() else {
+        return;
+    };
+    let certs = v.tmp.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    ok(tv_at(
+        &v,
+        None,
+        &[
+            "client",
+            "set",
+            "acme",
+            "--retain",
+            "7y",
+            "--ref",
+            "M-2026-014",
+            "--responsible",
+            "Ana Ortiz",
+            "--opened",
+            "2026-01-05",
+            "--closed",
+            "2026-03-15",
+        ],
+    ));
+    ok(tv_at(
+        &v,
+        None,
+        &[
+            "client",
+            "set",
+            "bluebird",
+            "--retain",
+            "2y after close",
+            "--closed",
+            "2026-06-30",
+        ],
+    ));
+    // A rule that does not parse says where, and changes nothing.
+    let o = tv_at(
+        &v,
+        None,
+        &["client", "set", "cobalt", "--retain", "7 years"],
+    );
+    assert_eq!(code(&o), exit::USAGE);
+    assert!(text(&o).contains("--retain:1:"), "{}", text(&o));
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(tv_at(&v, None, &["client", "info", "acme", "--json"]))).unwrap();
+    assert_eq!(info["meta"]["reference"], "M-2026-014");
+    assert_eq!(info["retention"]["standing"], "retained");
+    assert!(ok(tv_at(&v, None, &["client", "info", "acme"])).contains("kept until 2033-03-15"));
+
+    // 2028-07-01: bluebird's two years are over, acme's seven are not; cobalt has no rule.
+    let d = due(&v, "2028-07-01 12:00:00");
+    assert_eq!(standing(&d, "bluebird"), "due");
+    assert_eq!(standing(&d, "acme"), "retained");
+    assert_eq!(standing(&d, "cobalt"), "no-rule");
+    // The log's newest record is from today: a clock two years on looks wrong; expire says
+    // so, names the clients, and shreds nothing.
+    let o = tv_at(
+        &v,
+        Some("2028-07-01 12:00:00"),
+        &["client", "expire", "--yes"],
+    );
+    assert_eq!(code(&o), exit::USAGE, "{}", text(&o));
+    assert!(
+        text(&o).contains("bluebird") && text(&o).contains("clock"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(standing(&due(&v, "2028-07-01 12:00:00"), "bluebird"), "due");
+    // Someone worked in the vault in June 2028: the clock is believable again.
+    ok(tv_at(
+        &v,
+        Some("2028-06-20 09:00:00"),
+        &["client", "set", "cobalt", "--ref", "M-2028-001"],
+    ));
+    let o = ok(tv_at(
+        &v,
+        Some("2028-07-01 12:00:00"),
+        &["client", "expire", "--dry-run"],
+    ));
+    assert!(o.contains("would shred 'bluebird'"), "{o}");
+    // A legal hold keeps acme past its retention; the shipped timer's ExecStart (under the
+    // faked clock; the hold, a month before, is the log's newest record) shreds what is due
+    // and nothing held.
+    ok(tv_at(
+        &v,
+        Some("2033-03-01 09:00:00"),
+        &[
+            "client",
+            "hold",
+            "acme",
+            "--reason",
+            "litigation Acme v. Bluebird",
+        ],
+    ));
+    let d = due(&v, "2033-04-01 12:00:00");
+    assert_eq!(standing(&d, "acme"), "held");
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/systemd/tutela-client-expire.service"),
+    )
+    .unwrap();
+    let timer = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/systemd/tutela-client-expire.timer"),
+    )
+    .unwrap();
+    assert_eq!(common::unit_value(&timer, "OnCalendar"), "monthly");
+    let creds = v.tmp.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::copy(&v.passfile, creds.join("passphrase")).unwrap();
+    let start = common::unit_value(&unit, "ExecStart")
+        .replace("/usr/local/bin/tutela", common::bin().to_str().unwrap())
+        .replace("/srv/tutela/vault", v.vault.to_str().unwrap())
+        .replace("/var/lib/tutela/certificates", certs.to_str().unwrap());
+    let o = Command::new("faketime")
+        .arg("2033-04-01 12:00:00")
+        .args(["sh", "-c", &start])
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .env("TUTELA_TEST_INSECURE_KDF", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = ok(o);
+    assert!(said.contains("client 'bluebird' shredded"), "{said}");
+    assert!(said.contains("under legal hold (kept): acme"), "{said}");
+    let d = due(&v, "2033-04-01 12:00:00");
+    assert!(d["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["client"] != "bluebird"));
+    // Shred is refused under the hold, with its reason; after the release, expire takes acme.
+    let o = tv_at(
+        &v,
+        Some("2033-04-02 09:00:00"),
+        &["client", "shred", "acme", "--yes"],
+    );
+    assert_eq!(code(&o), exit::USAGE, "{}", text(&o));
+    assert!(text(&o).contains("litigation"), "{}", text(&o));
+    ok(tv_at(
+        &v,
+        Some("2033-05-02 09:00:00"),
+        &["client", "release", "acme", "--reason", "settled"],
+    ));
+    let said = ok(tv_at(
+        &v,
+        Some("2033-05-02 10:00:00"),
+        &[
+            "client",
+            "expire",
+            "--yes",
+            "--certificates",
+            certs.to_str().unwrap(),
+            "--oldest-backup",
+            "2031-01-01",
+        ],
+    ));
+    assert!(said.contains("client 'acme' shredded"), "{said}");
+
+    // Two certificates, each verifying offline against the vault's key; acme's names the
+    // matter and its retention, what was destroyed, and the backups that still hold the key.
+    let pk = ok(tv_at(&v, None, &["audit", "pubkey"])).trim().to_string();
+    let mut files: Vec<_> = std::fs::read_dir(&certs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let acme = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("acme-erased-2033-05-02"))
+        .unwrap();
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(acme).unwrap()).unwrap();
+    let cert = &c["certificate"];
+    assert_eq!(cert["client"], "acme");
+    assert_eq!(cert["how"], "expire");
+    assert_eq!(cert["reference"], "M-2026-014");
+    assert!(cert["audit_anchor"].as_str().is_some());
+    assert!(
+        cert["remains"][0].as_str().unwrap().contains("2031-01-01"),
+        "{cert}"
+    );
+    let check = |f: &Path, extra: &[&str]| {
+        tutela()
+            .args(["client", "verify-certificate"])
+            .arg(f)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for f in &files {
+        assert!(
+            check(f, &["--pubkey", &pk]).status.success(),
+            "{}",
+            text(&check(f, &[]))
+        );
+    }
+    let forged = v.tmp.path().join("forged.json");
+    std::fs::write(
+        &forged,
+        std::fs::read_to_string(acme)
+            .unwrap()
+            .replace("\"acme\"", "\"acne\""),
+    )
+    .unwrap();
+    assert_eq!(code(&check(&forged, &[])), exit::AUDIT_TAMPERED);
+    assert_eq!(
+        code(&check(acme, &["--pubkey", &"cd".repeat(32)])),
+        exit::AUDIT_TAMPERED
+    );
+    // Every step is in the audit log.
+    let log = ok(tv_at(&v, None, &["audit", "show"]));
+    for op in [
+        "client-set",
+        "client-hold",
+        "client-release",
+        "client-shred",
+    ] {
+        assert!(log.contains(op), "{op} not in the log");
+    }
+}
+
+#[test]
+fn shred_on_a_live_mount_writes_its_certificate() {
+    let Some(mut v) = TestVault::new("shred_on_a_live_mount_writes_its_certificate") else {
+        return;
+    };
+    ok(tv_at(
+        &v,
+        None,
+        &["client", "add", "acme", "--path", "/clients/acme"],
+    ));
+    v.mount();
+    std::fs::write(v.p("clients/acme/brief.txt"), b"x").unwrap();
+    let cert = v.tmp.path().join("acme-cert.json");
+    let said = ok(tv_at(
+        &v,
+        None,
+        &[
+            "client",
+            "shred",
+            "acme",
+            "--yes",
+            "--certificate",
+            cert.to_str().unwrap(),
+        ],
+    ));
+    assert!(said.contains("erasure certificate"), "{said}");
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cert).unwrap()).unwrap();
+    let destroyed = c["certificate"]["destroyed"].to_string();
+    assert!(
+        destroyed.contains("memory of the mount daemon"),
+        "{destroyed}"
+    );
+    assert!(c["certificate"]["remains"][0]
+        .as_str()
+        .unwrap()
+        .contains("keeps its keys in its config"));
+    // A certificate is never written over a file.
+    ok(tv_at(
+        &v,
+        None,
+        &["client", "add", "bluebird", "--path", "/clients/bluebird"],
+    ));
+    let o = tv_at(
+        &v,
+        None,
+        &[
+            "client",
+            "shred",
+            "bluebird",
+            "--yes",
+            "--certificate",
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), exit::USAGE, "{}", text(&o));
+    assert!(
+        v.p("clients/bluebird").exists(),
+        "refused before anything was destroyed"
+    );
+}
