@@ -89,22 +89,17 @@ fn retention_runs_out_under_a_faked_clock_and_a_hold_keeps_a_client() {
             "Ana Ortiz",
             "--opened",
             "2026-01-05",
-            "--closed",
-            "2026-03-15",
         ],
     ));
     ok(tv_at(
         &v,
         None,
-        &[
-            "client",
-            "set",
-            "bluebird",
-            "--retain",
-            "2y after close",
-            "--closed",
-            "2026-06-30",
-        ],
+        &["client", "set", "bluebird", "--retain", "2y after close"],
+    ));
+    ok(tv_at(
+        &v,
+        None,
+        &["client", "close", "bluebird", "--date", "2026-06-30"],
     ));
     // A rule that does not parse says where, and changes nothing.
     let o = tv_at(
@@ -117,7 +112,25 @@ fn retention_runs_out_under_a_faked_clock_and_a_hold_keeps_a_client() {
     let info: serde_json::Value =
         serde_json::from_str(&ok(tv_at(&v, None, &["client", "info", "acme", "--json"]))).unwrap();
     assert_eq!(info["meta"]["reference"], "M-2026-014");
-    assert_eq!(info["retention"]["standing"], "retained");
+    assert_eq!(
+        info["retention"]["standing"], "open",
+        "retention starts at the close"
+    );
+    ok(tv_at(
+        &v,
+        None,
+        &[
+            "client",
+            "close",
+            "acme",
+            "--date",
+            "2026-03-15",
+            "--reason",
+            "matter concluded",
+        ],
+    ));
+    let o = tv_at(&v, None, &["client", "close", "acme"]);
+    assert_eq!(code(&o), exit::USAGE, "closed already: {}", text(&o));
     assert!(ok(tv_at(&v, None, &["client", "info", "acme"])).contains("kept until 2033-03-15"));
 
     // 2028-07-01: bluebird's two years are over, acme's seven are not; cobalt has no rule.
@@ -351,4 +364,118 @@ fn shred_on_a_live_mount_writes_its_certificate() {
         v.p("clients/bluebird").exists(),
         "refused before anything was destroyed"
     );
+}
+
+fn as_user(user: &str, script: &str) -> Output {
+    Command::new("runuser")
+        .args(["-u", user, "--", "sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_matter_is_read_only_for_all_but_admins_live_and_at_the_next_mount() {
+    let reason = common::fuse_missing()
+        .or_else(|| (!common::is_root()).then(|| "needs root to create users".to_string()));
+    if common::skip_unless(reason, "closed matter") {
+        return;
+    }
+    for u in ["tutela_lalice", "tutela_ladmin"] {
+        let _ = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/sh", u])
+            .output();
+    }
+    let mut v = TestVault::new_unmounted();
+    ok(tv_at(
+        &v,
+        None,
+        &["client", "add", "acme", "--path", "/clients/acme"],
+    ));
+    v.mount();
+    for d in ["clients", "clients/acme"] {
+        std::fs::set_permissions(v.p(d), std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+    }
+    v.unmount();
+    let pf = v.tmp.path().join("policy.toml");
+    std::fs::write(
+        &pf,
+        "admins = [\"tutela_ladmin\"]\n[clients.acme]\npath = \"/clients/acme\"\nread = [\"tutela_lalice\"]\nwrite = [\"tutela_lalice\"]\n",
+    )
+    .unwrap();
+    ok(tv_at(&v, None, &["policy", "set", pf.to_str().unwrap()]));
+    v.mount_args(&["--allow-other"]);
+    let f = v.p("clients/acme/brief.txt");
+    let f = f.display();
+    assert!(
+        as_user("tutela_lalice", &format!("umask 0; echo draft > {f}"))
+            .status
+            .success()
+    );
+    // A file held open: the close waits for nobody and says so.
+    let mut holder = Command::new("runuser")
+        .args([
+            "-u",
+            "tutela_lalice",
+            "--",
+            "sh",
+            "-c",
+            &format!("exec 3>>{f}; sleep 30"),
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let o = tv_at(&v, None, &["client", "close", "acme"]);
+    assert_eq!(code(&o), exit::BUSY, "{}", text(&o));
+    assert!(text(&o).contains("1 open file"), "{}", text(&o));
+    // runuser's child holds the file: end every process of alice's.
+    let _ = Command::new("pkill").args(["-u", "tutela_lalice"]).output();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    common::wait_until(
+        || {
+            code(&tv_at(
+                &v,
+                None,
+                &["client", "close", "acme", "--reason", "matter concluded"],
+            )) == 0
+        },
+        "the close once the file is closed",
+    );
+    // Closed: alice reads but cannot change anything; the admin can.
+    let o = as_user("tutela_lalice", &format!("echo more >> {f}"));
+    assert!(
+        !o.status.success() && text(&o).contains("Permission denied"),
+        "{}",
+        text(&o)
+    );
+    let o = as_user("tutela_lalice", &format!("rm {f}"));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(as_user("tutela_lalice", &format!("cat {f}"))
+        .status
+        .success());
+    assert!(as_user("tutela_ladmin", &format!("echo note >> {f}"))
+        .status
+        .success());
+    let log = ok(tv_at(&v, None, &["audit", "show", "--denied"]));
+    assert!(log.contains("tutela_lalice"), "{log}");
+    // Reopened with a reason: writable again.
+    ok(tv_at(
+        &v,
+        None,
+        &["client", "reopen", "acme", "--reason", "appeal filed"],
+    ));
+    assert!(as_user("tutela_lalice", &format!("echo appeal >> {f}"))
+        .status
+        .success());
+    // Closed again, it stays read-only across a remount.
+    ok(tv_at(&v, None, &["client", "close", "acme"]));
+    v.unmount();
+    v.mount_args(&["--allow-other"]);
+    let o = as_user("tutela_lalice", &format!("echo late >> {f}"));
+    assert!(!o.status.success(), "{}", text(&o));
+    let log = ok(tv_at(&v, None, &["audit", "show"]));
+    for op in ["client-close", "client-reopen"] {
+        assert!(log.contains(op), "{op}: {log}");
+    }
 }

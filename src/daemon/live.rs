@@ -428,6 +428,58 @@ impl Live {
         ))
     }
 
+    /// Closes (or reopens) client `name`'s matter: the zone table records the date, and the
+    /// fence makes the folder read-only for all but admins from the next request on. A close
+    /// waits for nobody: with the client's files open it is refused, saying how many.
+    fn close_client(&self, name: &str, reopen: bool, reason: &str, at: Option<u64>) -> Answer {
+        self.writable()?;
+        let mut v = self.vault();
+        v.reload()?;
+        let i = v
+            .zones
+            .iter()
+            .skip(1)
+            .position(|z| z.name == name)
+            .map(|i| i + 1)
+            .ok_or_else(|| {
+                Error::Usage(format!("no client named '{name}' (see tutela client list)"))
+            })?;
+        let closed = v.zones[i].meta.closed_ms.is_some();
+        if closed != reopen {
+            return Err(Error::Usage(format!(
+                "client '{name}' is {} already",
+                if closed { "closed" } else { "open" }
+            )));
+        }
+        if !reopen {
+            let family = self.fs.family_of(&v.zones[i].id).ok_or(Error::NotFound)?;
+            let open = self.fs.open_in_family(family);
+            if open > 0 {
+                return Err(Error::Busy(format!(
+                    "client '{name}' has {open} open file{}: its users must close {} before the matter closes",
+                    if open == 1 { "" } else { "s" },
+                    if open == 1 { "it" } else { "them" }
+                )));
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        v.zones[i].meta.closed_ms = (!reopen).then_some(at.unwrap_or(now));
+        v.save()?;
+        self.fs.set_closed(crate::fs::closed_of(&v.zones));
+        let path = v.zones[i].path.clone();
+        Ok((
+            if reopen {
+                format!("client '{name}' reopened ({reason}): {path} is writable again")
+            } else {
+                format!("client '{name}' closed ({reason}): {path} is read-only for all but admins; its retention runs from now")
+            },
+            json!({ "client": name, "path": path, "closed": !reopen }),
+        ))
+    }
+
     fn shred(&self, who: Caller, name: &str) -> Answer {
         self.writable()?;
         let mut v = self.vault();
@@ -703,6 +755,12 @@ impl Live {
             Request::ClientAdd { name, path } => self.add(who, name, path, progress),
             Request::ClientExport { name, output } => self.export(who, name, output, progress),
             Request::ClientShred { name } => self.shred(who, name),
+            Request::ClientClose {
+                name,
+                reopen,
+                reason,
+                closed_ms,
+            } => self.close_client(name, *reopen, reason, *closed_ms),
             Request::Rekey { client } => self.rekey(client, progress),
             Request::RekeyResume => self.resume(progress),
             Request::RekeyAll {
@@ -719,6 +777,7 @@ impl Live {
             Request::ClientAdd { name, path } => return (name.clone(), path.clone()),
             Request::ClientExport { name, .. }
             | Request::ClientShred { name }
+            | Request::ClientClose { name, .. }
             | Request::ClientLock { name, .. }
             | Request::ClientUnlock { name, .. }
             | Request::Rekey { client: name } => name.clone(),
@@ -740,6 +799,7 @@ impl Handler for Live {
             Request::ClientAdd { name, .. }
             | Request::ClientExport { name, .. }
             | Request::ClientShred { name }
+            | Request::ClientClose { name, .. }
             | Request::ClientLock { name, .. }
             | Request::ClientUnlock { name, .. }
             | Request::Rekey { client: name } => name.clone(),

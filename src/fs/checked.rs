@@ -43,7 +43,7 @@ impl Fs {
         path: impl FnOnce() -> Result<String>,
         access: crate::policy::Access,
     ) -> Result<()> {
-        if self.policy_active() {
+        if self.policy_active() || (access == Write && self.any_closed()) {
             self.allow(who, op, &path()?, access)?;
         }
         Ok(())

@@ -429,6 +429,16 @@ impl Fs {
         path: &str,
         access: Access,
     ) -> Result<Option<String>> {
+        // A closed matter's folder is read-only for everyone but the policy's admins.
+        if access == Access::Write {
+            if let Some(name) = self.closed_client(path) {
+                if !self.is_admin(who) {
+                    self.guard
+                        .record_denied(who, op.as_str(), path, Some(name.as_str()));
+                    return Err(Error::PermissionDenied);
+                }
+            }
+        }
         let Some(p) = self.guard.policy() else {
             return Ok(None);
         };

@@ -168,6 +168,11 @@ pub struct Fs {
     /// Backing names met in listings that are neither an entry nor a known copy of one, by
     /// directory (bounded): warned about once each, and counted for `tutela status`.
     strays: Mutex<std::collections::HashSet<(u64, std::ffi::OsString)>>,
+    /// Client folders whose matter is closed (`tutela client close`), as (path, name): read-only
+    /// for everyone but the policy's admins. `any_closed` spares every write the lock while
+    /// there are none.
+    closed: RwLock<Vec<(String, String)>>,
+    any_closed: AtomicBool,
 }
 
 /// Upper bound on cached directory descriptors.
@@ -177,6 +182,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these tables half-updated in a way that
     // matters more than refusing service, so recover the guard instead of propagating.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The closed clients of a zone table, as `Fs::set_closed` takes them.
+pub fn closed_of(zones: &[crate::format::zones::ZoneRecord]) -> Vec<(String, String)> {
+    zones
+        .iter()
+        .skip(1)
+        .filter(|z| z.meta.closed_ms.is_some())
+        .map(|z| (z.path.clone(), z.name.clone()))
+        .collect()
 }
 
 impl Fs {
@@ -194,7 +209,32 @@ impl Fs {
                 zones.push(Zone::new(z.retiring_id(), old, z.path.as_bytes(), i));
             }
         }
-        Self::with_root(root, vault.config.root_dir_id, zones, b"/", opts)
+        let fs = Self::with_root(root, vault.config.root_dir_id, zones, b"/", opts)?;
+        fs.set_closed(closed_of(&vault.zones));
+        Ok(fs)
+    }
+
+    /// Sets the closed client folders (at mount, and when a client is closed or reopened).
+    pub fn set_closed(&self, closed: Vec<(String, String)>) {
+        self.any_closed.store(!closed.is_empty(), Ordering::Relaxed);
+        *self.closed.write().unwrap_or_else(|p| p.into_inner()) = closed;
+    }
+
+    pub(crate) fn any_closed(&self) -> bool {
+        self.any_closed.load(Ordering::Relaxed)
+    }
+
+    /// The closed client `path` is in, if any.
+    pub(crate) fn closed_client(&self, path: &str) -> Option<String> {
+        if !self.any_closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.closed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(top, _)| crate::policy::within(path, top))
+            .map(|(_, name)| name.clone())
     }
 
     /// The filesystem of one client's folder alone (a client-scoped mount): `top` is the
@@ -253,6 +293,8 @@ impl Fs {
             has_alt_ids: AtomicBool::new(false),
             track_use: AtomicBool::new(false),
             strays: Mutex::new(std::collections::HashSet::new()),
+            closed: RwLock::new(Vec::new()),
+            any_closed: AtomicBool::new(false),
         };
         fs.refresh_root_gen()?;
         Ok(fs)

@@ -321,9 +321,31 @@ pub enum ClientCmd {
         /// When the matter was opened (YYYY-MM-DD).
         #[arg(long, value_name = "DATE")]
         opened: Option<String>,
-        /// When the matter was closed (YYYY-MM-DD): starts an "after close" retention.
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Close a client's matter: its folder becomes read-only for everyone but the policy's
+    /// admins, on the live mount at once and on every later mount, and an "after close"
+    /// retention starts. Refused while the client's files are open.
+    Close {
+        /// The vault: the directory that holds the encrypted files.
+        vault: PathBuf,
+        name: String,
+        #[arg(long, default_value = "matter closed")]
+        reason: String,
+        /// The date the matter closed, when not today (YYYY-MM-DD).
         #[arg(long, value_name = "DATE")]
-        closed: Option<String>,
+        date: Option<String>,
+        #[command(flatten)]
+        pass: PassArgs,
+    },
+    /// Reopen a closed matter: its folder is writable again and its retention stops.
+    Reopen {
+        /// The vault: the directory that holds the encrypted files.
+        vault: PathBuf,
+        name: String,
+        #[arg(long)]
+        reason: String,
         #[command(flatten)]
         pass: PassArgs,
     },

@@ -224,7 +224,6 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             reference,
             responsible,
             opened,
-            closed,
             pass,
         } => crate::lifecycle::set(
             &vault,
@@ -235,9 +234,21 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 reference,
                 responsible,
                 opened,
-                closed,
             },
         ),
+        ClientCmd::Close {
+            vault,
+            name,
+            reason,
+            date,
+            pass,
+        } => crate::lifecycle::close(&vault, &pass, &name, &reason, date.as_deref(), false),
+        ClientCmd::Reopen {
+            vault,
+            name,
+            reason,
+            pass,
+        } => crate::lifecycle::close(&vault, &pass, &name, &reason, None, true),
         ClientCmd::Hold {
             vault,
             name,

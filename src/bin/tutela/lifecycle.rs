@@ -97,7 +97,6 @@ pub struct SetArgs {
     pub reference: Option<String>,
     pub responsible: Option<String>,
     pub opened: Option<String>,
-    pub closed: Option<String>,
 }
 
 pub fn set(vault: &Path, pass: &PassArgs, name: &str, a: SetArgs) -> Result<()> {
@@ -114,11 +113,6 @@ pub fn set(vault: &Path, pass: &PassArgs, name: &str, a: SetArgs) -> Result<()> 
         .opened
         .as_deref()
         .map(|d| date_arg("--opened", d))
-        .transpose()?;
-    let closed = a
-        .closed
-        .as_deref()
-        .map(|d| date_arg("--closed", d))
         .transpose()?;
     for (flag, t) in [("--ref", &a.reference), ("--responsible", &a.responsible)] {
         if let Some(t) = t {
@@ -149,13 +143,9 @@ pub fn set(vault: &Path, pass: &PassArgs, name: &str, a: SetArgs) -> Result<()> 
         changed.push(format!("opened {}", lc::date(t)));
         m.opened_ms = Some(t);
     }
-    if let Some(t) = closed {
-        changed.push(format!("closed {}", lc::date(t)));
-        m.closed_ms = Some(t);
-    }
     if changed.is_empty() {
         return Err(Error::Usage(
-            "nothing to set: give --retain, --ref, --responsible, --opened or --closed".into(),
+            "nothing to set: give --retain, --ref, --responsible or --opened".into(),
         ));
     }
     v.save()?;
@@ -165,6 +155,64 @@ pub fn set(vault: &Path, pass: &PassArgs, name: &str, a: SetArgs) -> Result<()> 
         Some(format!("client '{name}': {}", changed.join(", "))),
     );
     println!("client '{}': {}", escape(name), escape(&changed.join(", ")));
+    Ok(())
+}
+
+/// `client close` / `client reopen`: offline in the zone table, or through the live mount's
+/// daemon, whose fence makes the folder read-only at once.
+pub fn close(
+    vault: &Path,
+    pass: &PassArgs,
+    name: &str,
+    reason: &str,
+    date: Option<&str>,
+    reopen: bool,
+) -> Result<()> {
+    if reason.trim().is_empty() || reason.chars().any(char::is_control) {
+        return Err(Error::Usage("--reason: say why, on one line".into()));
+    }
+    let at = date.map(|d| date_arg("--date", d)).transpose()?;
+    if at.is_some_and(|t| t > now_ms()) {
+        return Err(Error::Usage(
+            "--date: a matter cannot close in the future".into(),
+        ));
+    }
+    let mut v = unlock(vault, pass)?;
+    let i = zone_index(&v, name)?;
+    if let Some(d) = live_daemon(&v)? {
+        let req = tutela::daemon::control::Request::ClientClose {
+            name: name.to_string(),
+            reopen,
+            reason: reason.to_string(),
+            closed_ms: at,
+        };
+        return remote(d, &v, &req, false);
+    }
+    let closed = v.zones[i].meta.closed_ms.is_some();
+    if closed != reopen {
+        return Err(Error::Usage(format!(
+            "client '{}' is {} already",
+            escape(name),
+            if closed { "closed" } else { "open" }
+        )));
+    }
+    v.zones[i].meta.closed_ms = (!reopen).then(|| at.unwrap_or_else(now_ms));
+    v.save()?;
+    let op = if reopen {
+        "client-reopen"
+    } else {
+        "client-close"
+    };
+    offline_record(&v, op, Some(format!("client '{name}': {reason}")));
+    println!(
+        "client '{}' {}",
+        escape(name),
+        if reopen {
+            "reopened: its folder is writable again"
+        } else {
+            "closed: its folder is read-only for all but admins on every mount; its retention runs from the close date"
+        }
+    );
     Ok(())
 }
 

@@ -42,6 +42,16 @@ pub enum Request {
     ClientShred {
         name: String,
     },
+    /// Closes a client's matter (its folder read-only for all but admins) or, with
+    /// `reopen`, opens it again; `reason` goes to the audit log.
+    ClientClose {
+        name: String,
+        reopen: bool,
+        reason: String,
+        /// The close date (ms), when not now (`client close --date`).
+        #[serde(default)]
+        closed_ms: Option<u64>,
+    },
     /// A new key for one client, re-encrypting its files while the mount serves them.
     Rekey {
         client: String,
@@ -202,6 +212,8 @@ impl Request {
             Request::ClientAdd { .. } => "client-add",
             Request::ClientExport { .. } => "client-export",
             Request::ClientShred { .. } => "client-shred",
+            Request::ClientClose { reopen: false, .. } => "client-close",
+            Request::ClientClose { reopen: true, .. } => "client-reopen",
             Request::Rekey { .. } | Request::RekeyResume => "rekey",
             Request::RekeyAll { .. } => "rekey-all",
         }
