@@ -479,3 +479,102 @@ fn a_closed_matter_is_read_only_for_all_but_admins_live_and_at_the_next_mount() 
         assert!(log.contains(op), "{op}: {log}");
     }
 }
+
+#[test]
+fn import_takes_a_client_on_checks_every_file_and_resumes() {
+    let Some(mut v) = TestVault::new("import_takes_a_client_on") else {
+        return;
+    };
+    // A share to move in: folders, files, a link, and what cannot be carried.
+    let src = v.tmp.path().join("share");
+    std::fs::create_dir_all(src.join("letters/2026")).unwrap();
+    std::fs::write(src.join("engagement.pdf"), common::pattern(300_000, 1)).unwrap();
+    std::fs::write(src.join("letters/2026/reply.txt"), b"Dear Sir").unwrap();
+    std::fs::write(src.join("letters/empty.txt"), b"").unwrap();
+    std::os::unix::fs::symlink("letters/2026/reply.txt", src.join("latest")).unwrap();
+    // What must arrive (read before the FIFO exists: reading one would wait for a writer).
+    let want = common::tree(&src);
+    let _ = Command::new("mkfifo").arg(src.join("pipe")).output();
+    let _sock = std::os::unix::net::UnixListener::bind(src.join("agent.sock")).unwrap();
+    let manifest = v.tmp.path().join("acme.sha256");
+    let o = tv_at(
+        &v,
+        None,
+        &[
+            "client",
+            "import",
+            "acme",
+            src.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+    );
+    let said = ok(o);
+    assert!(said.contains("3 files"), "{said}");
+    assert!(
+        said.contains("not carried: pipe") && said.contains("not carried: agent.sock"),
+        "{said}"
+    );
+    assert!(said.contains("matches the source's SHA-256"), "{said}");
+    // The vault holds exactly the tree (less what could not be carried), and the manifest
+    // checks with sha256sum inside the mounted client folder.
+    v.mount();
+    assert_eq!(common::tree(&v.p("clients/acme")), want);
+    let o = Command::new("sha256sum")
+        .arg("-c")
+        .arg(&manifest)
+        .current_dir(v.p("clients/acme"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    // An interrupted import (a file missing): --resume copies only what is missing.
+    std::fs::remove_file(v.p("clients/acme/letters/2026/reply.txt")).unwrap();
+    let said = ok(tv_at(
+        &v,
+        None,
+        &[
+            "client",
+            "import",
+            "acme",
+            src.to_str().unwrap(),
+            "--resume",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let j: serde_json::Value =
+        serde_json::from_str(said.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(j["import"]["files"], 1, "{j}");
+    assert_eq!(j["import"]["already"], 2, "{j}");
+    assert_eq!(
+        std::fs::read(v.p("clients/acme/letters/2026/reply.txt")).unwrap(),
+        b"Dear Sir"
+    );
+    // On the live mount, a second client from the same share; bad input refused.
+    ok(tv_at(
+        &v,
+        None,
+        &[
+            "client",
+            "import",
+            "bluebird",
+            src.to_str().unwrap(),
+            "--manifest",
+            v.tmp.path().join("bb.sha256").to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        std::fs::read(v.p("clients/bluebird/letters/2026/reply.txt")).unwrap(),
+        b"Dear Sir"
+    );
+    for bad in [
+        &["client", "import", "acme", src.to_str().unwrap()][..],
+        &["client", "import", "cobalt", "/no/such/dir"],
+        &["client", "import", "cobalt", v.vault.to_str().unwrap()],
+    ] {
+        assert_eq!(code(&tv_at(&v, None, bad)), exit::USAGE, "{bad:?}");
+    }
+    let log = ok(tv_at(&v, None, &["audit", "show"]));
+    assert!(log.contains("client-import"), "{log}");
+}

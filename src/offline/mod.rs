@@ -5,6 +5,7 @@ pub mod archive;
 pub mod clients;
 pub mod export;
 pub mod fsck;
+pub mod import;
 pub mod lifecycle;
 pub mod rekey;
 pub mod report;

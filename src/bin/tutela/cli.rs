@@ -402,6 +402,29 @@ pub enum ClientCmd {
         #[command(flatten)]
         pass: PassArgs,
     },
+    /// Take a client on from an existing plaintext tree: a new client zone, its files copied
+    /// in with progress and checked back against a SHA-256 manifest of the source; what
+    /// cannot be carried (sockets, devices, ACLs) is reported.
+    Import {
+        /// The vault: the directory that holds the encrypted files.
+        vault: PathBuf,
+        name: String,
+        /// The tree to import (a share, another encrypted filesystem's mount).
+        src: PathBuf,
+        /// The client's folder in the vault (default /clients/NAME).
+        #[arg(long)]
+        path: Option<String>,
+        /// Finish an interrupted import: the client exists, files already copied are kept.
+        #[arg(long)]
+        resume: bool,
+        /// Write the source's SHA-256 manifest here (default NAME-import.sha256).
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check an erasure certificate's signature offline (no vault needed).
     VerifyCertificate {
         file: PathBuf,

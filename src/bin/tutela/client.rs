@@ -281,6 +281,25 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 trust_clock,
             },
         ),
+        ClientCmd::Import {
+            vault,
+            name,
+            src,
+            path,
+            resume,
+            manifest,
+            pass,
+            json,
+        } => crate::lifecycle::import(crate::lifecycle::ImportArgs {
+            vault,
+            name,
+            src,
+            path,
+            resume,
+            manifest,
+            pass,
+            json,
+        }),
         ClientCmd::VerifyCertificate { file, pubkey } => {
             crate::lifecycle::verify_certificate(&file, pubkey.as_deref())
         }

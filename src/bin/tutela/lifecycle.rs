@@ -397,10 +397,9 @@ pub fn certify(
     Ok(path)
 }
 
-/// `acme-erased-2026-12-07.json` (a name safe for any file system).
-fn default_name(name: &str, now: u64) -> String {
-    let safe: String = name
-        .chars()
+/// A client's name as a part of a file name safe on any file system.
+fn safe_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -408,8 +407,12 @@ fn default_name(name: &str, now: u64) -> String {
                 '_'
             }
         })
-        .collect();
-    format!("{safe}-erased-{}.json", lc::date(now))
+        .collect()
+}
+
+/// `acme-erased-2026-12-07.json`.
+fn default_name(name: &str, now: u64) -> String {
+    format!("{}-erased-{}.json", safe_name(name), lc::date(now))
 }
 
 pub fn oldest_backup(s: Option<&str>) -> Result<Option<u64>> {
@@ -584,4 +587,181 @@ pub fn expire(vault: &Path, pass: &PassArgs, a: ExpireArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+pub struct ImportArgs {
+    pub vault: PathBuf,
+    pub name: String,
+    pub src: PathBuf,
+    pub path: Option<String>,
+    pub resume: bool,
+    pub manifest: Option<PathBuf>,
+    pub pass: PassArgs,
+    pub json: bool,
+}
+
+pub fn import(a: ImportArgs) -> Result<()> {
+    let src = std::fs::canonicalize(&a.src)
+        .ok()
+        .filter(|p| p.is_dir())
+        .ok_or_else(|| Error::Usage(format!("{}: not a folder to import", a.src.display())))?;
+    let vault_dir = std::fs::canonicalize(&a.vault).unwrap_or_else(|_| a.vault.clone());
+    if src.starts_with(&vault_dir) || vault_dir.starts_with(&src) {
+        return Err(Error::Usage(
+            "the source and the vault overlap: import from a folder outside the vault".into(),
+        ));
+    }
+    let path = a
+        .path
+        .clone()
+        .unwrap_or_else(|| format!("/clients/{}", a.name));
+    let manifest = a
+        .manifest
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}-import.sha256", safe_name(&a.name))));
+    if manifest.symlink_metadata().is_ok() && !a.resume {
+        return Err(Error::Usage(format!(
+            "{} exists: choose another --manifest",
+            manifest.display()
+        )));
+    }
+    let mut v = unlock(&a.vault, &a.pass)?;
+    let exists = v.zones.iter().skip(1).any(|z| z.name == a.name);
+    match (exists, a.resume) {
+        (true, false) => {
+            return Err(Error::Usage(format!(
+                "client '{}' exists: import makes a new client (or finish an interrupted import with --resume)",
+                escape(&a.name)
+            )))
+        }
+        (false, true) => {
+            return Err(Error::Usage(format!(
+                "client '{}' does not exist: nothing to resume",
+                escape(&a.name)
+            )))
+        }
+        _ => {}
+    }
+    let live = tutela::daemon::mount::mount_of(&v.dir);
+    if !exists {
+        if let Some(d) = live_daemon(&v)? {
+            let req = tutela::daemon::control::Request::ClientAdd {
+                name: a.name.clone(),
+                path: path.clone(),
+            };
+            remote(d, &v, &req, false)?;
+            v.reload()?;
+        } else {
+            tutela::offline::clients::add(&mut v, &a.name, &path, &mut |_| {})?;
+            offline_record(&v, "client-add", Some(format!("client '{}'", a.name)));
+        }
+    }
+    let path = v
+        .zones
+        .iter()
+        .find(|z| z.name == a.name)
+        .map(|z| z.path.clone())
+        .ok_or(Error::NotFound)?;
+    let total: u64 = walk_size(&src);
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} importing")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let rep = match &live {
+        Some(m) => {
+            let mut t = tutela::offline::import::MountTarget {
+                dir: m.mountpoint.join(path.trim_start_matches('/')),
+            };
+            tutela::offline::import::import(&src, &mut t, a.resume, &mut |b| bar.set_position(b))
+        }
+        None => {
+            let fs = tutela::fs::Fs::new(&v, tutela::fs::Options::default())?;
+            let who = tutela::offline::clients::me();
+            let top =
+                tutela::offline::clients::resolve(&fs, &who, &path)?.ok_or(Error::NotFound)?;
+            let mut t = tutela::offline::import::FsTarget { fs: &fs, who, top };
+            tutela::offline::import::import(&src, &mut t, a.resume, &mut |b| bar.set_position(b))
+        }
+    };
+    bar.finish_and_clear();
+    let rep = rep?;
+    let mut text = rep.manifest.join("\n");
+    text.push('\n');
+    std::fs::write(&manifest, text)?;
+    offline_record(
+        &v,
+        "client-import",
+        Some(format!(
+            "client '{}': {} files, {} folders, {} links, {} bytes, {} not carried, {} changed while read, {} mismatched",
+            a.name,
+            rep.files + rep.already,
+            rep.dirs,
+            rep.symlinks,
+            rep.bytes,
+            rep.skipped.len(),
+            rep.changed.len(),
+            rep.mismatched.len()
+        )),
+    );
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"client": a.name, "path": path, "manifest": manifest, "import": rep})
+        );
+    } else {
+        println!(
+            "client '{}' imported into {}: {} files ({} bytes), {} folders, {} links{}; manifest {}",
+            escape(&a.name),
+            escape(&path),
+            rep.files + rep.already,
+            rep.bytes,
+            rep.dirs,
+            rep.symlinks,
+            if rep.already > 0 {
+                format!(" ({} already there from the interrupted import)", rep.already)
+            } else {
+                String::new()
+            },
+            manifest.display()
+        );
+        for (p, why) in &rep.skipped {
+            println!("not carried: {p}: {why}");
+        }
+        for p in &rep.changed {
+            println!(
+                "changed while it was read (copied as read; import it again with --resume): {p}"
+            );
+        }
+    }
+    if !rep.mismatched.is_empty() {
+        return Err(Error::Corrupt {
+            what: "imported files that do not match the source's manifest",
+        });
+    }
+    if rep.mismatched.is_empty() && !a.json {
+        println!("every file was read back from the vault and matches the source's SHA-256");
+    }
+    Ok(())
+}
+
+/// The bytes of regular files under `dir` (for the progress bar).
+fn walk_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if let Ok(m) = e.path().symlink_metadata() {
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else if m.is_file() {
+                    total += m.len();
+                }
+            }
+        }
+    }
+    total
 }
