@@ -317,6 +317,20 @@ fn shred_on_a_live_mount_writes_its_certificate() {
     ));
     v.mount();
     std::fs::write(v.p("clients/acme/brief.txt"), b"x").unwrap();
+    // A hold set while mounted reaches the daemon: its shred is refused.
+    ok(tv_at(
+        &v,
+        None,
+        &["client", "hold", "acme", "--reason", "subpoena"],
+    ));
+    let o = tv_at(&v, None, &["client", "shred", "acme", "--yes"]);
+    assert_eq!(code(&o), exit::USAGE, "{}", text(&o));
+    assert!(text(&o).contains("subpoena"), "{}", text(&o));
+    ok(tv_at(
+        &v,
+        None,
+        &["client", "release", "acme", "--reason", "withdrawn"],
+    ));
     let cert = v.tmp.path().join("acme-cert.json");
     let said = ok(tv_at(
         &v,
@@ -491,6 +505,7 @@ fn import_takes_a_client_on_checks_every_file_and_resumes() {
     std::fs::write(src.join("engagement.pdf"), common::pattern(300_000, 1)).unwrap();
     std::fs::write(src.join("letters/2026/reply.txt"), b"Dear Sir").unwrap();
     std::fs::write(src.join("letters/empty.txt"), b"").unwrap();
+    std::fs::write(src.join("letters/two\nlines.txt"), b"odd name").unwrap();
     std::os::unix::fs::symlink("letters/2026/reply.txt", src.join("latest")).unwrap();
     // What must arrive (read before the FIFO exists: reading one would wait for a writer).
     let want = common::tree(&src);
@@ -510,7 +525,7 @@ fn import_takes_a_client_on_checks_every_file_and_resumes() {
         ],
     );
     let said = ok(o);
-    assert!(said.contains("3 files"), "{said}");
+    assert!(said.contains("4 files"), "{said}");
     assert!(
         said.contains("not carried: pipe") && said.contains("not carried: agent.sock"),
         "{said}"
@@ -546,7 +561,7 @@ fn import_takes_a_client_on_checks_every_file_and_resumes() {
     let j: serde_json::Value =
         serde_json::from_str(said.lines().find(|l| l.starts_with('{')).unwrap()).unwrap();
     assert_eq!(j["import"]["files"], 1, "{j}");
-    assert_eq!(j["import"]["already"], 2, "{j}");
+    assert_eq!(j["import"]["already"], 3, "{j}");
     assert_eq!(
         std::fs::read(v.p("clients/acme/letters/2026/reply.txt")).unwrap(),
         b"Dear Sir"
@@ -577,4 +592,48 @@ fn import_takes_a_client_on_checks_every_file_and_resumes() {
     }
     let log = ok(tv_at(&v, None, &["audit", "show"]));
     assert!(log.contains("client-import"), "{log}");
+}
+
+#[test]
+fn a_source_that_changes_during_the_import_is_named() {
+    let v = TestVault::new_unmounted();
+    let src = v.tmp.path().join("share");
+    std::fs::create_dir(&src).unwrap();
+    let busy = src.join("ledger.db");
+    std::fs::write(&busy, common::pattern(32 << 20, 7)).unwrap();
+    // Someone still works in the share: the ledger grows while it is read.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (busy, stop) = (busy.clone(), stop.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&busy)
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.write_all(b"new entry\n").unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let o = tv_at(
+        &v,
+        None,
+        &[
+            "client",
+            "import",
+            "acme",
+            src.to_str().unwrap(),
+            "--manifest",
+            v.tmp.path().join("m").to_str().unwrap(),
+        ],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let said = ok(o);
+    assert!(
+        said.contains("changed while it was read") && said.contains("ledger.db"),
+        "{said}"
+    );
 }

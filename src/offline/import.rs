@@ -160,7 +160,13 @@ pub fn import(
             rep.mismatched
                 .push(crate::text::escape(&shown).into_owned());
         }
-        rep.manifest.push(format!("{}  {}", hex(want), shown));
+        // sha256sum's own escape: a name with a backslash or newline starts its line with `\`.
+        if shown.contains(['\\', '\n']) {
+            let esc = shown.replace('\\', "\\\\").replace('\n', "\\n");
+            rep.manifest.push(format!("\\{}  {}", hex(want), esc));
+        } else {
+            rep.manifest.push(format!("{}  {}", hex(want), shown));
+        }
     }
     Ok(rep)
 }
