@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{code, text, tutela, TestVault};
+use common::{as_user, code, text, tutela, TestVault};
 use std::path::Path;
 use std::process::{Command, Output};
 use tutela::error::exit;
@@ -380,13 +380,6 @@ fn shred_on_a_live_mount_writes_its_certificate() {
     );
 }
 
-fn as_user(user: &str, script: &str) -> Output {
-    Command::new("runuser")
-        .args(["-u", user, "--", "sh", "-c", script])
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn a_closed_matter_is_read_only_for_all_but_admins_live_and_at_the_next_mount() {
     let reason = common::fuse_missing()
@@ -395,9 +388,7 @@ fn a_closed_matter_is_read_only_for_all_but_admins_live_and_at_the_next_mount() 
         return;
     }
     for u in ["tutela_lalice", "tutela_ladmin"] {
-        let _ = Command::new("useradd")
-            .args(["--no-create-home", "--shell", "/bin/sh", u])
-            .output();
+        common::ensure_shell_user(u, &[]);
     }
     let mut v = TestVault::new_unmounted();
     ok(tv_at(

@@ -7,14 +7,8 @@ mod common;
 use common::TestVault;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::process::{Command, Output};
 
-fn as_user(user: &str, script: &str) -> Output {
-    Command::new("runuser")
-        .args(["-u", user, "--", "sh", "-c", script])
-        .output()
-        .unwrap()
-}
+use common::as_user;
 
 #[test]
 fn allow_other_gives_files_to_their_creators_and_enforces_modes() {

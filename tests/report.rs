@@ -11,31 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use tutela::error::exit;
 
-fn ensure_group(name: &str) {
-    let _ = Command::new("groupadd").arg(name).output();
-}
-
-fn ensure_user(name: &str, groups: &[&str]) {
-    let _ = Command::new("useradd")
-        .args(["--no-create-home", "--shell", "/bin/sh", name])
-        .output();
-    if !groups.is_empty() {
-        run_ok(
-            Command::new("usermod")
-                .arg("-a")
-                .arg("-G")
-                .arg(groups.join(","))
-                .arg(name),
-        );
-    }
-}
-
-fn as_user(user: &str, script: &str) -> Output {
-    Command::new("runuser")
-        .args(["-u", user, "--", "sh", "-c", script])
-        .output()
-        .unwrap()
-}
+use common::{as_user, ensure_group, ensure_shell_user as ensure_user};
 
 const POLICY: &str = r#"admins = ["group:tutela_rpartners"]
 

@@ -171,24 +171,44 @@ pub fn import(
     Ok(rep)
 }
 
-/// SHA-256 of a file, and whether it changed while it was read (size or mtime moved).
-fn hash_file(p: &Path) -> Result<([u8; 32], bool)> {
+/// What reading a source file gave: its SHA-256, whether it changed while it was read (size
+/// or mtime moved), and its metadata from before.
+pub struct SourceRead {
+    pub sha256: [u8; 32],
+    pub changed: bool,
+    pub before: std::fs::Metadata,
+}
+
+/// Reads `p` in 1 MiB pieces, hashing each and handing it to `sink` with its offset.
+fn read_hashed(p: &Path, mut sink: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<SourceRead> {
     let mut f = std::fs::File::open(p)?;
     let before = f.metadata()?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0u64;
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
+        sink(off, &buf[..n])?;
+        off += n as u64;
     }
     let after = std::fs::metadata(p)?;
     let changed = after.len() != before.len()
         || after.mtime_nsec() != before.mtime_nsec()
         || after.mtime() != before.mtime();
-    Ok((h.finalize().into(), changed))
+    Ok(SourceRead {
+        sha256: h.finalize().into(),
+        changed,
+        before,
+    })
+}
+
+/// SHA-256 of a file, and whether it changed while it was read.
+fn hash_file(p: &Path) -> Result<([u8; 32], bool)> {
+    read_hashed(p, |_, _| Ok(())).map(|r| (r.sha256, r.changed))
 }
 
 /// Imports into the vault's filesystem core (the vault is not mounted).
@@ -245,36 +265,21 @@ impl Target for FsTarget<'_> {
             Err(e) => return Err(e),
         };
         let r = (|| {
-            let mut f = std::fs::File::open(src)?;
-            let before = f.metadata()?;
-            let mut h = Sha256::new();
-            let mut buf = vec![0u8; 1 << 20];
-            let mut off = 0u64;
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
+            let got = read_hashed(src, |off, data| {
                 let mut done = 0;
-                while done < n {
-                    let w = self.fs.write(fh, off + done as u64, &buf[done..n], None)? as usize;
-                    done += w;
+                while done < data.len() {
+                    done += self.fs.write(fh, off + done as u64, &data[done..], None)? as usize;
                 }
-                off += n as u64;
-            }
-            let after = std::fs::metadata(src)?;
-            let changed = after.len() != before.len()
-                || after.mtime() != before.mtime()
-                || after.mtime_nsec() != before.mtime_nsec();
+                Ok(())
+            })?;
             // The source's times, as cp -a keeps them.
             let set = SetAttr {
-                mtime: Some(Some((before.mtime(), before.mtime_nsec()))),
+                mtime: Some(Some((got.before.mtime(), got.before.mtime_nsec()))),
                 ..SetAttr::default()
             };
             let ino = self.fs.lookup(&self.who, parent, &name)?.ino;
             let _ = self.fs.setattr(&self.who, ino, &set, None);
-            Ok::<_, Error>((h.finalize().into(), changed))
+            Ok::<_, Error>((got.sha256, got.changed))
         })();
         self.fs.release(fh);
         r
@@ -337,25 +342,10 @@ impl Target for MountTarget {
             .truncate(true)
             .mode(mode)
             .open(self.dir.join(rel))?;
-        let mut f = std::fs::File::open(src)?;
-        let before = f.metadata()?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            out.write_all(&buf[..n])?;
-        }
+        let got = read_hashed(src, |_, data| Ok(out.write_all(data)?))?;
         out.sync_all()?;
-        let after = std::fs::metadata(src)?;
-        let changed = after.len() != before.len()
-            || after.mtime() != before.mtime()
-            || after.mtime_nsec() != before.mtime_nsec();
-        let _ = out.set_modified(before.modified()?);
-        Ok((h.finalize().into(), changed))
+        let _ = out.set_modified(got.before.modified()?);
+        Ok((got.sha256, got.changed))
     }
 
     fn symlink(&mut self, rel: &Path, target: &[u8]) -> Result<()> {

@@ -340,6 +340,36 @@ pub fn ensure_user(name: &str) -> u32 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
+/// Creates group `name` if missing; needs root.
+pub fn ensure_group(name: &str) {
+    let _ = Command::new("groupadd").arg(name).output();
+}
+
+/// Creates local user `name` with a shell (for `as_user` scripts) if missing, and adds it to
+/// `groups`; needs root.
+pub fn ensure_shell_user(name: &str, groups: &[&str]) {
+    let _ = Command::new("useradd")
+        .args(["--no-create-home", "--shell", "/bin/sh", name])
+        .output();
+    if !groups.is_empty() {
+        run_ok(
+            Command::new("usermod")
+                .arg("-a")
+                .arg("-G")
+                .arg(groups.join(","))
+                .arg(name),
+        );
+    }
+}
+
+/// Runs `script` with /bin/sh as `user` (runuser).
+pub fn as_user(user: &str, script: &str) -> Output {
+    Command::new("runuser")
+        .args(["-u", user, "--", "sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
 /// `tutela status --json`'s entry for mountpoint `mnt`.
 pub fn status_of(mnt: &Path) -> serde_json::Value {
     status_in(run_ok(tutela().args(["status", "--json"])), mnt)
