@@ -297,6 +297,7 @@ pub enum ClientCmd {
     Info {
         /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The client's name (as `client list` shows it).
         name: String,
         #[command(flatten)]
         pass: PassArgs,
@@ -307,6 +308,7 @@ pub enum ClientCmd {
     Set {
         /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The client's name (as `client list` shows it).
         name: String,
         /// Retention: "7y" (after close), "18m after close", or a date 2033-12-31; "none"
         /// removes it.
@@ -330,6 +332,7 @@ pub enum ClientCmd {
     Close {
         /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The client's name (as `client list` shows it).
         name: String,
         #[arg(long, default_value = "matter closed")]
         reason: String,
@@ -343,6 +346,7 @@ pub enum ClientCmd {
     Reopen {
         /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The client's name (as `client list` shows it).
         name: String,
         #[arg(long)]
         reason: String,
@@ -353,6 +357,7 @@ pub enum ClientCmd {
     Hold {
         /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The client's name (as `client list` shows it).
         name: String,
         #[arg(long)]
         reason: String,
@@ -363,6 +368,7 @@ pub enum ClientCmd {
     Release {
         /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The client's name (as `client list` shows it).
         name: String,
         #[arg(long)]
         reason: String,
@@ -408,6 +414,7 @@ pub enum ClientCmd {
     Import {
         /// The vault: the directory that holds the encrypted files.
         vault: PathBuf,
+        /// The client's name (as `client list` shows it).
         name: String,
         /// The tree to import (a share, another encrypted filesystem's mount).
         src: PathBuf,
@@ -427,6 +434,7 @@ pub enum ClientCmd {
     },
     /// Check an erasure certificate's signature offline (no vault needed).
     VerifyCertificate {
+        /// The certificate (a JSON file `client shred` or `expire` wrote).
         file: PathBuf,
         /// The key it must be signed by (`tutela audit pubkey`).
         #[arg(long, value_name = "HEX")]
