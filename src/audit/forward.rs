@@ -144,7 +144,10 @@ impl Forward {
         }
     }
 
-    fn send(&mut self, msg: &str) {
+    /// Whether a socket is there to send to (connecting, at most every ten seconds, when
+    /// not). Asked before a message is built: with no log to take it, a record costs nothing
+    /// but this check.
+    fn connected(&mut self) -> bool {
         if self.sock.is_none() {
             let due = self
                 .last_try
@@ -160,6 +163,29 @@ impl Forward {
                     .ok();
             }
         }
+        if self.sock.is_none() {
+            self.dropped_one();
+            return false;
+        }
+        true
+    }
+
+    fn dropped_one(&mut self) {
+        self.dropped += 1;
+        if self
+            .last_warn
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            self.last_warn = Some(Instant::now());
+            log::warn!(
+                "system log at {} not taking audit messages: {} dropped so far (the audit log itself is complete)",
+                self.path.display(),
+                self.dropped
+            );
+        }
+    }
+
+    fn send(&mut self, msg: &str) {
         let sent = match &self.sock {
             Some(s) => match s.send(msg.as_bytes()) {
                 Ok(_) => true,
@@ -176,18 +202,7 @@ impl Forward {
             None => false,
         };
         if !sent {
-            self.dropped += 1;
-            if self
-                .last_warn
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
-            {
-                self.last_warn = Some(Instant::now());
-                log::warn!(
-                    "system log at {} not taking audit messages: {} dropped so far (the audit log itself is complete)",
-                    self.path.display(),
-                    self.dropped
-                );
-            }
+            self.dropped_one();
         }
     }
 
@@ -202,7 +217,7 @@ impl Forward {
 
     /// Sends one record (when records are forwarded).
     pub fn record(&mut self, r: &Record, seq: u64, chain: &str) {
-        if !self.mode.records {
+        if !self.mode.records || !self.connected() {
             return;
         }
         // authpriv (10): notice (5) for what happened, warning (4) for a refusal.
@@ -265,7 +280,7 @@ impl Forward {
 
     /// Sends the head anchor (`why`: "seal", "unmount", "periodic"), unless it was sent already.
     pub fn anchor(&mut self, head: Anchor, why: &str) {
-        if self.mode.anchor_every.is_none() || self.sent_head == Some(head) {
+        if self.mode.anchor_every.is_none() || self.sent_head == Some(head) || !self.connected() {
             return;
         }
         self.sent_head = Some(head);
