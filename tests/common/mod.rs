@@ -27,6 +27,11 @@ pub fn bin() -> PathBuf {
 /// The tutela command with the fast test-only KDF.
 pub fn tutela() -> Command {
     let mut c = Command::new(bin());
+    // Commands write some files where they run (a shred's erasure certificate): never into
+    // the checkout.
+    let scratch = std::env::temp_dir().join("tutela-test-cwd");
+    let _ = std::fs::create_dir_all(&scratch);
+    c.current_dir(&scratch);
     c.env("TUTELA_TEST_INSECURE_KDF", "1");
     c.env_remove("RUST_LOG");
     c.stdin(std::process::Stdio::null());

@@ -374,24 +374,44 @@ pub fn certify(
         remains: remains(v, oldest_backup),
     };
     let bytes = lc::sign_certificate(&c, &v.report_seed())?;
-    let path = match to {
-        Some(p) if p.is_dir() => p.join(default_name(name, now)),
-        Some(p) => p.to_path_buf(),
-        None => PathBuf::from(default_name(name, now)),
-    };
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&path)
-        .map_err(|e| {
-            Error::Usage(format!(
-                "the client is erased, but its certificate could not be written to {}: {e}",
-                path.display()
-            ))
-        })?;
+    let create = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(p)
+    };
+    // A named file was checked before the erasure; a default name takes the next free
+    // number (a second client of that name erased the same day): the erasure is done, its
+    // certificate must not be lost to a name clash.
+    let (path, opened) = match to.filter(|p| !p.is_dir()) {
+        Some(p) => (p.to_path_buf(), create(p)),
+        None => {
+            let dir = to.map_or_else(PathBuf::new, Path::to_path_buf);
+            let mut n = 1;
+            loop {
+                let base = default_name(name, now);
+                let file = if n == 1 {
+                    base
+                } else {
+                    base.replace(".json", &format!("-{n}.json"))
+                };
+                let p = dir.join(file);
+                match create(&p) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                    r => break (p, r),
+                }
+            }
+        }
+    };
+    let mut f = opened.map_err(|e| {
+        Error::Usage(format!(
+            "the client is erased, but its certificate could not be written to {}: {e}",
+            path.display()
+        ))
+    })?;
     f.write_all(&bytes)?;
     f.sync_all()?;
     Ok(path)
