@@ -132,15 +132,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             };
             tutela::offline::lifecycle::check_not_held(&zone.meta, &name)?;
             // What the certificate names, taken before the record goes.
-            let zone = tutela::format::zones::ZoneRecord {
-                id: zone.id,
-                key: tutela::crypto::secret::Key32::from_bytes([0; 32]),
-                name: zone.name.clone(),
-                path: zone.path.clone(),
-                retiring: None,
-                adopting: None,
-                meta: zone.meta.clone(),
-            };
+            let zone = crate::lifecycle::Erased::of(zone);
             if !yes {
                 confirm(
                     "shred destroys the client's files for good: confirm on a terminal, or pass --yes",

@@ -319,12 +319,30 @@ fn remains(v: &Vault, oldest_backup: Option<u64>) -> Vec<String> {
     out
 }
 
+/// What a certificate names of an erased client, taken from its zone record before the
+/// record goes.
+pub struct Erased {
+    pub id: tutela::crypto::Id,
+    pub path: String,
+    pub meta: tutela::format::zones::ClientMeta,
+}
+
+impl Erased {
+    pub fn of(z: &tutela::format::zones::ZoneRecord) -> Erased {
+        Erased {
+            id: z.id,
+            path: z.path.clone(),
+            meta: z.meta.clone(),
+        }
+    }
+}
+
 /// Writes the signed erasure certificate of a shred just done; returns its path.
 #[allow(clippy::too_many_arguments)]
 pub fn certify(
     v: &Vault,
     name: &str,
-    zone: &tutela::format::zones::ZoneRecord,
+    zone: &Erased,
     how: &str,
     files: u64,
     bytes: u64,
@@ -476,11 +494,10 @@ pub fn expire(vault: &Path, pass: &PassArgs, a: ExpireArgs) -> Result<()> {
     }
     let mut v = unlock(vault, pass)?;
     let now = now_ms();
-    let due: Vec<lc::DueEntry> = lc::due(&v.zones, now)?
+    let (due, rest): (Vec<lc::DueEntry>, Vec<lc::DueEntry>) = lc::due(&v.zones, now)?
         .into_iter()
-        .filter(|e| e.standing == Standing::Due)
-        .collect();
-    let held: Vec<String> = lc::due(&v.zones, now)?
+        .partition(|e| e.standing == Standing::Due);
+    let held: Vec<String> = rest
         .into_iter()
         .filter(|e| e.standing == Standing::Held)
         .map(|e| e.client)
@@ -553,15 +570,7 @@ pub fn expire(vault: &Path, pass: &PassArgs, a: ExpireArgs) -> Result<()> {
     }
     for e in due {
         let i = zone_index(&v, &e.client)?;
-        let zone = tutela::format::zones::ZoneRecord {
-            id: v.zones[i].id,
-            key: tutela::crypto::secret::Key32::from_bytes([0; 32]),
-            name: v.zones[i].name.clone(),
-            path: v.zones[i].path.clone(),
-            retiring: None,
-            adopting: None,
-            meta: v.zones[i].meta.clone(),
-        };
+        let zone = Erased::of(&v.zones[i]);
         let (files, bytes, live) = if let Some(d) = live_daemon(&v)? {
             let (files, bytes) = tutela::offline::clients::list(&v)?
                 .into_iter()
