@@ -72,6 +72,19 @@ fn retention_runs_out_under_a_faked_clock_and_a_hold_keeps_a_client() {
     let Some(v) = vault_with_clients() else {
         return;
     };
+    // Taking a client on opens its matter: the date is there from `client add` on.
+    let info: serde_json::Value = serde_json::from_str(&ok(tv_at(
+        &v,
+        None,
+        &["client", "info", "cobalt", "--json"],
+    )))
+    .unwrap();
+    let opened = info["meta"]["opened_ms"].as_u64().expect("opened at add");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(now - opened < 600_000, "{info}");
     let certs = v.tmp.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
     ok(tv_at(
@@ -331,6 +344,29 @@ fn shred_on_a_live_mount_writes_its_certificate() {
         None,
         &["client", "release", "acme", "--reason", "withdrawn"],
     ));
+    // Metadata changes go through the daemon, which records them in the log it holds.
+    ok(tv_at(
+        &v,
+        None,
+        &["client", "set", "acme", "--ref", "M-2026-099"],
+    ));
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(tv_at(&v, None, &["client", "info", "acme", "--json"]))).unwrap();
+    assert_eq!(info["meta"]["reference"], "M-2026-099");
+    // (The daemon writes its records out every half second.)
+    common::wait_until(
+        || {
+            let log = ok(tv_at(&v, None, &["audit", "show"]));
+            [
+                ("client-hold", "subpoena"),
+                ("client-release", "withdrawn"),
+                ("client-set", "M-2026-099"),
+            ]
+            .iter()
+            .all(|(op, what)| log.lines().any(|l| l.contains(op) && l.contains(what)))
+        },
+        "hold, release and set in the live mount's audit log",
+    );
     let cert = v.tmp.path().join("acme-cert.json");
     let said = ok(tv_at(
         &v,
@@ -433,6 +469,12 @@ fn a_closed_matter_is_read_only_for_all_but_admins_live_and_at_the_next_mount() 
     let o = tv_at(&v, None, &["client", "close", "acme"]);
     assert_eq!(code(&o), exit::BUSY, "{}", text(&o));
     assert!(text(&o).contains("1 open file"), "{}", text(&o));
+    // ... and who holds it.
+    assert!(
+        text(&o).contains("held by tutela_lalice (pid "),
+        "{}",
+        text(&o)
+    );
     // runuser's child holds the file: end every process of alice's.
     let _ = Command::new("pkill").args(["-u", "tutela_lalice"]).output();
     let _ = holder.kill();
@@ -626,5 +668,158 @@ fn a_source_that_changes_during_the_import_is_named() {
     assert!(
         said.contains("changed while it was read") && said.contains("ledger.db"),
         "{said}"
+    );
+}
+
+/// A shred interrupted after the key is destroyed and before its certificate is written (a
+/// power cut, a killed terminal) does not lose the certificate: what it says was sealed into
+/// the vault before the key went, and the next client command writes it, marked as late,
+/// where the shred was told to; it verifies. Offline, then on a live mount.
+#[test]
+fn an_erasure_interrupted_before_its_certificate_still_gets_one() {
+    let Some(mut v) =
+        TestVault::new("an_erasure_interrupted_before_its_certificate_still_gets_one")
+    else {
+        return;
+    };
+    for (c, p) in [("acme", "/clients/acme"), ("bluebird", "/clients/bluebird")] {
+        ok(tv_at(&v, None, &["client", "add", c, "--path", p]));
+    }
+    ok(tv_at(
+        &v,
+        None,
+        &["client", "set", "acme", "--ref", "M-2026-014"],
+    ));
+    let crash = |v: &TestVault, name: &str, cert: &Path| {
+        let o = tutela()
+            .args(["client", "shred"])
+            .arg(&v.vault)
+            .args([name, "--yes", "--certificate"])
+            .arg(cert)
+            .arg("--passfile")
+            .arg(&v.passfile)
+            .env(tutela::faults::ENV, "shred-before-certificate:1")
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "the crash point: {}", text(&o));
+        assert!(!cert.exists(), "no certificate yet");
+        assert!(
+            v.vault.join("tutela.erasing").is_dir(),
+            "the draft is there"
+        );
+    };
+    let pubkey = ok(tv_at(&v, None, &["audit", "pubkey"]));
+    let pubkey = pubkey.trim();
+    let check = |cert: &Path, client: &str| {
+        let c: serde_json::Value = serde_json::from_slice(&std::fs::read(cert).unwrap()).unwrap();
+        let c = &c["certificate"];
+        assert_eq!(c["client"], client);
+        assert!(
+            c["late"]
+                .as_str()
+                .unwrap()
+                .contains("stopped before writing it"),
+            "{c}"
+        );
+        assert!(c["started_ms"].as_u64().unwrap() <= c["erased_ms"].as_u64().unwrap());
+        let o = tutela()
+            .args(["client", "verify-certificate"])
+            .arg(cert)
+            .args(["--pubkey", pubkey])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    // Offline.
+    let cert = v.tmp.path().join("acme-cert.json");
+    crash(&v, "acme", &cert);
+    let o = tv_at(&v, None, &["client", "list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("written now"), "{}", text(&o));
+    check(&cert, "acme");
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cert).unwrap()).unwrap();
+    assert_eq!(c["certificate"]["reference"], "M-2026-014");
+    assert!(
+        !v.vault.join("tutela.erasing").exists(),
+        "the draft is gone"
+    );
+    // Written once: the next command finds nothing to do.
+    let o = tv_at(&v, None, &["client", "list"]);
+    assert!(!text(&o).contains("written now"), "{}", text(&o));
+    // On a live mount (the daemon erased; the command stopped before the certificate).
+    v.mount();
+    std::fs::write(v.p("clients/bluebird/a.txt"), b"x").unwrap();
+    let cert = v.tmp.path().join("bluebird-cert.json");
+    crash(&v, "bluebird", &cert);
+    assert!(!v.p("clients/bluebird").exists());
+    let o = tv_at(&v, None, &["client", "due"]);
+    assert!(text(&o).contains("written now"), "{}", text(&o));
+    check(&cert, "bluebird");
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cert).unwrap()).unwrap();
+    assert!(c["certificate"]["destroyed"]
+        .to_string()
+        .contains("memory of the mount daemon"));
+    v.unmount();
+    let log = ok(tv_at(&v, None, &["audit", "show"]));
+    for want in ["client-shred", "started", "erasure-certificate"] {
+        assert!(log.contains(want), "{want}: {log}");
+    }
+}
+
+/// An expire stopped between one client's erasure and its certificate resumes: the next run
+/// writes that certificate first, then shreds what is still due, and every certificate
+/// verifies.
+#[test]
+fn an_interrupted_expire_resumes_with_every_certificate() {
+    let Some(v) = vault_with_clients() else {
+        return;
+    };
+    for c in ["acme", "bluebird"] {
+        ok(tv_at(
+            &v,
+            None,
+            &["client", "set", c, "--retain", "2020-01-01"],
+        ));
+    }
+    let certs = v.tmp.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let expire = |crash: bool| {
+        let mut c = tutela();
+        c.args(["client", "expire"])
+            .arg(&v.vault)
+            .args(["--yes", "--certificates"])
+            .arg(&certs)
+            .arg("--passfile")
+            .arg(&v.passfile);
+        if crash {
+            c.env(tutela::faults::ENV, "expire-before-certificate:1");
+        }
+        c.output().unwrap()
+    };
+    let o = expire(true);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(&certs).unwrap().count(), 0);
+    let o = expire(false);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("written now"), "{}", text(&o));
+    let mut names: Vec<String> = std::fs::read_dir(&certs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("acme-erased-") && names[1].starts_with("bluebird-erased-"));
+    for n in &names {
+        let o = tutela()
+            .args(["client", "verify-certificate"])
+            .arg(certs.join(n))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let o = ok(tv_at(&v, None, &["client", "list"]));
+    assert!(
+        o.contains("cobalt") && !o.contains("acme") && !o.contains("bluebird"),
+        "{o}"
     );
 }

@@ -404,3 +404,96 @@ fn directory_churn_on_a_scoped_mount_matches_a_model_after_remount() {
     let (code, out) = common::fsck(&v, &[]);
     assert_eq!(code, 0, "fsck found problems:\n{out}");
 }
+
+/// A closed matter is read-only on a scoped mount too. The client key cannot read the zone
+/// table, so the close reaches the scoped mount through `tutela.closed` (sealed under the
+/// policy key): at mount, and within a second when a sync tool brings the office's close
+/// while the contractor has it mounted. A list that does not open closes the folder (fail
+/// closed), and fsck names it and writes it again.
+#[test]
+fn a_closed_matter_is_read_only_on_a_scoped_mount_too() {
+    let Some((mut v, _)) = setup("scoped closed matter") else {
+        return;
+    };
+    let (vault, passfile) = (v.vault.clone(), v.passfile.clone());
+    let lifecycle = |verb: &str| {
+        run_ok(
+            tutela()
+                .args(["client", verb])
+                .arg(&vault)
+                .args(["acme", "--reason", "matter concluded", "--passfile"])
+                .arg(&passfile),
+        );
+    };
+    let list = v.vault.join("tutela.closed");
+    lifecycle("close");
+    let closed_copy = fs::read(&list).expect("a close writes tutela.closed");
+    v.mount_args(&["--client", "acme"]);
+    let brief = v.p("brief.txt");
+    let denied = |r: std::io::Result<()>| matches!(r, Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied);
+    let append = |p: &Path| {
+        use std::io::Write;
+        fs::OpenOptions::new()
+            .append(true)
+            .open(p)
+            .and_then(|mut f| f.write_all(b" more"))
+    };
+    assert_eq!(fs::read(&brief).unwrap(), b"acme's brief");
+    assert!(denied(append(&brief)), "a write in a closed matter");
+    assert!(denied(fs::write(v.p("new.txt"), b"x")), "a new file");
+    assert!(denied(fs::remove_file(v.p("letters/one.txt"))), "a delete");
+    v.unmount();
+    // Reopened: writable again.
+    lifecycle("reopen");
+    let reopened_copy = fs::read(&list).unwrap();
+    v.mount_args(&["--client", "acme"]);
+    append(&brief).unwrap();
+    // The office's close arrives by sync while mounted (renamed into place, as Syncthing does).
+    let arrive = |bytes: &[u8]| {
+        let tmp = vault.join(".syncthing.tutela.closed.tmp");
+        fs::write(&tmp, bytes).unwrap();
+        fs::rename(&tmp, &list).unwrap();
+    };
+    arrive(&closed_copy);
+    common::wait_until(
+        || denied(append(&brief)),
+        "the synced close on the scoped mount",
+    );
+    arrive(&reopened_copy);
+    common::wait_until(|| append(&brief).is_ok(), "the synced reopen");
+    // A list that does not open (damaged, or planted): read-only, not open.
+    arrive(b"TUTCLOSD\x01\x00not sealed under this vault's policy key");
+    common::wait_until(|| denied(append(&brief)), "fail closed on a bad list");
+    v.unmount();
+    let o = tutela()
+        .args(["fsck"])
+        .arg(&v.vault)
+        .args(["--repair", "--passfile"])
+        .arg(&v.passfile)
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("closed-clients list"), "{}", text(&o));
+    assert_eq!(
+        fs::read(&list).ok().map(|b| b.len()),
+        Some(reopened_copy.len())
+    );
+    v.mount_args(&["--client", "acme"]);
+    append(&brief).unwrap();
+    v.unmount();
+    let o = run_ok(
+        tutela()
+            .args(["audit", "show"])
+            .arg(&v.vault)
+            .arg("--passfile")
+            .arg(&v.passfile),
+    );
+    let log = text(&o);
+    for want in [
+        "/clients/acme/brief.txt",
+        "client-close",
+        "client-reopen",
+        "denied",
+    ] {
+        assert!(log.contains(want), "{want}: {log}");
+    }
+}

@@ -456,8 +456,10 @@ impl Live {
             let open = self.fs.open_in_family(family);
             if open > 0 {
                 return Err(Error::Busy(format!(
-                    "client '{name}' has {open} open file{}: its users must close {} before the matter closes",
+                    "client '{name}' has {open} open file{} (held by {}): {} must close {} before the matter closes",
                     if open == 1 { "" } else { "s" },
+                    holders(&self.fs.openers_in_family(family)),
+                    if open == 1 { "its user" } else { "their users" },
                     if open == 1 { "it" } else { "them" }
                 )));
             }
@@ -466,8 +468,17 @@ impl Live {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        let before = crate::policy::closed::of_zones(&v.zones);
         v.zones[i].meta.closed_ms = (!reopen).then_some(at.unwrap_or(now));
-        v.save()?;
+        let after = crate::policy::closed::of_zones(&v.zones);
+        let key = self
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .policy
+            .duplicate();
+        let (dir, vid) = (v.dir.clone(), v.config.vault_id);
+        crate::policy::closed::save_around(&dir, &key, &vid, (&before, &after), || v.save())?;
         self.fs.set_closed(crate::fs::closed_of(&v.zones));
         let path = v.zones[i].path.clone();
         Ok((
@@ -477,6 +488,51 @@ impl Live {
                 format!("client '{name}' closed ({reason}): {path} is read-only for all but admins; its retention runs from now")
             },
             json!({ "client": name, "path": path, "closed": !reopen }),
+        ))
+    }
+
+    /// Changes client `name`'s life cycle metadata from `before` to `after`, unless it is
+    /// no longer `before` (someone changed it since the command read it).
+    fn set_meta(
+        &self,
+        name: &str,
+        before: &crate::format::zones::ClientMeta,
+        after: &crate::format::zones::ClientMeta,
+        detail: &str,
+    ) -> Answer {
+        self.writable()?;
+        if detail.chars().any(char::is_control) {
+            return Err(Error::Usage(
+                "the change's description has control characters".into(),
+            ));
+        }
+        let mut v = self.vault();
+        v.reload()?;
+        let i = v
+            .zones
+            .iter()
+            .skip(1)
+            .position(|z| z.name == name)
+            .map(|i| i + 1)
+            .ok_or_else(|| {
+                Error::Usage(format!("no client named '{name}' (see tutela client list)"))
+            })?;
+        if v.zones[i].meta != *before {
+            return Err(Error::Busy(format!(
+                "client '{name}' was changed since this command read it: run it again"
+            )));
+        }
+        // Closing and reopening has its own request (it moves the fence): not through here.
+        if after.closed_ms != before.closed_ms {
+            return Err(Error::Usage(
+                "a close or reopen goes through `tutela client close|reopen`".into(),
+            ));
+        }
+        v.zones[i].meta = after.clone();
+        v.save()?;
+        Ok((
+            format!("client '{name}': {detail}"),
+            json!({ "client": name, "meta": after }),
         ))
     }
 
@@ -761,6 +817,13 @@ impl Live {
                 reason,
                 closed_ms,
             } => self.close_client(name, *reopen, reason, *closed_ms),
+            Request::ClientMeta {
+                name,
+                before,
+                after,
+                detail,
+                ..
+            } => self.set_meta(name, before, after, detail),
             Request::Rekey { client } => self.rekey(client, progress),
             Request::RekeyResume => self.resume(progress),
             Request::RekeyAll {
@@ -778,6 +841,7 @@ impl Live {
             Request::ClientExport { name, .. }
             | Request::ClientShred { name }
             | Request::ClientClose { name, .. }
+            | Request::ClientMeta { name, .. }
             | Request::ClientLock { name, .. }
             | Request::ClientUnlock { name, .. }
             | Request::Rekey { client: name } => name.clone(),
@@ -800,6 +864,7 @@ impl Handler for Live {
             | Request::ClientExport { name, .. }
             | Request::ClientShred { name }
             | Request::ClientClose { name, .. }
+            | Request::ClientMeta { name, .. }
             | Request::ClientLock { name, .. }
             | Request::ClientUnlock { name, .. }
             | Request::Rekey { client: name } => name.clone(),
@@ -851,5 +916,33 @@ impl Handler for Live {
             "refused",
             Some(why.into()),
         );
+    }
+}
+
+/// Who holds a client's files open, for a refused close: `alice (pid 812, soffice.bin)`,
+/// one per process, at most eight named.
+fn holders(openers: &[(u32, u32)]) -> String {
+    const SHOWN: usize = 8;
+    let mut out: Vec<String> = openers
+        .iter()
+        .take(SHOWN)
+        .map(|&(uid, pid)| {
+            let user = crate::sys::user_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+            let prog = crate::sys::process_name(pid);
+            let user = crate::text::escape(&user);
+            if prog.is_empty() {
+                format!("{user} (pid {pid}, gone)")
+            } else {
+                format!("{user} (pid {pid}, {})", crate::text::escape(&prog))
+            }
+        })
+        .collect();
+    if openers.len() > SHOWN {
+        out.push(format!("{} more", openers.len() - SHOWN));
+    }
+    if out.is_empty() {
+        "nobody known".into()
+    } else {
+        out.join(", ")
     }
 }

@@ -474,6 +474,10 @@ pub fn mount_scoped(
     // The policy, as the config (which a client key cannot authenticate) says it should be:
     // a missing or foreign one refuses the mount, as on a full mount.
     let policy = load_scoped_policy(dir, &keys.policy_key)?;
+    // A closed matter is read-only here too: the list comes from `tutela.closed`, the one
+    // place a client key can read it (the zone table is sealed beyond it).
+    let mut closed = ScopedClosed::new(dir, config.vault_id, &keys);
+    closed.apply(&fs);
     let session = session_config(dir, &args);
     let Some(mut ready) = detach(&args)? else {
         return Ok(());
@@ -496,7 +500,7 @@ pub fn mount_scoped(
             running.fs.clone(),
             &dir.clone(),
             move || load_scoped_policy(&dir, &policy_key),
-            |_| {},
+            move |fs| closed.follow(fs),
             running.session.notifier(),
         )?;
     }
@@ -768,6 +772,93 @@ fn follow_policy(
     Ok(())
 }
 
+/// Whether a client-scoped mount's client is closed (`tutela.closed`), followed while
+/// mounted: a close or reopen on another mount takes effect here within a second.
+struct ScopedClosed {
+    file: PathBuf,
+    dir: PathBuf,
+    vault_id: crate::crypto::Id,
+    key: crate::crypto::secret::Key32,
+    zone: crate::crypto::Id,
+    path: String,
+    name: String,
+    stamp: Option<Stamp>,
+    closed: bool,
+}
+
+impl ScopedClosed {
+    fn new(
+        dir: &Path,
+        vault_id: crate::crypto::Id,
+        keys: &crate::vault::client_slots::ClientKeys,
+    ) -> ScopedClosed {
+        let file = dir.join(crate::policy::closed::FILE_NAME);
+        ScopedClosed {
+            stamp: file_stamp(&file),
+            file,
+            dir: dir.to_path_buf(),
+            vault_id,
+            key: keys.policy_key.duplicate(),
+            zone: keys.zone_id,
+            path: keys.path.clone(),
+            name: keys.name.clone(),
+            closed: false,
+        }
+    }
+
+    /// Reads the list and puts the verdict in force; a list that does not open closes the
+    /// folder (fail closed) and says why.
+    fn apply(&mut self, fs: &Fs) {
+        let (closed, why) =
+            crate::policy::closed::is_closed(&self.dir, &self.key, &self.vault_id, &self.zone);
+        if let Some(e) = why {
+            log::error!(
+                "{}: {e}; client '{}' is treated as closed (read-only) until a full mount \
+                 writes the list again",
+                crate::policy::closed::FILE_NAME,
+                self.name
+            );
+        }
+        fs.set_closed(if closed {
+            vec![(self.path.clone(), self.name.clone())]
+        } else {
+            Vec::new()
+        });
+        self.closed = closed;
+    }
+
+    fn follow(&mut self, fs: &Fs) {
+        let now = file_stamp(&self.file);
+        if now == self.stamp {
+            return;
+        }
+        self.stamp = now;
+        let was = self.closed;
+        self.apply(fs);
+        let closed = self.closed;
+        if closed != was {
+            fs.record_event(
+                if closed {
+                    "client-close"
+                } else {
+                    "client-reopen"
+                },
+                "ok",
+                Some(format!(
+                    "client '{}' {} (seen in {})",
+                    self.name,
+                    if closed {
+                        "closed: read-only for all but admins"
+                    } else {
+                        "reopened"
+                    },
+                    crate::policy::closed::FILE_NAME
+                )),
+            );
+        }
+    }
+}
+
 /// A client-scoped mount's policy: the stored one, read with the client key's policy key, as
 /// the config (read again, unauthenticated: the key cannot check it) binds it.
 fn load_scoped_policy(
@@ -805,6 +896,21 @@ fn serve(
     let pending = !vault.rekey_pending().is_empty();
     let socket = crate::daemon::control::socket_path(&vault.config.vault_id);
     let shared_keys = keep.keys.clone();
+    // Scoped mounts read the closed clients from `tutela.closed`: put it right where a crash
+    // or an interrupted `rekey --all` left it behind the zone table.
+    if !args.read_only {
+        let key = shared_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .policy
+            .duplicate();
+        let closed = crate::policy::closed::of_zones(&vault.zones);
+        if let Err(e) =
+            crate::policy::closed::write(&vault.dir, &key, &vault.config.vault_id, &closed)
+        {
+            log::warn!("{}: {e}", crate::policy::closed::FILE_NAME);
+        }
+    }
     // What the daemon keeps of the vault: the zone table and the keys that save it, not the
     // master key.
     vault.forget_master()?;

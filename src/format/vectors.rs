@@ -82,6 +82,14 @@ pub const REPORT_SIGN_PUBLIC_VECTOR: &str =
 /// Its signature of the body `hello\n` (Ed25519 is deterministic).
 pub const REPORT_SIGNATURE_VECTOR: &str = "6a12874e5344174cfefbb72b2c7aab1d139daa4ecb442452573a34d996a54d10baf5c4c33b32e3c219a4c30d81b82ee66769258aab8088944c40924306f85907";
 
+/// The key sealing erasure drafts (FORMAT.md, "Erasures under way"): master key 00..1f,
+/// vault id 11×16 (computed independently with Python's `cryptography`).
+pub const ERASING_KEY_VECTOR: &str =
+    "b2d255fb80e1e6d9b0ce6f6f14a3b993228615e6af247a0213349e62d4783823";
+/// The closed-clients list's plaintext (FORMAT.md, "Closed clients"): zone 22×16 closed at
+/// 1700000000000 ms, zone 33×16 at 1 ms.
+pub const CLOSED_PLAIN_VECTOR: &str = "02000000222222222222222222222222222222220068e5cf8b010000333333333333333333333333333333330100000000000000";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +125,8 @@ mod tests {
                     REPLICA_ID_VECTOR,
                     REPLICA_GENESIS_VECTOR,
                     PRUNE_REPLICA_MAC_VECTOR,
+                    ERASING_KEY_VECTOR,
+                    CLOSED_PLAIN_VECTOR,
                 ]
                 .iter(),
             );
@@ -154,5 +164,17 @@ mod tests {
         let mut out = vec![0u8; sealed.len() - 28];
         c.open_block(3, &sealed, &mut out).unwrap();
         assert_eq!(out, b"hello, tutela");
+    }
+
+    #[test]
+    fn erasing_key_and_closed_list_vectors() {
+        let master = Key32::from_bytes(core::array::from_fn(|i| i as u8));
+        let k = crate::offline::pending_cert::key(&master, &[0x11; 16]);
+        assert_eq!(k.as_bytes().to_vec(), unhex(ERASING_KEY_VECTOR));
+        let list = vec![([0x22; 16], 1_700_000_000_000), ([0x33; 16], 1)];
+        assert_eq!(
+            crate::policy::closed::encode_plain(&list),
+            unhex(CLOSED_PLAIN_VECTOR)
+        );
     }
 }

@@ -39,7 +39,9 @@ pub(super) struct FileNode {
 pub(super) struct Handle {
     pub ino: u64,
     pub fd: OwnedFd,
-    node: Arc<FileNode>,
+    pub(super) node: Arc<FileNode>,
+    /// Who opened it (uid, pid): a refused `client close` names them.
+    pub(super) opener: (u32, u32),
     reads: Mutex<Stream>,
     writes: Mutex<Stream>,
 }
@@ -99,7 +101,7 @@ const DROPPED_MAX: usize = 256;
 
 #[derive(Default)]
 pub(super) struct OpenFiles {
-    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    pub(super) handles: Mutex<HashMap<u64, Arc<Handle>>>,
     pub(super) nodes: Mutex<HashMap<u64, (Arc<FileNode>, usize)>>,
     /// Inodes with ciphertext dropped behind a stream, oldest first. Outlives the handles:
     /// a file is typically streamed through one open and patched through the next.
@@ -481,7 +483,7 @@ impl Fs {
         Ok(FileCipher::new(&kdf::content_key(&z.key, &id), id))
     }
 
-    fn open_handle(&self, ino: u64, fd: OwnedFd) -> Result<u64> {
+    fn open_handle(&self, ino: u64, fd: OwnedFd, who: Option<&Subject>) -> Result<u64> {
         let zone = self.node_info(ino)?.2;
         // A file of a zone being shredded is not opened again.
         self.zone(zone)?;
@@ -493,6 +495,7 @@ impl Fs {
                 ino,
                 fd,
                 node,
+                opener: who.map_or((0, 0), |w| (w.uid, w.pid)),
                 reads: Mutex::default(),
                 writes: Mutex::default(),
             }),
@@ -536,12 +539,12 @@ impl Fs {
         }
     }
 
-    pub(super) fn open_inner(&self, _who: &Subject, ino: u64, flags: i32) -> Result<u64> {
+    pub(super) fn open_inner(&self, who: &Subject, ino: u64, flags: i32) -> Result<u64> {
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
             self.check_writable()?;
         }
         let fd = self.open_backing(ino, flags)?;
-        let fh = self.open_handle(ino, fd)?;
+        let fh = self.open_handle(ino, fd, Some(who))?;
         if flags & libc::O_TRUNC != 0 {
             self.truncate(ino, Some(fh), 0)?;
         }
@@ -614,7 +617,7 @@ impl Fs {
             zone,
             true,
         );
-        let fh = self.open_handle(attr.ino.0, created)?;
+        let fh = self.open_handle(attr.ino.0, created, Some(who))?;
         Ok((attr, fh))
     }
 
@@ -865,7 +868,7 @@ impl Fs {
         let (h, temp) = match fh.and_then(|f| self.files.handle(f)) {
             Some(h) => (h, None),
             None => {
-                let fh = self.open_handle(ino, self.open_backing(ino, libc::O_WRONLY)?)?;
+                let fh = self.open_handle(ino, self.open_backing(ino, libc::O_WRONLY)?, None)?;
                 (self.handle(Fh(fh))?, Some(Fh(fh)))
             }
         };

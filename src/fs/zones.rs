@@ -263,6 +263,22 @@ impl Fs {
             .count()
     }
 
+    /// Who holds files of zone family `family` open: (uid, pid) of each opener, once each.
+    pub fn openers_in_family(&self, family: usize) -> Vec<(u32, u32)> {
+        let zones = self.zones_now();
+        let mut out: Vec<(u32, u32)> = lock(&self.files.handles)
+            .values()
+            .filter(|h| {
+                let z = h.node.zone.load(Ordering::Relaxed);
+                zones.get(z).is_some_and(|z| z.family == family)
+            })
+            .map(|h| h.opener)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// From now on, lookups note when each zone was last used (`--client-idle`).
     pub fn track_client_use(&self) {
         self.track_use.store(true, Ordering::Relaxed);

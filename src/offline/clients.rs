@@ -88,7 +88,7 @@ pub fn check_new(vault: &Vault, name: &str, path: &str) -> Result<String> {
     Ok(path)
 }
 
-/// The zone record of a new client. A folder that already holds files adopts them from
+/// The zone record of a new client, opened today. A folder that already holds files adopts them from
 /// `from` (the zone they are in now: client folders do not nest, so the root zone): the
 /// record keeps that zone's key as its retiring key until they are re-encrypted.
 pub fn new_record(name: &str, path: &str, from: Option<&ZoneRecord>) -> Result<ZoneRecord> {
@@ -99,7 +99,15 @@ pub fn new_record(name: &str, path: &str, from: Option<&ZoneRecord>) -> Result<Z
         path: path.to_string(),
         retiring: from.map(|z| z.key.duplicate()),
         adopting: from.map(|z| z.id),
-        meta: crate::format::zones::ClientMeta::default(),
+        // Taking a client on opens the matter: the date is recorded from the start (`client
+        // set --opened` corrects it for a matter opened before the client came into tutela).
+        meta: crate::format::zones::ClientMeta {
+            opened_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_millis() as u64),
+            ..Default::default()
+        },
     })
 }
 

@@ -256,6 +256,13 @@ pub struct Certificate {
     pub destroyed: Vec<String>,
     /// What may still hold the key, and so still read the client's files.
     pub remains: Vec<String>,
+    /// When the erasure began (its draft was written, before the key went).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// Set on a certificate written after an interruption (the erasure finished, its
+    /// certificate was not yet written): says so, and when it was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<String>,
 }
 
 pub const CERT_DOMAIN: &[u8] = b"tutela/v1/erasure-certificate";
@@ -390,6 +397,8 @@ mod tests {
             audit_anchor: None,
             destroyed: vec!["the zone table in tutela.conf".into()],
             remains: vec![],
+            started_ms: Some(1),
+            late: Some("written after an interruption".into()),
         };
         let f = sign_certificate(&c, &seed).unwrap();
         let (back, pk) = verify_certificate(&f, None).unwrap();
@@ -399,5 +408,10 @@ mod tests {
             .unwrap()
             .replace("\"files\": 3", "\"files\": 4");
         assert!(verify_certificate(forged.as_bytes(), None).is_err());
+        // Nor can the late note be dropped to pass it off as written on time.
+        let s = String::from_utf8(sign_certificate(&c, &seed).unwrap()).unwrap();
+        let dropped = s.replace(",\n    \"late\": \"written after an interruption\"", "");
+        assert_ne!(dropped, s);
+        assert!(verify_certificate(dropped.as_bytes(), None).is_err());
     }
 }

@@ -7,6 +7,7 @@ pub mod export;
 pub mod fsck;
 pub mod import;
 pub mod lifecycle;
+pub mod pending_cert;
 pub mod rekey;
 pub mod report;
 

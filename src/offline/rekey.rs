@@ -289,6 +289,19 @@ pub fn commit_all(
     faults::point("rekey-all-resealed");
     v.save()?;
     faults::point("rekey-all-committed");
+    // Client key slots made from now on hold the new policy key: the closed list they read
+    // is sealed under it (a crash before this leaves it to the next full mount).
+    if let Err(e) = crate::policy::closed::write(
+        &v.dir,
+        &v.policy_key(),
+        &v.config.vault_id,
+        &crate::policy::closed::of_zones(&v.zones),
+    ) {
+        log::warn!(
+            "{}: {e} (the next full mount writes it)",
+            crate::policy::closed::FILE_NAME
+        );
+    }
     Ok(())
 }
 

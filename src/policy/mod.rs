@@ -9,6 +9,7 @@
 //!   ordinary Unix modes; `default = "deny"` lets only admins in, except that a directory on
 //!   the way to a client the caller may read can be looked up and listed.
 
+pub mod closed;
 pub mod store;
 
 use serde::Deserialize;

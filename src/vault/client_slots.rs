@@ -189,7 +189,15 @@ impl Vault {
         };
         let slot = make(&keys, pass, self.slot_kdf())?;
         self.config.client_slots.push(slot);
-        self.save()
+        self.save()?;
+        // The closed clients as this key's scoped mounts will read them (sealed under the
+        // policy key the slot holds).
+        crate::policy::closed::write(
+            &self.dir,
+            &self.policy_key(),
+            &self.config.vault_id,
+            &crate::policy::closed::of_zones(&self.zones),
+        )
     }
 
     /// Labels must be unique across every kind of slot, and the config has room for so many.

@@ -125,14 +125,14 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 }
             }
             let mut v = unlock(&vault, &pass)?;
-            let Some(zone) = v.zones.iter().skip(1).find(|z| z.name == name) else {
+            crate::lifecycle::settle_drafts(&v);
+            let Some(i) = v.zones.iter().skip(1).position(|z| z.name == name) else {
                 return Err(Error::Usage(format!(
                     "no client named '{name}' (see tutela client list)"
                 )));
             };
-            tutela::offline::lifecycle::check_not_held(&zone.meta, &name)?;
-            // What the certificate names, taken before the record goes.
-            let zone = crate::lifecycle::Erased::of(zone);
+            let i = i + 1;
+            tutela::offline::lifecycle::check_not_held(&v.zones[i].meta, &name)?;
             if !yes {
                 confirm(
                     "shred destroys the client's files for good: confirm on a terminal, or pass --yes",
@@ -140,24 +140,23 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                     &name,
                 )?;
             }
-            if let Some(d) = live_daemon(&v)? {
-                let (files, bytes) = tutela::offline::clients::list(&v)?
-                    .into_iter()
-                    .find(|c| c.name == name)
-                    .map_or((0, 0), |c| (c.files, c.bytes));
+            let daemon = live_daemon(&v)?;
+            // What the certificate says goes into the vault before the key goes.
+            let draft = crate::lifecycle::draft(
+                &v,
+                i,
+                "shred",
+                certificate.as_deref(),
+                oldest,
+                daemon.is_some(),
+            )?;
+            if let Some(d) = daemon {
                 let req = tutela::daemon::control::Request::ClientShred { name: name.clone() };
-                remote(d, &v, &req, false)?;
-                let cert = crate::lifecycle::certify(
-                    &v,
-                    &name,
-                    &zone,
-                    "shred",
-                    files,
-                    bytes,
-                    certificate.as_deref(),
-                    oldest,
-                    true,
-                )?;
+                if let Err(e) = remote(d, &v, &req, false) {
+                    return Err(crate::lifecycle::failed(&mut v, &draft, e));
+                }
+                tutela::faults::point("shred-before-certificate");
+                let cert = crate::lifecycle::certify(&v, &draft, None)?;
                 println!("erasure certificate: {}", cert.display());
                 return Ok(());
             }
@@ -171,9 +170,15 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             );
             bar.set_message(name.clone());
             bar.enable_steady_tick(Duration::from_millis(120));
+            offline_record_result(
+                &v,
+                "client-shred",
+                "started",
+                Some(format!("client '{name}' at {}", draft.folder)),
+            );
             let res = tutela::offline::clients::shred(&mut v, &name);
             bar.finish_and_clear();
-            let s = res?;
+            let s = res.map_err(|e| crate::lifecycle::failed(&mut v, &draft, e))?;
             offline_record(
                 &v,
                 "client-shred",
@@ -186,17 +191,8 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
                 "client '{name}' shredded: its key is destroyed and its {} files are deleted.",
                 s.files
             );
-            let cert = crate::lifecycle::certify(
-                &v,
-                &name,
-                &zone,
-                "shred",
-                s.files,
-                s.bytes,
-                certificate.as_deref(),
-                oldest,
-                false,
-            )?;
+            tutela::faults::point("shred-before-certificate");
+            let cert = crate::lifecycle::certify(&v, &draft, None)?;
             println!("erasure certificate: {}", cert.display());
             if v.keystore.is_none() {
                 println!("note: this vault keeps its keys in its config, so a backup of the vault taken before now still holds the key (see README, Client rights).");
@@ -297,6 +293,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
         }
         ClientCmd::List { vault, pass, json } => {
             let v = unlock(&vault, &pass)?;
+            crate::lifecycle::settle_drafts(&v);
             let list = tutela::offline::clients::list(&v)?;
             if json {
                 println!("{}", serde_json::json!({ "clients": list }));

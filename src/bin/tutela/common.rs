@@ -87,7 +87,13 @@ pub fn show_sync_notes(v: &Vault) {
 }
 
 pub fn offline_record(v: &Vault, op: &str, detail: Option<String>) {
+    offline_record_result(v, op, "ok", detail);
+}
+
+/// `offline_record` with another result (`started`, for a change recorded before it is made).
+pub fn offline_record_result(v: &Vault, op: &str, result: &str, detail: Option<String>) {
     let mut r = Record::now(op, "/");
+    r.result = result.into();
     r.user = tutela::sys::user_name(r.uid).unwrap_or_default();
     r.detail = detail;
     // While the vault is mounted the daemon holds the log and records the change itself.

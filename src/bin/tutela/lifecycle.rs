@@ -5,9 +5,11 @@ use crate::cli::PassArgs;
 use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tutela::daemon::control::MetaChange;
 use tutela::error::{Error, Result};
 use tutela::format::zones::Hold;
 use tutela::offline::lifecycle::{self as lc, Standing};
+use tutela::offline::pending_cert::Draft;
 use tutela::text::escape;
 use tutela::vault::Vault;
 
@@ -125,6 +127,7 @@ pub fn set(vault: &Path, pass: &PassArgs, name: &str, a: SetArgs) -> Result<()> 
     }
     let mut v = unlock(vault, pass)?;
     let i = zone_index(&v, name)?;
+    let before = v.zones[i].meta.clone();
     let m = &mut v.zones[i].meta;
     let mut changed = Vec::new();
     if let Some(r) = retain {
@@ -148,14 +151,38 @@ pub fn set(vault: &Path, pass: &PassArgs, name: &str, a: SetArgs) -> Result<()> 
             "nothing to set: give --retain, --ref, --responsible or --opened".into(),
         ));
     }
-    v.save()?;
-    offline_record(
-        &v,
-        "client-set",
-        Some(format!("client '{name}': {}", changed.join(", "))),
-    );
-    println!("client '{}': {}", escape(name), escape(&changed.join(", ")));
+    let detail = changed.join(", ");
+    if save_meta(&mut v, i, before, MetaChange::Set, &detail)? {
+        offline_record(&v, "client-set", Some(format!("client '{name}': {detail}")));
+    }
+    println!("client '{}': {}", escape(name), escape(&detail));
     Ok(())
+}
+
+/// Saves client `i`'s changed metadata: offline into the zone table, or, on a live mount,
+/// through its daemon (which records the change in the audit log it holds, and refuses if
+/// the metadata changed since `before` was read). True when the caller should write the
+/// audit record (offline).
+fn save_meta(
+    v: &mut Vault,
+    i: usize,
+    before: tutela::format::zones::ClientMeta,
+    change: MetaChange,
+    detail: &str,
+) -> Result<bool> {
+    if let Some(d) = live_daemon(v)? {
+        let req = tutela::daemon::control::Request::ClientMeta {
+            name: v.zones[i].name.clone(),
+            change,
+            before,
+            after: v.zones[i].meta.clone(),
+            detail: detail.to_string(),
+        };
+        tutela::daemon::control::client::call(d, &v.control_key(), &req, &mut |_| {})?;
+        return Ok(false);
+    }
+    v.save()?;
+    Ok(true)
 }
 
 /// `client close` / `client reopen`: offline in the zone table, or through the live mount's
@@ -196,8 +223,11 @@ pub fn close(
             if closed { "closed" } else { "open" }
         )));
     }
+    let before = tutela::policy::closed::of_zones(&v.zones);
     v.zones[i].meta.closed_ms = (!reopen).then(|| at.unwrap_or_else(now_ms));
-    v.save()?;
+    let after = tutela::policy::closed::of_zones(&v.zones);
+    let (dir, key, vid) = (v.dir.clone(), v.policy_key(), v.config.vault_id);
+    tutela::policy::closed::save_around(&dir, &key, &vid, (&before, &after), || v.save())?;
     let op = if reopen {
         "client-reopen"
     } else {
@@ -223,6 +253,7 @@ pub fn hold(vault: &Path, pass: &PassArgs, name: &str, reason: &str, on: bool) -
     let mut v = unlock(vault, pass)?;
     let i = zone_index(&v, name)?;
     let (user, _) = me();
+    let before = v.zones[i].meta.clone();
     let m = &mut v.zones[i].meta;
     match (on, &m.hold) {
         (true, Some(h)) => {
@@ -248,9 +279,14 @@ pub fn hold(vault: &Path, pass: &PassArgs, name: &str, reason: &str, on: bool) -
         }
         (false, Some(_)) => m.hold = None,
     }
-    v.save()?;
-    let op = if on { "client-hold" } else { "client-release" };
-    offline_record(&v, op, Some(format!("client '{name}': {reason}")));
+    let (op, change) = if on {
+        ("client-hold", MetaChange::Hold)
+    } else {
+        ("client-release", MetaChange::Release)
+    };
+    if save_meta(&mut v, i, before, change, reason)? {
+        offline_record(&v, op, Some(format!("client '{name}': {reason}")));
+    }
     println!(
         "client '{}' {}",
         escape(name),
@@ -265,6 +301,7 @@ pub fn hold(vault: &Path, pass: &PassArgs, name: &str, reason: &str, on: bool) -
 
 pub fn due(vault: &Path, pass: &PassArgs, json: bool) -> Result<()> {
     let v = unlock(vault, pass)?;
+    settle_drafts(&v);
     let list = lc::due(&v.zones, now_ms())?;
     if json {
         println!(
@@ -319,38 +356,93 @@ fn remains(v: &Vault, oldest_backup: Option<u64>) -> Vec<String> {
     out
 }
 
-/// What a certificate names of an erased client, taken from its zone record before the
-/// record goes.
-pub struct Erased {
-    pub id: tutela::crypto::Id,
-    pub path: String,
-    pub meta: tutela::format::zones::ClientMeta,
+/// The draft of a certificate, taken from client `i`'s zone record before the record goes,
+/// and written into the vault (`pending_cert`) before the key goes: a crash between the
+/// erasure and the certificate does not lose the certificate.
+pub fn draft(
+    v: &Vault,
+    i: usize,
+    how: &str,
+    to: Option<&Path>,
+    oldest_backup: Option<u64>,
+    live: bool,
+) -> Result<Draft> {
+    let z = &v.zones[i];
+    let (files, bytes) = tutela::offline::clients::list(v)?
+        .into_iter()
+        .find(|c| c.name == z.name)
+        .map_or((0, 0), |c| (c.files, c.bytes));
+    let cwd = std::env::current_dir()?;
+    let (by_user, by_uid) = me();
+    let d = Draft {
+        client: z.name.clone(),
+        zone_id: z.id,
+        folder: z.path.clone(),
+        meta: z.meta.clone(),
+        how: how.to_string(),
+        files,
+        bytes,
+        to: to.map_or(cwd.clone(), |p| cwd.join(p)),
+        oldest_backup,
+        live,
+        started_ms: now_ms(),
+        by_user,
+        by_uid,
+    };
+    tutela::offline::pending_cert::write(v, &d)?;
+    Ok(d)
 }
 
-impl Erased {
-    pub fn of(z: &tutela::format::zones::ZoneRecord) -> Erased {
-        Erased {
-            id: z.id,
-            path: z.path.clone(),
-            meta: z.meta.clone(),
+/// After an erasure that failed: its draft goes unless the key is gone after all (then the
+/// draft is what writes its certificate). Returns `err`.
+pub fn failed(v: &mut Vault, d: &Draft, err: Error) -> Error {
+    if v.reload().is_ok() && v.zones.iter().any(|z| z.id == d.zone_id) {
+        let _ = tutela::offline::pending_cert::remove(v, &d.zone_id);
+    }
+    err
+}
+
+/// Writes the certificates of erasures that finished without one (a crash, a lost
+/// terminal), from their drafts; says so on stderr. Run by the client commands that open
+/// the vault for its clients' life cycle.
+pub fn settle_drafts(v: &Vault) {
+    let (done, bad) = tutela::offline::pending_cert::finished(v);
+    for why in bad {
+        eprintln!("tutela: warning: an erasure's certificate draft cannot be read: {why}");
+    }
+    for d in done {
+        let late = format!(
+            "The erasure began {} and had finished when tutela next opened the vault; this certificate was written then, from what was recorded before the key was destroyed, because the process that erased the client stopped before writing it.",
+            stamp(d.started_ms)
+        );
+        match certify(v, &d, Some(late)) {
+            Ok(path) => {
+                offline_record(
+                    v,
+                    "erasure-certificate",
+                    Some(format!(
+                        "client '{}': certificate of an interrupted erasure written to {}",
+                        d.client,
+                        path.display()
+                    )),
+                );
+                eprintln!(
+                    "tutela: client '{}' was erased by a command that stopped before writing its certificate; written now: {}",
+                    escape(&d.client),
+                    path.display()
+                );
+            }
+            Err(e) => eprintln!(
+                "tutela: warning: the certificate of client '{}''s erasure could not be written yet: {e}",
+                escape(&d.client)
+            ),
         }
     }
 }
 
-/// Writes the signed erasure certificate of a shred just done; returns its path.
-#[allow(clippy::too_many_arguments)]
-pub fn certify(
-    v: &Vault,
-    name: &str,
-    zone: &Erased,
-    how: &str,
-    files: u64,
-    bytes: u64,
-    to: Option<&Path>,
-    oldest_backup: Option<u64>,
-    live: bool,
-) -> Result<PathBuf> {
-    let (user, uid) = me();
+/// Writes the signed erasure certificate of an erasure done, from its draft (`late`: the
+/// certificate is written after an interruption); removes the draft; returns its path.
+pub fn certify(v: &Vault, d: &Draft, late: Option<String>) -> Result<PathBuf> {
     let now = now_ms();
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     // The log's head right after the erasure's record: where the evidence is.
@@ -367,29 +459,31 @@ pub fn certify(
             k.path.display()
         ));
     }
-    if live {
+    if d.live {
         destroyed.push("the key in the memory of the mount daemon serving the vault".into());
     }
     destroyed.push("the client's encrypted files in the vault directory (deleted)".into());
     let c = lc::Certificate {
         format: 1,
         vault_id: hex(&v.config.vault_id),
-        client: name.to_string(),
-        zone_id: hex(&zone.id),
-        folder: zone.path.clone(),
+        client: d.client.clone(),
+        zone_id: hex(&d.zone_id),
+        folder: d.folder.clone(),
         erased_ms: now,
         erased_at: stamp(now),
-        by_user: user,
-        by_uid: uid,
-        how: how.to_string(),
-        reference: zone.meta.reference.clone(),
-        retain: zone.meta.retain.clone(),
-        closed_ms: zone.meta.closed_ms,
-        files,
-        bytes,
+        by_user: d.by_user.clone(),
+        by_uid: d.by_uid,
+        how: d.how.clone(),
+        reference: d.meta.reference.clone(),
+        retain: d.meta.retain.clone(),
+        closed_ms: d.meta.closed_ms,
+        files: d.files,
+        bytes: d.bytes,
         audit_anchor: anchor,
         destroyed,
-        remains: remains(v, oldest_backup),
+        remains: remains(v, d.oldest_backup),
+        started_ms: Some(d.started_ms),
+        late: late.clone(),
     };
     let bytes = lc::sign_certificate(&c, &v.report_seed())?;
     use std::io::Write;
@@ -404,6 +498,13 @@ pub fn certify(
     // A named file was checked before the erasure; a default name takes the next free
     // number (a second client of that name erased the same day): the erasure is done, its
     // certificate must not be lost to a name clash.
+    let mut to = d.to.as_path();
+    if late.is_some() && !to.is_dir() && to.symlink_metadata().is_ok() {
+        // The interrupted command may have created the named file: never written over, the
+        // certificate takes the default name beside it.
+        to = to.parent().unwrap_or(Path::new("."));
+    }
+    let (name, to) = (&d.client, Some(to));
     let (path, opened) = match to.filter(|p| !p.is_dir()) {
         Some(p) => (p.to_path_buf(), create(p)),
         None => {
@@ -432,6 +533,9 @@ pub fn certify(
     })?;
     f.write_all(&bytes)?;
     f.sync_all()?;
+    if let Err(e) = tutela::offline::pending_cert::remove(v, &d.zone_id) {
+        eprintln!("tutela: warning: the erasure's draft stays in the vault: {e}");
+    }
     Ok(path)
 }
 
@@ -493,6 +597,7 @@ pub fn expire(vault: &Path, pass: &PassArgs, a: ExpireArgs) -> Result<()> {
         }
     }
     let mut v = unlock(vault, pass)?;
+    settle_drafts(&v);
     let now = now_ms();
     let (due, rest): (Vec<lc::DueEntry>, Vec<lc::DueEntry>) = lc::due(&v.zones, now)?
         .into_iter()
@@ -570,45 +675,44 @@ pub fn expire(vault: &Path, pass: &PassArgs, a: ExpireArgs) -> Result<()> {
     }
     for e in due {
         let i = zone_index(&v, &e.client)?;
-        let zone = Erased::of(&v.zones[i]);
-        let (files, bytes, live) = if let Some(d) = live_daemon(&v)? {
-            let (files, bytes) = tutela::offline::clients::list(&v)?
-                .into_iter()
-                .find(|c| c.name == e.client)
-                .map_or((0, 0), |c| (c.files, c.bytes));
+        let daemon = live_daemon(&v)?;
+        let d = draft(
+            &v,
+            i,
+            "expire",
+            a.certificates.as_deref(),
+            oldest,
+            daemon.is_some(),
+        )?;
+        if let Some(daemon) = daemon {
             let req = tutela::daemon::control::Request::ClientShred {
                 name: e.client.clone(),
             };
-            remote(d, &v, &req, false)?;
+            if let Err(e) = remote(daemon, &v, &req, false) {
+                return Err(failed(&mut v, &d, e));
+            }
             v.reload()?;
-            (files, bytes, true)
         } else {
-            let s = tutela::offline::clients::shred(&mut v, &e.client)?;
+            let what = format!(
+                "client '{}' at {}: retention ended ({})",
+                e.client,
+                d.folder,
+                e.retain.as_deref().unwrap_or("")
+            );
+            offline_record_result(&v, "client-shred", "started", Some(what.clone()));
+            let s = tutela::offline::clients::shred(&mut v, &e.client)
+                .map_err(|err| failed(&mut v, &d, err))?;
             offline_record(
                 &v,
                 "client-shred",
                 Some(format!(
-                    "client '{}' at {}: retention ended ({}): key destroyed, {} files ({} bytes) deleted",
-                    e.client,
-                    s.path,
-                    e.retain.as_deref().unwrap_or(""),
-                    s.files,
-                    s.bytes
+                    "{what}: key destroyed, {} files ({} bytes) deleted",
+                    s.files, s.bytes
                 )),
             );
-            (s.files, s.bytes, false)
-        };
-        let cert = certify(
-            &v,
-            &e.client,
-            &zone,
-            "expire",
-            files,
-            bytes,
-            a.certificates.as_deref(),
-            oldest,
-            live,
-        )?;
+        }
+        tutela::faults::point("expire-before-certificate");
+        let cert = certify(&v, &d, None)?;
         println!(
             "client '{}' shredded (retention ended); certificate: {}",
             escape(&e.client),

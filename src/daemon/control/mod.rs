@@ -52,6 +52,17 @@ pub enum Request {
         #[serde(default)]
         closed_ms: Option<u64>,
     },
+    /// Changes a client's life cycle metadata (`client set`, `hold`, `release`): the
+    /// command computed `after` from its copy of `before`; the daemon refuses if the zone
+    /// table says otherwise by now (a change made meanwhile is never undone). `change`
+    /// names it for the audit log: `set`, `hold` or `release`; `detail` says what.
+    ClientMeta {
+        name: String,
+        change: MetaChange,
+        before: crate::format::zones::ClientMeta,
+        after: crate::format::zones::ClientMeta,
+        detail: String,
+    },
     /// A new key for one client, re-encrypting its files while the mount serves them.
     Rekey {
         client: String,
@@ -84,6 +95,15 @@ pub enum Request {
         name: String,
         zone_wrap: String,
     },
+}
+
+/// Which life cycle change a `client-meta` request is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetaChange {
+    Set,
+    Hold,
+    Release,
 }
 
 /// A key slot on the wire (FORMAT.md "tutela.conf": the same fields).
@@ -214,6 +234,11 @@ impl Request {
             Request::ClientShred { .. } => "client-shred",
             Request::ClientClose { reopen: false, .. } => "client-close",
             Request::ClientClose { reopen: true, .. } => "client-reopen",
+            Request::ClientMeta { change, .. } => match change {
+                MetaChange::Set => "client-set",
+                MetaChange::Hold => "client-hold",
+                MetaChange::Release => "client-release",
+            },
             Request::Rekey { .. } | Request::RekeyResume => "rekey",
             Request::RekeyAll { .. } => "rekey-all",
         }

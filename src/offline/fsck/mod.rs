@@ -192,6 +192,35 @@ pub fn check_keeping(
             );
         }
     }
+    // The closed clients as scoped mounts read them must be the zone table's.
+    {
+        use crate::policy::closed;
+        let want = closed::of_zones(&vault.zones);
+        let key = vault.policy_key();
+        let found = closed::read(&vault.dir, &key, &vault.config.vault_id);
+        let wrong = match &found {
+            Ok(Some(list)) => (*list != want)
+                .then(|| "does not list the closed clients the zone table does".to_string()),
+            Ok(None) => {
+                (!want.is_empty()).then(|| "is missing, but some clients are closed".to_string())
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = wrong {
+            let repaired =
+                cx.repair && closed::write(&vault.dir, &key, &vault.config.vault_id, &want).is_ok();
+            cx.problem(
+                None,
+                Path::new(closed::FILE_NAME),
+                format!(
+                    "closed-clients list {why} (client-scoped mounts enforce it; a full mount \
+                     or fsck --repair writes it again)"
+                ),
+                false,
+                repaired,
+            );
+        }
+    }
     let rep = crate::audit::read_all(&vault.dir, &vault.audit_keys(), |_| {})?;
     cx.report.audit_records = rep.records();
     if let Some(bad) = rep.bad {
