@@ -824,6 +824,11 @@ impl Live {
                 detail,
                 ..
             } => self.set_meta(name, before, after, detail),
+            Request::Record {
+                what,
+                client,
+                detail,
+            } => self.record(who, what, client.as_deref(), detail),
             Request::Rekey { client } => self.rekey(client, progress),
             Request::RekeyResume => self.resume(progress),
             Request::RekeyAll {
@@ -845,7 +850,9 @@ impl Live {
             | Request::ClientLock { name, .. }
             | Request::ClientUnlock { name, .. }
             | Request::Rekey { client: name } => name.clone(),
-            Request::RekeyResume | Request::RekeyAll { .. } => return (String::new(), "/".into()),
+            Request::RekeyResume | Request::RekeyAll { .. } | Request::Record { .. } => {
+                return (String::new(), "/".into())
+            }
         };
         let path = self
             .vault()
@@ -857,8 +864,44 @@ impl Live {
     }
 }
 
+impl Live {
+    /// Writes a command's audit record (`Request::Record`).
+    fn record(&self, who: Caller, op: &str, client: Option<&str>, detail: &str) -> Answer {
+        if !record_ok(op, client, detail) {
+            return Err(Error::Usage("a malformed audit record".into()));
+        }
+        let path = client
+            .and_then(|c| {
+                self.vault()
+                    .zones
+                    .iter()
+                    .find(|z| z.name == c)
+                    .map(|z| z.path.clone())
+            })
+            .unwrap_or_else(|| "/".into());
+        self.fs.record_request(
+            &subject(who),
+            op,
+            &path,
+            client.unwrap_or(""),
+            "ok",
+            Some(detail.to_string()),
+        );
+        Ok(("recorded".into(), json!({ "op": op })))
+    }
+}
+
 impl Handler for Live {
     fn run(&self, who: Caller, req: Request, progress: &mut dyn FnMut(&str)) -> Answer {
+        if let Request::Record {
+            what,
+            client,
+            detail,
+        } = &req
+        {
+            // Waits for nothing: a record is not an operation on the vault.
+            return self.record(who, what, client.as_deref(), detail);
+        }
         let name = match &req {
             Request::ClientAdd { name, .. }
             | Request::ClientExport { name, .. }
@@ -868,7 +911,9 @@ impl Handler for Live {
             | Request::ClientLock { name, .. }
             | Request::ClientUnlock { name, .. }
             | Request::Rekey { client: name } => name.clone(),
-            Request::RekeyResume | Request::RekeyAll { .. } => String::new(),
+            Request::RekeyResume | Request::RekeyAll { .. } | Request::Record { .. } => {
+                String::new()
+            }
         };
         {
             // Checked before anything waits on the vault, which the running operation holds.
@@ -916,6 +961,41 @@ impl Handler for Live {
             "refused",
             Some(why.into()),
         );
+    }
+}
+
+/// Whether a command's record (`Request::Record`) may go into the log: an operation name of
+/// lowercase letters and dashes, text without control characters (a record is one line
+/// wherever it is shown or forwarded), within bounds.
+fn record_ok(op: &str, client: Option<&str>, detail: &str) -> bool {
+    let text_ok = |t: &str, max: usize| t.len() <= max && !t.chars().any(char::is_control);
+    !op.is_empty()
+        && op.len() <= 40
+        && op.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+        && text_ok(detail, 4096)
+        && client.is_none_or(|c| text_ok(c, 255))
+}
+
+#[cfg(test)]
+mod record_tests {
+    #[test]
+    fn a_commands_record_is_one_clean_line() {
+        use super::record_ok;
+        assert!(record_ok("client-import", None, "client 'acme': 3 files"));
+        assert!(record_ok("audit-report", Some("acme"), ""));
+        for (op, client, detail) in [
+            ("", None, "x"),
+            ("Client-Import", None, "x"),
+            ("client import", None, "x"),
+            ("x", None, "two\nlines"),
+            ("x", Some("a\u{1b}[31m"), "x"),
+            ("x", None, &"y".repeat(4097)[..]),
+        ] {
+            assert!(
+                !record_ok(op, client, detail),
+                "{op:?} {client:?} {detail:?}"
+            );
+        }
     }
 }
 

@@ -96,12 +96,31 @@ pub fn offline_record_result(v: &Vault, op: &str, result: &str, detail: Option<S
     r.result = result.into();
     r.user = tutela::sys::user_name(r.uid).unwrap_or_default();
     r.detail = detail;
-    // While the vault is mounted the daemon holds the log and records the change itself.
-    if let Err(e) = audit::append_offline(&v.dir, v.audit_keys(), &[r]) {
-        if !matches!(e, Error::Busy(_)) {
-            eprintln!("tutela: warning: could not write the audit record: {e}");
-        }
-    }
+    // While the vault is mounted the daemon holds the log: the record goes through it.
+    let e = match audit::append_offline(&v.dir, v.audit_keys(), std::slice::from_ref(&r)) {
+        Ok(()) => return,
+        Err(Error::Busy(busy)) => match live_daemon(v) {
+            Ok(Some(d)) => {
+                let req = tutela::daemon::control::Request::Record {
+                    what: r.op.clone(),
+                    client: None,
+                    detail: match (r.result.as_str(), r.detail) {
+                        ("ok", d) => d.unwrap_or_default(),
+                        (res, d) => format!("({res}) {}", d.unwrap_or_default()),
+                    },
+                };
+                match tutela::daemon::control::client::call(d, &v.control_key(), &req, &mut |_| {})
+                {
+                    Ok(_) => return,
+                    Err(e) => e,
+                }
+            }
+            Ok(None) => Error::Busy(busy),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    eprintln!("tutela: warning: could not write the audit record: {e}");
 }
 
 /// The control channel of the daemon serving `v`, if the vault is mounted. A mounted vault

@@ -35,8 +35,8 @@ pub fn run(a: Args<'_>) -> Result<()> {
         // Also clears segments an interrupted prune left behind.
         prune::execute(&keys, &plan)?;
     }
-    if go {
-        // While the vault is mounted, the daemon records it when it sees the checkpoint.
+    // While the vault is mounted, the daemon records it when it sees the checkpoint.
+    if go && tutela::daemon::mount::mount_of(&v.dir).is_none() {
         crate::common::offline_record(&v, "audit-prune", Some(plan.describe()));
     }
     if a.json {

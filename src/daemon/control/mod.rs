@@ -63,6 +63,16 @@ pub enum Request {
         after: crate::format::zones::ClientMeta,
         detail: String,
     },
+    /// An audit record a command made while the vault is mounted (the daemon holds the
+    /// log): `client import`, `audit report`, a late erasure certificate... Recorded as the
+    /// caller (its uid and pid from the kernel), with `what` as the record's operation
+    /// (lowercase letters and dashes) and `detail` as given.
+    Record {
+        what: String,
+        #[serde(default)]
+        client: Option<String>,
+        detail: String,
+    },
     /// A new key for one client, re-encrypting its files while the mount serves them.
     Rekey {
         client: String,
@@ -239,6 +249,7 @@ impl Request {
                 MetaChange::Hold => "client-hold",
                 MetaChange::Release => "client-release",
             },
+            Request::Record { .. } => "record",
             Request::Rekey { .. } | Request::RekeyResume => "rekey",
             Request::RekeyAll { .. } => "rekey-all",
         }
