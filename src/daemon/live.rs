@@ -976,29 +976,6 @@ fn record_ok(op: &str, client: Option<&str>, detail: &str) -> bool {
         && client.is_none_or(|c| text_ok(c, 255))
 }
 
-#[cfg(test)]
-mod record_tests {
-    #[test]
-    fn a_commands_record_is_one_clean_line() {
-        use super::record_ok;
-        assert!(record_ok("client-import", None, "client 'acme': 3 files"));
-        assert!(record_ok("audit-report", Some("acme"), ""));
-        for (op, client, detail) in [
-            ("", None, "x"),
-            ("Client-Import", None, "x"),
-            ("client import", None, "x"),
-            ("x", None, "two\nlines"),
-            ("x", Some("a\u{1b}[31m"), "x"),
-            ("x", None, &"y".repeat(4097)[..]),
-        ] {
-            assert!(
-                !record_ok(op, client, detail),
-                "{op:?} {client:?} {detail:?}"
-            );
-        }
-    }
-}
-
 /// Who holds a client's files open, for a refused close: `alice (pid 812, soffice.bin)`,
 /// one per process, at most eight named.
 fn holders(openers: &[(u32, u32)]) -> String {
@@ -1024,5 +1001,28 @@ fn holders(openers: &[(u32, u32)]) -> String {
         "nobody known".into()
     } else {
         out.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    #[test]
+    fn a_commands_record_is_one_clean_line() {
+        use super::record_ok;
+        assert!(record_ok("client-import", None, "client 'acme': 3 files"));
+        assert!(record_ok("audit-report", Some("acme"), ""));
+        for (op, client, detail) in [
+            ("", None, "x"),
+            ("Client-Import", None, "x"),
+            ("client import", None, "x"),
+            ("x", None, "two\nlines"),
+            ("x", Some("a\u{1b}[31m"), "x"),
+            ("x", None, &"y".repeat(4097)[..]),
+        ] {
+            assert!(
+                !record_ok(op, client, detail),
+                "{op:?} {client:?} {detail:?}"
+            );
+        }
     }
 }

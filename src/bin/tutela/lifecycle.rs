@@ -174,8 +174,8 @@ fn save_meta(
         let req = tutela::daemon::control::Request::ClientMeta {
             name: v.zones[i].name.clone(),
             change,
-            before,
-            after: v.zones[i].meta.clone(),
+            before: Box::new(before),
+            after: Box::new(v.zones[i].meta.clone()),
             detail: detail.to_string(),
         };
         tutela::daemon::control::client::call(d, &v.control_key(), &req, &mut |_| {})?;

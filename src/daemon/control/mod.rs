@@ -59,8 +59,8 @@ pub enum Request {
     ClientMeta {
         name: String,
         change: MetaChange,
-        before: crate::format::zones::ClientMeta,
-        after: crate::format::zones::ClientMeta,
+        before: Box<crate::format::zones::ClientMeta>,
+        after: Box<crate::format::zones::ClientMeta>,
         detail: String,
     },
     /// An audit record a command made while the vault is mounted (the daemon holds the
