@@ -506,6 +506,7 @@ impl Live {
                 "the change's description has control characters".into(),
             ));
         }
+        crate::offline::lifecycle::check_meta(after)?;
         let mut v = self.vault();
         v.reload()?;
         let i = v

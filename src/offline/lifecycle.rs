@@ -217,6 +217,29 @@ pub fn due(zones: &[ZoneRecord], now: u64) -> Result<Vec<DueEntry>> {
     zones.iter().skip(1).map(|z| standing(z, now)).collect()
 }
 
+/// Checks metadata that arrives from elsewhere (a control request): a retention rule that
+/// parses (one that does not would stop `due` and `expire` for every client), and short
+/// one-line texts.
+pub fn check_meta(m: &ClientMeta) -> Result<()> {
+    if let Some(r) = &m.retain {
+        parse_retain(r)?;
+    }
+    let texts = [
+        ("reference", m.reference.as_deref()),
+        ("responsible", m.responsible.as_deref()),
+        ("hold reason", m.hold.as_ref().map(|h| h.reason.as_str())),
+        ("hold by", m.hold.as_ref().map(|h| h.by.as_str())),
+    ];
+    for (what, t) in texts {
+        if t.is_some_and(|t| t.len() > 200 || t.chars().any(char::is_control)) {
+            return Err(Error::Usage(format!(
+                "{what}: at most 200 characters, no control characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses to destroy a client under legal hold, naming the hold.
 pub fn check_not_held(meta: &ClientMeta, name: &str) -> Result<()> {
     match &meta.hold {
@@ -413,5 +436,20 @@ mod tests {
         let dropped = s.replace(",\n    \"late\": \"written after an interruption\"", "");
         assert_ne!(dropped, s);
         assert!(verify_certificate(dropped.as_bytes(), None).is_err());
+    }
+
+    #[test]
+    fn metadata_from_a_request_is_checked() {
+        let mut m = ClientMeta {
+            retain: Some("7y after close".into()),
+            reference: Some("M-1".into()),
+            ..Default::default()
+        };
+        assert!(check_meta(&m).is_ok());
+        m.retain = Some("seven years".into());
+        assert!(check_meta(&m).is_err());
+        m.retain = None;
+        m.reference = Some("a\nb".into());
+        assert!(check_meta(&m).is_err());
     }
 }
