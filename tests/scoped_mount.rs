@@ -448,6 +448,16 @@ fn a_closed_matter_is_read_only_on_a_scoped_mount_too() {
     let reopened_copy = fs::read(&list).unwrap();
     v.mount_args(&["--client", "acme"]);
     append(&brief).unwrap();
+    // On this machine, vault-wide work waits for the scoped mount to go, and says why.
+    let o = tutela()
+        .args(["client", "close"])
+        .arg(&vault)
+        .args(["acme", "--reason", "x", "--passfile"])
+        .arg(&passfile)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), exit::BUSY, "{}", text(&o));
+    assert!(text(&o).contains("as client 'acme' alone"), "{}", text(&o));
     // The office's close arrives by sync while mounted (renamed into place, as Syncthing does).
     let arrive = |bytes: &[u8]| {
         let tmp = vault.join(".syncthing.tutela.closed.tmp");

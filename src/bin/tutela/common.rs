@@ -129,6 +129,22 @@ pub fn live_daemon(v: &Vault) -> Result<Option<std::os::unix::net::UnixStream>> 
     let Some(m) = tutela::daemon::mount::mount_of(&v.dir) else {
         return Ok(None);
     };
+    // A mount of one client's folder (`mount --client`) holds no vault keys and takes no
+    // client work: say so, not that its daemon is out of reach.
+    let canon = std::fs::canonicalize(&v.dir).unwrap_or_else(|_| v.dir.clone());
+    let scoped = tutela::daemon::status::live().into_iter().find_map(|d| {
+        let same = std::fs::canonicalize(&d.vault).is_ok_and(|c| c == canon);
+        same.then_some(d.client).flatten()
+    });
+    if let Some(client) = scoped {
+        return Err(Error::Busy(format!(
+            "the vault is mounted at {} as client '{}' alone (mount --client), which takes no \
+             vault-wide work: unmount it first (tutela unmount {})",
+            m.mountpoint.display(),
+            escape(&client),
+            m.mountpoint.display()
+        )));
+    }
     match tutela::daemon::control::client::connect(&v.config.vault_id) {
         Some(s) => Ok(Some(s)),
         None => Err(Error::Busy(format!(
