@@ -254,6 +254,19 @@ fn bad_input_gets_one_clear_line_and_its_exit_code_and_changes_nothing() {
             code: exit::PASSPHRASE_INPUT,
             says: "recovery key",
         },
+        Case {
+            what: "a client named by dots alone",
+            args: vec![
+                "client".into(),
+                "add".into(),
+                vault.clone(),
+                "..".into(),
+                "--passfile".into(),
+                pf.clone(),
+            ],
+            code: exit::USAGE,
+            says: "not dots alone",
+        },
     ];
     let mut cases = cases;
     // Every command that opens a vault, against every kind of bad vault or passphrase.

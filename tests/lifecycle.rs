@@ -40,13 +40,12 @@ fn vault_with_clients() -> Option<TestVault> {
         return None;
     }
     let v = TestVault::new_unmounted();
-    for (c, p) in [
-        ("acme", "/clients/acme"),
-        ("bluebird", "/clients/bluebird"),
-        ("cobalt", "/clients/cobalt"),
-    ] {
+    for (c, p) in [("acme", "/clients/acme"), ("bluebird", "/clients/bluebird")] {
         ok(tv_at(&v, None, &["client", "add", c, "--path", p]));
     }
+    // Without --path, a client's folder is /clients/NAME.
+    ok(tv_at(&v, None, &["client", "add", "cobalt"]));
+    assert!(ok(tv_at(&v, None, &["client", "list"])).contains("cobalt\t/clients/cobalt\t"));
     Some(v)
 }
 

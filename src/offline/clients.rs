@@ -39,12 +39,13 @@ pub const MAX_PATH: usize = libc::PATH_MAX as usize - 1;
 /// normalised path.
 pub fn check_new(vault: &Vault, name: &str, path: &str) -> Result<String> {
     if name.is_empty()
+        || name.chars().all(|c| c == '.')
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
     {
         return Err(Error::Usage(format!(
-            "client name '{}' may use letters, digits, '.', '_' and '-' only",
+            "client name '{}' may use letters, digits, '.', '_' and '-' only (not dots alone)",
             crate::text::escape(name)
         )));
     }

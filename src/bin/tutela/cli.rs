@@ -252,9 +252,9 @@ pub enum ClientCmd {
         vault: PathBuf,
         /// The client's name (as `client list` shows it).
         name: String,
-        /// The client's folder inside the vault, e.g. /clients/acme.
+        /// The client's folder inside the vault (default /clients/NAME).
         #[arg(long)]
-        path: String,
+        path: Option<String>,
         #[command(flatten)]
         pass: PassArgs,
     },

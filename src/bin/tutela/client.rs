@@ -14,6 +14,8 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             path,
             pass,
         } => {
+            // As `client import` does: a client's folder is under /clients unless said.
+            let path = path.unwrap_or_else(|| format!("/clients/{name}"));
             let mut v = unlock(&vault, &pass)?;
             if let Some(d) = live_daemon(&v)? {
                 let req = tutela::daemon::control::Request::ClientAdd {
