@@ -435,15 +435,7 @@ impl Live {
         self.writable()?;
         let mut v = self.vault();
         v.reload()?;
-        let i = v
-            .zones
-            .iter()
-            .skip(1)
-            .position(|z| z.name == name)
-            .map(|i| i + 1)
-            .ok_or_else(|| {
-                Error::Usage(format!("no client named '{name}' (see tutela client list)"))
-            })?;
+        let i = crate::offline::clients::zone_index(&v, name)?;
         let closed = v.zones[i].meta.closed_ms.is_some();
         if closed != reopen {
             return Err(Error::Usage(format!(
@@ -509,15 +501,7 @@ impl Live {
         crate::offline::lifecycle::check_meta(after)?;
         let mut v = self.vault();
         v.reload()?;
-        let i = v
-            .zones
-            .iter()
-            .skip(1)
-            .position(|z| z.name == name)
-            .map(|i| i + 1)
-            .ok_or_else(|| {
-                Error::Usage(format!("no client named '{name}' (see tutela client list)"))
-            })?;
+        let i = crate::offline::clients::zone_index(&v, name)?;
         if v.zones[i].meta != *before {
             return Err(Error::Busy(format!(
                 "client '{name}' was changed since this command read it: run it again"

@@ -168,12 +168,23 @@ pub fn add(
 
 /// The zone record of client `name`, or a usage error naming the command that lists them.
 pub fn zone_named<'a>(vault: &'a Vault, name: &str) -> Result<&'a ZoneRecord> {
+    Ok(&vault.zones[zone_index(vault, name)?])
+}
+
+/// Where client `name` is in the zone table (never 0, the root zone).
+pub fn zone_index(vault: &Vault, name: &str) -> Result<usize> {
     vault
         .zones
         .iter()
         .skip(1)
-        .find(|z| z.name == name)
-        .ok_or_else(|| Error::Usage(format!("no client named '{name}' (see tutela client list)")))
+        .position(|z| z.name == name)
+        .map(|i| i + 1)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no client named '{}' (see tutela client list)",
+                crate::text::escape(name)
+            ))
+        })
 }
 
 /// A read-only filesystem core over the vault, for offline commands.

@@ -306,7 +306,8 @@ pub fn sign_certificate(c: &Certificate, seed: &Key32) -> Result<Vec<u8>> {
     Ok(s.into_bytes())
 }
 
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+/// `N` bytes from exactly `2N` hex digits.
+pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
     }

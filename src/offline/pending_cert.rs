@@ -124,14 +124,7 @@ pub fn finished(v: &Vault) -> (Vec<Draft>, Vec<String>) {
 }
 
 fn unhex16(s: &str) -> Option<Id> {
-    if s.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    crate::offline::lifecycle::unhex::<16>(s)
 }
 
 #[cfg(test)]

@@ -128,12 +128,7 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             }
             let mut v = unlock(&vault, &pass)?;
             crate::lifecycle::settle_drafts(&v);
-            let Some(i) = v.zones.iter().skip(1).position(|z| z.name == name) else {
-                return Err(Error::Usage(format!(
-                    "no client named '{name}' (see tutela client list)"
-                )));
-            };
-            let i = i + 1;
+            let i = tutela::offline::clients::zone_index(&v, &name)?;
             tutela::offline::lifecycle::check_not_held(&v.zones[i].meta, &name)?;
             if !yes {
                 confirm(

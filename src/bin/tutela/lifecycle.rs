@@ -25,17 +25,7 @@ fn stamp(t: u64) -> String {
 }
 
 fn zone_index(v: &Vault, name: &str) -> Result<usize> {
-    v.zones
-        .iter()
-        .skip(1)
-        .position(|z| z.name == name)
-        .map(|i| i + 1)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "no client named '{}' (see tutela client list)",
-                escape(name)
-            ))
-        })
+    tutela::offline::clients::zone_index(v, name)
 }
 
 fn date_arg(flag: &str, s: &str) -> Result<u64> {
