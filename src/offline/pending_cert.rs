@@ -4,7 +4,9 @@
 //! `due` or `list` finds the draft, sees the key gone, and writes the certificate from it.
 //! A draft whose zone is still in the zone table is an erasure that did not happen (or is
 //! under way on a live mount): it is left alone, and the next shred of that client writes
-//! it again. Sealed (it names the client, its folder and matter) with AES-256-GCM-SIV under
+//! it again; so is, for an hour, a draft whose command still runs (a live shred between
+//! the daemon's erasure and the command's certificate; the hour bounds a reused pid).
+//! Sealed (it names the client, its folder and matter) with AES-256-GCM-SIV under
 //! HKDF-SHA256(master key, salt = vault id, info = `tutela/v1/erasing`), associated data
 //! `tutela/v1/erasing` ‖ vault id ‖ zone id (FORMAT.md, "Erasures under way").
 
@@ -39,6 +41,22 @@ pub struct Draft {
     pub started_ms: u64,
     pub by_user: String,
     pub by_uid: u32,
+    /// The erasing command's process: while it runs, its draft is its own to finish.
+    #[serde(default)]
+    pub pid: u32,
+}
+
+/// Whether the command that wrote a draft may still be at work on it: a process of its id
+/// named `tutela` runs, and the draft is less than an hour old (past that, the id more
+/// likely belongs to a later tutela process, a mount daemon say).
+fn still_running(d: &Draft) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_millis() as u64);
+    d.pid != 0
+        && d.pid != std::process::id()
+        && now.saturating_sub(d.started_ms) < 3_600_000
+        && crate::sys::process_name(d.pid) == "tutela"
 }
 
 pub fn key(master: &Key32, vault_id: &Id) -> Key32 {
@@ -115,6 +133,7 @@ pub fn finished(v: &Vault) -> (Vec<Draft>, Vec<String>) {
         match crate::sys::read_vault_file(&e.path(), MAX_LEN, false)
             .and_then(|b| open(&key, &v.config.vault_id, &zone, &b))
         {
+            Ok(d) if still_running(&d) => {}
             Ok(d) => done.push(d),
             Err(err) => bad.push(format!("{DIR_NAME}/{name}: {err}")),
         }
@@ -146,6 +165,7 @@ mod tests {
             started_ms: 1,
             by_user: "root".into(),
             by_uid: 0,
+            pid: 1,
         }
     }
 
@@ -163,6 +183,33 @@ mod tests {
         t[20] ^= 1;
         assert!(open(&k, &[2; 16], &[5; 16], &t).is_err());
         assert_eq!(unhex16(&hex(&[0xab; 16])), Some([0xab; 16]));
+        // A draft's own process is never "another one still at work", nor no process.
+        let mut d = draft();
+        d.pid = std::process::id();
+        assert!(!still_running(&d));
+        d.pid = 0;
+        assert!(!still_running(&d));
+        // Another process named tutela (a `sleep` under that name) with a fresh draft: its
+        // own; with a draft over an hour old: not (a reused pid).
+        let t = tempfile::tempdir().unwrap();
+        let fake = t.path().join("tutela");
+        std::fs::copy("/bin/sleep", &fake).unwrap();
+        let mut child = std::process::Command::new(&fake).arg("30").spawn().unwrap();
+        d.pid = child.id();
+        d.started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let running = still_running(&d);
+        d.started_ms -= 3_700_000;
+        let stale = still_running(&d);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(running && !stale);
+        assert!(!still_running(&Draft {
+            started_ms: d.started_ms + 3_700_000,
+            ..d
+        }));
         assert_eq!(unhex16("zz"), None);
     }
 }

@@ -378,6 +378,7 @@ pub fn draft(
         started_ms: now_ms(),
         by_user,
         by_uid,
+        pid: std::process::id(),
     };
     tutela::offline::pending_cert::write(v, &d)?;
     Ok(d)
