@@ -523,3 +523,56 @@ fn a_tampered_log_shows_in_the_report_and_the_review_names_unused_access() {
     assert!(body.contains("DID NOT VERIFY"), "{body}");
     assert!(body.contains("Problem:"), "{body}");
 }
+
+/// "Night access" is read on the practice's clock (`TZ`, else /etc/localtime), not UTC's: the
+/// same log, reported with a zone where now is midnight, flags the night; with one where it is
+/// noon, flags nothing; the flag names the zone and its offset.
+#[test]
+fn night_access_follows_the_local_time_zone() {
+    let Some(mut v) = TestVault::new("night_access_follows_the_local_time_zone") else {
+        return;
+    };
+    v.mount();
+    fs::write(v.p("brief.txt"), b"x").unwrap();
+    assert_eq!(fs::read(v.p("brief.txt")).unwrap(), b"x");
+    v.unmount();
+    let hour = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600)
+        % 24;
+    let nights = |local_hour: u64| {
+        // POSIX TZ "ZZZ-5" is UTC+5.
+        let off = (local_hour + 24 - hour) % 24;
+        let out = v.tmp.path().join(format!("night-{local_hour}.json"));
+        let o = tutela()
+            .args(["audit", "report"])
+            .arg(&v.vault)
+            .arg("--output")
+            .arg(&out)
+            .args(["--format", "json", "--passfile"])
+            .arg(&v.passfile)
+            .env("TZ", format!("ZZZ-{off}"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let j: serde_json::Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
+        let flags: Vec<String> = j["report"]["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "night access")
+            .map(|f| f["detail"].as_str().unwrap().to_string())
+            .collect();
+        (off, flags)
+    };
+    let (off, at_midnight) = nights(0);
+    assert_eq!(at_midnight.len(), 1, "{at_midnight:?}");
+    assert!(
+        at_midnight[0].contains(&format!("ZZZ-{off}, UTC+{off:02}:00")),
+        "{at_midnight:?}"
+    );
+    let (_, at_noon) = nights(12);
+    assert!(at_noon.is_empty(), "{at_noon:?}");
+}

@@ -25,6 +25,7 @@ mod dir;
 mod files;
 mod io;
 mod process;
+mod time;
 mod users;
 mod xattr;
 
@@ -33,6 +34,7 @@ pub use dir::*;
 pub use files::*;
 pub use io::*;
 pub use process::*;
+pub use time::*;
 pub use users::*;
 pub use xattr::*;
 
