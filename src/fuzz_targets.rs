@@ -97,11 +97,21 @@ pub fn name_decode(data: &[u8]) {
     }
 }
 
+/// The policy text, and the same bytes as the closed-clients list's plaintext (what opens
+/// from `tutela.closed`) and as the file itself.
 pub fn policy(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let resolve = |name: &str, _group: bool| name.len().is_multiple_of(3).then_some(1000);
         let _ = crate::policy::parse(text, "fuzz.toml", &resolve);
     }
+    if let Some(list) = crate::policy::closed::decode_plain(data) {
+        assert_eq!(
+            crate::policy::closed::encode_plain(&list),
+            data,
+            "closed list re-encoding differs"
+        );
+    }
+    let _ = crate::policy::closed::open(&Key32::from_bytes([7; 32]), &[1; 16], data);
 }
 
 /// One audit segment (as a file of the original chain and of a replica's, in a scratch log

@@ -59,7 +59,8 @@ pub fn encode_plain(closed: &Closed) -> Vec<u8> {
     p
 }
 
-fn decode_plain(p: &[u8]) -> Option<Closed> {
+/// The plaintext's list; `None` unless it is exactly a list.
+pub fn decode_plain(p: &[u8]) -> Option<Closed> {
     let mut r = crate::format::Reader::new(p);
     let n = r.u32("count").ok()? as usize;
     if p.len() != 4 + n.checked_mul(24)? {
