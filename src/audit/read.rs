@@ -153,24 +153,24 @@ pub fn read_all_anchored(
     let several = chains.len() > 1;
     // Heads seen by other replicas: (who saw it, when, what).
     let mut seen: Vec<(String, u64, Anchor)> = Vec::new();
-    let mut merged: Vec<Record> = Vec::new();
-    for c in chains {
+    let reports = if several {
+        merge_chains(&chains, keys, anchors, &mut seen, &mut each)
+    } else {
+        chains
+            .iter()
+            .map(|c| {
+                let label = c.label();
+                let mut one = |r: Record| {
+                    note_heads(&r, &label, &mut seen);
+                    each(r);
+                };
+                read_chain_inner(c, keys, anchors, false, &mut one)
+            })
+            .collect()
+    };
+    for (c, rep) in chains.into_iter().zip(reports) {
+        let rep = rep?;
         let label = c.label();
-        let mut collect = |r: Record| {
-            if r.op == REPLICA_HEADS {
-                for a in r.detail.iter().flat_map(|d| d.split_whitespace()) {
-                    if let Ok(a) = Anchor::parse(a) {
-                        seen.push((label.clone(), r.time_ms, a));
-                    }
-                }
-            }
-            if several {
-                merged.push(r);
-            } else {
-                each(r);
-            }
-        };
-        let rep = read_chain_inner(&c, keys, anchors, several, &mut collect)?;
         if log.bad.is_none() {
             log.bad = rep.bad.as_ref().map(|b| {
                 if several {
@@ -200,12 +200,86 @@ pub fn read_all_anchored(
     if log.bad.is_none() {
         log.bad = cross_check(&mut log, &seen);
     }
-    if several {
-        // Each chain is in time order already; a stable sort keeps ties in chain order.
-        merged.sort_by_key(|r| r.time_ms);
-        merged.into_iter().for_each(each);
-    }
     Ok(log)
+}
+
+/// Notes the heads another replica recorded of the chains it saw (`REPLICA_HEADS`).
+fn note_heads(r: &Record, label: &str, seen: &mut Vec<(String, u64, Anchor)>) {
+    if r.op == REPLICA_HEADS {
+        for a in r.detail.iter().flat_map(|d| d.split_whitespace()) {
+            if let Ok(a) = Anchor::parse(a) {
+                seen.push((label.to_string(), r.time_ms, a));
+            }
+        }
+    }
+}
+
+/// Records each chain's reader may run ahead of the merge: what a log of several chains holds
+/// in memory at once, per chain, however long the log.
+pub(crate) const MERGE_AHEAD: usize = 1024;
+
+/// Reads several chains at once, one thread each, and hands their records to `each` merged in
+/// time order (ties in chain order; each chain's own order is kept, so a chain whose clock
+/// went back stays as written). Memory stays bounded by `MERGE_AHEAD` records per chain,
+/// where collecting and sorting held the whole log.
+fn merge_chains(
+    chains: &[Chain],
+    keys: &Keys,
+    anchors: &[Anchor],
+    seen: &mut Vec<(String, u64, Anchor)>,
+    each: &mut dyn FnMut(Record),
+) -> Vec<Result<Report>> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    use std::sync::mpsc::{sync_channel, Receiver};
+    std::thread::scope(|scope| {
+        let mut readers = Vec::new();
+        let mut feeds: Vec<Receiver<Record>> = Vec::new();
+        for c in chains {
+            let (tx, rx) = sync_channel::<Record>(MERGE_AHEAD);
+            feeds.push(rx);
+            readers.push(scope.spawn(move || {
+                // A closed receiver (the merge stopped) ends the sends, not the verification.
+                let mut send = |r: Record| {
+                    let _ = tx.send(r);
+                };
+                read_chain_inner(c, keys, anchors, true, &mut send)
+            }));
+        }
+        // (time, chain index, arrival) -> the record, lowest first.
+        let mut heads = BinaryHeap::new();
+        let mut pending: Vec<Option<Record>> = (0..feeds.len()).map(|_| None).collect();
+        let mut arrival = 0u64;
+        for (i, f) in feeds.iter().enumerate() {
+            if let Ok(r) = f.recv() {
+                heads.push(Reverse((r.time_ms, i, arrival)));
+                arrival += 1;
+                pending[i] = Some(r);
+            }
+        }
+        // Heads noted per chain, then chain by chain (the order cross-checking reports in).
+        let mut noted: Vec<Vec<(String, u64, Anchor)>> = vec![Vec::new(); chains.len()];
+        let labels: Vec<String> = chains.iter().map(Chain::label).collect();
+        while let Some(Reverse((_, i, _))) = heads.pop() {
+            let Some(r) = pending[i].take() else { continue };
+            note_heads(&r, &labels[i], &mut noted[i]);
+            each(r);
+            if let Ok(next) = feeds[i].recv() {
+                heads.push(Reverse((next.time_ms, i, arrival)));
+                arrival += 1;
+                pending[i] = Some(next);
+            }
+        }
+        seen.extend(noted.into_iter().flatten());
+        readers
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or(Err(Error::Corrupt {
+                    what: "audit log (a chain's reader stopped)",
+                }))
+            })
+            .collect()
+    })
 }
 
 /// Checks the heads replicas recorded of each other's chains: the first contradiction.

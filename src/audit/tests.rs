@@ -466,3 +466,38 @@ fn record_spans_sealed(b: &[u8]) -> Vec<(usize, usize)> {
     }
     out
 }
+
+/// Several chains far longer than the merge reads ahead come out in one time order, ties in
+/// chain order, each chain's own order kept (a clock set back stays where it was written).
+#[test]
+fn long_chains_merge_in_time_order_without_holding_the_log() {
+    let t = tempfile::tempdir().unwrap();
+    let zone = [0xad; 16];
+    let n = 3 * super::read::MERGE_AHEAD as u64;
+    // The original chain at even times, the sealed chain at odd ones and at a tie.
+    let even: Vec<(u32, u64)> = (0..n).map(|i| (1, 10 + 2 * i)).collect();
+    let mut odd: Vec<(u32, u64)> = (0..n).map(|i| (2, 11 + 2 * i)).collect();
+    odd.push((3, 10 + 2 * (n - 1)));
+    session(t.path(), &even);
+    scoped_session(t.path(), &zone, &odd);
+    let mut times = Vec::new();
+    let mut uids = Vec::new();
+    let r = read_all(t.path(), &keys(), |r| {
+        if r.op == "open" {
+            times.push(r.time_ms);
+            uids.push(r.uid);
+        }
+    })
+    .unwrap();
+    assert!(r.bad.is_none(), "{r:?}");
+    assert_eq!(times.len() as u64, 2 * n + 1);
+    // The sealed chain's last record went back in time: it stays after its predecessor,
+    // last (sorting the collected log moved it before it).
+    assert_eq!(uids.last(), Some(&3));
+    assert_eq!(times.last(), Some(&(10 + 2 * (n - 1))));
+    let rest = &times[..times.len() - 1];
+    assert!(rest.windows(2).all(|w| w[0] <= w[1]));
+    // Ties between chains go in chain order: the original chain's record first.
+    let tie = times.iter().position(|&t| t == 10 + 2 * (n - 1)).unwrap();
+    assert_eq!(uids[tie], 1);
+}
