@@ -772,6 +772,16 @@ fn an_erasure_interrupted_before_its_certificate_still_gets_one() {
     for want in ["client-shred", "started", "erasure-certificate"] {
         assert!(log.contains(want), "{want}: {log}");
     }
+    // A new master key would leave a draft unreadable: rekey --all writes it first.
+    ok(tv_at(&v, None, &["client", "add", "cobalt"]));
+    let cert = v.tmp.path().join("cobalt-cert.json");
+    crash(&v, "cobalt", &cert);
+    let o = tv_at(&v, None, &["rekey", "--all", "--yes"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("written now"), "{}", text(&o));
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cert).unwrap()).unwrap();
+    assert_eq!(c["certificate"]["client"], "cobalt");
+    assert!(!v.vault.join("tutela.erasing").exists());
 }
 
 /// An expire stopped between one client's erasure and its certificate resumes: the next run

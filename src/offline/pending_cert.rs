@@ -196,6 +196,13 @@ mod tests {
         std::fs::copy("/bin/sleep", &fake).unwrap();
         let mut child = std::process::Command::new(&fake).arg("30").spawn().unwrap();
         d.pid = child.id();
+        // Until its exec, the child still bears the test's name.
+        for _ in 0..200 {
+            if crate::sys::process_name(d.pid) == "tutela" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         d.started_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

@@ -37,6 +37,11 @@ pub fn rekey(
             tutela::crypto::secret::Passphrase::new(Vec::new()),
         )
     };
+    if all && client.is_none() {
+        // Certificate drafts are sealed under a key of the master key this replaces: an
+        // erasure that lost its certificate gets it now, while the draft still opens.
+        crate::lifecycle::settle_drafts(&v);
+    }
     let label = v
         .unlocked_slot
         .and_then(|i| v.slot_labels().get(i).cloned())
