@@ -276,3 +276,55 @@ fn the_journal_receives_native_entries_named_tutela() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains(": 1 of this vault found"), "{}", text(&o));
 }
+
+/// A client-scoped mount (a contractor's key: no audit key) forwards too: its records without
+/// a path hash (it has no key for one) and with the path only when asked, and the anchors of
+/// its sealed chain, which the vault's keys check.
+#[test]
+fn a_scoped_mount_forwards_its_records_and_anchors() {
+    let Some(mut v) = TestVault::new("a_scoped_mount_forwards") else {
+        return;
+    };
+    if !common::need("rsyslogd", "a_scoped_mount_forwards") {
+        return;
+    }
+    run_ok(
+        tutela()
+            .args(["client", "add"])
+            .arg(&v.vault)
+            .args(["acme", "--passfile"])
+            .arg(&v.passfile),
+    );
+    let logdir = v.tmp.path().join("rsyslog");
+    fs::create_dir(&logdir).unwrap();
+    let rs = Rsyslog::start(&logdir);
+    let sock = rs.sock.to_str().unwrap().to_string();
+    v.mount_env(
+        &["--client", "acme", "--audit-syslog", "--anchor-every", "1s"],
+        &[("TUTELA_SYSLOG_SOCKET", &sock)],
+    );
+    fs::write(v.p("Acme merger memo.txt"), b"confidential").unwrap();
+    v.unmount();
+    let got = rs.received("why=\"unmount\"");
+    assert!(got.contains("op=\"create\""), "{got}");
+    assert!(got.contains("client 'acme' only"), "{got}");
+    assert!(!got.contains("key ''"), "{got}");
+    assert!(!got.contains("merger"), "a plaintext name went out: {got}");
+    assert!(
+        !got.contains("path_hash="),
+        "a scoped mount has no key to hash with: {got}"
+    );
+    assert!(got.contains("why=\"unmount\""), "{got}");
+    let o = verify(&v, &rs.out);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("of this vault found"), "{}", text(&o));
+    // With paths asked for, the path goes out.
+    v.mount_env(
+        &["--client", "acme", "--audit-syslog", "paths"],
+        &[("TUTELA_SYSLOG_SOCKET", &sock)],
+    );
+    fs::write(v.p("ledger.txt"), b"x").unwrap();
+    v.unmount();
+    let got = rs.received("ledger.txt");
+    assert!(got.contains("path=\"/clients/acme/ledger.txt\""), "{got}");
+}

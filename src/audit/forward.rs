@@ -45,7 +45,9 @@ pub struct Forward {
     sock: Option<UnixDatagram>,
     last_try: Option<Instant>,
     mode: Mode,
-    path_key: Key32,
+    /// The key of path hashes; none on a client-scoped mount (it holds no audit key), whose
+    /// records then carry no path unless the mode sends paths.
+    path_key: Option<Key32>,
     vault_hex: String,
     host: String,
     dropped: u64,
@@ -75,11 +77,12 @@ fn timestamp(ms: u64) -> String {
 
 impl Forward {
     /// Sends to `path`, a syslog socket (`/dev/log`), or with `journal` journald's native one.
+    /// `mac_key`: the audit MAC key path hashes derive from (None: no path hashes).
     pub fn new(
         path: PathBuf,
         journal: bool,
         vault_id: &Id,
-        mac_key: &Key32,
+        mac_key: Option<&Key32>,
         mode: Mode,
     ) -> Forward {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -93,7 +96,7 @@ impl Forward {
             sock: None,
             last_try: None,
             mode,
-            path_key: crate::crypto::kdf::derive(mac_key, vault_id, LABEL_PATH_HASH),
+            path_key: mac_key.map(|k| crate::crypto::kdf::derive(k, vault_id, LABEL_PATH_HASH)),
             vault_hex: vault_id.iter().map(|b| format!("{b:02x}")).collect(),
             host,
             dropped: 0,
@@ -107,15 +110,17 @@ impl Forward {
         self.mode
     }
 
-    /// The keyed hash of a path that records carry instead of the path.
-    pub fn path_hash(&self, path: &str) -> String {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.path_key.as_bytes())
-            .unwrap_or_else(|_| unreachable!());
+    /// The keyed hash of a path that records carry instead of the path (None without a key).
+    pub fn path_hash(&self, path: &str) -> Option<String> {
+        let key = self.path_key.as_ref()?;
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).ok()?;
         m.update(path.as_bytes());
-        m.finalize().into_bytes()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Some(
+            m.finalize().into_bytes()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
     }
 
     /// A journald native entry: `KEY=VALUE` lines (values never hold a newline here: every
@@ -236,9 +241,11 @@ impl Forward {
         if let Some(c) = &r.client {
             sd.push_str(&format!(" client=\"{}\"", sd_value(c)));
         }
-        sd.push_str(&format!(" path_hash=\"{}\"", self.path_hash(&r.path)));
-        if let Some(p2) = &r.path2 {
-            sd.push_str(&format!(" path2_hash=\"{}\"", self.path_hash(p2)));
+        if let Some(h) = self.path_hash(&r.path) {
+            sd.push_str(&format!(" path_hash=\"{h}\""));
+        }
+        if let Some(h) = r.path2.as_deref().and_then(|p2| self.path_hash(p2)) {
+            sd.push_str(&format!(" path2_hash=\"{h}\""));
         }
         if self.mode.paths {
             sd.push_str(&format!(" path=\"{}\"", sd_value(&r.path)));
@@ -263,7 +270,7 @@ impl Forward {
             crate::text::escape(&r.op),
             crate::text::escape(&r.result)
         );
-        let fields = [
+        let mut fields = vec![
             ("TUTELA_OP", crate::text::escape(&r.op).into_owned()),
             ("TUTELA_RESULT", crate::text::escape(&r.result).into_owned()),
             ("TUTELA_UID", r.uid.to_string()),
@@ -272,9 +279,11 @@ impl Forward {
                 "TUTELA_CLIENT",
                 crate::text::escape(r.client.as_deref().unwrap_or("")).into_owned(),
             ),
-            ("TUTELA_PATH_HASH", self.path_hash(&r.path)),
             ("TUTELA_SEQ", seq.to_string()),
         ];
+        if let Some(h) = self.path_hash(&r.path) {
+            fields.push(("TUTELA_PATH_HASH", h));
+        }
         self.emit(pri, &msg, &fields);
     }
 
@@ -351,7 +360,7 @@ mod tests {
             sock.clone(),
             false,
             &[3; 16],
-            &Key32::from_bytes([2; 32]),
+            Some(&Key32::from_bytes([2; 32])),
             mode,
         );
         let mut r = Record::by("open", "/clients/acme/x\"]\nforged.txt", 1000, 7);
@@ -373,7 +382,7 @@ mod tests {
         );
         assert!(!msg.contains("acme"), "a path went out in the clear: {msg}");
         assert!(!msg.contains('\n'));
-        assert!(msg.contains(&format!("path_hash=\"{}\"", f.path_hash(&r.path))));
+        assert!(msg.contains(&format!("path_hash=\"{}\"", f.path_hash(&r.path).unwrap())));
         // With paths: escaped so the structured data cannot be closed early.
         f.mode.paths = true;
         f.record(&r, 42, "r-0011223344556677");
@@ -411,7 +420,13 @@ mod tests {
             paths: false,
             anchor_every: Some(Duration::from_secs(60)),
         };
-        let mut f = Forward::new(sock, true, &[3; 16], &Key32::from_bytes([2; 32]), mode);
+        let mut f = Forward::new(
+            sock,
+            true,
+            &[3; 16],
+            Some(&Key32::from_bytes([2; 32])),
+            mode,
+        );
         let mut r = Record::by("create", "/memo.txt", 1000, 7);
         r.user = "alice".into();
         f.record(&r, 5, "r-0011223344556677");
@@ -452,7 +467,7 @@ mod tests {
             sock.clone(),
             false,
             &[3; 16],
-            &Key32::from_bytes([2; 32]),
+            Some(&Key32::from_bytes([2; 32])),
             mode,
         );
         let r = Record::by("open", "/x", 0, 1);

@@ -384,7 +384,7 @@ fn the_replica_genesis_matches_its_test_vector() {
 // ---- Sealed chains: a client-scoped mount writes without any of the vault's keys. ----
 
 fn scoped_session(dir: &Path, zone: &Id, recs: &[(u32, u64)]) {
-    let s = Sink::start_scoped(dir, keys().vault_id, zone, keys().public()).unwrap();
+    let s = Sink::start_scoped(dir, keys().vault_id, zone, keys().public(), None).unwrap();
     for (uid, t) in recs {
         let mut r = rec(*uid);
         r.time_ms = *t;

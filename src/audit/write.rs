@@ -454,12 +454,14 @@ impl Sink {
     }
 
     /// Starts writing the chain of a client-scoped mount of zone `zone_id`: sealed segments,
-    /// with no vault key (`public` is the vault's audit public key).
+    /// with no vault key (`public` is the vault's audit public key); `fwd` as for
+    /// `start_forwarding`.
     pub fn start_scoped(
         vault: &Path,
         vault_id: Id,
         zone_id: &Id,
         public: [u8; 32],
+        fwd: Option<super::forward::Forward>,
     ) -> Result<Sink> {
         let c = chain::local_scoped(vault, &vault_id, zone_id);
         let w = Writer::open(
@@ -469,15 +471,15 @@ impl Sink {
             Duration::from_secs(10),
             false,
         )?;
-        Self::with_writer(w)
+        Self::with_writer(w, fwd)
     }
 
-    fn with_writer(w: Writer) -> Result<Sink> {
+    fn with_writer(w: Writer, fwd: Option<super::forward::Forward>) -> Result<Sink> {
         let shared: Shared = std::sync::Arc::new((
             std::sync::Mutex::new(Queue::default()),
             std::sync::Condvar::new(),
         ));
-        let thread = spawn_writer(shared.clone(), w, None)?;
+        let thread = spawn_writer(shared.clone(), w, fwd)?;
         Ok(Sink {
             shared,
             thread: std::sync::Mutex::new(Some(thread)),

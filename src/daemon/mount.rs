@@ -58,9 +58,13 @@ pub fn parse_anchor_every(s: &str) -> std::result::Result<Option<Duration>, Stri
 }
 
 /// The audit forwarder a full mount's daemon starts with (`audit::forward`).
+/// What a mount sends to the system log (`--audit-syslog`, anchors). `mac`: the audit MAC
+/// key path hashes derive from; a client-scoped mount has none (its records carry no path
+/// unless `--audit-syslog paths`).
 fn forwarder(
     args: &MountArgs,
-    keys: &crate::audit::Keys,
+    vault_id: &crate::crypto::Id,
+    mac: Option<&crate::crypto::secret::Key32>,
 ) -> Option<crate::audit::forward::Forward> {
     if args.audit_syslog.is_none() && args.anchor_every.is_none() {
         return None;
@@ -83,8 +87,8 @@ fn forwarder(
     Some(crate::audit::forward::Forward::new(
         path,
         journal,
-        &keys.vault_id,
-        &keys.mac,
+        vault_id,
+        mac,
         crate::audit::forward::Mode {
             records: args.audit_syslog.is_some(),
             paths: args.audit_syslog == Some(true),
@@ -483,13 +487,26 @@ pub fn mount_scoped(
         return Ok(());
     };
     harden_daemon();
+    let fwd = forwarder(&args, &config.vault_id, None);
     let sink = open_sink(
-        crate::audit::Sink::start_scoped(dir, config.vault_id, &keys.zone_id, keys.audit_public),
+        crate::audit::Sink::start_scoped(
+            dir,
+            config.vault_id,
+            &keys.zone_id,
+            keys.audit_public,
+            fwd,
+        ),
         &args,
         &mut ready,
     )?;
     let name = keys.name.clone();
-    let key_label = format!("key '{}'", keys.label);
+    // (No label: the vault's passphrase or recovery key, from which only this client's keys
+    // were kept.)
+    let key_label = if keys.label.is_empty() {
+        "a vault passphrase, keeping this client's keys only".to_string()
+    } else {
+        format!("key '{}'", keys.label)
+    };
     let policy_key = keys.policy_key.duplicate();
     // Nothing else of the client key (but the zone key, inside the filesystem) is kept.
     drop(keys);
@@ -882,7 +899,7 @@ fn serve(
 ) -> Result<()> {
     harden_daemon();
     let audit_keys = keep.audit_keys();
-    let fwd = forwarder(&args, &audit_keys);
+    let fwd = forwarder(&args, &audit_keys.vault_id, Some(&audit_keys.mac));
     let sink = open_sink(
         crate::audit::Sink::start_forwarding(&keep.dir, audit_keys, fwd),
         &args,

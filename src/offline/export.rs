@@ -90,8 +90,13 @@ pub fn export_scoped(
         },
     )?;
     // The log first: an export that cannot be recorded is not made.
-    let sink =
-        crate::audit::Sink::start_scoped(dir, config.vault_id, &keys.zone_id, keys.audit_public)?;
+    let sink = crate::audit::Sink::start_scoped(
+        dir,
+        config.vault_id,
+        &keys.zone_id,
+        keys.audit_public,
+        None,
+    )?;
     let rep = export_from(&fs, "/", &keys.name, output, false, start, progress);
     let mut r = crate::audit::Record::now("client-export", &keys.path);
     r.user = crate::sys::user_name(r.uid).unwrap_or_default();
