@@ -328,3 +328,77 @@ fn a_scoped_mount_forwards_its_records_and_anchors() {
     let got = rs.received("ledger.txt");
     assert!(got.contains("path=\"/clients/acme/ledger.txt\""), "{got}");
 }
+
+/// Anchors kept in the system log from before a `rekey --all` (made under the key it
+/// replaced) are set aside, not reported as tampering: the rotation's record names the heads
+/// it superseded, and the re-sealed log must still reach them. Anchors from after it are
+/// checked as ever and still catch a cut.
+#[test]
+fn anchors_from_before_a_rekey_all_are_set_aside_and_later_ones_still_catch_a_cut() {
+    let Some(mut v) = TestVault::new("anchors_from_before_a_rekey_all") else {
+        return;
+    };
+    if !common::need("rsyslogd", "anchors_from_before_a_rekey_all") {
+        return;
+    }
+    let logdir = v.tmp.path().join("rsyslog");
+    fs::create_dir(&logdir).unwrap();
+    let rs = Rsyslog::start(&logdir);
+    let sock = rs.sock.to_str().unwrap().to_string();
+    let session = |v: &mut TestVault, name: &str| {
+        v.mount_env(
+            &["--audit-syslog", "--anchor-every", "1s"],
+            &[("TUTELA_SYSLOG_SOCKET", &sock)],
+        );
+        fs::write(v.p(name), b"x").unwrap();
+        v.unmount();
+    };
+    session(&mut v, "before.txt");
+    let got = rs.received("why=\"unmount\"");
+    assert!(got.contains("[tutela-anchor@32473 "), "{got}");
+    let o = run_ok(
+        tutela()
+            .args(["rekey"])
+            .arg(&v.vault)
+            .args(["--all", "--yes", "--passfile"])
+            .arg(&v.passfile),
+    );
+    let _ = o;
+    let o = verify(&v, &rs.out);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("made before a rekey --all"),
+        "{}",
+        text(&o)
+    );
+    // After it: new anchors are checked, and catch records cut off the end.
+    let before = fs::read_to_string(&rs.out)
+        .unwrap()
+        .matches("why=\"unmount\"")
+        .count();
+    session(&mut v, "after.txt");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fs::read_to_string(&rs.out)
+        .unwrap()
+        .matches("why=\"unmount\"")
+        .count()
+        == before
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = verify(&v, &rs.out);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("reached unchanged"), "{}", text(&o));
+    let chain = common::audit_chain_dir(&v.vault);
+    let mut segs: Vec<PathBuf> = fs::read_dir(&chain)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    fs::remove_file(segs.last().unwrap()).unwrap();
+    let o = verify(&v, &rs.out);
+    assert_eq!(code(&o), exit::AUDIT_TAMPERED, "{}", text(&o));
+}

@@ -218,8 +218,57 @@ pub fn run(v: &mut Vault, scope: Scope<'_>, tick: &mut dyn FnMut(RekeyStats)) ->
     Ok(out)
 }
 
-/// One chain's records, to be re-sealed into the same chain of the new log.
-pub type ChainRecords = Vec<(audit::Chain, Vec<Record>)>;
+/// The log to re-seal: each chain's records, for the same chain of the new log, and what the
+/// rotation's record says of the chains as they were (`Superseded`).
+pub struct ChainRecords {
+    pub chains: Vec<(audit::Chain, Vec<Record>)>,
+    pub superseded: Vec<Superseded>,
+}
+
+/// A chain's head before `rekey --all` re-sealed it. Anchors kept outside the vault from
+/// before the rotation were made under the replaced key and cannot be compared with the
+/// re-sealed log; the rotation's own record lists these heads so that `audit verify` can
+/// tell such anchors from a cut log, and can check that each re-sealed chain still reaches
+/// its old head. `renumbered`: the chain had been pruned, so its records are numbered from
+/// 0 again (only this exact head is then recognised).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superseded {
+    pub head: audit::anchor::Anchor,
+    pub renumbered: bool,
+}
+
+/// What the rotation's record says before the heads it supersedes.
+pub const SUPERSEDED: &str = "superseded heads:";
+
+/// The heads a `rekey-all` record lists (`HEAD` or `HEAD~` for a renumbered chain).
+pub fn superseded_in(detail: &str) -> Vec<Superseded> {
+    detail
+        .split_once(SUPERSEDED)
+        .map(|(_, list)| {
+            list.split_whitespace()
+                .filter_map(|t| {
+                    let (a, renumbered) = match t.strip_suffix('~') {
+                        Some(a) => (a, true),
+                        None => (t, false),
+                    };
+                    let head = audit::anchor::Anchor::parse(a).ok()?;
+                    Some(Superseded { head, renumbered })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Superseded {
+    /// Whether `a` was kept from before this rotation (made under the replaced key).
+    pub fn covers(&self, a: &audit::anchor::Anchor) -> bool {
+        if self.renumbered {
+            *a == self.head
+        } else {
+            a.chain == self.head.chain && a.seq <= self.head.seq
+        }
+    }
+}
 
 /// The audit log's records, chain by chain, to be carried over under a new master key: a
 /// damaged log is not carried over (it would be sealed as if intact). The heads replicas
@@ -232,10 +281,32 @@ pub fn read_log_for_reseal(dir: &Path, old: &audit::Keys) -> Result<ChainRecords
             "{bad}; rekey --all re-seals the log and will not carry a damaged one over (see tutela audit verify)"
         )));
     }
+    let superseded = rep
+        .chains
+        .iter()
+        .filter_map(|c| {
+            Some(Superseded {
+                head: c.report.head?,
+                renumbered: c.report.first_seq > 0,
+            })
+        })
+        .collect();
+    let mut superseded: Vec<Superseded> = superseded;
     let mut out = Vec::new();
     for c in rep.chains {
         let mut records = Vec::new();
         audit::read_chain(&c.chain, old, &[], |mut r| {
+            // What earlier rotations superseded is carried on, as exact heads only (their
+            // numbering is not the re-sealed log's), so that a prune of the records naming
+            // them does not turn the oldest anchors into alarms.
+            if r.op == "rekey-all" && r.result == "ok" {
+                for mut e in r.detail.as_deref().map(superseded_in).unwrap_or_default() {
+                    e.renumbered = true;
+                    if !superseded.contains(&e) {
+                        superseded.push(e);
+                    }
+                }
+            }
             r.replica = None;
             if r.op == audit::REPLICA_HEADS {
                 r.op = audit::REPLICA_HEADS_RESEALED.into();
@@ -244,7 +315,10 @@ pub fn read_log_for_reseal(dir: &Path, old: &audit::Keys) -> Result<ChainRecords
         })?;
         out.push((c.chain, records));
     }
-    Ok(out)
+    Ok(ChainRecords {
+        chains: out,
+        superseded,
+    })
 }
 
 /// Gives every zone a fresh key, keeping the old one as retiring (the walk uses it).
@@ -273,14 +347,20 @@ pub fn commit_all(
         // place.
         v.bind_policy(Some(store::digest(&sealed)));
     }
-    let total: usize = records.iter().map(|(_, r)| r.len()).sum();
+    let total: usize = records.chains.iter().map(|(_, r)| r.len()).sum();
+    let heads: Vec<String> = records
+        .superseded
+        .iter()
+        .map(|s| format!("{}{}", s.head, if s.renumbered { "~" } else { "" }))
+        .collect();
     rec.detail = Some(format!(
-        "new master key; {total} earlier records re-sealed, in {} chains",
-        records.len()
+        "new master key; {total} earlier records re-sealed, in {} chains; {SUPERSEDED} {}",
+        records.chains.len(),
+        heads.join(" ")
     ));
     let next = v.dir.join(AUDIT_NEXT);
     std::fs::create_dir_all(&next)?;
-    for (c, recs) in &records {
+    for (c, recs) in &records.chains {
         audit::append_to_chain(&next, &c.moved_to(&next), v.audit_keys(), recs)?;
     }
     // The rotation's own record goes where this copy writes.
@@ -333,4 +413,42 @@ fn finish(v: &mut Vault, tick: &mut dyn FnMut(RekeyStats), out: &mut Outcome) ->
     fs.rekey_cleanup()?;
     out.stats = total;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::anchor::Anchor;
+
+    #[test]
+    fn the_rotation_record_names_the_heads_it_supersedes() {
+        let kept = Anchor::of(None, 41, &[7; 32]);
+        let pruned = Anchor::of(Some([3; 8]), 900, &[8; 32]);
+        let detail = format!("new master key; 2 earlier records re-sealed, in 2 chains; {SUPERSEDED} {kept} {pruned}~");
+        let s = superseded_in(&detail);
+        assert_eq!(
+            s,
+            vec![
+                Superseded {
+                    head: kept,
+                    renumbered: false
+                },
+                Superseded {
+                    head: pruned,
+                    renumbered: true
+                }
+            ]
+        );
+        // A chain numbered as before: every anchor up to its old head is from before.
+        assert!(s[0].covers(&Anchor::of(None, 3, &[1; 32])));
+        assert!(s[0].covers(&kept));
+        assert!(!s[0].covers(&Anchor::of(None, 42, &[1; 32])));
+        assert!(!s[0].covers(&Anchor::of(Some([3; 8]), 3, &[1; 32])));
+        // A renumbered one: only its exact old head.
+        assert!(s[1].covers(&pruned));
+        assert!(!s[1].covers(&Anchor::of(Some([3; 8]), 899, &[8; 32])));
+        assert!(
+            superseded_in("new master key; 5 earlier records re-sealed, in 1 chains").is_empty()
+        );
+    }
 }

@@ -67,6 +67,34 @@ fn human(r: &Record) -> String {
 
 /// Each chain's head (the anchor to keep) and pruning point; with several chains (a vault
 /// mounted from copies on several machines), one line per chain first.
+/// The first chain that no longer reaches the head a `rekey --all` recorded for it (records
+/// cut off its end since), or that is gone.
+fn unreached_heads(
+    rep: &audit::LogReport,
+    superseded: &[tutela::offline::rekey::Superseded],
+) -> Option<String> {
+    superseded.iter().find_map(|s| {
+        let c = rep
+            .chains
+            .iter()
+            .find(|c| c.chain.replica == s.head.chain);
+        match c {
+            None => Some(format!(
+                "a rekey --all recorded the chain of head {}, which the log no longer holds (it was removed)",
+                s.head
+            )),
+            Some(c) if !s.renumbered && c.report.head.is_none_or(|h| h.seq < s.head.seq) => {
+                Some(format!(
+                    "{}: ends before record {}, which a rekey --all recorded it reached: records were cut off its end",
+                    c.chain.label(),
+                    s.head.seq
+                ))
+            }
+            Some(_) => None,
+        }
+    })
+}
+
 fn print_chains(rep: &audit::LogReport) {
     let several = rep.chains.len() > 1;
     for c in &rep.chains {
@@ -134,7 +162,46 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
                     }
                 }
             }
-            let rep = audit::read_all_anchored(&v.dir, &v.audit_keys(), &anchors, |_| {})?;
+            // A rekey --all re-sealed the log under a new key: anchors kept from before it
+            // cannot be compared, and its own record lists the heads it superseded.
+            // Every rotation's list sets anchors aside; only the latest one's is in the log's
+            // present numbering (a later rotation may renumber a pruned chain), so only it says
+            // which records each chain must still reach.
+            let rotations_of = |rotations: &mut Vec<Vec<tutela::offline::rekey::Superseded>>,
+                                r: &audit::Record| {
+                if r.op == "rekey-all" && r.result == "ok" {
+                    if let Some(d) = &r.detail {
+                        rotations.push(tutela::offline::rekey::superseded_in(d));
+                    }
+                }
+            };
+            let mut rotations = Vec::new();
+            let mut rep = audit::read_all_anchored(&v.dir, &v.audit_keys(), &anchors, |r| {
+                rotations_of(&mut rotations, &r)
+            })?;
+            let mut set_aside = 0;
+            if rep.bad.is_some() && !anchors.is_empty() {
+                // The read stopped at the first anchor that differs: the rotations' records
+                // may lie beyond it.
+                rotations.clear();
+                audit::read_all(&v.dir, &v.audit_keys(), |r| {
+                    rotations_of(&mut rotations, &r)
+                })?;
+                let superseded: Vec<_> = rotations.iter().flatten().copied().collect();
+                let (before_rekey, after): (Vec<_>, Vec<_>) = anchors
+                    .iter()
+                    .partition(|a| superseded.iter().any(|s| s.covers(a)));
+                if !before_rekey.is_empty() {
+                    let again = audit::read_all_anchored(&v.dir, &v.audit_keys(), &after, |_| {})?;
+                    if again.bad.is_none() {
+                        rep = again;
+                        set_aside = before_rekey.len() as u64;
+                    }
+                }
+            }
+            if rep.bad.is_none() {
+                rep.bad = unreached_heads(&rep, rotations.last().map_or(&[][..], |l| &l[..]));
+            }
             if let Some(bad) = &rep.bad {
                 return Err(Error::AuditTampered(format!(
                     "{bad} ({} records before it verified)",
@@ -155,9 +222,14 @@ pub fn audit(cmd: AuditCmd) -> Result<()> {
                     tutela::text::escape(c),
                 );
             }
-            let checked = anchors.len() as u64 - rep.anchors_pruned;
+            let checked = anchors.len() as u64 - rep.anchors_pruned - set_aside;
             if checked > 0 {
                 println!("anchors: {checked} reached unchanged");
+            }
+            if set_aside > 0 {
+                println!(
+                    "anchors: {set_aside} made before a rekey --all (under the key it replaced: nothing to compare; the re-sealed chains still reach every head it recorded)"
+                );
             }
             if rep.anchors_pruned > 0 {
                 println!(
