@@ -81,18 +81,38 @@ fn verify(v: &TestVault, export: &Path) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
-fn rsyslog_receives_every_record_and_the_anchors_catch_a_cut_log() {
-    let Some(mut v) = TestVault::new("rsyslog_receives_every_record") else {
-        return;
-    };
-    if !common::need("rsyslogd", "rsyslog_receives_every_record") {
-        return;
+/// A test vault (not mounted) and an rsyslogd of its own, with its socket's path; None when
+/// FUSE or rsyslogd is missing (reason printed).
+fn with_rsyslog(test: &str) -> Option<(TestVault, Rsyslog, String)> {
+    let v = TestVault::new(test)?;
+    if !common::need("rsyslogd", test) {
+        return None;
     }
     let logdir = v.tmp.path().join("rsyslog");
     fs::create_dir(&logdir).unwrap();
     let rs = Rsyslog::start(&logdir);
     let sock = rs.sock.to_str().unwrap().to_string();
+    Some((v, rs, sock))
+}
+
+/// Cuts the newest records off the log's end: its last segment goes.
+fn cut_newest_segment(v: &TestVault) {
+    let chain = common::audit_chain_dir(&v.vault);
+    let mut segs: Vec<PathBuf> = fs::read_dir(&chain)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    fs::remove_file(segs.last().unwrap()).unwrap();
+}
+
+#[test]
+fn rsyslog_receives_every_record_and_the_anchors_catch_a_cut_log() {
+    let Some((mut v, rs, sock)) = with_rsyslog("rsyslog_receives_every_record") else {
+        return;
+    };
     v.mount_env(
         &["--audit-syslog", "--anchor-every", "1s"],
         &[("TUTELA_SYSLOG_SOCKET", &sock)],
@@ -136,14 +156,6 @@ fn rsyslog_receives_every_record_and_the_anchors_catch_a_cut_log() {
 
     // Someone cuts the newest records off the log's end (the last segment): what is left
     // still chains, but the anchors in the system log name records it no longer holds.
-    let chain = common::audit_chain_dir(&v.vault);
-    let mut segs: Vec<PathBuf> = fs::read_dir(&chain)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    segs.sort();
     let plain = tutela()
         .args(["audit", "verify"])
         .arg(&v.vault)
@@ -152,7 +164,7 @@ fn rsyslog_receives_every_record_and_the_anchors_catch_a_cut_log() {
         .output()
         .unwrap();
     assert!(plain.status.success());
-    fs::remove_file(segs.last().unwrap()).unwrap();
+    cut_newest_segment(&v);
     let o = tutela()
         .args(["audit", "verify"])
         .arg(&v.vault)
@@ -172,16 +184,9 @@ fn rsyslog_receives_every_record_and_the_anchors_catch_a_cut_log() {
 
 #[test]
 fn paths_go_out_only_when_asked_and_a_missing_log_never_stops_the_mount() {
-    let Some(mut v) = TestVault::new("paths_go_out_only_when_asked") else {
+    let Some((mut v, rs, sock)) = with_rsyslog("paths_go_out_only_when_asked") else {
         return;
     };
-    if !common::need("rsyslogd", "paths_go_out_only_when_asked") {
-        return;
-    }
-    let logdir = v.tmp.path().join("rsyslog");
-    fs::create_dir(&logdir).unwrap();
-    let rs = Rsyslog::start(&logdir);
-    let sock = rs.sock.to_str().unwrap().to_string();
     v.mount_env(
         &["--audit-syslog", "paths"],
         &[("TUTELA_SYSLOG_SOCKET", &sock)],
@@ -282,12 +287,9 @@ fn the_journal_receives_native_entries_named_tutela() {
 /// its sealed chain, which the vault's keys check.
 #[test]
 fn a_scoped_mount_forwards_its_records_and_anchors() {
-    let Some(mut v) = TestVault::new("a_scoped_mount_forwards") else {
+    let Some((mut v, rs, sock)) = with_rsyslog("a_scoped_mount_forwards") else {
         return;
     };
-    if !common::need("rsyslogd", "a_scoped_mount_forwards") {
-        return;
-    }
     run_ok(
         tutela()
             .args(["client", "add"])
@@ -295,10 +297,6 @@ fn a_scoped_mount_forwards_its_records_and_anchors() {
             .args(["acme", "--passfile"])
             .arg(&v.passfile),
     );
-    let logdir = v.tmp.path().join("rsyslog");
-    fs::create_dir(&logdir).unwrap();
-    let rs = Rsyslog::start(&logdir);
-    let sock = rs.sock.to_str().unwrap().to_string();
     v.mount_env(
         &["--client", "acme", "--audit-syslog", "--anchor-every", "1s"],
         &[("TUTELA_SYSLOG_SOCKET", &sock)],
@@ -335,16 +333,9 @@ fn a_scoped_mount_forwards_its_records_and_anchors() {
 /// checked as ever and still catch a cut.
 #[test]
 fn anchors_from_before_a_rekey_all_are_set_aside_and_later_ones_still_catch_a_cut() {
-    let Some(mut v) = TestVault::new("anchors_from_before_a_rekey_all") else {
+    let Some((mut v, rs, sock)) = with_rsyslog("anchors_from_before_a_rekey_all") else {
         return;
     };
-    if !common::need("rsyslogd", "anchors_from_before_a_rekey_all") {
-        return;
-    }
-    let logdir = v.tmp.path().join("rsyslog");
-    fs::create_dir(&logdir).unwrap();
-    let rs = Rsyslog::start(&logdir);
-    let sock = rs.sock.to_str().unwrap().to_string();
     let session = |v: &mut TestVault, name: &str| {
         v.mount_env(
             &["--audit-syslog", "--anchor-every", "1s"],
@@ -390,15 +381,7 @@ fn anchors_from_before_a_rekey_all_are_set_aside_and_later_ones_still_catch_a_cu
     let o = verify(&v, &rs.out);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("reached unchanged"), "{}", text(&o));
-    let chain = common::audit_chain_dir(&v.vault);
-    let mut segs: Vec<PathBuf> = fs::read_dir(&chain)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    segs.sort();
-    fs::remove_file(segs.last().unwrap()).unwrap();
+    cut_newest_segment(&v);
     let o = verify(&v, &rs.out);
     assert_eq!(code(&o), exit::AUDIT_TAMPERED, "{}", text(&o));
 }
