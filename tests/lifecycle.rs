@@ -855,3 +855,29 @@ fn an_interrupted_expire_resumes_with_every_certificate() {
     assert!(!v.p("clients/bluebird").exists());
     v.unmount();
 }
+
+/// Someone with the backing directory plants a file, or a link to another directory, where
+/// erasure drafts go: the shred is refused before anything is erased (exit 25), and nothing
+/// is written through the link.
+#[test]
+fn a_planted_draft_directory_refuses_the_shred_before_the_erasure() {
+    let v = TestVault::new_unmounted();
+    ok(tv_at(&v, None, &["client", "add", "acme"]));
+    let drafts = v.vault.join("tutela.erasing");
+    let elsewhere = v.tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    for plant in ["file", "link"] {
+        if plant == "file" {
+            std::fs::write(&drafts, b"planted").unwrap();
+        } else {
+            std::os::unix::fs::symlink(&elsewhere, &drafts).unwrap();
+        }
+        let o = tv_at(&v, None, &["client", "shred", "acme", "--yes"]);
+        assert_eq!(code(&o), exit::UNSAFE_FILE, "{plant}: {}", text(&o));
+        assert!(text(&o).contains("Nothing was erased"), "{}", text(&o));
+        assert!(ok(tv_at(&v, None, &["client", "list"])).contains("acme"));
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        std::fs::remove_file(&drafts).unwrap();
+    }
+    ok(tv_at(&v, None, &["client", "shred", "acme", "--yes"]));
+}

@@ -95,7 +95,14 @@ pub fn open(key: &Key32, vault_id: &Id, zone: &Id, bytes: &[u8]) -> Result<Draft
 /// Writes the draft (durably: it must be on disk before the key goes).
 pub fn write(v: &Vault, d: &Draft) -> Result<()> {
     let dir = v.dir.join(DIR_NAME);
-    crate::sys::private_dir(&dir)?;
+    // A file or link planted under the name refuses the erasure before anything goes.
+    crate::sys::private_dir(&dir).map_err(|e| {
+        Error::UnsafeFile(format!(
+            "{}: {e}: not the directory tutela keeps erasure drafts in (planted?); remove it. \
+             Nothing was erased",
+            dir.display()
+        ))
+    })?;
     let bytes = seal(&key(v.master(), &v.config.vault_id), &v.config.vault_id, d)?;
     crate::sys::write_atomic(&dir, &hex(&d.zone_id), &bytes, 0o600)
 }
