@@ -474,19 +474,34 @@ fn a_closed_matter_is_read_only_for_all_but_admins_live_and_at_the_next_mount() 
         "{}",
         text(&o)
     );
-    // runuser's child holds the file: end every process of alice's.
+    // With --wait the close waits for her, saying who it waits for, and goes through once
+    // the file is closed (runuser's child holds it: every process of alice's ends).
+    let waiting = tutela()
+        .args(["client", "close"])
+        .arg(&v.vault)
+        .args([
+            "acme",
+            "--reason",
+            "matter concluded",
+            "--wait",
+            "30s",
+            "--passfile",
+        ])
+        .arg(&v.passfile)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let _ = Command::new("pkill").args(["-u", "tutela_lalice"]).output();
     let _ = holder.kill();
     let _ = holder.wait();
-    common::wait_until(
-        || {
-            code(&tv_at(
-                &v,
-                None,
-                &["client", "close", "acme", "--reason", "matter concluded"],
-            )) == 0
-        },
-        "the close once the file is closed",
+    let o = waiting.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("waiting: client 'acme' has 1 open file (held by tutela_lalice"),
+        "{}",
+        text(&o)
     );
     // Closed: alice reads but cannot change anything; the admin can.
     let o = as_user("tutela_lalice", &format!("echo more >> {f}"));

@@ -339,6 +339,10 @@ pub enum ClientCmd {
         /// The date the matter closed, when not today (YYYY-MM-DD).
         #[arg(long, value_name = "DATE")]
         date: Option<String>,
+        /// On a live mount with the client's files open: wait up to this long (e.g. 10m) for
+        /// their users to close them, saying who holds them, instead of refusing at once.
+        #[arg(long, value_name = "DURATION", value_parser = tutela::daemon::mount::parse_idle)]
+        wait: Option<std::time::Duration>,
         #[command(flatten)]
         pass: PassArgs,
     },

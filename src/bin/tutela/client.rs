@@ -226,14 +226,35 @@ pub fn client(cmd: ClientCmd) -> Result<()> {
             name,
             reason,
             date,
+            wait,
             pass,
-        } => crate::lifecycle::close(&vault, &pass, &name, &reason, date.as_deref(), false),
+        } => crate::lifecycle::close(
+            &vault,
+            &pass,
+            &name,
+            &reason,
+            crate::lifecycle::CloseHow {
+                date: date.as_deref(),
+                wait,
+                reopen: false,
+            },
+        ),
         ClientCmd::Reopen {
             vault,
             name,
             reason,
             pass,
-        } => crate::lifecycle::close(&vault, &pass, &name, &reason, None, true),
+        } => crate::lifecycle::close(
+            &vault,
+            &pass,
+            &name,
+            &reason,
+            crate::lifecycle::CloseHow {
+                date: None,
+                wait: None,
+                reopen: true,
+            },
+        ),
         ClientCmd::Hold {
             vault,
             name,

@@ -177,14 +177,22 @@ fn save_meta(
 
 /// `client close` / `client reopen`: offline in the zone table, or through the live mount's
 /// daemon, whose fence makes the folder read-only at once.
+/// How `close` goes: a close date other than today, how long to wait for open files (on a
+/// live mount), or a reopen.
+pub struct CloseHow<'a> {
+    pub date: Option<&'a str>,
+    pub wait: Option<Duration>,
+    pub reopen: bool,
+}
+
 pub fn close(
     vault: &Path,
     pass: &PassArgs,
     name: &str,
     reason: &str,
-    date: Option<&str>,
-    reopen: bool,
+    how: CloseHow<'_>,
 ) -> Result<()> {
+    let CloseHow { date, wait, reopen } = how;
     if reason.trim().is_empty() || reason.chars().any(char::is_control) {
         return Err(Error::Usage("--reason: say why, on one line".into()));
     }
@@ -196,14 +204,34 @@ pub fn close(
     }
     let mut v = unlock(vault, pass)?;
     let i = zone_index(&v, name)?;
-    if let Some(d) = live_daemon(&v)? {
+    if live_daemon(&v)?.is_some() {
         let req = tutela::daemon::control::Request::ClientClose {
             name: name.to_string(),
             reopen,
             reason: reason.to_string(),
             closed_ms: at,
         };
-        return remote(d, &v, &req, false);
+        // With --wait, a close refused for open files is asked again every second until
+        // they are closed or the time is up, saying who holds them when that changes.
+        let deadline = wait.map(|w| std::time::Instant::now() + w);
+        let mut said = String::new();
+        loop {
+            let d = live_daemon(&v)?.ok_or(Error::NotFound)?;
+            match remote(d, &v, &req, false) {
+                Err(Error::Daemon { code, msg: why })
+                    if code == tutela::error::exit::BUSY
+                        && why.contains("open file")
+                        && deadline.is_some_and(|t| std::time::Instant::now() < t) =>
+                {
+                    if why != said {
+                        eprintln!("tutela: waiting: {}", escape(&why));
+                        said = why;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                r => return r,
+            }
+        }
     }
     let closed = v.zones[i].meta.closed_ms.is_some();
     if closed != reopen {
