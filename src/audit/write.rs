@@ -428,17 +428,7 @@ impl Sink {
         keys: Keys,
         fwd: Option<super::forward::Forward>,
     ) -> Result<Sink> {
-        let w = Self::local_writer(vault, keys)?;
-        let shared: Shared = std::sync::Arc::new((
-            std::sync::Mutex::new(Queue::default()),
-            std::sync::Condvar::new(),
-        ));
-        let thread = spawn_writer(shared.clone(), w, fwd)?;
-        Ok(Sink {
-            shared,
-            thread: std::sync::Mutex::new(Some(thread)),
-            parked: std::sync::Mutex::new(None),
-        })
+        Self::with_writer(Self::local_writer(vault, keys)?, fwd)
     }
 
     /// A mount's writer of this copy's chain (waiting a little for a daemon just unmounted).
